@@ -1,0 +1,1 @@
+"""orchestration: Ray Tune sweeps, MLflow tracking, tables and the `compact-reid` CLI."""

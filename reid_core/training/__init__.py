@@ -1,0 +1,1 @@
+"""Training: learning-rate plan and optimizer (schedules), SWA/SWAG (swag)."""
