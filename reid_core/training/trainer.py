@@ -1,0 +1,436 @@
+"""The training loop: main phase (eq. 5), optional cyclic SWAG phase, evaluation, resume.
+
+`Trainer.run()` is a generator that yields one metrics dict per finished epoch, so the
+plain CLI (console + metrics.json) and orchestration (Ray report + MLflow) plug in
+without this module importing them. Contract: docs/CONTRACTS.md.
+
+Exact resume: every epoch re-seeds torch, numpy and random from (seed, epoch) and the PK
+sampler is positioned with set_epoch, so an epoch's batches and augmentations depend
+only on the seed and the epoch number; a checkpoint holds the model, optimiser,
+scheduler, SWAG moments and history, and a resumed run reaches the same weights as an
+uninterrupted one (on CPU; GPU kernels may be non-deterministic).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import TrainConfig, from_dict, to_dict, with_overrides
+from ..errors import CheckpointError, TrainingError
+from ..losses import ReIDLoss
+from ..models import HACNNFamily, build_model
+from .schedules import Plan, build_optimizer, build_plan, build_scheduler
+from .swag import SWAG, bma_embed, recompute_bn
+
+__all__ = ["Trainer", "pick_device", "load_weights", "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT"]
+
+CHECKPOINT_FORMAT = "compact-reid-checkpoint"
+WEIGHTS_FORMAT = "compact-reid-weights"
+_METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """`None`/'auto' = cuda when available, else cpu; an explicit 'cuda' without a GPU is an error."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return dev
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    random.seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**31)
+
+
+def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a weights file or a full checkpoint (both carry 'model' and 'config')."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for truncated/garbage files
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict) or obj.get("kind") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT) \
+            or "model" not in obj or "config" not in obj:
+        raise CheckpointError(f"{path}: not a compact-reid checkpoint or weights file")
+    return obj
+
+
+def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: checkpoint {va!r} vs this run {vb!r}")
+    return out
+
+
+class Trainer:
+    """One training run of a TrainConfig on a dataset folder (see module docstring)."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data_root: str | Path,
+        out_dir: str | Path,
+        device: str | None = None,
+        dataset_name: str = "auto",
+        log: Callable[[str], None] | None = print,
+    ) -> None:
+        from ..data import PKSampler, build_test_transform, build_train_transform, ImageDataset, load_dataset
+
+        self.log = log or (lambda _msg: None)
+        self.device = pick_device(device)
+        self.out_dir = Path(out_dir)
+        self.dataset = load_dataset(data_root, dataset_name)
+        self.data_root = str(data_root)
+        # The classifier size is the dataset's, whatever the preset said.
+        cfg = with_overrides(cfg, {"model.num_classes": self.dataset.num_train_pids})
+        self.cfg = cfg
+        self.plan: Plan = build_plan(cfg)
+        self.total_epochs = self.plan.total_epochs
+
+        _seed_all(cfg.seed)
+        self.model: HACNNFamily = build_model(cfg.model).to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = ReIDLoss(cfg.loss)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, self.plan)
+        self.swag = SWAG(self.model, var_clamp=cfg.swag.var_clamp) if cfg.swag.enabled else None
+
+        h, w = cfg.model.input_height, cfg.model.input_width
+        d = cfg.data
+        pids = [pid for _, pid, _ in self.dataset.train]
+        self.sampler = PKSampler(pids, p=d.p, k=d.k, seed=cfg.seed)
+        self.train_set = ImageDataset(self.dataset.train, build_train_transform(d, h, w))
+        test_tf = build_test_transform(h, w)
+        self.query_set = ImageDataset(self.dataset.query, test_tf)
+        self.gallery_set = ImageDataset(self.dataset.gallery, test_tf)
+
+        self.epoch = 0  # epochs finished
+        self.history: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] = {}
+        self.best: dict[str, Any] = {"rank1": -1.0, "epoch": 0, "state": None}
+        self._train_seconds = 0.0
+
+    # Loaders --------------------------------------------------------------------------
+    def _loader(self, dataset: Any, sampler: Any = None, shuffle: bool = False, batch_size: int | None = None,
+                epoch: int = 0) -> DataLoader:
+        workers = self.cfg.data.num_workers
+        gen = torch.Generator().manual_seed(_epoch_seed(self.cfg.seed, epoch))
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or self.cfg.data.p * self.cfg.data.k,
+            sampler=sampler,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=self.cuda,
+            drop_last=sampler is not None,
+            generator=gen,
+            persistent_workers=False,
+        )
+
+    def _train_loader(self, epoch: int) -> DataLoader:
+        self.sampler.set_epoch(epoch)
+        return self._loader(self.train_set, sampler=self.sampler, epoch=epoch)
+
+    def _bn_loader(self) -> Any:
+        """Training data for BatchNorm recomputation (SWA/SWAG), capped by swag.bn_batches."""
+        loader = self._train_loader(10_000_000 + self.epoch)
+        n = self.cfg.swag.bn_batches
+        if not n:
+            return loader
+        return _Take(loader, n)
+
+    # Evaluation -----------------------------------------------------------------------
+    def _embed_all(self, model: torch.nn.Module) -> torch.Tensor:
+        from ..evaluation import extract_features
+
+        bs = self.cfg.eval.batch_size
+        q, _, _ = extract_features(model, self._loader(self.query_set, batch_size=bs), self.device, flip=self.cfg.eval.flip)
+        g, _, _ = extract_features(model, self._loader(self.gallery_set, batch_size=bs), self.device, flip=self.cfg.eval.flip)
+        return torch.cat([torch.as_tensor(q), torch.as_tensor(g)])
+
+    def _score(self, embeddings: torch.Tensor) -> dict[str, float]:
+        from ..evaluation import compute_distance, evaluate
+
+        nq = len(self.dataset.query)
+        qf, gf = embeddings[:nq], embeddings[nq:]
+        dist = compute_distance(qf, gf)
+        q_pids = np.array([p for _, p, _ in self.dataset.query])
+        q_cams = np.array([c for _, _, c in self.dataset.query])
+        g_pids = np.array([p for _, p, _ in self.dataset.gallery])
+        g_cams = np.array([c for _, _, c in self.dataset.gallery])
+        res = evaluate(dist, q_pids, g_pids, q_cams, g_cams, max_rank=self.cfg.eval.max_rank)
+        return {k: float(res[k]) for k in _METRIC_KEYS}
+
+    @torch.no_grad()
+    def evaluate_current(self) -> dict[str, float]:
+        was = self.model.training
+        self.model.eval()
+        try:
+            with self._autocast():
+                return self._score(self._embed_all(self.model))
+        finally:
+            self.model.train(was)
+
+    def _evaluate_swa_swag(self) -> dict[str, float]:
+        assert self.swag is not None
+        sw = self.cfg.swag
+        model = copy.deepcopy(self.model)
+        out: dict[str, float] = {}
+        # SWA: the running mean with recomputed BatchNorm statistics (= SWAG at scale 0).
+        self.swag.load_mean(model)
+        with self._autocast():
+            recompute_bn(model, self._bn_loader(), device=self.device)
+            model.eval()
+            with torch.no_grad():
+                out.update({f"swa_{k}": v for k, v in self._score(self._embed_all(model)).items()})
+            gen = torch.Generator(device="cpu").manual_seed(_epoch_seed(self.cfg.seed, 5_000_000 + self.epoch))
+            emb = bma_embed(model, self.swag, sw.samples, sw.scale, self._bn_loader(), self._embed_all,
+                            generator=gen, device=self.device)
+        out.update({f"swag_{k}": v for k, v in self._score(emb).items()})
+        return out
+
+    def _autocast(self) -> Any:
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
+
+    # Training -------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        _seed_all(_epoch_seed(self.cfg.seed, epoch))
+        self.model.train()
+        sums = {"loss": 0.0, "loss_ce": 0.0, "loss_triplet": 0.0}
+        steps, images = 0, 0
+        lr = self.optimizer.param_groups[0]["lr"]
+        t0 = time.perf_counter()
+        for step, (imgs, pids, _cams, _idx) in enumerate(self._train_loader(epoch)):
+            imgs = imgs.to(self.device, non_blocking=True)
+            if self.cuda:
+                imgs = imgs.contiguous(memory_format=torch.channels_last)
+            pids = pids.to(self.device, non_blocking=True)
+            with self._autocast():
+                out = self.model(imgs)
+            loss, parts = self.loss_fn(out, pids)
+            if not bool(torch.isfinite(loss.detach())):
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1} "
+                    f"(loss_ce={parts['loss_ce'].item():.4g}, loss_triplet={parts['loss_triplet'].item():.4g}, lr={lr:.3g}); "
+                    "lower optim.lr or check the data"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            for k in sums:
+                sums[k] += float(parts[k].detach())
+            steps += 1
+            images += imgs.shape[0]
+        if steps == 0:
+            raise TrainingError("the training loader yielded no batch: too few images for one P x K batch")
+        seconds = time.perf_counter() - t0
+        self._train_seconds += seconds
+        self.scheduler.step()
+        return {
+            **{k: v / steps for k, v in sums.items()},
+            "lr": lr,
+            "epoch_seconds": seconds,
+            "images_per_second": images / max(seconds, 1e-9),
+        }
+
+    def _is_eval_epoch(self, epoch: int) -> bool:
+        n = epoch + 1
+        return (n % self.cfg.eval.every == 0 or n == self.plan.main_epochs or n == self.total_epochs
+                or (self.swag is not None and epoch in self.plan.cycle_end_epochs))
+
+    def run(self) -> Iterator[dict[str, Any]]:
+        """Train the remaining epochs, yielding each epoch's metrics; fills `summary`."""
+        if self.epoch == 0 and "untrained_rank1" not in self.summary:
+            untrained = self.evaluate_current()
+            self.summary["untrained_rank1"] = untrained["rank1"]
+            self.summary["untrained_mAP"] = untrained["mAP"]
+            self.log(f"untrained: rank1 {100 * untrained['rank1']:.1f}%  mAP {100 * untrained['mAP']:.1f}%")
+        while self.epoch < self.total_epochs:
+            e = self.epoch
+            phase = self.plan.phase(e)
+            m: dict[str, Any] = {"epoch": e + 1, "phase": phase, **self._train_epoch(e)}
+            self.epoch = e + 1
+            if self.swag is not None and e in self.plan.cycle_end_epochs:
+                self.swag.collect(self.model)
+            if self._is_eval_epoch(e):
+                t0 = time.perf_counter()
+                m.update(self.evaluate_current())
+                if self.swag is not None and e in self.plan.cycle_end_epochs:
+                    m.update(self._evaluate_swa_swag())
+                m["eval_seconds"] = time.perf_counter() - t0
+                if m["rank1"] > self.best["rank1"]:
+                    self.best = {"rank1": m["rank1"], "epoch": e + 1,
+                                 "state": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+                if e + 1 == self.plan.main_epochs:
+                    self.summary["plain_rank1"], self.summary["plain_mAP"] = m["rank1"], m["mAP"]
+            self.history.append(m)
+            self.log(self._format(m))
+            if self.epoch == self.total_epochs:
+                self._finish(m)
+            yield m
+
+    def _finish(self, last: dict[str, Any]) -> None:
+        from ..complexity import count_macs, count_parameters
+
+        s = self.summary
+        if self.swag is not None:
+            s["cyclic_rank1"], s["cyclic_mAP"] = last["rank1"], last["mAP"]
+            for k in ("rank1", "mAP"):
+                s[f"swa_{k}"], s[f"swag_{k}"] = last[f"swa_{k}"], last[f"swag_{k}"]
+            src = "swag_"
+        else:
+            src = ""
+        for k in ("rank1", "rank5", "mAP", "mINP"):
+            s[f"final_{k}"] = last[f"{src}{k}"]
+        s["best_rank1"], s["best_epoch"] = self.best["rank1"], self.best["epoch"]
+        s["params"] = count_parameters(self.model, include_classifiers=False)
+        s["params_with_classifiers"] = count_parameters(self.model, include_classifiers=True)
+        s["macs"] = count_macs(self.model, self.cfg.model.input_height, self.cfg.model.input_width)["macs"]
+        s["train_seconds"] = self._train_seconds
+        s["epochs"] = self.total_epochs
+
+    def _format(self, m: dict[str, Any]) -> str:
+        line = (f"epoch {m['epoch']:>4}/{self.total_epochs} [{m['phase']:<6}] lr {m['lr']:.2e} "
+                f"loss {m['loss']:.4f} (ce {m['loss_ce']:.4f}, tri {m['loss_triplet']:.4f}) "
+                f"{m['images_per_second']:.0f} img/s {m['epoch_seconds']:.1f}s")
+        if "rank1" in m:
+            line += f" | rank1 {100 * m['rank1']:.1f}% mAP {100 * m['mAP']:.1f}%"
+        if "swag_rank1" in m:
+            line += (f" | SWA {100 * m['swa_rank1']:.1f}%/{100 * m['swa_mAP']:.1f}%"
+                     f" SWAG {100 * m['swag_rank1']:.1f}%/{100 * m['swag_mAP']:.1f}%")
+        return line
+
+    # Persistence ----------------------------------------------------------------------
+    def checkpoint_state(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
+        return {
+            "kind": CHECKPOINT_FORMAT,
+            "version": 1,
+            "config": to_dict(self.cfg),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "swag": self.swag.state_dict() if self.swag is not None else None,
+            "sampler": {"seed": self.cfg.seed, "epoch": self.epoch},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+                "python": list(random.getstate()[1]),
+            },
+            "history": self.history,
+            "summary": self.summary,
+            "best": {"rank1": self.best["rank1"], "epoch": self.best["epoch"], "state": self.best["state"]},
+            "train_seconds": self._train_seconds,
+        }
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write atomically (temp file + rename), so a crash never leaves a torn checkpoint."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.checkpoint_state(), tmp)
+        tmp.replace(path)
+        return path
+
+    def resume_from(self, path: str | Path) -> None:
+        """Load a full checkpoint; refuses one made for another architecture or recipe."""
+        ckpt = load_weights(path, map_location=self.device)
+        if ckpt.get("kind") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path}: a weights file, not a training checkpoint (it cannot resume a run)")
+        mine = to_dict(self.cfg)
+        diff = _config_diff(ckpt["config"], mine)
+        if diff:
+            raise CheckpointError(f"{path}: made for a different configuration: " + "; ".join(diff[:6]))
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.swag is not None and ckpt.get("swag"):
+                self.swag.load_state_dict(ckpt["swag"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: does not fit this model ({e})") from e
+        self.epoch = int(ckpt["epoch"])
+        self.history = list(ckpt.get("history", []))
+        self.summary = dict(ckpt.get("summary", {}))
+        best = ckpt.get("best") or {}
+        self.best = {"rank1": best.get("rank1", -1.0), "epoch": best.get("epoch", 0), "state": best.get("state")}
+        self._train_seconds = float(ckpt.get("train_seconds", 0.0))
+        self.log(f"resumed from {path} at epoch {self.epoch}/{self.total_epochs}")
+
+    def save_weights(self, path: str | Path, which: str = "final") -> Path:
+        if which not in ("final", "best"):
+            raise ValueError(f"which: 'final' or 'best', got {which!r}")
+        state = self.model.state_dict() if which == "final" or self.best["state"] is None else self.best["state"]
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"kind": WEIGHTS_FORMAT, "config": to_dict(self.cfg), "model": state,
+                    "which": which, "epoch": self.epoch if which == "final" else self.best["epoch"]}, path)
+        return path
+
+    def final_model(self) -> HACNNFamily:
+        """The model the run reports: the SWA mean (BN recomputed) when SWAG ran, else the last weights.
+
+        SWAG's Bayesian average is an ensemble of embeddings, not one set of weights;
+        its single-network stand-in is the SWA mean.
+        """
+        if self.swag is None or self.swag.n == 0:
+            return self.model
+        model = copy.deepcopy(self.model)
+        self.swag.load_mean(model)
+        recompute_bn(model, self._bn_loader(), device=self.device)
+        return model
+
+
+class _Take:
+    """The first n batches of a loader (a re-iterable view)."""
+
+    def __init__(self, loader: DataLoader, n: int) -> None:
+        self.loader, self.n = loader, n
+
+    def __iter__(self) -> Iterator[Any]:
+        for i, batch in enumerate(self.loader):
+            if i >= self.n:
+                break
+            yield batch
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.loader))
+
+
+def build_model_from_weights(obj: dict[str, Any]) -> HACNNFamily:
+    """A model built from a weights/checkpoint dict's config with its weights loaded."""
+    cfg = from_dict(TrainConfig, obj["config"])
+    model = build_model(cfg.model)
+    try:
+        model.load_state_dict(obj["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"weights do not fit the recorded architecture ({e})") from e
+    return model
+
+
+# Silence an unused-import warning for math (kept for future schedule maths in logs).
+_ = math
