@@ -37,9 +37,16 @@ def _run(trainer: Trainer, stop_after: int | None = None) -> None:
             return
 
 
-def test_resume_reaches_the_same_weights(tiny_data, tmp_path):
-    full = Trainer(tiny_cfg(), tiny_data, tmp_path / "full", log=None)
+@pytest.fixture(scope="module")
+def full_run(tiny_data, tmp_path_factory):
+    """One uninterrupted run (3 main epochs + 2 SWAG cycles), shared by several tests."""
+    full = Trainer(tiny_cfg(), tiny_data, tmp_path_factory.mktemp("full"), log=None)
     _run(full)
+    return full
+
+
+def test_resume_reaches_the_same_weights(full_run, tiny_data, tmp_path):
+    full = full_run
     assert full.epoch == full.total_epochs == 5
 
     part = Trainer(tiny_cfg(), tiny_data, tmp_path / "part", log=None)
@@ -62,9 +69,8 @@ def test_resume_reaches_the_same_weights(tiny_data, tmp_path):
     assert full.summary["final_mAP"] == resumed.summary["final_mAP"]
 
 
-def test_swag_phase_metrics_and_summary(tiny_data, tmp_path):
-    t = Trainer(tiny_cfg(), tiny_data, tmp_path, log=None)
-    _run(t)
+def test_swag_phase_metrics_and_summary(full_run, tmp_path):
+    t = full_run
     phases = [m["phase"] for m in t.history]
     assert phases == ["main"] * 3 + ["cyclic"] * 2
     cycle_ends = [m for m in t.history if "swag_rank1" in m]

@@ -1,0 +1,206 @@
+"""Figures 6 and 1 of the paper from a sweep's MLflow records (matplotlib, no pyplot state).
+
+- Figure 6: rank-1 and mAP against epoch during the cyclic (SWAG) phase: the current
+  weights under the cosine-restart schedule ("SGD", metric keys `rank1`/`mAP`) against the
+  SWAG model at each cycle end (`swag_rank1`/`swag_mAP`); mean over seeds with a ± std band.
+- Figure 1: rank-1 / mAP against parameters (log scale): the paper's methods with a known
+  parameter count, the paper's own models, and this sweep's groups (mean ± std over seeds).
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
+
+from .tables import (SweepData, _metric, _num, config_from_params, group_label, group_order,  # noqa: E402
+                     load_sota, stat)
+
+__all__ = ["FigureResult", "figure6", "figure1", "build_figures"]
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
+           "#bcbd22")
+
+
+@dataclass
+class FigureResult:
+    key: str
+    title: str
+    caption: str
+    figure: Figure | None
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    def png_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        assert self.figure is not None
+        self.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        return buf.getvalue()
+
+    def save(self, out_dir: Path) -> list[Path]:
+        if self.figure is None:
+            return []
+        png, svg = out_dir / f"{self.key}.png", out_dir / f"{self.key}.svg"
+        self.figure.savefig(png, dpi=150, bbox_inches="tight", metadata={"Software": None})
+        self.figure.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
+        self.files = [png, svg]
+        return self.files
+
+
+def _mean_band(series: list[list[tuple[int, float]]]) -> tuple[list[int], list[float], list[float], list[int]]:
+    """Per step: mean, std (0 with one value) and count over the runs' (step, value) lists."""
+    by_step: dict[int, list[float]] = {}
+    for pts in series:
+        for step, v in pts:
+            by_step.setdefault(step, []).append(v)
+    steps = sorted(by_step)
+    means, stds, ns = [], [], []
+    for s in steps:
+        vals = by_step[s]
+        m = sum(vals) / len(vals)
+        sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+        means.append(m)
+        stds.append(sd)
+        ns.append(len(vals))
+    return steps, means, stds, ns
+
+
+def _main_epochs(params: dict[str, Any]) -> tuple[int | None, list[int]]:
+    """(last step of the main phase, cycle-end steps), 1-based like the logged steps."""
+    try:
+        from reid_core.training.schedules import Plan
+
+        cfg = config_from_params(params)
+        plan = Plan.from_configs(cfg.schedule, cfg.swag, cfg.optim)
+    except Exception:  # noqa: BLE001 - a config we cannot read: plot the whole history instead
+        return None, []
+    return plan.main_epochs, [e + 1 for e in plan.cycle_end_epochs]
+
+
+def figure6(data: SweepData, mode: str) -> FigureResult:
+    title = "Figure 6: SWAG vs plain SGD during the cyclic phase"
+    caption = ("Rank-1 and mAP (%) against epoch during the cosine-restart phase: dashed = current weights "
+               "(plain SGD, keys rank1/mAP), solid = the SWAG model at each cycle end (swag_rank1/swag_mAP); "
+               "mean over finished seeds, band = ± sample std.")
+    fin = data.finished
+    fin = fin[fin["run_id"].isin(list(data.histories))]
+    groups = [g for g in group_order(data, mode) if g in set(fin["group"])]
+    curves = []
+    for g in groups:
+        runs = fin[fin["group"] == g]
+        sgd: dict[str, list] = {"rank1": [], "mAP": []}
+        swag: dict[str, list] = {"rank1": [], "mAP": []}
+        cycle_ends: list[int] = []
+        for _, r in runs.iterrows():
+            h = data.histories[r["run_id"]]
+            if not h.get("swag_rank1") and not h.get("swag_mAP"):
+                continue
+            params = {c[6:]: r[c] for c in runs.columns if c.startswith("param.") and isinstance(r[c], str)}
+            main, ends = _main_epochs(params)
+            cycle_ends = cycle_ends or ends
+            if main is None:  # fall back: start one cycle before the first SWAG evaluation
+                first = min(s for s, _ in h["swag_rank1"] or h["swag_mAP"])
+                main = first - (ends[1] - ends[0] if len(ends) > 1 else 1)
+            for k in ("rank1", "mAP"):
+                sgd[k].append([(s, 100 * v) for s, v in h.get(k, []) if s >= main])
+                swag[k].append([(s, 100 * v) for s, v in h.get(f"swag_{k}", [])])
+        if swag["rank1"] or swag["mAP"]:
+            curves.append((g, sgd, swag, cycle_ends, len(swag["rank1"])))
+    if not curves:
+        return FigureResult("fig6_swag", title, caption, None,
+                            ["no finished run of this sweep recorded SWAG-phase metrics (swag_rank1/swag_mAP)"])
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, k, label in ((axes[0], "rank1", "rank-1 (%)"), (axes[1], "mAP", "mAP (%)")):
+        for ci, (g, sgd, swag, ends, n) in enumerate(curves):
+            colour = PALETTE[ci % len(PALETTE)]
+            name = group_label(g, mode)
+            for series, style, marker, what in ((sgd[k], "--", "o", "SGD"), (swag[k], "-", "s", "SWAG")):
+                steps, m, sd, _ = _mean_band(series)
+                if not steps:
+                    continue
+                ax.plot(steps, m, style, color=colour, marker=marker, markersize=3.5, linewidth=1.6,
+                        label=f"{name} {what} (n={n})")
+                ax.fill_between(steps, [a - b for a, b in zip(m, sd)], [a + b for a, b in zip(m, sd)],
+                                color=colour, alpha=0.15 if what == "SWAG" else 0.08, linewidth=0)
+        for e in curves[0][3]:
+            ax.axvline(e, color="#888888", linewidth=0.8, linestyle=":", alpha=0.8, zorder=0)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label)
+        ax.set_title(f"{'Rank-1' if k == 'rank1' else 'mAP'}: SWAG vs SGD")
+        ax.grid(True, alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower right")
+    notes = ["thin vertical lines: cycle ends (SWAG collections) of the first group's schedule"]
+    return FigureResult("fig6_swag", title, caption, fig, notes)
+
+
+def figure1(data: SweepData, mode: str) -> FigureResult:
+    title = "Figure 1: accuracy against parameters"
+    caption = ("Rank-1 (top) and mAP (bottom) on Market-1501 against parameters (log scale): grey = methods of "
+               "the paper's Table 2 with a known parameter count, orange = the paper's models, stars = this "
+               "sweep's groups (mean ± std over finished seeds; dataset in brackets when it is not Market-1501).")
+    sota = load_sota()
+    lit = sota[sota["params_m"].notna() & sota["market_r1"].notna()]
+    fin = data.finished
+    pts = []
+    for g in group_order(data, mode):
+        fg = fin[fin["group"] == g]
+        if not len(fg):
+            continue
+        r1, mp = stat(_metric(fg, "final_rank1")), stat(_metric(fg, "final_mAP"))
+        logged = [v for v in (_num(x) for x in _metric(fg, "params")) if v is not None]
+        params = logged[0] if logged else data.arch_params.get(g)
+        if params is None or (r1.mean is None and mp.mean is None):
+            continue
+        ds = str(fg["dataset"].iloc[0])
+        name = group_label(g, mode) + ("" if ds == "Market1501" or "[" in g else f" [{ds}]")
+        pts.append((name, params / 1e6, r1, mp))
+    notes = []
+    unknown = int((sota["params_m"].isna()).sum())
+    if unknown:
+        notes.append(f"{unknown} methods of Table 2 have no published parameter count here and are not plotted")
+    if not pts:
+        notes.append("no finished group of this sweep has both a parameter count and final metrics")
+    fig = Figure(figsize=(8.5, 8), layout="constrained")
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, col, key, label in ((axes[0], "market_r1", "r1", "rank-1 (%)"), (axes[1], "market_map", "mAP", "mAP (%)")):
+        for _, r in lit.iterrows():
+            ours = str(r["method"]).startswith("Ours")
+            ax.scatter(r["params_m"], r[col], s=45, color="#ff7f0e" if ours else "#888888", zorder=3,
+                       edgecolor="black", linewidth=0.4)
+            ax.annotate(str(r["method"]), (r["params_m"], r[col]), textcoords="offset points", xytext=(5, 4),
+                        fontsize=8, color="#444444")
+        for i, (name, pm, r1, mp) in enumerate(pts):
+            s = r1 if key == "r1" else mp
+            if s.mean is None:
+                continue
+            colour = PALETTE[i % len(PALETTE)]
+            ax.errorbar(pm, s.mean, yerr=s.std or 0.0, fmt="*", markersize=12, color=colour, ecolor=colour,
+                        capsize=3, zorder=4, markeredgecolor="black", markeredgewidth=0.4)
+            ax.annotate(name, (pm, s.mean), textcoords="offset points", xytext=(6, -10), fontsize=8, color=colour)
+        ax.set_xscale("log")
+        xs = [float(v) for v in lit["params_m"]] + [p[1] for p in pts]
+        lo, hi = (min(xs) / 1.5, max(xs) * 1.8) if xs else (1.0, 10.0)
+        ax.set_xlim(lo, hi)
+        ticks = [t for t in (0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100, 200) if lo <= t <= hi]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}M"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelbottom=True)
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].set_xlabel("parameters (millions, log scale; without classifiers for this sweep)")
+    axes[0].set_title("Accuracy against model size")
+    return FigureResult("fig1_params", title, caption, fig, notes)
+
+
+def build_figures(data: SweepData, mode: str) -> list[FigureResult]:
+    return [figure6(data, mode), figure1(data, mode)]

@@ -1,0 +1,482 @@
+"""`compact-reid tables`: a SQLite MLflow store filled through MlflowClient exactly as
+docs/CONTRACTS.md says a sweep records itself, then tables, figures, files and artifacts."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
+
+from orchestration.cli import main  # noqa: E402
+from orchestration.figures import build_figures  # noqa: E402
+from orchestration.report import render_markdown_report, to_latex, write_report  # noqa: E402
+from orchestration.tables import CHECK, MISSING, PAPER_TABLE3, build_tables, load_sweep  # noqa: E402
+from reid_core.config import SCHEMA_VERSION, flatten  # noqa: E402
+from reid_core.presets import PRESETS, SWITCH_LABELS, SWITCHES, preset_config  # noqa: E402
+from reid_core.training.schedules import Plan  # noqa: E402
+
+SWEEP = "ablation-mini"
+PRESETS_RUN = ("a", "c", "h", "compact")
+SEEDS = (0, 1, 2)
+CYCLES = 3
+SCALE = 0.1  # main phase 35 epochs, cycles of 4 epochs
+
+# final_rank1 / final_mAP per (preset, seed); None = not logged
+FINAL = {
+    ("a", 0): (0.90, 0.70), ("a", 1): (0.92, 0.72), ("a", 2): (0.94, 0.77),
+    ("c", 0): (0.93, 0.80), ("c", 1): (0.95, 0.84),  # seed 2 never started
+    ("h", 0): (0.95, 0.86), ("h", 1): (0.97, 0.90),  # seed 2 FAILED (logged a bad final_rank1)
+    ("compact", 0): (0.96, None),  # final_mAP absent; seed 1 RUNNING; seed 2 never started
+}
+LOG_COMPLEXITY = {"c", "h", "compact"}  # "a" gets its params/MACs recomputed
+
+
+def _text(v: Any, style: str) -> str:
+    """MLflow stores params as text: `tracking` = orchestration/tracking.py's format
+    (true/false, JSON lists), `str` = Python's str() (True, [0.02, 0.4])."""
+    if style == "tracking" and isinstance(v, bool):
+        return "true" if v else "false"
+    if style == "tracking" and isinstance(v, (list, tuple)):
+        return json.dumps(list(v))
+    return str(v)
+
+
+def _params(preset: str, seed: int, style: str = "tracking", **over: Any) -> dict[str, str]:
+    cfg = preset_config(preset, {"seed": seed, "schedule.scale": SCALE, "swag.cycles": CYCLES,
+                                 "model.num_classes": 10, **over})
+    flat = {k: _text(v, style) for k, v in flatten(cfg).items()}
+    flat.update({"data.name": "market1501", "data.root": "/data/market"})
+    return flat
+
+
+class Store:
+    """Writes a sweep the way orchestration/tracking.py does (docs/CONTRACTS.md)."""
+
+    def __init__(self, uri: str, tmp: Path):
+        self.client = MlflowClient(tracking_uri=uri)
+        self.tmp = tmp
+        self.t0 = int(time.time() * 1000) - 10_000_000
+        self.clock = 0
+
+    def _now(self) -> int:
+        self.clock += 1000
+        return self.t0 + self.clock
+
+    def experiment(self, name: str) -> str:
+        return self.client.create_experiment(name, tags={
+            "mlflow.experimentKind": "custom_model_development", "mlflow.note.content": f"test sweep {name}"})
+
+    def parent(self, exp: str, name: str, trials: list[dict[str, Any]] | None) -> str:
+        run = self.client.create_run(exp, run_name=name, start_time=self._now(),
+                                     tags={"compact_reid.role": "sweep", "compact_reid.sweep": name})
+        d = self.tmp / f"parent-{run.info.run_id}"
+        d.mkdir()
+        (d / "spec.yaml").write_text(f"name: {name}\n")
+        self.client.log_artifact(run.info.run_id, str(d / "spec.yaml"))
+        if trials is not None:
+            (d / "trials.json").write_text(json.dumps(trials))
+            self.client.log_artifact(run.info.run_id, str(d / "trials.json"))
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
+    def trial(self, exp: str, parent: str, sweep: str, preset: str, seed: int, grid_point: str | None = None,
+              status: str = "FINISHED", metrics: dict[str, float] | None = None,
+              history: dict[str, list[tuple[int, float]]] | None = None, error: str | None = None,
+              schema: Any = SCHEMA_VERSION, params: dict[str, str] | None = None,
+              extra_tags: dict[str, str] | None = None) -> str:
+        gp = grid_point or preset
+        name = f"{gp}-seed{seed}"
+        tags = {"mlflow.parentRunId": parent, "compact_reid.role": "trial", "compact_reid.sweep": sweep,
+                "compact_reid.preset": preset, "compact_reid.column": preset, "compact_reid.seed": str(seed),
+                "compact_reid.trial_id": f"abc_{name}", "compact_reid.trial_name": name,
+                "compact_reid.grid_point": gp}
+        if schema is not None:
+            tags["compact_reid.schema_version"] = str(schema)
+        if error:
+            tags["compact_reid.error"] = error
+        tags.update(extra_tags or {})
+        run = self.client.create_run(exp, run_name=name, start_time=self._now(), tags=tags)
+        rid = run.info.run_id
+        p = params if params is not None else _params(preset, seed)
+        self.client.log_batch(rid, params=[Param(k, v) for k, v in p.items()])
+        ms = []
+        ts = self._now()
+        last = 0
+        for key, pts in (history or {}).items():
+            for step, v in pts:
+                ms.append(Metric(key, v, ts, step))
+                last = max(last, step)
+        for key, v in (metrics or {}).items():
+            ms.append(Metric(key, v, ts, last))
+        for i in range(0, len(ms), 900):
+            self.client.log_batch(rid, metrics=ms[i:i + 900])
+        if status != "RUNNING":
+            self.client.set_terminated(rid, status)
+        return rid
+
+
+def _plan(preset: str) -> Plan:
+    cfg = preset_config(preset, {"schedule.scale": SCALE, "swag.cycles": CYCLES})
+    return Plan.from_configs(cfg.schedule, cfg.swag, cfg.optim)
+
+
+# Figure 6 histories: current weights every 5 epochs and at cycle ends; SWAG at cycle ends.
+def _swag_history(seed: int) -> tuple[dict[str, list[tuple[int, float]]], dict[str, float]]:
+    plan = _plan("h")
+    ends = [e + 1 for e in plan.cycle_end_epochs]
+    evals = sorted(set(range(5, plan.main_epochs + 1, 5)) | {plan.main_epochs} | set(ends))
+    off = 0.01 * seed
+    hist = {
+        "rank1": [(e, 0.5 + 0.4 * e / plan.total_epochs + off) for e in evals],
+        "mAP": [(e, 0.3 + 0.5 * e / plan.total_epochs + off) for e in evals],
+        "swag_rank1": [(e, 0.93 + 0.005 * i + off) for i, e in enumerate(ends)],
+        "swag_mAP": [(e, 0.85 + 0.01 * i + off) for i, e in enumerate(ends)],
+        "swa_rank1": [(e, 0.92 + off) for e in ends],
+    }
+    summary = {"plain_rank1": 0.94 + off, "plain_mAP": 0.84 + off, "cyclic_rank1": 0.945 + off,
+               "cyclic_mAP": 0.85 + off, "swag_rank1": 0.95 + off, "swag_mAP": 0.86 + off}
+    return hist, summary
+
+
+COMPLEXITY = {"c": (5.1e6, 5.2e6, 1.6e9), "h": (2.9e6, 2.92e6, 0.68e9), "compact": (5.26e6, 5.28e6, 1.62e9)}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("mlstore")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    s = Store(uri, tmp)
+    exp = s.experiment(SWEEP)
+    trials = [{"trial_name": f"{p}-seed{sd}", "grid_point": p, "preset": p, "seed": sd, "overrides": {}}
+              for p in PRESETS_RUN for sd in SEEDS]
+    parent = s.parent(exp, SWEEP, trials)
+    ids: dict[str, str] = {}
+    # an earlier attempt of h-seed0 that a resumed run replaced: must not be counted or listed
+    s.trial(exp, parent, SWEEP, "h", 0, status="FAILED", error="preempted")
+    for (preset, seed), (r1, mp) in FINAL.items():
+        metrics: dict[str, float] = {"final_rank1": r1}
+        if mp is not None:
+            metrics["final_mAP"] = mp
+        if preset in LOG_COMPLEXITY:
+            metrics.update(zip(("params", "params_with_classifiers", "macs"), COMPLEXITY[preset]))
+        hist = None
+        if preset == "h":
+            hist, summ = _swag_history(seed)
+            metrics.update(summ)
+        ids[f"{preset}-seed{seed}"] = s.trial(exp, parent, SWEEP, preset, seed, metrics=metrics, history=hist)
+    ids["h-seed2"] = s.trial(exp, parent, SWEEP, "h", 2, status="FAILED", metrics={"final_rank1": 0.10},
+                             error="Traceback (most recent call last):\n  File \"trainer.py\", line 3\n"
+                                   "RuntimeError: CUDA out of memory")
+    ids["compact-seed1"] = s.trial(exp, parent, SWEEP, "compact", 1, status="RUNNING",
+                                   history={"rank1": [(5, 0.5)]})
+    # a run of an older config schema (would otherwise count as column g)
+    ids["g-seed0"] = s.trial(exp, parent, SWEEP, "g", 0, metrics={"final_rank1": 0.99, "final_mAP": 0.99}, schema=0)
+
+    # a grid sweep over gem_p_init (same preset, two grid points)
+    gexp = s.experiment("gem-grid")
+    gtrials = [{"trial_name": f"gem_p_init={v}-seed{sd}", "grid_point": f"gem_p_init={v}", "preset": "compact",
+                "seed": sd, "overrides": {"model.gem_p_init": v}} for v in (3.0, 4.0) for sd in (0, 1)]
+    gparent = s.parent(gexp, "gem-grid", gtrials)
+    for v, vals in ((3.0, (0.90, 0.92)), (4.0, (0.91, None))):
+        for sd, r1 in zip((0, 1), vals):
+            if r1 is None:  # stopped early by ASHA: KILLED, tag compact_reid.stopped
+                s.trial(gexp, gparent, "gem-grid", "compact", sd, grid_point=f"gem_p_init={v}", status="KILLED",
+                        metrics={"rank1": 0.5}, extra_tags={"compact_reid.stopped": "early"},
+                        params=_params("compact", sd, style="str", **{"model.gem_p_init": v}))
+                continue
+            s.trial(gexp, gparent, "gem-grid", "compact", sd, grid_point=f"gem_p_init={v}",
+                    metrics={"final_rank1": r1, "final_mAP": r1 - 0.1, "params": 5.26e6,
+                             "params_with_classifiers": 5.28e6, "macs": 1.62e9},
+                    params=_params("compact", sd, style="str", **{"model.gem_p_init": v}))
+
+    s.experiment("empty-sweep")
+    oexp = s.experiment("old-sweep")
+    oparent = s.parent(oexp, "old-sweep", None)
+    s.trial(oexp, oparent, "old-sweep", "a", 0, metrics={"final_rank1": 0.9}, schema=None)
+    s.trial(oexp, oparent, "old-sweep", "c", 0, metrics={"final_rank1": 0.9},
+            params={k: v for k, v in _params("c", 0).items() if k != "model.pooling"})
+    pexp = s.experiment("parent-only")
+    s.parent(pexp, "parent-only", trials[:2])
+    return {"uri": uri, "tmp": tmp, "ids": ids, "parent": parent, "client": s.client}
+
+
+@pytest.fixture(scope="module")
+def built(store: dict[str, Any]) -> dict[str, Any]:
+    data = load_sweep(SWEEP, store["uri"])
+    mode, tables = build_tables(data)
+    figures = build_figures(data, mode)
+    return {"data": data, "mode": mode, "tables": tables, "figures": figures}
+
+
+def _col(built: dict[str, Any], label: str) -> dict[str, str]:
+    d = built["tables"]["table3"].display
+    return dict(zip(d[""], d[label]))
+
+
+def _sd(*xs: float) -> float:
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+# ---------------------------------------------------------------------------------
+
+
+def test_runs_frame(built: dict[str, Any]) -> None:
+    data = built["data"]
+    runs = data.runs
+    assert data.superseded == 1  # the pre-empted first attempt of h-seed0
+    assert sorted(runs["trial_name"]) == sorted(
+        ["a-seed0", "a-seed1", "a-seed2", "c-seed0", "c-seed1", "h-seed0", "h-seed1", "h-seed2",
+         "compact-seed0", "compact-seed1", "g-seed0"])
+    assert runs.set_index("trial_name").loc["h-seed0", "status"] == "FINISHED"
+    assert runs.set_index("trial_name").loc["g-seed0", "excluded"].startswith("config schema 0")
+    assert built["mode"] == "preset"
+    assert len(data.planned) == 12
+    # switches come from the recorded params
+    for _, r in runs[runs["excluded"] == ""].iterrows():
+        for s in SWITCHES:
+            assert r[f"sw.{s}"] == PRESETS[r["preset"]]["switches"][s]
+
+
+def test_table3_checkmarks_and_order(built: dict[str, Any]) -> None:
+    d = built["tables"]["table3"].display
+    assert list(d.columns) == ["", "a", "c", "h", "Compact-ReID"]
+    for label, preset in (("a", "a"), ("c", "c"), ("h", "h"), ("Compact-ReID", "compact")):
+        col = _col(built, label)
+        for s in SWITCHES:
+            assert col[SWITCH_LABELS[s]] == (CHECK if PRESETS[preset]["switches"][s] else ""), (label, s)
+        assert col["Paper column (same switches)"] == ("Compact-ReID" if preset == "compact" else preset)
+    assert _col(built, "a")["Triplet loss"] == "none"
+    assert _col(built, "c")["Triplet loss"] == "eq. 4"
+
+
+def test_table3_means_by_hand(built: dict[str, Any]) -> None:
+    a = _col(built, "a")
+    # rank-1 90, 92, 94 -> 92.0 ± 2.0; mAP 70, 72, 77 -> 73.0 ± sqrt(13) = 3.6
+    assert a["Seeds finished"] == "3/3"
+    assert a["Rank-1 (%)"] == "92.0 ± 2.0"
+    assert a["mAP (%)"] == f"73.0 ± {math.sqrt(13):.1f}" == "73.0 ± 3.6"
+    assert a["Rank-1 paper"] == "93.2" and a["Rank-1 Δ"] == "-1.2"
+    assert a["mAP paper"] == "82.0" and a["mAP Δ"] == "-9.0"
+    rec = built["tables"]["table3"].data.set_index("group").loc["a"]
+    assert rec["rank1_mean"] == pytest.approx(92.0)
+    assert rec["rank1_std"] == pytest.approx(2.0)
+    assert rec["mAP_std"] == pytest.approx(_sd(70, 72, 77))
+    assert rec["rank1_diff"] == pytest.approx(92.0 - PAPER_TABLE3["a"][0])
+
+
+def test_missing_seeds_failed_and_absent(built: dict[str, Any]) -> None:
+    c, h, comp = _col(built, "c"), _col(built, "h"), _col(built, "Compact-ReID")
+    assert c["Seeds finished"] == "2/3"
+    assert c["Rank-1 (%)"] == f"94.0 ± {_sd(93, 95):.1f} (2/3)"
+    # the FAILED h-seed2 logged final_rank1 = 0.10: not averaged
+    assert h["Rank-1 (%)"] == f"96.0 ± {_sd(95, 97):.1f} (2/3)"
+    assert h["mAP (%)"] == f"88.0 ± {_sd(86, 90):.1f} (2/3)"
+    # compact: one finished seed, no final_mAP; a RUNNING seed is not averaged
+    assert comp["Seeds finished"] == "1/3"
+    assert comp["Rank-1 (%)"] == "96.0 (1/3)"
+    assert comp["mAP (%)"] == MISSING and comp["mAP Δ"] == MISSING
+    probs = built["tables"]["table3"].problems.set_index("trial")
+    assert probs.loc["h-seed2", "status"] == "FAILED"
+    assert "CUDA out of memory" in probs.loc["h-seed2", "error"]
+    assert probs.loc["compact-seed1", "status"] == "RUNNING"
+    assert probs.loc["c-seed2", "status"] == "not started"
+    assert probs.loc["compact-seed2", "status"] == "not started"
+    assert probs.loc["g-seed0", "status"].startswith("excluded")
+    assert "h-seed0" not in probs.index  # the replaced attempt is not a problem
+    md = render_markdown_report(built["data"], built["mode"], built["tables"], built["figures"])
+    assert "`h-seed2` (group h) — FAILED: RuntimeError: CUDA out of memory" in md
+    assert "config schema 0, current is" in md
+
+
+def test_table4(built: dict[str, Any]) -> None:
+    t = built["tables"]["table4"].display
+    assert list(t.columns) == ["setup", "", "plain", "+ cyclic LR", "+ SWAG"]
+    starts = [i for i, v in enumerate(t["setup"]) if v]
+    assert [t["setup"][i] for i in starts] == ["h (paper setup 2: column g)", "Compact-ReID (paper setup 3: column i)"]
+    h = dict((row[""], row) for _, row in t.iloc[starts[0]:starts[1]].iterrows())
+    # plain 94, 95; cyclic 94.5, 95.5; swag 95, 96 (rank-1 %, seeds 0 and 1; seed 2 FAILED)
+    assert h["Rank-1 (%)"]["plain"] == f"94.5 ± {_sd(94, 95):.1f} (2/3)"
+    assert h["Rank-1 paper"]["plain"] == "95.4"
+    assert h["Rank-1 (%)"]["+ SWAG"] == f"95.5 ± {_sd(95, 96):.1f} (2/3)" and h["Rank-1 paper"]["+ SWAG"] == "95.8"
+    assert h["Rank-1 Δ"]["+ cyclic LR"] == "-0.8"  # 95.0 - 95.8
+    assert h["mAP (%)"]["+ SWAG"] == f"87.5 ± {_sd(86, 87):.1f} (2/3)" and h["mAP Δ"]["+ SWAG"] == "-1.2"
+    comp = t.iloc[starts[1]:]
+    assert (comp[comp[""] == "Rank-1 (%)"][["plain", "+ cyclic LR", "+ SWAG"]] == MISSING).all().all()
+    rec = built["tables"]["table4"].data.set_index(["group", "metric"]).loc[("h", "mAP")]
+    assert rec["swag_mean"] == pytest.approx(87.5) and rec["swag_paper"] == 88.7 and rec["swag_n"] == 2
+
+
+def test_table1(built: dict[str, Any]) -> None:
+    from reid_core.complexity import profile_model
+
+    t1 = built["tables"]["table1"]
+    rec = t1.data.set_index("paper_model")
+    a = rec.loc["hacnn"]  # column a = the HA-CNN architecture, recomputed
+    prof = profile_model(preset_config("a", {"model.num_classes": 10}).model)
+    assert a["source"] == "recomputed"
+    assert a["params"] == prof["params"] and a["macs"] == prof["macs"]
+    assert a["params_with_classifiers"] == prof["params_with_classifiers"]
+    assert rec.loc["compact-1x", "params"] == 2.9e6 and rec.loc["compact-1x", "source"] == "logged"
+    d = t1.display.set_index("groups")
+    assert d.loc["h", "paper params (M)"] == "2.9" and d.loc["h", "Δ params"] == "+0.0%"
+    assert d.loc["Compact-ReID", "paper MACs (G)"] == "1.68"
+
+
+def test_table2(built: dict[str, Any]) -> None:
+    t2 = built["tables"]["table2"]
+    d = t2.display
+    assert "HA-CNN" in set(d["method"]) and "Ours (6.4M)" in set(d["method"])
+    ours = d.iloc[t2.highlight_rows]
+    # best 2x group (compact, 96.0) and best 1x group (h, 96.0 ± 1.4) on Market-1501
+    assert list(ours["method"]) == ["Compact-ReID (Market1501, 1 seed)", "h (Market1501, 2 seeds)"] or \
+        list(ours["method"]) == ["h (Market1501, 2 seeds)", "Compact-ReID (Market1501, 1 seed)"]
+    hrow = ours[ours["method"].str.startswith("h ")].iloc[0]
+    assert hrow["Market1501 R1"] == f"96.0 ± {_sd(95, 97):.1f}" and hrow["DukeMTMC R1"] == MISSING
+    assert hrow["params (M)"] == "2.9"
+    ha = t2.data[t2.data["method"] == "HA-CNN"].iloc[0]
+    assert (ha["Market1501_r1"], ha["DukeMTMC_mAP"], ha["params_m"]) == (91.2, 63.8, 2.7)
+
+
+def test_figures(built: dict[str, Any]) -> None:
+    fig6, fig1 = built["figures"]
+    assert fig6.figure is not None and fig1.figure is not None
+    ax = fig6.figure.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "h SWAG (n=2)" in labels and "h SGD (n=2)" in labels
+    swag = next(line for line in ax.get_lines() if line.get_label() == "h SWAG (n=2)")
+    ends = [e + 1 for e in _plan("h").cycle_end_epochs]
+    assert list(swag.get_xdata()) == ends
+    assert swag.get_ydata()[0] == pytest.approx(100 * (0.93 + 0.005))  # mean of seeds 0 and 1
+    sgd = next(line for line in ax.get_lines() if line.get_label() == "h SGD (n=2)")
+    assert min(sgd.get_xdata()) == _plan("h").main_epochs  # the cyclic phase only
+
+
+def test_grid_table(store: dict[str, Any]) -> None:
+    data = load_sweep("gem-grid", store["uri"])
+    mode, tables = build_tables(data)
+    assert mode == "grid_point" and "grid" in tables
+    d = tables["grid"].display
+    assert list(d.columns) == ["", "gem_p_init=3.0", "gem_p_init=4.0"]
+    rows = dict(zip(d[""], d["gem_p_init=4.0"]))
+    assert rows["model.gem_p_init"] == "4.0"
+    assert rows["Seeds finished"] == "1/2" and rows["Rank-1 (%)"] == "91.0 (1/2)"
+    assert rows["Paper column (same switches)"] == "Compact-ReID"
+    assert dict(zip(d[""], d["gem_p_init=3.0"]))["Rank-1 (%)"] == f"91.0 ± {_sd(90, 92):.1f}"
+    killed = tables["grid"].problems.set_index("trial").loc["gem_p_init=4.0-seed1"]
+    assert killed["status"] == "KILLED" and killed["error"] == "stopped early by the scheduler"
+    # a search or a long grid: one row per group
+    from orchestration.tables import table3
+
+    long = table3(data, mode, max_columns=1).display
+    assert list(long["group"]) == ["gem_p_init=3.0", "gem_p_init=4.0"]
+    assert long.set_index("group").loc["gem_p_init=4.0", "Rank-1 (%)"] == "91.0 (1/2)"
+
+
+def test_override_notes(built: dict[str, Any]) -> None:
+    notes = built["tables"]["table3"].notes
+    assert "Every group departs from its preset's defaults in: schedule.scale=0.1, swag.cycles=3" in notes
+
+
+def test_resolve_tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.commands.tables import resolve_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    assert resolve_tracking_uri("x/m.db") == f"sqlite:///{tmp_path / 'x' / 'm.db'}"
+    assert resolve_tracking_uri("sqlite:///rel.db") == f"sqlite:///{tmp_path / 'rel.db'}"
+    assert resolve_tracking_uri("http://127.0.0.1:5000/") == "http://127.0.0.1:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://h:1")
+    assert resolve_tracking_uri(None) == "http://h:1"
+
+
+def test_latex_booktabs(built: dict[str, Any]) -> None:
+    tex = to_latex(built["tables"]["table3"])
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "\\checkmark" in tex and "$\\pm$" in tex and "✓" not in tex and "±" not in tex
+
+
+def test_cli_writes_every_format_and_logs(store: dict[str, Any], tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    rc = main(["tables", "--experiment", SWEEP, "--tracking-uri", store["uri"], "--out", str(out), "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["logged_to"] == store["parent"]
+    names = {p.name for p in out.iterdir()}
+    for f in ("tables.md", "tables.tex", "table3.tex", "table4.tex", "table1.tex", "table2.tex", "table3.csv",
+              "table4.csv", "table1.csv", "table2.csv", "runs.csv", "report.html", "fig6_swag.png", "fig6_swag.svg",
+              "fig1_params.png", "fig1_params.svg"):
+        assert f in names, f
+        assert (out / f).stat().st_size > 0
+    logged = {Path(a.path).name for a in store["client"].list_artifacts(store["parent"], "tables")}
+    assert names <= logged
+    html = (out / "report.html").read_text()
+    for bad in ("http://", "https://", "<script", "<link", "src=\"http", "url("):
+        assert bad not in html, bad
+    assert html.count('src="data:image/png;base64,') == 2
+    assert "h-seed2" in html and "CUDA out of memory" in html
+    assert summary["tables"]["table3"]["rows"][0]["group"] == "a"
+    assert {r["trial"] for r in summary["not_averaged"]} >= {"h-seed2", "compact-seed1", "c-seed2", "g-seed0"}
+
+
+def test_cli_formats_subset(store: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "md-only"
+    assert main(["tables", "--experiment", SWEEP, "--tracking-uri", store["uri"], "--out", str(out),
+                 "--format", "md", "--no-log"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "tables.md" in names and "report.html" not in names and "table3.csv" not in names
+
+
+@pytest.mark.parametrize("experiment, message", [
+    ("no-such-sweep", "does not exist"),
+    ("empty-sweep", "has no runs"),
+    ("old-sweep", "none of its 2 trial runs can be tabulated"),
+    ("parent-only", "no trial runs yet (2 trials planned)"),
+])
+def test_cli_bad_input(store: dict[str, Any], tmp_path: Path, capsys, experiment: str, message: str) -> None:
+    rc = main(["tables", "--experiment", experiment, "--tracking-uri", store["uri"], "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and "Traceback" not in err
+    if experiment == "no-such-sweep":
+        assert SWEEP in err and "gem-grid" in err  # lists the experiments that exist
+    if experiment == "old-sweep":
+        assert "no compact_reid.schema_version tag" in err and "params missing: model.pooling" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_missing_store_and_bad_format(tmp_path: Path, capsys) -> None:
+    uri = f"sqlite:///{tmp_path / 'nothing.db'}"
+    assert main(["tables", "--experiment", "x", "--tracking-uri", uri]) == 2
+    assert "no MLflow store" in capsys.readouterr().err
+    assert not (tmp_path / "nothing.db").exists()
+    assert main(["tables", "--experiment", "x", "--tracking-uri", uri, "--format", "pdf"]) == 2
+    assert "unknown format 'pdf'" in capsys.readouterr().err
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+def test_html_screenshot_headless_chromium(built: dict[str, Any], store: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    write_report(built["data"], built["mode"], built["tables"], built["figures"], out, ["html"], log=False)
+    shot = tmp_path / "shot.png"
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1400,2000",
+           (out / "report.html").resolve().as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 20_000  # a rendered page, not a blank one
