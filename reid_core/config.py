@@ -66,6 +66,10 @@ class ModelConfig:
     gem_p_init: float = 3.0
     gem_trainable: bool = True
     neck: Literal["l2", "bnneck", "none"] = "l2"
+    # With neck='l2' the classifiers see l2_scale * (unit feature): unit vectors through a
+    # bias-free classifier give logits bounded by |w| (about 0.2 at init), so the CE stays
+    # at ln(K) and barely trains (observed); NormFace-style scaling fixes that.
+    l2_scale: float = 16.0
     classifier_bias: bool = False
     global_dim: int = 0  # 0 = the size's default (512 for 1x, 960 for 2x)
     local_dim: int = 0  # 0 = the size's default (512 for 1x, 700 for 2x)
@@ -76,6 +80,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check(self.width_multiplier > 0, "model.width_multiplier", f"must be > 0, got {self.width_multiplier}")
         _check(self.depth_multiplier > 0, "model.depth_multiplier", f"must be > 0, got {self.depth_multiplier}")
+        _check(self.l2_scale > 0, "model.l2_scale", f"must be > 0, got {self.l2_scale}")
         _check(self.gem_p_init >= 1.0, "model.gem_p_init", f"must be >= 1, got {self.gem_p_init}")
         _check(self.global_dim >= 0, "model.global_dim", f"must be >= 0 (0 = default), got {self.global_dim}")
         _check(self.local_dim >= 0, "model.local_dim", f"must be >= 0 (0 = default), got {self.local_dim}")

@@ -38,10 +38,11 @@ def local_crop_sizes(height: int, width: int) -> list[tuple[int, int]]:
 class _Head(nn.Module):
     """Linear -> BN1d -> ReLU, then the neck; returns (triplet feature, classifier input)."""
 
-    def __init__(self, in_features: int, dim: int, neck: str) -> None:
+    def __init__(self, in_features: int, dim: int, neck: str, l2_scale: float = 16.0) -> None:
         super().__init__()
         self.fc = nn.Sequential(nn.Linear(in_features, dim), nn.BatchNorm1d(dim), nn.ReLU(inplace=True))
         self.neck = neck
+        self.l2_scale = l2_scale
         if neck == "bnneck":
             # Bag of Tricks: BN before the classifier, its shift frozen at zero.
             self.bnneck = nn.BatchNorm1d(dim)
@@ -51,7 +52,7 @@ class _Head(nn.Module):
         f = self.fc(x)
         if self.neck == "l2":
             f = F.normalize(f, dim=1)
-            return f, f
+            return f, f * self.l2_scale  # the triplet sees unit vectors, the classifier scaled ones
         if self.neck == "bnneck":
             return f, self.bnneck(f)
         return f, f
@@ -84,8 +85,8 @@ class HACNNFamily(nn.Module):
         self.pool_global = build_pooling(cfg.pooling, cfg.gem_p_init, cfg.gem_trainable)
         self.pool_local = build_pooling(cfg.pooling, cfg.gem_p_init, cfg.gem_trainable)
         pooled = pooled_channels(cfg.pooling, ch[-1])
-        self.head_global = _Head(pooled, cfg.global_features, cfg.neck)
-        self.head_local = _Head(pooled * NUM_REGIONS, cfg.local_features, cfg.neck)
+        self.head_global = _Head(pooled, cfg.global_features, cfg.neck, cfg.l2_scale)
+        self.head_local = _Head(pooled * NUM_REGIONS, cfg.local_features, cfg.neck, cfg.l2_scale)
         self.classifier_global = nn.Linear(cfg.global_features, cfg.num_classes, bias=cfg.classifier_bias)
         self.classifier_local = nn.Linear(cfg.local_features, cfg.num_classes, bias=cfg.classifier_bias)
         self._init_weights()
