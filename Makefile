@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
@@ -16,6 +16,8 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/compact-reid profile
+	$(BIN)/compact-reid sweep run sweeps/smoke.yaml --fresh
+	$(BIN)/compact-reid tables --experiment smoke
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,201 @@
+"""Start a real `mlflow server` process (UI + REST API + proxied artifacts).
+
+Local default: SQLite backend `runs/mlflow.db` and artifacts in `runs/mlartifacts`, bound
+to 127.0.0.1 (the same store `compact-reid sweep run` writes by default, so the UI shows
+the sweeps). The cluster recipe (PostgreSQL, S3 artifacts, basic auth) is in README.md.
+
+    from mlflow_server import start_server
+    with start_server(port=0) as srv:          # port 0 = a free port
+        print(srv.url)                          # http://127.0.0.1:PORT, /health answered
+    # stopped (the whole process group: uvicorn/gunicorn workers included)
+
+This module does not import mlflow: the server runs as `python -m mlflow server` in its
+own session, started and stopped by process-group id.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Sequence
+
+__all__ = ["ServerHandle", "ServerError", "start_server", "server_command", "default_store", "find_free_port",
+           "wait_healthy"]
+
+
+class ServerError(RuntimeError):
+    """The server did not start (the message holds the tail of its log)."""
+
+
+def default_store(runs_dir: str | os.PathLike[str] = "runs") -> tuple[str, str]:
+    """(backend store URI, artifacts folder) of the local default: `runs/mlflow.db`, `runs/mlartifacts`."""
+    runs = Path(runs_dir).resolve()
+    return "sqlite:///" + str(runs / "mlflow.db"), str(runs / "mlartifacts")
+
+
+def find_free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _abs_store(uri: str) -> str:
+    """Relative sqlite paths / bare folders made absolute (the server may run elsewhere)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return uri
+
+
+def _abs_dest(dest: str) -> str:
+    return dest if "://" in dest else str(Path(dest).resolve())
+
+
+def server_command(host: str = "127.0.0.1", port: int = 5000, backend_store_uri: str | None = None,
+                   artifacts_destination: str | None = None, workers: int | None = 1,
+                   app_name: str | None = None, allowed_hosts: str | None = None,
+                   extra_args: Sequence[str] = (), runs_dir: str | os.PathLike[str] = "runs") -> list[str]:
+    """The `python -m mlflow server ...` argv."""
+    store, dest = default_store(runs_dir)
+    cmd = [sys.executable, "-m", "mlflow", "server",
+           "--backend-store-uri", _abs_store(backend_store_uri or store),
+           "--artifacts-destination", _abs_dest(artifacts_destination or dest),
+           "--host", host, "--port", str(port)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    if app_name:
+        cmd += ["--app-name", app_name]
+    if allowed_hosts:
+        cmd += ["--allowed-hosts", allowed_hosts]
+    return cmd + list(extra_args)
+
+
+def wait_healthy(url: str, timeout: float = 90.0, process: subprocess.Popen | None = None,
+                 interval: float = 0.25) -> None:
+    """Poll `url/health` until it answers 200; ServerError on timeout or if `process` exits."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServerError(f"mlflow server exited with code {process.returncode} before answering /health")
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+                last = f"HTTP {r.status}"
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}"
+        except (urllib.error.URLError, OSError) as e:
+            last = str(getattr(e, "reason", e))
+        time.sleep(interval)
+    raise ServerError(f"mlflow server at {url} did not answer /health within {timeout:.0f}s ({last})")
+
+
+class ServerHandle:
+    """A running `mlflow server`: `.url`, `.stop()`; a context manager."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log_path: Path | None, cmd: list[str],
+                 log_file: IO[bytes] | None = None) -> None:
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+        self.cmd = cmd
+        self._log_file = log_file
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the server's process group (it was started in its own session), then
+        SIGKILL whatever is left after `timeout` seconds."""
+        if self.process.poll() is None:
+            pgid = self.process.pid  # start_new_session: the group id is the server's pid
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.process.wait(timeout=10)
+        # workers of the group may outlive the leader for a moment
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def wait(self) -> int:
+        return self.process.wait()
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"ServerHandle(url={self.url!r}, pid={self.process.pid}, alive={self.alive})"
+
+
+def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str | None = None,
+                 artifacts_destination: str | None = None, runs_dir: str | os.PathLike[str] = "runs",
+                 workers: int | None = 1, app_name: str | None = None, allowed_hosts: str | None = None,
+                 extra_args: Sequence[str] = (), timeout: float = 120.0,
+                 log_path: str | os.PathLike[str] | None = None, foreground_output: bool = False) -> ServerHandle:
+    """Start `mlflow server` and wait until /health answers; returns a ServerHandle.
+
+    port 0 picks a free port. The server's output goes to `log_path` (default
+    `<runs_dir>/mlflow-server-<port>.log`), or to this process's terminal with
+    `foreground_output=True`. The SQLite folder and artifacts folder are created.
+    """
+    if port == 0:
+        port = find_free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
+    cmd = server_command(host, port, backend_store_uri, artifacts_destination, workers, app_name, allowed_hosts,
+                         extra_args, runs_dir)
+    store = cmd[cmd.index("--backend-store-uri") + 1]
+    if store.startswith("sqlite:///"):
+        Path(store[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    dest = cmd[cmd.index("--artifacts-destination") + 1]
+    if "://" not in dest:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+    log_file = None
+    lp: Path | None = None
+    if foreground_output:
+        stdout = stderr = None
+    else:
+        lp = Path(log_path) if log_path else Path(runs_dir).resolve() / f"mlflow-server-{port}.log"
+        lp.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(lp, "wb")  # noqa: SIM115 (kept open for the server's lifetime)
+        stdout, stderr = log_file, subprocess.STDOUT
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{connect_host}:{port}"
+    handle = ServerHandle(proc, url, lp, cmd, log_file)
+    try:
+        wait_healthy(url, timeout, proc)
+    except ServerError as e:
+        tail = handle.log_tail()
+        handle.stop()
+        raise ServerError(f"{e}\ncommand: {' '.join(cmd)}" + (f"\nlog tail:\n{tail}" if tail else "")) from None
+    return handle

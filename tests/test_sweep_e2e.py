@@ -1,0 +1,267 @@
+"""End to end: real Ray Tune + SQLite MLflow on tiny synthetic data (2 CPU cores).
+
+- a 4-trial sweep: two trials finish (one with the SWAG phase), one raises at every attempt
+  (COMPACT_REID_FAIL_TRIAL) and ends FAILED, one SIGKILLs its own worker once at epoch 2
+  (COMPACT_REID_KILL_TRIAL) and is retried from its checkpoint into the SAME MLflow run
+  without a gap or a duplicate step; the sweep itself does not fail;
+- a sweep whose driver is SIGKILLed after its first trial finished, then
+  `compact-reid sweep resume`: the finished trial is not trained again, the others finish.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e]
+
+ray = pytest.importorskip("ray")
+mlflow = pytest.importorskip("mlflow")
+
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from reid_core.config import flatten  # noqa: E402
+from reid_core.presets import preset_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPEC = """
+name: {name}
+description: end-to-end test sweep
+dataset:
+  synthetic: {{ids: 24, train_ids: 12, cameras: 2, images_per_id: 6, seed: 0}}
+{grid}
+seeds: {seeds}
+overrides:
+  model.width_multiplier: 0.25
+  model.depth_multiplier: 0.25
+  schedule.scale: 0.01
+  swag.cycles: 2
+  swag.samples: 2
+  swag.bn_batches: 1
+  data.p: 4
+  data.k: 4
+  data.num_workers: 0
+  eval.every: 2
+  eval.batch_size: 64
+resources: {{cpu: 1, gpu: 0}}
+max_concurrent: {conc}
+max_failures: 1
+"""
+
+TRIAL_TAGS = ("mlflow.parentRunId", "compact_reid.role", "compact_reid.sweep", "compact_reid.preset",
+              "compact_reid.column", "compact_reid.seed", "compact_reid.trial_id", "compact_reid.trial_name",
+              "compact_reid.grid_point", "compact_reid.schema_version")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.update({"RAY_DEDUP_LOGS": "0", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def _children(client: MlflowClient, exp_name: str) -> dict:
+    exp = client.get_experiment_by_name(exp_name)
+    runs = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial'")
+    names = [r.info.run_name for r in runs]
+    assert len(names) == len(set(names)), f"duplicate runs: {names}"
+    return {r.info.run_name: r for r in runs}
+
+
+def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return [m.step for m in client.get_metric_history(run_id, key)]
+
+
+@pytest.fixture(scope="module")
+def fault_sweep(tmp_path_factory):
+    """Runs one 4-trial sweep in-process with the two fault hooks; yields what the tests read."""
+    from orchestration.runner import run_sweep
+
+    root = tmp_path_factory.mktemp("sweep_e2e")
+    spec = root / "e2e.yaml"
+    spec.write_text(SPEC.format(name="e2e", grid="grid:\n  preset: [g, h]", seeds="[0, 1]", conc=2))
+    old = {k: os.environ.get(k) for k in ("COMPACT_REID_FAIL_TRIAL", "COMPACT_REID_FAIL_EPOCH",
+                                          "COMPACT_REID_KILL_TRIAL", "COMPACT_REID_KILL_EPOCH")}
+    os.environ.update({"COMPACT_REID_FAIL_TRIAL": "g-seed1", "COMPACT_REID_FAIL_EPOCH": "1",
+                       "COMPACT_REID_KILL_TRIAL": "h-seed1", "COMPACT_REID_KILL_EPOCH": "2"})
+    t0 = time.perf_counter()
+    try:
+        outcome = run_sweep(spec, runs_dir=root / "runs", verbose=0)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if ray.is_initialized():
+            ray.shutdown()
+    wall = time.perf_counter() - t0
+    client = MlflowClient(outcome.tracking_uri)
+    return {"root": root, "outcome": outcome, "client": client, "wall": wall}
+
+
+@pytest.mark.timeout(600)
+def test_sweep_runs_every_trial_and_tracks_it(fault_sweep):
+    out, client = fault_sweep["outcome"], fault_sweep["client"]
+    assert not out.interrupted
+    states = {r["trial"]: r["status"] for r in out.trials}
+    assert states == {"g-seed0": "TERMINATED", "g-seed1": "ERROR", "h-seed0": "TERMINATED", "h-seed1": "TERMINATED"}
+
+    exp = client.get_experiment_by_name("e2e")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert exp.tags["mlflow.note.content"] == "end-to-end test sweep"
+    parents = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'sweep'")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.run_name == "e2e" and parent.info.status == "FINISHED"
+    planned = json.loads(Path(client.download_artifacts(parent.info.run_id, "trials.json")).read_text())
+    assert [t["trial_name"] for t in planned] == ["g-seed0", "g-seed1", "h-seed0", "h-seed1"]
+    assert "spec.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+    runs = _children(client, "e2e")
+    assert set(runs) == {"g-seed0", "g-seed1", "h-seed0", "h-seed1"}
+    for name in ("g-seed0", "h-seed0", "h-seed1"):
+        r = runs[name]
+        assert r.info.status == "FINISHED", name
+        for tag in TRIAL_TAGS:
+            assert r.data.tags.get(tag), f"{name}: tag {tag} missing"
+        assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert r.data.tags["compact_reid.grid_point"] == name.split("-seed")[0]
+        assert r.data.tags["compact_reid.seed"] == name.rsplit("seed", 1)[1]
+        assert set(flatten(preset_config("g"))) <= set(r.data.params)
+        assert {"data.name", "data.root"} <= set(r.data.params)
+        assert r.data.params["model.width_multiplier"] == "0.25"
+        total = int(r.data.tags["compact_reid.total_epochs"])
+        assert _steps(client, r.info.run_id, "loss") == list(range(1, total + 1)), name
+        rank1 = _steps(client, r.info.run_id, "rank1")
+        assert rank1 and rank1 == sorted(set(rank1)) and rank1[-1] == total
+        assert _steps(client, r.info.run_id, "mAP") == rank1
+        assert _steps(client, r.info.run_id, "final_mAP") == [total]
+        arts = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert {"config.json", "metrics_history.json", "summary.json", "weights"} <= arts
+        w = {a.path for a in client.list_artifacts(r.info.run_id, "weights")}
+        assert w == {"weights/final.pt", "weights/best.pt"}
+    # the SWAG phase logs its own keys at the cycle ends
+    h0 = runs["h-seed0"]
+    assert _steps(client, h0.info.run_id, "swag_rank1") == [5, 6]
+    assert "swag_mAP" in h0.data.metrics and "cyclic_mAP" in h0.data.metrics
+    import torch
+
+    path = client.download_artifacts(h0.info.run_id, "weights/final.pt")
+    obj = torch.load(path, weights_only=True)
+    assert obj["kind"] == "compact-reid-weights" and obj["config"]["preset"] == "h"
+
+
+@pytest.mark.timeout(600)
+def test_failing_trial_is_failed_others_finish(fault_sweep):
+    client = fault_sweep["client"]
+    runs = _children(client, "e2e")
+    bad = runs["g-seed1"]
+    assert bad.info.status == "FAILED"
+    assert "injected failure" in bad.data.tags["compact_reid.error"]
+    assert bad.data.tags["compact_reid.attempt"] == "2"  # max_failures=1: tried twice, one run
+    assert _steps(client, bad.info.run_id, "loss") == [1]
+    assert sum(r.info.status == "FINISHED" for r in runs.values()) == 3
+
+
+@pytest.mark.timeout(600)
+def test_killed_worker_resumes_from_checkpoint_into_the_same_run(fault_sweep):
+    client, root = fault_sweep["client"], fault_sweep["root"]
+    marker = next((root / "runs").rglob("kill-h-seed1.marker"))
+    assert "epoch 2" in marker.read_text()
+    r = _children(client, "e2e")["h-seed1"]
+    assert r.info.status == "FINISHED"
+    assert r.data.tags["compact_reid.attempt"] == "2"
+    assert r.data.tags["compact_reid.resumed_from_epoch"] == "1"  # killed before epoch 2's checkpoint
+    total = int(r.data.tags["compact_reid.total_epochs"])
+    for key in ("loss", "lr", "epoch_seconds"):
+        assert _steps(client, r.info.run_id, key) == list(range(1, total + 1)), key  # no gap, no duplicate
+    assert _steps(client, r.info.run_id, "rank1") == [2, 4, 5, 6]
+
+
+@pytest.mark.timeout(600)
+def test_status_command(fault_sweep):
+    from orchestration.runner import sweep_status
+
+    st = sweep_status("e2e", runs_dir=fault_sweep["root"] / "runs")
+    by = {t["trial"]: t for t in st["trials"]}
+    assert by["g-seed1"]["status"] == "ERROR" and by["g-seed1"]["mlflow"] == "FAILED"
+    assert by["h-seed0"]["status"] == "TERMINATED" and by["h-seed0"]["mlflow"] == "FINISHED"
+    assert by["h-seed0"]["epoch"] == 6 and by["h-seed0"]["final_mAP"] is not None
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestration.cli", *args]
+
+
+@pytest.mark.timeout(600)
+def test_driver_killed_then_resumed(tmp_path):
+    spec = tmp_path / "dk.yaml"
+    spec.write_text(SPEC.format(name="dk", grid="base_preset: g", seeds="[0, 1, 2]", conc=1))
+    runs = tmp_path / "runs"
+    log1 = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen(_cli("sweep", "run", str(spec), "--runs-dir", str(runs)), cwd=tmp_path, env=_env(),
+                            stdout=log1, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = "sqlite:///" + str((runs / "mlflow.db").resolve())
+    first = None
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(1)
+            if not (runs / "mlflow.db").exists():
+                continue
+            try:
+                client = MlflowClient(uri)
+                exp = client.get_experiment_by_name("dk")
+                if exp is None:
+                    continue
+                done = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial' and "
+                                                               "attributes.status = 'FINISHED'")
+            except Exception:  # the store may be mid-creation
+                continue
+            if done:
+                first = done[0]
+                break
+        assert proc.poll() is None, "the sweep ended before it could be killed: " + (tmp_path / "run.log").read_text()[-3000:]
+        assert first is not None, "no trial finished in time: " + (tmp_path / "run.log").read_text()[-3000:]
+        time.sleep(2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait(timeout=60)
+        log1.close()
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("dk")
+    parent = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'sweep'")[0]
+    assert parent.info.status == "RUNNING"  # the driver died before it could end it
+    before = {m.step: m.value for m in client.get_metric_history(first.info.run_id, "loss")}
+
+    res = subprocess.run(_cli("sweep", "resume", "dk", "--runs-dir", str(runs)), cwd=tmp_path, env=_env(),
+                         capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+    runs_by = _children(client, "dk")
+    assert set(runs_by) == {"g-seed0", "g-seed1", "g-seed2"}
+    assert all(r.info.status == "FINISHED" for r in runs_by.values()), {n: r.info.status for n, r in runs_by.items()}
+    again = runs_by[first.info.run_name]
+    assert again.info.run_id == first.info.run_id
+    assert again.data.tags["compact_reid.attempt"] == "1"  # not trained again
+    assert again.info.end_time == first.info.end_time
+    assert {m.step: m.value for m in client.get_metric_history(first.info.run_id, "loss")} == before
+    for r in runs_by.values():
+        total = int(r.data.tags["compact_reid.total_epochs"])
+        assert _steps(client, r.info.run_id, "loss") == list(range(1, total + 1))
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+
+    st = subprocess.run(_cli("sweep", "status", "dk", "--runs-dir", str(runs), "--json"), cwd=tmp_path, env=_env(),
+                        capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0, st.stderr
+    data = json.loads(st.stdout)
+    assert {t["trial"]: t["mlflow"] for t in data["trials"]} == {n: "FINISHED" for n in runs_by}
