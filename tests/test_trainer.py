@@ -126,14 +126,14 @@ def test_short_run_learns_far_above_untrained(tmp_path_factory):
     from reid_core.data.synth import generate
 
     root = tmp_path_factory.mktemp("learn") / "market"
-    generate(root, num_ids=48, num_cameras=4, images_per_id=8, seed=11, workers=2)
+    generate(root, num_ids=64, num_cameras=4, images_per_id=12, seed=11, workers=2)
     cfg = preset_config("compact-1x", {
         "model.width_multiplier": 0.25, "model.depth_multiplier": 0.3, "data.num_workers": 0,
-        "schedule.epochs": 12, "schedule.warmup_epochs": 2, "schedule.milestones": [9],
-        "optim.lr": 0.05, "eval.every": 100, "swag.enabled": False,
+        "schedule.epochs": 20, "schedule.warmup_epochs": 2, "schedule.milestones": [16],
+        "optim.lr": 0.01, "eval.every": 100, "swag.enabled": False,
     })
-    t = Trainer(cfg, root, tmp_path_factory.mktemp("out"), log=None)
+    t = Trainer(cfg, root, tmp_path_factory.mktemp("out"), log=print)
     _run(t)
     s = t.summary
     assert s["final_mAP"] > s["untrained_mAP"] + 0.10, s
-    assert s["final_rank1"] > s["untrained_rank1"] + 0.10, s
+    assert s["final_rank1"] > s["untrained_rank1"] + 0.15, s
