@@ -201,6 +201,26 @@ def _cli(*args: str) -> list[str]:
 
 
 @pytest.mark.timeout(600)
+def _finished_trial_in_store(db) -> bool:
+    """Poll the SQLite store read-only: an MlflowClient opened while the sweep is still
+    creating the store would run the schema migration concurrently with it."""
+    import sqlite3
+
+    if not db.exists():
+        return False
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            row = con.execute(
+                "select count(*) from runs r join tags t on r.run_uuid = t.run_uuid "
+                "where t.key = 'compact_reid.role' and t.value = 'trial' and r.status = 'FINISHED'").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:  # tables not created yet, or locked
+        return False
+    return bool(row and row[0])
+
+
 def test_driver_killed_then_resumed(tmp_path):
     spec = tmp_path / "dk.yaml"
     spec.write_text(SPEC.format(name="dk", grid="base_preset: g", seeds="[0, 1, 2]", conc=1))
@@ -214,17 +234,12 @@ def test_driver_killed_then_resumed(tmp_path):
     try:
         while time.time() < deadline and proc.poll() is None:
             time.sleep(1)
-            if not (runs / "mlflow.db").exists():
+            if not _finished_trial_in_store(runs / "mlflow.db"):
                 continue
-            try:
-                client = MlflowClient(uri)
-                exp = client.get_experiment_by_name("dk")
-                if exp is None:
-                    continue
-                done = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial' and "
-                                                               "attributes.status = 'FINISHED'")
-            except Exception:  # the store may be mid-creation
-                continue
+            client = MlflowClient(uri)
+            exp = client.get_experiment_by_name("dk")
+            done = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial' and "
+                                                           "attributes.status = 'FINISHED'")
             if done:
                 first = done[0]
                 break
