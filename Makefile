@@ -19,16 +19,16 @@ demo: $(STAMP)
 	$(BIN)/compact-reid sweep run sweeps/smoke.yaml --fresh
 	$(BIN)/compact-reid tables --experiment smoke
 
-# `slow` = the long learning / tracking runs, not yet green on a 2-core CPU within CI's
-# budget (see README, "Tests"); `make test-all` includes them.
+# `learning` = the learning check, not yet passing at CPU scale (README, "Known gaps");
+# `make test-all` includes it.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not learning"
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not e2e and not slow"
+	$(BIN)/python -m pytest -q -m "not e2e and not slow and not learning"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -120,7 +120,7 @@ def test_non_finite_loss_names_epoch_and_step(tiny_data, tmp_path):
         _run(t)
 
 
-@pytest.mark.slow
+@pytest.mark.learning
 def test_short_run_learns_far_above_untrained(tmp_path_factory):
     """A short CPU run on generated data: rank-1 and mAP well above the untrained network."""
     from reid_core.data.synth import generate

@@ -22,7 +22,9 @@ Choices (and why):
   the min over stored images an odd old crop (occluded, mislabelled by an earlier
   wrong decision) would keep attracting wrong matches. "diverse" keeps the newest one
   plus a greedy farthest-point subset of the rest (more viewpoints for the same
-  memory, but also the outliers); it measured worse on the synthetic scene.
+  memory, but also the outliers). On the synthetic scene (3 seeds, 10 images per
+  identity, a small model trained on generated data) "recent" re-identified 80% of the
+  entries and "diverse" 68% (IDF1 0.81 vs 0.80).
 - The threshold is chosen on a SEPARATE calibration sequence (`calibrate_threshold`),
   never on the sequence that is scored.
 """
