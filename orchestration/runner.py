@@ -144,6 +144,8 @@ def prepare_data(spec: SweepSpec, sweep_dir: Path, log: Any = print) -> tuple[st
             made = json.loads(done.read_text())
         except (OSError, json.JSONDecodeError):
             made = {}
+        if made:
+            made.setdefault("camera_variation", 1.0)  # written by generate() since it got the knob
         want = dict(ds.synthetic or {})
         same = all(made.get(k) == (list(v) if isinstance(v, tuple) else v) for k, v in want.items()
                    if k in made)

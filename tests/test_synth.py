@@ -190,3 +190,27 @@ def test_cli_data_synth_and_summary(tmp_path, capsys):
     assert args.func(args) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["train"]["ids"] == 6 and stats["query"]["ids"] == 6 and stats["num_cameras"] == 3
+
+
+def test_camera_variation_softens_cameras_and_is_recorded(tmp_path):
+    from reid_core.data.synth import soften_camera
+
+    full = camera_styles(seed=3, num_cameras=4)
+    assert camera_styles(3, 4, variation=1.0) == full  # the default changes nothing
+    neutral = camera_styles(3, 4, variation=0.0)
+    for c in neutral:
+        assert c.white_balance == (1.0, 1.0, 1.0) and c.brightness == c.contrast == c.gamma == 1.0
+        assert c.noise == c.blur == c.occlusion_p == 0.0 and c.jpeg_quality == 95
+    half = camera_styles(3, 4, variation=0.5)
+    for f, h in zip(full, half):
+        assert abs(h.saturation - 1.0) == pytest.approx(abs(f.saturation - 1.0) / 2)
+        assert h.view_probs == f.view_probs  # walking directions are identity-independent, kept
+    for bad in (-0.1, 1.5):
+        with pytest.raises(DataError, match="camera_variation"):
+            soften_camera(full[0], bad)
+        with pytest.raises(DataError, match="camera_variation"):
+            generate(tmp_path / "bad", num_ids=4, images_per_id=4, camera_variation=bad)
+    summary = generate(tmp_path / "soft", num_ids=6, images_per_id=4, num_cameras=2, seed=1, workers=1,
+                       camera_variation=0.5)
+    assert summary["camera_variation"] == 0.5
+    assert '"camera_variation": 0.5' in (tmp_path / "soft" / "synth.json").read_text()

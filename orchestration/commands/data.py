@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="distractor images (id 0) in the gallery (default: 22%% of the test images)")
     s.add_argument("--junk", type=int, default=None,
                    help="junk images (id -1) in the gallery (default: 30%% of the test images)")
+    s.add_argument("--camera-variation", type=float, default=1.0,
+                   help="how much cameras differ, 0..1 (default 1 = full strength; lower = easier set)")
     s.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     s.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     s.add_argument("--overwrite", action="store_true", help="replace the dataset folders if they hold files")
@@ -57,7 +59,8 @@ def _synth(args: argparse.Namespace) -> int:
 
     summary = generate(args.out, num_ids=args.ids, num_cameras=args.cameras, images_per_id=args.images_per_id,
                        seed=args.seed, num_distractors=args.distractors, num_junk=args.junk,
-                       workers=args.workers, overwrite=args.overwrite, progress=progress)
+                       workers=args.workers, camera_variation=args.camera_variation, overwrite=args.overwrite,
+                       progress=progress)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -21,6 +21,7 @@ are public so that other simulations (e.g. multi-camera tracking) can reuse the 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import json
@@ -45,6 +46,7 @@ __all__ = [
     "sample_identity",
     "sample_camera",
     "camera_styles",
+    "soften_camera",
     "sample_pose",
     "render_person",
     "render_background",
@@ -225,9 +227,40 @@ def sample_camera(rng: np.random.Generator, index: int = 0) -> CameraStyle:
     )
 
 
-def camera_styles(seed: int, num_cameras: int) -> list[CameraStyle]:
-    """The cameras of dataset `seed` (camera i depends on (seed, i) only)."""
-    return [sample_camera(np.random.default_rng([seed, 1, i]), i) for i in range(num_cameras)]
+def soften_camera(camera: CameraStyle, variation: float) -> CameraStyle:
+    """Move a camera's nuisances toward a neutral camera: 1 = unchanged, 0 = neutral.
+
+    Colour cast, exposure, saturation, contrast, gamma, lighting slope, noise, blur, JPEG
+    loss, resolution loss and occlusions shrink by `variation`; scene colours are
+    desaturated by it. Walking directions, framing and the scene's layout are kept.
+    """
+    if not 0.0 <= variation <= 1.0:
+        raise DataError(f"synthetic dataset: camera_variation must be in [0, 1], got {variation}")
+    if variation == 1.0:
+        return camera
+    v = variation
+
+    def toward(value: float, neutral: float) -> float:
+        return float(neutral + (value - neutral) * v)
+
+    def desaturate(c: RGB) -> RGB:
+        grey = sum(c) / 3.0
+        return tuple(grey + (x - grey) * v for x in c)  # type: ignore[return-value]
+
+    return dataclasses.replace(
+        camera,
+        white_balance=tuple(toward(g, 1.0) for g in camera.white_balance),  # type: ignore[arg-type]
+        brightness=toward(camera.brightness, 1.0), saturation=toward(camera.saturation, 1.0),
+        contrast=toward(camera.contrast, 1.0), gamma=toward(camera.gamma, 1.0),
+        gradient=(camera.gradient[0] * v, camera.gradient[1] * v), noise=camera.noise * v, blur=camera.blur * v,
+        jpeg_quality=round(toward(camera.jpeg_quality, 95)), resolution=toward(camera.resolution, 1.0),
+        occlusion_p=camera.occlusion_p * v, wall=desaturate(camera.wall), floor=desaturate(camera.floor),
+    )
+
+
+def camera_styles(seed: int, num_cameras: int, variation: float = 1.0) -> list[CameraStyle]:
+    """The cameras of dataset `seed` (camera i depends on (seed, i) only), softened by `variation`."""
+    return [soften_camera(sample_camera(np.random.default_rng([seed, 1, i]), i), variation) for i in range(num_cameras)]
 
 
 @dataclass(frozen=True)
@@ -571,8 +604,8 @@ class _Task:
 _CTX: dict = {}
 
 
-def _init_worker(seed: int, num_cameras: int, size: tuple[int, int], out: str) -> None:
-    _CTX.update(seed=seed, cams=camera_styles(seed, num_cameras), size=size, out=out)
+def _init_worker(seed: int, num_cameras: int, size: tuple[int, int], out: str, variation: float = 1.0) -> None:
+    _CTX.update(seed=seed, cams=camera_styles(seed, num_cameras, variation), size=size, out=out)
     _identity.cache_clear()
 
 
@@ -671,6 +704,7 @@ def generate(
     workers: int = 2,
     num_train_ids: int | None = None,
     size: tuple[int, int] = (128, 64),
+    camera_variation: float = 1.0,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -682,6 +716,8 @@ def generate(
     least one gallery image in each. Distractors (id 0) and junk (id -1) go to the
     gallery; by default in Market's proportions (22% and 30% of the test-identity
     images). The files are the same bytes for a seed whatever `workers` is.
+    `camera_variation` in [0, 1] scales how much the cameras differ (`soften_camera`):
+    1 is the full-strength default, lower values give an easier set for quick checks.
     `progress(done, total)` is called from the main process. `synth.json` (the parameters)
     is written last, so its presence marks a complete dataset. Returns a summary dict.
     """
@@ -704,6 +740,9 @@ def generate(
         raise DataError(f"synthetic dataset: distractors, junk must be >= 0 and workers >= 1, "
                         f"got {num_distractors}, {num_junk}, {workers}")
 
+    if not isinstance(camera_variation, (int, float)) or not 0.0 <= camera_variation <= 1.0:
+        raise DataError(f"synthetic dataset: camera_variation must be in [0, 1], got {camera_variation!r}")
+
     out = Path(out_dir).expanduser()
     subsets = ("bounding_box_train", "query", "bounding_box_test")
     meta = out / "synth.json"  # written last: its presence means "complete"
@@ -720,7 +759,7 @@ def generate(
     tasks, train_ids, test_ids = _plan(seed, num_ids, n_train, num_cameras, images_per_id, num_distractors, num_junk)
     t0 = time.perf_counter()
     counts = {sub: 0 for sub in subsets}
-    args = (seed, num_cameras, tuple(size), str(out))
+    args = (seed, num_cameras, tuple(size), str(out), float(camera_variation))
     total = len(tasks)
     every = max(1, total // 20)
     if workers == 1:
@@ -748,7 +787,7 @@ def generate(
 
     params = {"generator": "reid_core.data.synth", "seed": seed, "num_ids": num_ids, "num_train_ids": n_train,
               "num_cameras": num_cameras, "images_per_id": images_per_id, "num_distractors": num_distractors,
-              "num_junk": num_junk, "size": list(size)}
+              "num_junk": num_junk, "size": list(size), "camera_variation": float(camera_variation)}
     meta.write_text(json.dumps(params, indent=2) + "\n")
     return {
         "root": str(out),
