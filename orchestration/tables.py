@@ -626,6 +626,8 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
         N = planned_count(data, mode, base_of[g])
         r1, mp = stat(_metric(fg, "final_rank1")), stat(_metric(fg, "final_mAP"))
         p1, pm = PAPER_TABLE3.get(col, (None, None)) if col else (None, None)
+        # The paper's figures are Market-1501's: a difference is only meaningful there.
+        d1, dm = (p1, pm) if set(allg["dataset"]) == {"Market1501"} else (None, None)
         cells: list[str] = []
         for key in axis:
             vals = sorted(set(allg[f"param.{key}"].dropna().astype(str)))
@@ -635,8 +637,8 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
         cells.append(TRIPLET_LABELS.get(trip, trip) if trip else "mixed")
         cells.append(group_label(col, "preset") if col else MISSING)
         cells.append(f"{len(fg)}/{N}" if N is not None else f"{len(fg)}/?")
-        cells += [fmt_stat(r1, N), fmt_num(p1), fmt_diff(r1.mean, p1),
-                  fmt_stat(mp, N), fmt_num(pm), fmt_diff(mp.mean, pm)]
+        cells += [fmt_stat(r1, N), fmt_num(p1), fmt_diff(r1.mean, d1),
+                  fmt_stat(mp, N), fmt_num(pm), fmt_diff(mp.mean, dm)]
         disp[label] = cells
         if any(v is None for v in sw.values()) or trip is None:
             notes.append(f"{label}: its runs recorded different switches (see the runs list)")
@@ -648,9 +650,9 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
         rec.update({s: sw[s] for s in SWITCHES})
         rec.update({"finished": len(fg), "planned": N,
                     "rank1_mean": r1.mean, "rank1_std": r1.std, "rank1_n": r1.n, "paper_rank1": p1,
-                    "rank1_diff": None if r1.mean is None or p1 is None else r1.mean - p1,
+                    "rank1_diff": None if r1.mean is None or d1 is None else r1.mean - d1,
                     "mAP_mean": mp.mean, "mAP_std": mp.std, "mAP_n": mp.n, "paper_mAP": pm,
-                    "mAP_diff": None if mp.mean is None or pm is None else mp.mean - pm})
+                    "mAP_diff": None if mp.mean is None or dm is None else mp.mean - dm})
         records.append(rec)
     row_labels = (axis + [SWITCH_LABELS[s] for s in SWITCHES]
                   + ["Triplet loss", "Paper column (same switches)", "Seeds finished",
@@ -665,7 +667,8 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
     notes[0:0] = _override_notes(data, groups, set(axis), mode)
     notes.insert(0, "Rank-1 / mAP of the reported model (final_rank1 / final_mAP: SWAG when enabled, else the "
                     "last weights), % mean ± sample std over finished seeds; (n/N) = seeds averaged / planned. "
-                    "Switches are read from each run's recorded params; Δ = this sweep − paper, in points.")
+                    "Switches are read from each run's recorded params; Δ = this sweep − paper, in points (Market-1501 "
+                    "runs only).")
     na = len(axis)
     sections = [i for i in (na, na + len(SWITCHES), na + len(SWITCHES) + 3) if i > 0]
     table = Table("table3" if mode == "preset" else "grid", title, display, pd.DataFrame(records), notes,
@@ -696,12 +699,13 @@ def table4(data: SweepData, mode: str) -> Table | None:
         if not (sw["swag"] or has):
             continue
         setup = paper_setup(sw, trip) if all(v is not None for v in sw.values()) and trip else None
-        chosen.append((setup_rank.get(setup or "", len(setup_rank)), g, setup, fg))
+        on_market = set(allg["dataset"]) == {"Market1501"}
+        chosen.append((setup_rank.get(setup or "", len(setup_rank)), g, setup, fg, on_market))
     if not chosen:
         return None
     chosen.sort(key=lambda c: c[0])
     sections = []
-    for _, g, setup, fg in chosen:
+    for _, g, setup, fg, on_market in chosen:
         N = planned_count(data, mode, base_of[g])
         label = group_label(g, mode) + (f" (paper setup {TABLE4_LABELS[setup]})" if setup else "")
         if rows:
@@ -716,17 +720,18 @@ def table4(data: SweepData, mode: str) -> Table | None:
                 paper = PAPER_TABLE4[setup][phase][0 if metric == "rank1" else 1] if setup else None
                 ours[plabel] = fmt_stat(st, N)
                 paper_row[plabel] = fmt_num(paper)
-                delta_row[plabel] = fmt_diff(st.mean, paper)
+                ref = paper if on_market else None  # the paper's figures are Market-1501's
+                delta_row[plabel] = fmt_diff(st.mean, ref)
                 rec.update({f"{phase}_mean": st.mean, f"{phase}_std": st.std, f"{phase}_n": st.n,
                             f"{phase}_paper": paper,
-                            f"{phase}_diff": None if st.mean is None or paper is None else st.mean - paper})
+                            f"{phase}_diff": None if st.mean is None or ref is None else st.mean - ref})
             rows += [ours, paper_row, delta_row]
             records.append(rec)
     display = pd.DataFrame(rows)
     notes = ["plain = end of the main phase (plain_*), + cyclic LR = last weights after the cosine-restart phase "
              "(cyclic_*), + SWAG = the SWAG model (swag_*); % mean ± sample std over finished seeds; (n/N) = "
              "seeds averaged / planned. Paper numbers beside the group whose switches (SWAG aside) equal a setup "
-             "of the paper's Table 4; Δ = this sweep − paper, in points."]
+             "of the paper's Table 4; Δ = this sweep − paper, in points (Market-1501 runs only)."]
     return Table("table4", "Table 4: SWAG study (plain → + cyclic LR → + SWAG)", display, pd.DataFrame(records),
                  notes, sections=sections, left_cols=2)
 

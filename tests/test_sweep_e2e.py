@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -294,6 +295,9 @@ def test_tables_from_the_real_sweep(fault_sweep, tmp_path):
     md = (out / "tables.md").read_text()
     assert "g-seed1" in md and "FAILED" in md          # listed, not averaged in
     assert "(1/2)" in md                                 # column g: one of two planned seeds
+    t3 = {r["group"]: r for r in csv.DictReader((out / "table3.csv").open())}
+    g = next(r for name, r in t3.items() if name.startswith("g"))
+    assert g["paper_rank1"] and not g["rank1_diff"]      # synthetic data: the paper's figure, no Δ
     assert (out / "report.html").stat().st_size > 10_000
     assert list(out.glob("*.tex")) and list(out.glob("*.csv"))
     client = fault_sweep["client"]
