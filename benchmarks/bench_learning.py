@@ -5,7 +5,7 @@ Generates a Market-layout set (by default 500 train + 100 test identities, 6 ima
 untrained, main-phase, SWA and SWAG rank-1 / mAP with the training seconds.
 `--camera-variation` sets how much the generated cameras differ (1 = full strength).
 
-    python benchmarks/bench_learning.py [--camera-variation 0.5] [--epochs 16] [--cycles 3]
+    python benchmarks/bench_learning.py [--camera-variation 0.5] [--epochs 16] [--cycles 3] [--save-weights DIR]
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=0.25)
     ap.add_argument("--lr", type=float, default=0.03)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-weights", metavar="DIR",
+                    help="write DIR/untrained.pt and DIR/final.pt (last weights), e.g. for track-eval")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -49,8 +51,12 @@ def main() -> None:
             "eval.every": 1000,
         })
         trainer = Trainer(cfg, root, Path(tmp) / "run", log=None if args.json else print)
+        if args.save_weights:
+            trainer.save_weights(Path(args.save_weights) / "untrained.pt")
         for _ in trainer.run():
             pass
+        if args.save_weights:
+            trainer.save_weights(Path(args.save_weights) / "final.pt")
     s = trainer.summary
     row = {"camera_variation": args.camera_variation, "train_ids": args.train_ids, "epochs": s["epochs"],
            "generate_seconds": round(gen_s, 1), "train_seconds": round(s["train_seconds"], 1),

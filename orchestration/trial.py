@@ -245,7 +245,7 @@ def _complete(run: Any, trainer: Any, workdir: Path) -> None:
     run.log_json(trainer.summary, "summary.json")
     wdir = workdir / "weights"
     wdir.mkdir(parents=True, exist_ok=True)
-    for which in ("final", "best"):
+    for which in trainer.weight_kinds():  # + swa.pt (the SWA mean) when SWAG ran
         trainer.save_weights(wdir / f"{which}.pt", which=which)
         run.log_file(wdir / f"{which}.pt", "weights")
     run.finish()

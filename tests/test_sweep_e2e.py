@@ -147,7 +147,8 @@ def test_sweep_runs_every_trial_and_tracks_it(fault_sweep):
         arts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"config.json", "metrics_history.json", "summary.json", "weights"} <= arts
         w = {a.path for a in client.list_artifacts(r.info.run_id, "weights")}
-        assert w == {"weights/final.pt", "weights/best.pt"}
+        swa = {"weights/swa.pt"} if name.startswith("h") else set()  # h runs SWAG, g does not
+        assert w == {"weights/final.pt", "weights/best.pt"} | swa
     # the SWAG phase logs its own keys at the cycle ends
     h0 = runs["h-seed0"]
     assert _steps(client, h0.info.run_id, "swag_rank1") == [5, 6]
@@ -157,6 +158,8 @@ def test_sweep_runs_every_trial_and_tracks_it(fault_sweep):
     path = client.download_artifacts(h0.info.run_id, "weights/final.pt")
     obj = torch.load(path, weights_only=True)
     assert obj["kind"] == "compact-reid-weights" and obj["config"]["preset"] == "h"
+    swa = torch.load(client.download_artifacts(h0.info.run_id, "weights/swa.pt"), weights_only=True)
+    assert swa["which"] == "swa" and swa["model"].keys() == obj["model"].keys()
 
 
 @pytest.mark.timeout(600)

@@ -84,6 +84,22 @@ def test_swag_phase_metrics_and_summary(full_run, tmp_path):
     weights = t.save_weights(tmp_path / "w.pt")
     obj = load_weights(weights)
     assert obj["kind"] == "compact-reid-weights" and obj["config"]["model"]["num_classes"] == 8
+    # swa.pt: the SWA mean's parameters, with BatchNorm statistics recomputed for them
+    assert t.weight_kinds() == ("final", "best", "swa")
+    swa = load_weights(t.save_weights(tmp_path / "swa.pt", "swa"))
+    assert swa["which"] == "swa" and swa["epoch"] == 5
+    for name, mean in t.swag.mean.items():
+        assert torch.equal(swa["model"][name], mean), name
+    bn = next(k for k in swa["model"] if k.endswith("running_mean"))
+    assert not torch.equal(swa["model"][bn], obj["model"][bn])
+
+
+def test_swa_weights_need_a_swag_phase(tiny_data, tmp_path):
+    t = Trainer(tiny_cfg(**{"swag.enabled": False}), tiny_data, tmp_path, log=None)
+    assert t.weight_kinds() == ("final", "best")
+    with pytest.raises(ValueError, match="swa"):
+        t.save_weights(tmp_path / "swa.pt", "swa")
+    assert not (tmp_path / "swa.pt").exists()
 
 
 def test_checkpoint_of_another_architecture_is_refused(tiny_data, tmp_path):

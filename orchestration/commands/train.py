@@ -12,7 +12,7 @@ import yaml
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one preset on a dataset folder (no Ray, no MLflow)",
                        description="Train one preset; per-epoch progress on the console, metrics.json, "
-                                   "checkpoints/last.pt and weights/{final,best}.pt in --out.")
+                                   "checkpoints/last.pt and weights/{final,best}.pt (+ swa.pt with SWAG) in --out.")
     p.add_argument("--preset", required=True, help="a preset name (see `compact-reid presets`)")
     p.add_argument("--data", required=True, help="dataset root (Market-1501 layout) or the folder containing it")
     p.add_argument("--out", required=True, help="output folder of the run")
@@ -88,8 +88,8 @@ def run_train(args: argparse.Namespace) -> int:
     for _ in trainer.run():
         trainer.save_checkpoint(ckpt)
         _write_metrics(out, trainer)
-    trainer.save_weights(out / "weights" / "final.pt", "final")
-    trainer.save_weights(out / "weights" / "best.pt", "best")
+    for which in trainer.weight_kinds():  # final, best, and swa (the SWA mean) when SWAG ran
+        trainer.save_weights(out / "weights" / f"{which}.pt", which)
     _write_metrics(out, trainer)
     s = trainer.summary
     print(f"done: final rank1 {100 * s['final_rank1']:.1f}% mAP {100 * s['final_mAP']:.1f}% "

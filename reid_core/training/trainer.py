@@ -381,14 +381,22 @@ class Trainer:
         self._train_seconds = float(ckpt.get("train_seconds", 0.0))
         self.log(f"resumed from {path} at epoch {self.epoch}/{self.total_epochs}")
 
+    def weight_kinds(self) -> tuple[str, ...]:
+        """What `save_weights` can write now: 'final' (last weights), 'best' (best rank-1
+        evaluation) and, once SWAG has collected, 'swa' (SWA mean, BatchNorm recomputed)."""
+        return ("final", "best") + (("swa",) if self.swag is not None and self.swag.n > 0 else ())
+
     def save_weights(self, path: str | Path, which: str = "final") -> Path:
-        if which not in ("final", "best"):
-            raise ValueError(f"which: 'final' or 'best', got {which!r}")
-        state = self.model.state_dict() if which == "final" or self.best["state"] is None else self.best["state"]
+        if which not in self.weight_kinds():
+            raise ValueError(f"which: one of {', '.join(self.weight_kinds())} for this run, got {which!r}")
+        if which == "swa":
+            state = self.final_model().state_dict()
+        else:
+            state = self.model.state_dict() if which == "final" or self.best["state"] is None else self.best["state"]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"kind": WEIGHTS_FORMAT, "config": to_dict(self.cfg), "model": state,
-                    "which": which, "epoch": self.epoch if which == "final" else self.best["epoch"]}, path)
+                    "which": which, "epoch": self.best["epoch"] if which == "best" else self.epoch}, path)
         return path
 
     def final_model(self) -> HACNNFamily:
