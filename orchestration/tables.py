@@ -607,6 +607,12 @@ def _override_notes(data: SweepData, groups: list[str], axis: set[str], mode: st
     return notes
 
 
+def _on_market(runs: pd.DataFrame) -> bool:
+    """True when every run ran on Market-1501: the paper's figures are Market-1501's, so a
+    difference to them means something only then."""
+    return set(runs["dataset"]) == {"Market1501"}
+
+
 def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
     groups = group_order(data, mode)
     inc = data.included
@@ -626,8 +632,7 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
         N = planned_count(data, mode, base_of[g])
         r1, mp = stat(_metric(fg, "final_rank1")), stat(_metric(fg, "final_mAP"))
         p1, pm = PAPER_TABLE3.get(col, (None, None)) if col else (None, None)
-        # The paper's figures are Market-1501's: a difference is only meaningful there.
-        d1, dm = (p1, pm) if set(allg["dataset"]) == {"Market1501"} else (None, None)
+        d1, dm = (p1, pm) if _on_market(allg) else (None, None)
         cells: list[str] = []
         for key in axis:
             vals = sorted(set(allg[f"param.{key}"].dropna().astype(str)))
@@ -699,8 +704,7 @@ def table4(data: SweepData, mode: str) -> Table | None:
         if not (sw["swag"] or has):
             continue
         setup = paper_setup(sw, trip) if all(v is not None for v in sw.values()) and trip else None
-        on_market = set(allg["dataset"]) == {"Market1501"}
-        chosen.append((setup_rank.get(setup or "", len(setup_rank)), g, setup, fg, on_market))
+        chosen.append((setup_rank.get(setup or "", len(setup_rank)), g, setup, fg, _on_market(allg)))
     if not chosen:
         return None
     chosen.sort(key=lambda c: c[0])
@@ -720,7 +724,7 @@ def table4(data: SweepData, mode: str) -> Table | None:
                 paper = PAPER_TABLE4[setup][phase][0 if metric == "rank1" else 1] if setup else None
                 ours[plabel] = fmt_stat(st, N)
                 paper_row[plabel] = fmt_num(paper)
-                ref = paper if on_market else None  # the paper's figures are Market-1501's
+                ref = paper if on_market else None
                 delta_row[plabel] = fmt_diff(st.mean, ref)
                 rec.update({f"{phase}_mean": st.mean, f"{phase}_std": st.std, f"{phase}_n": st.n,
                             f"{phase}_paper": paper,

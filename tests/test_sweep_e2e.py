@@ -87,21 +87,17 @@ def fault_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep_e2e")
     spec = root / "e2e.yaml"
     spec.write_text(SPEC.format(name="e2e", grid="grid:\n  preset: [g, h]", seeds="[0, 1]", conc=2))
-    old = {k: os.environ.get(k) for k in ("COMPACT_REID_FAIL_TRIAL", "COMPACT_REID_FAIL_EPOCH",
-                                          "COMPACT_REID_KILL_TRIAL", "COMPACT_REID_KILL_EPOCH")}
-    os.environ.update({"COMPACT_REID_FAIL_TRIAL": "g-seed1", "COMPACT_REID_FAIL_EPOCH": "1",
-                       "COMPACT_REID_KILL_TRIAL": "h-seed1", "COMPACT_REID_KILL_EPOCH": "2"})
+    hooks = {"COMPACT_REID_FAIL_TRIAL": "g-seed1", "COMPACT_REID_FAIL_EPOCH": "1",
+             "COMPACT_REID_KILL_TRIAL": "h-seed1", "COMPACT_REID_KILL_EPOCH": "2"}
     t0 = time.perf_counter()
-    try:
-        outcome = run_sweep(spec, runs_dir=root / "runs", verbose=0)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        if ray.is_initialized():
-            ray.shutdown()
+    with pytest.MonkeyPatch.context() as mp:  # module-scoped: the function-scoped fixture can't be used
+        for k, v in hooks.items():
+            mp.setenv(k, v)
+        try:
+            outcome = run_sweep(spec, runs_dir=root / "runs", verbose=0)
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
     wall = time.perf_counter() - t0
     client = MlflowClient(outcome.tracking_uri)
     return {"root": root, "outcome": outcome, "client": client, "wall": wall}
