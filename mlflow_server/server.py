@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Sequence
 
+from .postgres import BackendStoreError, check_backend_store
+
 __all__ = ["ServerHandle", "ServerError", "start_server", "server_command", "default_store", "find_free_port",
            "wait_healthy"]
 
@@ -171,6 +173,10 @@ def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str 
     cmd = server_command(host, port, backend_store_uri, artifacts_destination, workers, app_name, allowed_hosts,
                          extra_args, runs_dir)
     store = cmd[cmd.index("--backend-store-uri") + 1]
+    try:
+        check_backend_store(store)
+    except BackendStoreError as e:
+        raise ServerError(str(e)) from None
     if store.startswith("sqlite:///"):
         Path(store[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     dest = cmd[cmd.index("--artifacts-destination") + 1]
