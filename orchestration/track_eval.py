@@ -2,7 +2,7 @@
 
 For every FINISHED trial run of the experiment (role `trial`, or untagged runs; the
 sweep's parent run is skipped) that has a `weights/final.pt` artifact: download it, run
-`reid_core.tracking.evaluate` on one shared scored scene and one shared calibration
+`reid_core.multicam.evaluate` on one shared scored scene and one shared calibration
 scene, and log onto the trial's run (at its last step):
   track_mota, track_idf1, track_idsw, track_entry_accuracy, track_threshold,
   track_calibration_accuracy, track_idf1_noreid, track_idf1_oracle,
@@ -86,7 +86,7 @@ def evaluate_experiment(
     """
     from mlflow.entities import Metric, RunTag
 
-    from reid_core.tracking.evaluate import run_tracking_eval_many
+    from reid_core.multicam.evaluate import run_tracking_eval_many
 
     say = log or (lambda _m: None)
     uri = normalize_tracking_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))

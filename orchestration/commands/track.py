@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(_jsonable(result), indent=2))
             return 0
     else:
-        from reid_core.tracking.evaluate import run_tracking_eval_many
+        from reid_core.multicam.evaluate import run_tracking_eval_many
 
         models: list[Any] = list(args.checkpoint)
         if args.train_set:
