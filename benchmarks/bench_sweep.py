@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     from mlflow.tracking import MlflowClient
 
-    from orchestration.runner import run_sweep
-    from orchestration.spec import load_spec
+    from orchestration.sweep.runner import run_sweep
+    from orchestration.sweep.spec import load_spec
 
     spec = load_spec(args.spec)
     tmp = None

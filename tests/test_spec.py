@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.spec import format_value, load_spec, parse_text, search_trial_name, trial_name
+from orchestration.sweep.names import format_value, search_trial_name, trial_name
+from orchestration.sweep.spec import load_spec, parse_text
 from reid_core.config import ConfigError
 from reid_core.presets import TABLE3_COLUMNS, TABLE4_SETUPS
 

@@ -82,7 +82,7 @@ def test_cli_table_and_json(trained_weights, capsys):
 def test_experiment_mode_logs_track_metrics_on_trial_runs(trained_weights, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from orchestration.track_eval import TRACK_METRICS, evaluate_experiment
+    from orchestration.multicam_eval import TRACK_METRICS, evaluate_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)

@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from orchestration.spec import load_spec
+    from orchestration.sweep.spec import load_spec
 
     spec = load_spec(args.spec)
     extra = f", {len(spec.trials)} grid point x seed" if not spec.is_search else " (sampled)"
@@ -81,7 +81,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from orchestration.spec import describe, load_spec
+    from orchestration.sweep.spec import describe, load_spec
 
     spec = load_spec(args.spec)
     if args.json:
@@ -92,7 +92,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from orchestration.runner import run_sweep
+    from orchestration.sweep.runner import run_sweep
 
     out = run_sweep(args.spec, address=args.address, gpus_per_trial=args.gpus_per_trial,
                     max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri, storage=args.storage,
@@ -111,7 +111,7 @@ def _exit_code(out) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from orchestration.runner import resume_sweep
+    from orchestration.sweep.runner import resume_sweep
 
     out = resume_sweep(args.sweep, address=args.address, runs_dir=args.runs_dir)
     if args.json:
@@ -120,7 +120,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from orchestration.runner import format_table, sweep_status
+    from orchestration.sweep.status import format_table, sweep_status
 
     st = sweep_status(args.sweep, runs_dir=args.runs_dir)
     if args.json:

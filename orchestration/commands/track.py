@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     }
     device = None if args.device in ("", "auto") else args.device
     if args.experiment:
-        from orchestration.track_eval import evaluate_experiment
+        from orchestration.multicam_eval import evaluate_experiment
 
         result = evaluate_experiment(args.experiment, args.tracking_uri, seed=args.seed,
                                      calibration_seed=args.calibration_seed, minutes=args.minutes,

@@ -33,8 +33,11 @@ from typing import Any, Mapping
 
 import yaml
 
-from reid_core.config import ConfigError, TrainConfig, resolve_key, to_dict
+from reid_core.config import ConfigError, TrainConfig, from_dict, resolve_key, to_dict
+from reid_core.metric_keys import EVAL_KEYS, FINAL_KEYS, LOSS_KEYS
 from reid_core.presets import PRESETS, preset_config
+
+from .names import format_value, search_trial_name, trial_name
 
 __all__ = [
     "SweepSpec",
@@ -125,7 +128,8 @@ class SchedulerSpec:
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One planned trial: a grid point x a seed (or, with a search, the template of a sample)."""
+    """One planned trial: a grid point x a seed (or, with a search, the template of a sample),
+    with its fully resolved config (`config_dict`, a plain dict: what travels in Ray's config)."""
 
     index: int
     name: str
@@ -134,12 +138,11 @@ class TrialSpec:
     seed: int
     axes: dict[str, Any]  # this trial's grid values, keys as written in the YAML
     overrides: dict[str, Any]  # resolved dotted path -> value (fixed overrides + axis values)
+    config_dict: dict[str, Any] = field(default_factory=dict, repr=False)  # to_dict(TrainConfig), seed included
 
-    def config(self, extra: Mapping[str, Any] | None = None) -> TrainConfig:
-        ov = dict(self.overrides)
-        ov.update(extra or {})
-        ov["seed"] = self.seed
-        return preset_config(self.preset, ov)
+    def config(self) -> TrainConfig:
+        """The TrainConfig (validated by reid_core's from_dict)."""
+        return from_dict(TrainConfig, self.config_dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The trials.json entry (docs/CONTRACTS.md) plus `index` and `axes`."""
@@ -147,11 +150,36 @@ class TrialSpec:
                 "seed": self.seed, "overrides": dict(self.overrides), "axes": dict(self.axes),
                 "index": self.index}
 
+    def to_record(self) -> dict[str, Any]:
+        """The trials.json entry plus `config`: Ray's config of this trial is {"trial": record}."""
+        return {**self.to_dict(), "config": copy.deepcopy(self.config_dict)}
+
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrialSpec":
-        return cls(index=int(d.get("index", 0)), name=d["trial_name"], grid_point=d["grid_point"],
-                   preset=d["preset"], seed=int(d["seed"]), axes=dict(d.get("axes", {})),
-                   overrides=dict(d.get("overrides", {})))
+    def from_record(cls, d: Mapping[str, Any]) -> "TrialSpec":
+        """A record back; a searched record (`search_keys`) is named after its sampled values."""
+        config = _plain(d.get("config") or {})
+        name, point, overrides = d["trial_name"], d["grid_point"], dict(d.get("overrides", {}))
+        if d.get("search_keys"):
+            values = {k: _lookup(config, k) for k in d["search_keys"]}
+            name, point = search_trial_name(values, int(d["seed"]))
+            overrides.update(values)
+        return cls(index=int(d.get("index", 0)), name=name, grid_point=point, preset=d["preset"],
+                   seed=int(d["seed"]), axes=dict(d.get("axes", {})), overrides=overrides, config_dict=config)
+
+
+def _plain(v: Any) -> Any:
+    """Numpy scalars (Optuna's samples) as Python values, recursively."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v.item() if hasattr(v, "item") and not isinstance(v, (int, float, str, bool)) else v
+
+
+def _lookup(d: Mapping[str, Any], dotted: str) -> Any:
+    for k in dotted.split("."):
+        d = d[k]
+    return d
 
 
 @dataclass(frozen=True)
@@ -218,42 +246,6 @@ class SweepSpec:
     @property
     def num_trials(self) -> int:
         return self.search.num_samples if self.search else len(self.trials)
-
-
-# ---------------------------------------------------------------------------------
-# Names
-
-
-def format_value(v: Any) -> str:
-    """A grid value as it appears in a trial name: 4.0 -> '4.0', True -> 'true'."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join(format_value(x) for x in v) + "]"
-    return str(v)
-
-
-def trial_name(preset: str | None, axes: Mapping[str, Any], seed: int) -> tuple[str, str]:
-    """(trial name, grid point) of a grid trial; `preset` is None when it is not an axis."""
-    parts = [preset] if preset is not None else []
-    parts += [f"{k}={format_value(v)}" for k, v in axes.items()]
-    point = "-".join(parts) if parts else "trial"
-    return f"{point}-seed{seed}", point
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, float) and not isinstance(v, bool):
-        return f"{v:.3g}"
-    return format_value(v)
-
-
-def search_trial_name(values: Mapping[str, Any], seed: int) -> tuple[str, str]:
-    """(trial name, grid point) of a searched trial, from its sampled values (leaf names)."""
-    parts = [f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in values.items()]
-    point = "-".join(parts) if parts else "sample"
-    return f"{point}-seed{seed}", point
 
 
 # ---------------------------------------------------------------------------------
@@ -526,8 +518,7 @@ def _parse_search(raw: Any, ctx: _Ctx, overrides: dict[str, Any]) -> SearchSpec:
 
 
 # Metrics a trial reports to Ray every epoch (eval metrics carry their latest value).
-RAY_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP", "loss", "loss_ce", "loss_triplet",
-               "final_rank1", "final_rank5", "final_mAP", "final_mINP")
+RAY_METRICS = EVAL_KEYS + LOSS_KEYS + tuple(f"final_{k}" for k in FINAL_KEYS)
 
 
 def _check_metric(metric: str, ctx: _Ctx, key: str) -> None:
@@ -639,7 +630,8 @@ def parse_spec(data: Any, source: str = "<string>", text: str = "", check_paths:
             max_epochs = max(max_epochs, _total_epochs(cfg))
             for seed in seeds:
                 nm, point = trial_name(preset if ("preset" in grid or not axes) else None, axes, seed)
-                trials.append(TrialSpec(idx, nm, point, preset, seed, axes, ov))
+                resolved = cfg if seed == seeds[0] else preset_config(preset, {**ov, "seed": seed})
+                trials.append(TrialSpec(idx, nm, point, preset, seed, axes, ov, to_dict(resolved)))
                 idx += 1
     names = [t.name for t in trials]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -692,11 +684,6 @@ def parse_text(text: str, source: str = "<string>", check_paths: bool = True) ->
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{source}: {where}: malformed YAML: {problem}") from None
     return parse_spec(data, source, text, check_paths=check_paths)
-
-
-def trial_config_dict(trial: TrialSpec, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The resolved config of a trial as a plain dict."""
-    return to_dict(trial.config(extra))
 
 
 def describe(spec: SweepSpec) -> str:
