@@ -21,6 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("spec", help="sweep YAML")
     v.set_defaults(func=run_validate)
 
+    sc = s.add_parser("schema", help="the JSON Schema of sweep YAML files (for editors)",
+                      description="Print the JSON Schema of a sweep spec: every key, its type, range and "
+                                  "allowed values, and every config field usable in overrides / grid / "
+                                  "search.space. Point an editor's YAML language server at it, e.g. "
+                                  "`# yaml-language-server: $schema=sweep.schema.json` on a spec's first line.")
+    sc.add_argument("--out", default=None, help="write it to this file (default: print it)")
+    sc.set_defaults(func=run_schema)
+
     sh = s.add_parser("show", help="the expanded trial list of a spec",
                       description="Expand a spec into its trials (name, preset, seed, grid values, epochs). "
                                   "Imports neither Ray nor MLflow.")
@@ -77,6 +85,21 @@ def run_validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     extra = f", {len(spec.trials)} grid point x seed" if not spec.is_search else " (sampled)"
     print(f"{args.spec}: OK: sweep {spec.name}, {spec.num_trials} trial(s){extra}")
+    return 0
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from orchestration.sweep.spec_models import sweep_json_schema
+
+    text = json.dumps(sweep_json_schema(), indent=2) + "\n"
+    if args.out:
+        tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
+    else:
+        print(text, end="")
     return 0
 
 

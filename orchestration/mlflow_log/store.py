@@ -26,8 +26,11 @@ class TrackingError(ReIDError, RuntimeError):
 
 
 def default_tracking_uri(runs_dir: str | os.PathLike[str] = "runs") -> str:
-    """`sqlite:////<abs>/runs/mlflow.db` (four slashes: an absolute path)."""
-    return "sqlite:///" + str((Path(runs_dir) / "mlflow.db").resolve())
+    """`sqlite:////<abs>/runs/mlflow.db` (four slashes: an absolute path): the store
+    `compact-reid server` serves by default (mlflow_server.server.default_store)."""
+    from mlflow_server.server import default_store
+
+    return default_store(runs_dir)[0]
 
 
 def sqlite_path(uri: str) -> Path | None:

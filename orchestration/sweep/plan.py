@@ -191,7 +191,7 @@ class SweepSpec:
         return self.search.num_samples if self.search else len(self.trials)
 
 
-def _total_epochs(cfg: TrainConfig) -> int:
+def total_epochs(cfg: TrainConfig) -> int:
     """Epochs of a run after schedule.scale (mirrors reid_core.training.schedules.Plan
     without importing torch)."""
 
@@ -233,6 +233,6 @@ def describe(spec: SweepSpec) -> str:
     width = max((len(t.name) for t in spec.trials), default=10)
     for t in spec.trials:
         cfg = t.config()
-        lines.append(f"    {t.name:<{width}}  preset={t.preset:<13} seed={t.seed}  epochs={_total_epochs(cfg)}"
+        lines.append(f"    {t.name:<{width}}  preset={t.preset:<13} seed={t.seed}  epochs={total_epochs(cfg)}"
                      + (f"  {', '.join(f'{k}={format_value(v)}' for k, v in t.axes.items())}" if t.axes else ""))
     return "\n".join(lines)

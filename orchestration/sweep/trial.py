@@ -145,10 +145,8 @@ class _Carried:
     every epoch, which ASHA and Optuna need)."""
 
     def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
         self.latest: dict[str, float] = {}
-        src = trainer.summary
-        if "untrained_rank1" in src:
-            self.latest.update({"rank1": src["untrained_rank1"], "mAP": src["untrained_mAP"]})
         for h in trainer.history:
             self.update(h)
 
@@ -161,6 +159,9 @@ class _Carried:
     def report(self, m: Mapping[str, Any], final: Mapping[str, Any] | None, totals: Mapping[str, float]) -> dict:
         from ..mlflow_log import numeric_items
 
+        src = self.trainer.summary  # the untrained evaluation, made when run() starts
+        if "untrained_rank1" in src and "rank1" not in self.latest:
+            self.latest.update({"rank1": src["untrained_rank1"], "mAP": src["untrained_mAP"]})
         self.update(m)
         out: dict[str, Any] = dict(numeric_items(m))
         out.update({k: v for k, v in self.latest.items() if not k.startswith(SWAG_PREFIX)})
