@@ -310,3 +310,13 @@ def test_trial_record_carries_the_resolved_config():
         **record["config"]["optim"], "lr": 0.0213456}}}
     s = TrialSpec.from_record(searched)
     assert s.name == "lr=0.0213-seed1" and s.config().optim.lr == 0.0213456 and s.overrides["optim.lr"] == 0.0213456
+
+
+def test_reid_core_needs_no_pydantic_ray_or_mlflow():
+    """reid_core runs on a GPU machine with only torch/torchvision/numpy/pyyaml."""
+    code = ("import sys\n"
+            "import reid_core.config, reid_core.presets, reid_core.metric_keys, reid_core.training.trainer\n"
+            "print(','.join(sorted(m for m in ('pydantic', 'ray', 'mlflow', 'optuna') if m in sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ""
