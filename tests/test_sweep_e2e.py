@@ -287,7 +287,7 @@ def test_driver_killed_then_resumed(tmp_path):
 
 def test_tables_from_the_real_sweep(fault_sweep, tmp_path):
     """`compact-reid tables` on the store a real sweep filled: Table 3 columns from the
-    recorded params, the failed seed shown as n/N and listed, files and parent artifacts."""
+    recorded config.json, the failed seed shown as n/N and listed, files and parent artifacts."""
     from orchestration.cli import main
 
     uri = fault_sweep["outcome"].tracking_uri

@@ -259,7 +259,7 @@ def test_runs_frame(built: dict[str, Any]) -> None:
     assert runs.set_index("trial_name").loc["g-seed0", "excluded"].startswith("config schema 0")
     assert built["mode"] == "preset"
     assert len(data.planned) == 12
-    # switches come from the recorded params
+    # switches come from the recorded config.json
     for _, r in runs[runs["excluded"] == ""].iterrows():
         for s in SWITCHES:
             assert r[f"sw.{s}"] == PRESETS[r["preset"]]["switches"][s]

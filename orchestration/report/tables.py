@@ -130,7 +130,7 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
         if any(v is None for v in sw.values()) or trip is None:
             notes.append(f"{label}: its runs recorded different switches (see the runs list)")
         if mode == "preset" and base_of[g] in PRESETS and col != base_of[g] and base_of[g] in TABLE3_COLUMNS:
-            notes.append(f"{label}: the recorded params do not give the switches of the paper's column "
+            notes.append(f"{label}: the recorded config does not give the switches of the paper's column "
                          f"{base_of[g]}" + (f" but those of column {col}" if col else ""))
         rec: dict[str, Any] = {"group": g, "paper_column": col or "", "triplet": trip or "mixed"}
         rec.update({CONFIG_PREFIX + k: c for k, c in zip(axis, cells)})
@@ -154,7 +154,7 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
     notes[0:0] = _override_notes(data, groups, set(axis), mode)
     notes.insert(0, "Rank-1 / mAP of the reported model (final_rank1 / final_mAP: SWAG when enabled, else the "
                     "last weights), % mean ± sample std over finished seeds; (n/N) = seeds averaged / planned. "
-                    "Switches are read from each run's recorded params; Δ = this sweep − paper, in points (Market-1501 "
+                    "Switches are read from each run's recorded config.json; Δ = this sweep − paper, in points (Market-1501 "
                     "runs only).")
     na = len(axis)
     sections = [i for i in (na, na + len(SWITCHES), na + len(SWITCHES) + 3) if i > 0]
