@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     from mlflow.tracking import MlflowClient
 
-    from orchestration.runner import run_sweep
-    from orchestration.spec import load_spec
+    from orchestration.mlflow_log import SweepTracker
+    from orchestration.sweep.runner import run_sweep
+    from orchestration.sweep.spec import load_spec
 
     spec = load_spec(args.spec)
     tmp = None
@@ -57,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     client = MlflowClient(out.tracking_uri)
     exp = client.get_experiment_by_name(spec.name)
-    mlruns = {r.info.run_name: r for r in client.search_runs(
-        [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{out.parent_run_id}'")}
+    mlruns = {r.info.run_name: r for r in SweepTracker(out.tracking_uri).children(out.parent_run_id, exp.experiment_id)}
     rows = []
     for t in out.trials:
         wall, train, ev = t.get("trial_wall_s"), t.get("train_seconds"), t.get("eval_seconds")

@@ -1,6 +1,6 @@
 """Validated configuration: one `TrainConfig` holding every switch of the paper.
 
-Configs are frozen dataclasses built from plain dicts (YAML, JSON, MLflow params) by
+Configs are frozen dataclasses built from plain dicts (YAML, JSON, a run's config.json) by
 `from_dict`, which rejects unknown keys and wrong types with an error that names the
 key path and the allowed values. Presets (see `reid_core.presets`) are data on top.
 """
@@ -277,6 +277,11 @@ class TrainConfig:
 
 # ---------------------------------------------------------------------------------
 # dict <-> dataclass
+#
+# A small hand-written validator rather than pydantic: reid_core must import and train on a
+# GPU machine that has only torch/torchvision/numpy/pyyaml (pydantic is not there). The
+# sweep specs (orchestration) use pydantic and export these dataclasses' JSON Schema with
+# pydantic's TypeAdapter.
 
 
 def _describe(tp: Any) -> str:

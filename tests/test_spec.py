@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.spec import format_value, load_spec, parse_text, search_trial_name, trial_name
+from orchestration.sweep.names import format_value, search_trial_name, trial_name
+from orchestration.sweep.spec import load_spec, parse_text
 from reid_core.config import ConfigError
 from reid_core.presets import TABLE3_COLUMNS, TABLE4_SETUPS
 
@@ -255,3 +256,67 @@ def test_cli_error_is_one_line_with_file_and_key(tmp_path):
     r = _run_cli("sweep", "validate", str(f))
     assert r.returncode == 2
     assert str(f) in r.stderr and "grid.preset[1]" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------------------------
+# The JSON Schema (`compact-reid sweep schema`), the generator options, the trial record
+
+
+def test_schema_accepts_shipped_specs_and_rejects_bad_keys(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    out = tmp_path / "sweep.schema.json"
+    r = _run_cli("sweep", "schema", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    schema = json.loads(out.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for name in SHIPPED:
+        errors = list(validator.iter_errors(yaml.safe_load((SWEEPS / name).read_text())))
+        assert not errors, (name, [e.message for e in errors])
+    bad = yaml.safe_load(GOOD.replace("schedule.scale: 0.01", "schedule.speed: 2"))
+    assert any("schedule.speed" in e.message for e in validator.iter_errors(bad))
+    bad = yaml.safe_load(GOOD.replace("[g, h]", "[g, zz]"))
+    assert list(validator.iter_errors(bad))
+    props = schema["properties"]["overrides"]["properties"]
+    assert props["model.block"]["enum"] == ["inception", "shuffle"] and "gem_p_init" in props
+
+
+def test_synthetic_options_are_the_generators():
+    import inspect
+
+    from orchestration.sweep.spec_models import SyntheticSpec
+    from reid_core.data.synth import generate
+
+    params = inspect.signature(generate).parameters
+    every = SyntheticSpec(ids=10, train_ids=4, cameras=3, images_per_id=5, seed=1, num_distractors=1, num_junk=1,
+                          workers=1, size=[64, 32], camera_variation=0.5).generator_kwargs()
+    assert set(every) <= set(params) and len(every) == len(SyntheticSpec.model_fields)
+
+
+def test_trial_record_carries_the_resolved_config():
+    from orchestration.sweep.spec import TrialSpec
+    from reid_core.config import to_dict
+
+    spec = parse_text(GOOD, "good.yaml")
+    t = spec.trials[3]
+    record = t.to_record()
+    assert record["config"] == to_dict(t.config()) and record["config"]["seed"] == t.seed == 1
+    assert record["config"]["schedule"]["scale"] == 0.01 and record["config"]["preset"] == "h"
+    back = TrialSpec.from_record(json.loads(json.dumps(record)))  # what Ray's experiment state gives back
+    assert back == t and back.config() == t.config()
+    searched = {**record, "search_keys": ["optim.lr"], "config": {**record["config"], "optim": {
+        **record["config"]["optim"], "lr": 0.0213456}}}
+    s = TrialSpec.from_record(searched)
+    assert s.name == "lr=0.0213-seed1" and s.config().optim.lr == 0.0213456 and s.overrides["optim.lr"] == 0.0213456
+
+
+def test_reid_core_needs_no_pydantic_ray_or_mlflow():
+    """reid_core runs on a GPU machine with only torch/torchvision/numpy/pyyaml."""
+    code = ("import sys\n"
+            "import reid_core.config, reid_core.presets, reid_core.metric_keys, reid_core.training.trainer\n"
+            "print(','.join(sorted(m for m in ('pydantic', 'ray', 'mlflow', 'optuna') if m in sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ""

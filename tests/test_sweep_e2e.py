@@ -1,6 +1,7 @@
 """End to end: real Ray Tune + SQLite MLflow on tiny synthetic data (2 CPU cores).
 
-- a 4-trial sweep: two trials finish (one with the SWAG phase), one raises at every attempt
+- a 4-trial sweep through the test-only fault-injecting trainable
+  (orchestration/sweep/testing.py): two trials finish (one with the SWAG phase), one raises at every attempt
   (COMPACT_REID_FAIL_TRIAL) and ends FAILED, one SIGKILLs its own worker once at epoch 2
   (COMPACT_REID_KILL_TRIAL) and is retried from its checkpoint into the SAME MLflow run
   without a gap or a duplicate step; the sweep itself does not fail;
@@ -82,7 +83,8 @@ def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
 @pytest.fixture(scope="module")
 def fault_sweep(tmp_path_factory):
     """Runs one 4-trial sweep in-process with the two fault hooks; yields what the tests read."""
-    from orchestration.runner import run_sweep
+    from orchestration.sweep.runner import run_sweep
+    from orchestration.sweep.testing import FaultHooks, fault_injecting_trial
 
     root = tmp_path_factory.mktemp("sweep_e2e")
     spec = root / "e2e.yaml"
@@ -94,7 +96,8 @@ def fault_sweep(tmp_path_factory):
         for k, v in hooks.items():
             mp.setenv(k, v)
         try:
-            outcome = run_sweep(spec, runs_dir=root / "runs", verbose=0)
+            trial_fn = fault_injecting_trial(FaultHooks.from_env(marker_dir=root / "runs"))
+            outcome = run_sweep(spec, runs_dir=root / "runs", verbose=0, trial_fn=trial_fn)
         finally:
             if ray.is_initialized():
                 ray.shutdown()
@@ -187,7 +190,7 @@ def test_killed_worker_resumes_from_checkpoint_into_the_same_run(fault_sweep):
 
 @pytest.mark.timeout(600)
 def test_status_command(fault_sweep):
-    from orchestration.runner import sweep_status
+    from orchestration.sweep.status import sweep_status
 
     st = sweep_status("e2e", runs_dir=fault_sweep["root"] / "runs")
     by = {t["trial"]: t for t in st["trials"]}
@@ -284,7 +287,7 @@ def test_driver_killed_then_resumed(tmp_path):
 
 def test_tables_from_the_real_sweep(fault_sweep, tmp_path):
     """`compact-reid tables` on the store a real sweep filled: Table 3 columns from the
-    recorded params, the failed seed shown as n/N and listed, files and parent artifacts."""
+    recorded config.json, the failed seed shown as n/N and listed, files and parent artifacts."""
     from orchestration.cli import main
 
     uri = fault_sweep["outcome"].tracking_uri

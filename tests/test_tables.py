@@ -16,10 +16,11 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 
 from orchestration.cli import main  # noqa: E402
-from orchestration.figures import build_figures  # noqa: E402
-from orchestration.report import render_markdown_report, to_latex, write_report  # noqa: E402
-from orchestration.tables import CHECK, MISSING, PAPER_TABLE3, build_tables, load_sweep  # noqa: E402
-from reid_core.config import SCHEMA_VERSION, flatten  # noqa: E402
+from orchestration.report import build_figures, build_tables, load_sweep, write_report  # noqa: E402
+from orchestration.report.paper import PAPER_TABLE3  # noqa: E402
+from orchestration.report.render import render_markdown_report, to_latex  # noqa: E402
+from orchestration.report.sweep_data import CHECK, MISSING  # noqa: E402
+from reid_core.config import SCHEMA_VERSION, flatten, to_dict  # noqa: E402
 from reid_core.presets import PRESETS, SWITCH_LABELS, SWITCHES, preset_config  # noqa: E402
 from reid_core.training.schedules import Plan  # noqa: E402
 
@@ -40,7 +41,7 @@ LOG_COMPLEXITY = {"c", "h", "compact"}  # "a" gets its params/MACs recomputed
 
 
 def _text(v: Any, style: str) -> str:
-    """MLflow stores params as text: `tracking` = orchestration/tracking.py's format
+    """MLflow stores params as text: `tracking` = orchestration/mlflow_log's format
     (true/false, JSON lists), `str` = Python's str() (True, [0.02, 0.4])."""
     if style == "tracking" and isinstance(v, bool):
         return "true" if v else "false"
@@ -49,16 +50,30 @@ def _text(v: Any, style: str) -> str:
     return str(v)
 
 
+def _cfg(preset: str, seed: int, **over: Any) -> Any:
+    return preset_config(preset, {"seed": seed, "schedule.scale": SCALE, "swag.cycles": CYCLES,
+                                  "model.num_classes": 10, **over})
+
+
 def _params(preset: str, seed: int, style: str = "tracking", **over: Any) -> dict[str, str]:
-    cfg = preset_config(preset, {"seed": seed, "schedule.scale": SCALE, "swag.cycles": CYCLES,
-                                 "model.num_classes": 10, **over})
-    flat = {k: _text(v, style) for k, v in flatten(cfg).items()}
+    flat = {k: _text(v, style) for k, v in flatten(_cfg(preset, seed, **over)).items()}
     flat.update({"data.name": "market1501", "data.root": "/data/market"})
     return flat
 
 
+def _config(preset: str, seed: int, drop: str | None = None, **over: Any) -> dict[str, Any]:
+    """config.json as a trial logs it (to_dict of the resolved TrainConfig); `drop`: a
+    dotted key left out (a run recorded by an older schema)."""
+    d = to_dict(_cfg(preset, seed, **over))
+    if drop:
+        section, key = drop.split(".")
+        del d[section][key]
+    return d
+
+
 class Store:
-    """Writes a sweep the way orchestration/tracking.py does (docs/CONTRACTS.md)."""
+    """Writes a sweep the way orchestration/mlflow_log does (docs/CONTRACTS.md): tags,
+    params (for the UI), the typed config.json the tables read, metrics."""
 
     def __init__(self, uri: str, tmp: Path):
         self.client = MlflowClient(tracking_uri=uri)
@@ -91,7 +106,7 @@ class Store:
               status: str = "FINISHED", metrics: dict[str, float] | None = None,
               history: dict[str, list[tuple[int, float]]] | None = None, error: str | None = None,
               schema: Any = SCHEMA_VERSION, params: dict[str, str] | None = None,
-              extra_tags: dict[str, str] | None = None) -> str:
+              extra_tags: dict[str, str] | None = None, config: dict[str, Any] | None = None) -> str:
         gp = grid_point or preset
         name = f"{gp}-seed{seed}"
         tags = {"mlflow.parentRunId": parent, "compact_reid.role": "trial", "compact_reid.sweep": sweep,
@@ -107,6 +122,7 @@ class Store:
         rid = run.info.run_id
         p = params if params is not None else _params(preset, seed)
         self.client.log_batch(rid, params=[Param(k, v) for k, v in p.items()])
+        self.client.log_dict(rid, config if config is not None else _config(preset, seed), "config.json")
         ms = []
         ts = self._now()
         last = 0
@@ -190,19 +206,22 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             if r1 is None:  # stopped early by ASHA: KILLED, tag compact_reid.stopped
                 s.trial(gexp, gparent, "gem-grid", "compact", sd, grid_point=f"gem_p_init={v}", status="KILLED",
                         metrics={"rank1": 0.5}, extra_tags={"compact_reid.stopped": "early"},
-                        params=_params("compact", sd, style="str", **{"model.gem_p_init": v}))
+                        params=_params("compact", sd, style="str", **{"model.gem_p_init": v}),
+                        config=_config("compact", sd, **{"model.gem_p_init": v}))
                 continue
             s.trial(gexp, gparent, "gem-grid", "compact", sd, grid_point=f"gem_p_init={v}",
                     metrics={"final_rank1": r1, "final_mAP": r1 - 0.1, "params": 5.26e6,
                              "params_with_classifiers": 5.28e6, "macs": 1.62e9},
-                    params=_params("compact", sd, style="str", **{"model.gem_p_init": v}))
+                    params=_params("compact", sd, style="str", **{"model.gem_p_init": v}),
+                    config=_config("compact", sd, **{"model.gem_p_init": v}))
 
     s.experiment("empty-sweep")
     oexp = s.experiment("old-sweep")
     oparent = s.parent(oexp, "old-sweep", None)
     s.trial(oexp, oparent, "old-sweep", "a", 0, metrics={"final_rank1": 0.9}, schema=None)
     s.trial(oexp, oparent, "old-sweep", "c", 0, metrics={"final_rank1": 0.9},
-            params={k: v for k, v in _params("c", 0).items() if k != "model.pooling"})
+            params={k: v for k, v in _params("c", 0).items() if k != "model.pooling"},
+            config=_config("c", 0, drop="model.pooling"))
     pexp = s.experiment("parent-only")
     s.parent(pexp, "parent-only", trials[:2])
     return {"uri": uri, "tmp": tmp, "ids": ids, "parent": parent, "client": s.client}
@@ -240,7 +259,7 @@ def test_runs_frame(built: dict[str, Any]) -> None:
     assert runs.set_index("trial_name").loc["g-seed0", "excluded"].startswith("config schema 0")
     assert built["mode"] == "preset"
     assert len(data.planned) == 12
-    # switches come from the recorded params
+    # switches come from the recorded config.json
     for _, r in runs[runs["excluded"] == ""].iterrows():
         for s in SWITCHES:
             assert r[f"sw.{s}"] == PRESETS[r["preset"]]["switches"][s]
@@ -374,7 +393,7 @@ def test_grid_table(store: dict[str, Any]) -> None:
     killed = tables["grid"].problems.set_index("trial").loc["gem_p_init=4.0-seed1"]
     assert killed["status"] == "KILLED" and killed["error"] == "stopped early by the scheduler"
     # a search or a long grid: one row per group
-    from orchestration.tables import table3
+    from orchestration.report.tables import table3
 
     long = table3(data, mode, max_columns=1).display
     assert list(long["group"]) == ["gem_p_init=3.0", "gem_p_init=4.0"]
@@ -387,7 +406,7 @@ def test_override_notes(built: dict[str, Any]) -> None:
 
 
 def test_resolve_tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestration.commands.tables import resolve_tracking_uri
+    from orchestration.mlflow_log import resolve_tracking_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)

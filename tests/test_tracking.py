@@ -9,7 +9,7 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
-from orchestration.tracking import (  # noqa: E402
+from orchestration.mlflow_log import (  # noqa: E402
     ERROR_TAG,
     SweepTracker,
     TrackingError,
@@ -215,7 +215,7 @@ overrides: {schedule.scale: 0.01}
 
 def test_run_refuses_unreachable_tracking_before_anything_starts(tmp_path):
     from mlflow_server.server import find_free_port
-    from orchestration.runner import run_sweep
+    from orchestration.sweep.runner import run_sweep
 
     spec = tmp_path / "preflight.yaml"
     spec.write_text(PREFLIGHT_SPEC)
@@ -229,7 +229,7 @@ def test_run_refuses_unreachable_tracking_before_anything_starts(tmp_path):
 
 
 def test_run_refuses_a_sweep_that_has_state(tmp_path):
-    from orchestration.runner import SweepError, run_sweep
+    from orchestration.sweep.runner import SweepError, run_sweep
 
     spec = tmp_path / "preflight.yaml"
     spec.write_text(PREFLIGHT_SPEC)

@@ -34,7 +34,7 @@ def trained_weights(tmp_path_factory):
 
 
 def test_reid_beats_no_reid_and_oracle_bounds_it(trained_weights):
-    from reid_core.tracking.evaluate import run_tracking_eval
+    from reid_core.multicam.evaluate import run_tracking_eval
 
     r = run_tracking_eval(trained_weights, seed=0, calibration_seed=1, minutes=3.0, device="cpu")
     v = r["variants"]
@@ -47,7 +47,7 @@ def test_reid_beats_no_reid_and_oracle_bounds_it(trained_weights):
 
 
 def test_wrong_kind_of_checkpoint_is_a_clear_error(trained_weights, tmp_path):
-    from reid_core.tracking.evaluate import run_tracking_eval
+    from reid_core.multicam.evaluate import run_tracking_eval
 
     obj = torch.load(trained_weights, weights_only=True)
     torch.save(obj["model"], tmp_path / "bare_state_dict.pt")  # weights without kind/config
@@ -82,7 +82,7 @@ def test_cli_table_and_json(trained_weights, capsys):
 def test_experiment_mode_logs_track_metrics_on_trial_runs(trained_weights, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from orchestration.track_eval import TRACK_METRICS, evaluate_experiment
+    from orchestration.multicam_eval import TRACK_METRICS, evaluate_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)

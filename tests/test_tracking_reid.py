@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from reid_core.errors import CheckpointError, DataError
-from reid_core.tracking.metrics import compute_mot_metrics, distance_matrix
-from reid_core.tracking.reid_step import (Entry, Exit, IdentityGallery, ReIDStep, assign, calibrate_threshold,
+from reid_core.multicam.metrics import compute_mot_metrics, distance_matrix
+from reid_core.multicam.reid_step import (Entry, Exit, IdentityGallery, ReIDStep, assign, calibrate_threshold,
                                           entry_correctness, run_sequence)
-from reid_core.tracking.scene import SceneConfig, build_scene
+from reid_core.multicam.scene import SceneConfig, build_scene
 
 
 def unit(*v: float) -> np.ndarray:
@@ -313,7 +313,7 @@ def colour_embed(images):
 
 
 def test_tracking_eval_variants_on_a_short_scene():
-    from reid_core.tracking.evaluate import run_tracking_eval
+    from reid_core.multicam.evaluate import run_tracking_eval
 
     r = run_tracking_eval(colour_embed, seed=5, calibration_seed=6, minutes=1.5)
     v = r["variants"]
@@ -335,8 +335,8 @@ def test_tracks_that_overlap_in_time_never_share_an_identity():
     """An embedder that sees everyone as the same person and a threshold that re-uses
     whenever it can: a person entering while another is still inside never takes their
     identity (each frame's hypothesis ids stay unique, which motmetrics requires)."""
-    from reid_core.tracking.evaluate import evaluate_identities, scene_events
-    from reid_core.tracking.reid_step import run_sequence
+    from reid_core.multicam.evaluate import evaluate_identities, scene_events
+    from reid_core.multicam.reid_step import run_sequence
 
     s = build_scene(SceneConfig(seed=8, minutes=2.0))
     same = {(v.index, f, c): np.ones(4, np.float32) for v in s.visits for f, c in v.query + v.gallery}
@@ -351,7 +351,7 @@ def test_tracks_that_overlap_in_time_never_share_an_identity():
 
 def test_zero_size_crop_is_a_clear_error():
     from reid_core.models import build_model
-    from reid_core.tracking.evaluate import ModelEmbedder
+    from reid_core.multicam.evaluate import ModelEmbedder
 
     emb = ModelEmbedder(build_model({"width_multiplier": 0.25, "depth_multiplier": 0.3, "num_classes": 4}))
     out = emb([Image.new("RGB", (24, 48)), Image.new("RGB", (48, 96))])  # any size: resized to 160x64
@@ -361,7 +361,7 @@ def test_zero_size_crop_is_a_clear_error():
 
 
 def test_checkpoint_of_the_wrong_kind_is_refused(tmp_path):
-    from reid_core.tracking.evaluate import load_model
+    from reid_core.multicam.evaluate import load_model
 
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "state_dict.pt")  # a bare state_dict
     with pytest.raises(CheckpointError, match="not a compact-reid"):

@@ -21,6 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("spec", help="sweep YAML")
     v.set_defaults(func=run_validate)
 
+    sc = s.add_parser("schema", help="the JSON Schema of sweep YAML files (for editors)",
+                      description="Print the JSON Schema of a sweep spec: every key, its type, range and "
+                                  "allowed values, and every config field usable in overrides / grid / "
+                                  "search.space. Point an editor's YAML language server at it, e.g. "
+                                  "`# yaml-language-server: $schema=sweep.schema.json` on a spec's first line.")
+    sc.add_argument("--out", default=None, help="write it to this file (default: print it)")
+    sc.set_defaults(func=run_schema)
+
     sh = s.add_parser("show", help="the expanded trial list of a spec",
                       description="Expand a spec into its trials (name, preset, seed, grid values, epochs). "
                                   "Imports neither Ray nor MLflow.")
@@ -72,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from orchestration.spec import load_spec
+    from orchestration.sweep.spec import load_spec
 
     spec = load_spec(args.spec)
     extra = f", {len(spec.trials)} grid point x seed" if not spec.is_search else " (sampled)"
@@ -80,8 +88,23 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from orchestration.sweep.spec_models import sweep_json_schema
+
+    text = json.dumps(sweep_json_schema(), indent=2) + "\n"
+    if args.out:
+        tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
+    else:
+        print(text, end="")
+    return 0
+
+
 def run_show(args: argparse.Namespace) -> int:
-    from orchestration.spec import describe, load_spec
+    from orchestration.sweep.spec import describe, load_spec
 
     spec = load_spec(args.spec)
     if args.json:
@@ -92,7 +115,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from orchestration.runner import run_sweep
+    from orchestration.sweep.runner import run_sweep
 
     out = run_sweep(args.spec, address=args.address, gpus_per_trial=args.gpus_per_trial,
                     max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri, storage=args.storage,
@@ -111,7 +134,7 @@ def _exit_code(out) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from orchestration.runner import resume_sweep
+    from orchestration.sweep.runner import resume_sweep
 
     out = resume_sweep(args.sweep, address=args.address, runs_dir=args.runs_dir)
     if args.json:
@@ -120,7 +143,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from orchestration.runner import format_table, sweep_status
+    from orchestration.sweep.status import format_table, sweep_status
 
     st = sweep_status(args.sweep, runs_dir=args.runs_dir)
     if args.json:

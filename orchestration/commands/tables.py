@@ -8,20 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-
-
-def resolve_tracking_uri(uri: str | None, runs_dir: str = "runs") -> str:
-    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the sweep runner's default store
-    `sqlite:///<abs>/<runs_dir>/mlflow.db`; a bare *.db path means SQLite."""
-    uri = (uri or os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
-    if not uri:
-        return "sqlite:///" + str((Path(runs_dir) / "mlflow.db").resolve())
-    if "://" not in uri and not uri.startswith("sqlite:") and uri.endswith((".db", ".sqlite")):
-        return "sqlite:///" + str(Path(uri).resolve())
-    if uri.startswith("sqlite:///"):
-        path, _, query = uri[len("sqlite:///"):].partition("?")
-        return "sqlite:///" + str(Path(path).resolve()) + (f"?{query}" if query else "")
-    return uri.rstrip("/")
+from orchestration.mlflow_log.store import resolve_tracking_uri  # the one URI rule (imports no mlflow)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,9 +50,8 @@ def run(args: argparse.Namespace) -> int:
     _quiet_mlflow()
     from mlflow.exceptions import MlflowException
 
-    from orchestration.figures import build_figures
-    from orchestration.report import parse_formats, render_markdown_report, summary_json, write_report
-    from orchestration.tables import TablesError, build_tables, load_sweep
+    from orchestration.report import TablesError, build_figures, build_tables, load_sweep, summary_json, write_report
+    from orchestration.report.render import parse_formats, render_markdown_report
 
     formats = parse_formats(args.format)
     uri = resolve_tracking_uri(args.tracking_uri, args.runs_dir)

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     }
     device = None if args.device in ("", "auto") else args.device
     if args.experiment:
-        from orchestration.track_eval import evaluate_experiment
+        from orchestration.multicam_eval import evaluate_experiment
 
         result = evaluate_experiment(args.experiment, args.tracking_uri, seed=args.seed,
                                      calibration_seed=args.calibration_seed, minutes=args.minutes,
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(_jsonable(result), indent=2))
             return 0
     else:
-        from reid_core.tracking.evaluate import run_tracking_eval_many
+        from reid_core.multicam.evaluate import run_tracking_eval_many
 
         models: list[Any] = list(args.checkpoint)
         if args.train_set:

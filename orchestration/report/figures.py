@@ -20,8 +20,9 @@ matplotlib.use("Agg", force=False)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
-from .tables import (SweepData, _metric, _num, config_from_params, group_label, group_order,  # noqa: E402
-                     load_sota, stat)
+from .groups import group_label, group_order, stat  # noqa: E402
+from .paper import load_sota  # noqa: E402
+from .sweep_data import SweepData, metric, num  # noqa: E402
 
 __all__ = ["FigureResult", "figure6", "figure1", "build_figures"]
 
@@ -72,12 +73,11 @@ def _mean_band(series: list[list[tuple[int, float]]]) -> tuple[list[int], list[f
     return steps, means, stds, ns
 
 
-def _main_epochs(params: dict[str, Any]) -> tuple[int | None, list[int]]:
+def _main_epochs(cfg: Any) -> tuple[int | None, list[int]]:
     """(last step of the main phase, cycle-end steps), 1-based like the logged steps."""
     try:
         from reid_core.training.schedules import Plan
 
-        cfg = config_from_params(params)
         plan = Plan.from_configs(cfg.schedule, cfg.swag, cfg.optim)
     except Exception:  # noqa: BLE001 - a config we cannot read: plot the whole history instead
         return None, []
@@ -102,8 +102,7 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
             h = data.histories[r["run_id"]]
             if not h.get("swag_rank1") and not h.get("swag_mAP"):
                 continue
-            params = {c[6:]: r[c] for c in runs.columns if c.startswith("param.") and isinstance(r[c], str)}
-            main, ends = _main_epochs(params)
+            main, ends = _main_epochs(r["_config"])
             cycle_ends = cycle_ends or ends
             if main is None:  # fall back: start one cycle before the first SWAG evaluation
                 first = min(s for s, _ in h["swag_rank1"] or h["swag_mAP"])
@@ -155,8 +154,8 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
         fg = fin[fin["group"] == g]
         if not len(fg):
             continue
-        r1, mp = stat(_metric(fg, "final_rank1")), stat(_metric(fg, "final_mAP"))
-        logged = [v for v in (_num(x) for x in _metric(fg, "params")) if v is not None]
+        r1, mp = stat(metric(fg, "final_rank1")), stat(metric(fg, "final_mAP"))
+        logged = [v for v in (num(x) for x in metric(fg, "params")) if v is not None]
         params = logged[0] if logged else data.arch_params.get(g)
         if params is None or (r1.mean is None and mp.mean is None):
             continue

@@ -2,7 +2,7 @@
 
 For every FINISHED trial run of the experiment (role `trial`, or untagged runs; the
 sweep's parent run is skipped) that has a `weights/final.pt` artifact: download it, run
-`reid_core.tracking.evaluate` on one shared scored scene and one shared calibration
+`reid_core.multicam.evaluate` on one shared scored scene and one shared calibration
 scene, and log onto the trial's run (at its last step):
   track_mota, track_idf1, track_idsw, track_entry_accuracy, track_threshold,
   track_calibration_accuracy, track_idf1_noreid, track_idf1_oracle,
@@ -14,41 +14,20 @@ unless `force`.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .tracking import TAG, TrackingError, check_tracking_uri, client_for, normalize_tracking_uri
+from .mlflow_log import names as n
+from .mlflow_log.store import TrackingError, check_tracking_uri, client_for, last_step, resolve_tracking_uri, search_all
 
 __all__ = ["evaluate_experiment", "TRACK_METRICS"]
 
 TRACK_METRICS = ("track_mota", "track_idf1", "track_idsw", "track_entry_accuracy", "track_threshold",
                  "track_calibration_accuracy", "track_idf1_noreid", "track_idf1_oracle", "track_mota_noreid",
                  "track_mota_oracle")
-WEIGHTS_ARTIFACT = "weights/final.pt"
-
-
-def _finished_runs(client: Any, experiment_id: str) -> list[Any]:
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'",
-                                  max_results=1000, order_by=["attributes.start_time ASC"], page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def _last_step(client: Any, run: Any) -> int:
-    """The run's final step (its last epoch): summary-like keys go there (docs/CONTRACTS.md)."""
-    try:
-        hist = client.get_metric_history(run.info.run_id, "epoch")
-    except Exception:  # noqa: BLE001 - no such metric on some stores
-        hist = []
-    return max((int(m.step) for m in hist), default=0)
+WEIGHTS_ARTIFACT = n.FINAL_WEIGHTS
 
 
 def run_metrics(result: dict[str, Any], model_result: dict[str, Any]) -> dict[str, float]:
@@ -86,10 +65,10 @@ def evaluate_experiment(
     """
     from mlflow.entities import Metric, RunTag
 
-    from reid_core.tracking.evaluate import run_tracking_eval_many
+    from reid_core.multicam.evaluate import run_tracking_eval_many
 
     say = log or (lambda _m: None)
-    uri = normalize_tracking_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+    uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
     client = client_for(uri)
     exp = client.get_experiment_by_name(experiment)
@@ -97,9 +76,9 @@ def evaluate_experiment(
         raise TrackingError(f"experiment {experiment!r} not found in {uri}")
     skipped: list[dict[str, str]] = []
     todo: list[Any] = []
-    for run in _finished_runs(client, exp.experiment_id):
+    for run in search_all(client, exp.experiment_id, "attributes.status = 'FINISHED'"):
         name = run.info.run_name or run.info.run_id
-        if run.data.tags.get(f"{TAG}role") == "sweep":
+        if run.data.tags.get(n.ROLE) == n.ROLE_SWEEP:
             continue
         if "track_idf1" in run.data.metrics and not force:
             skipped.append({"run_id": run.info.run_id, "run_name": name, "reason": "already evaluated (use force)"})
@@ -132,11 +111,11 @@ def evaluate_experiment(
     tag = json.dumps(settings, sort_keys=True)
     for run, m in zip(runs, result["models"]):
         rid = run.info.run_id
-        step = _last_step(client, run)
+        step = last_step(client, rid, n.STEP_KEY)  # the run's last epoch: summary-like keys go there
         ts = int(time.time() * 1000)
         metrics = run_metrics(result, m)
         client.log_batch(rid, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()],
-                         tags=[RunTag(f"{TAG}track_eval", tag)])
+                         tags=[RunTag(n.TRACK_EVAL, tag)])
         m["run_id"], m["run_name"] = rid, run.info.run_name
         m["model"].pop("checkpoint", None)  # a temporary path, gone now
         say(f"{run.info.run_name}: logged {', '.join(f'{k}={v:.4g}' for k, v in metrics.items())}")

@@ -1,0 +1,35 @@
+"""Every MLflow name compact-reid writes or reads (docs/CONTRACTS.md), defined once.
+
+Writers (`sweep_run`, `trial_run`, `orchestration.multicam_eval`) and readers
+(`orchestration.report`, `orchestration.sweep.status`) import these instead of
+spelling the strings.
+"""
+from __future__ import annotations
+
+TAG = "compact_reid."
+
+# Experiment tags (MLflow's own keys: the UI opens a training experiment with them).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_VALUE = "custom_model_development"
+NOTE = "mlflow.note.content"
+PARENT = "mlflow.parentRunId"
+
+# Run tags.
+ROLE, SWEEP, TRIAL_NAME = f"{TAG}role", f"{TAG}sweep", f"{TAG}trial_name"
+ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"
+PRESET, COLUMN, SEED = f"{TAG}preset", f"{TAG}column", f"{TAG}seed"
+TRIAL_ID, GRID_POINT = f"{TAG}trial_id", f"{TAG}grid_point"
+SCHEMA_VERSION_TAG = f"{TAG}schema_version"
+ERROR_TAG, STOPPED = f"{TAG}error", f"{TAG}stopped"
+ATTEMPT, RESUMED_FROM, TOTAL_EPOCHS = f"{TAG}attempt", f"{TAG}resumed_from_epoch", f"{TAG}total_epochs"
+STORAGE, TRIALS_FAILED, TRIALS_TOTAL = f"{TAG}storage", f"{TAG}trials_failed", f"{TAG}trials_total"
+TRACK_EVAL = f"{TAG}track_eval"
+
+# Artifacts.
+SPEC_ARTIFACT, TRIALS_ARTIFACT, SWEEP_SUMMARY_ARTIFACT = "spec.yaml", "trials.json", "sweep_summary.json"
+CONFIG_ARTIFACT, HISTORY_ARTIFACT, SUMMARY_ARTIFACT = "config.json", "metrics_history.json", "summary.json"
+WEIGHTS_DIR, TABLES_DIR = "weights", "tables"
+FINAL_WEIGHTS = f"{WEIGHTS_DIR}/final.pt"
+
+# Metrics: `epoch` is logged every epoch, so its history tells which steps a run has.
+STEP_KEY = "epoch"

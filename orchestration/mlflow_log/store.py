@@ -1,0 +1,222 @@
+"""The tracking store: URI rule, reachability check, client, paginated search.
+
+The one tracking-URI rule (`normalize_tracking_uri`): None -> `sqlite:///<abs>/runs/mlflow.db`,
+a bare `*.db` path -> sqlite, relative sqlite paths -> absolute (Ray trials run in other
+working directories), http(s)/postgresql/... unchanged without a trailing slash.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlparse
+
+from reid_core.errors import ReIDError
+
+_MAX_TAG_CHARS = 5000
+
+
+class TrackingError(ReIDError, RuntimeError):
+    """The tracking URI cannot be reached or used; the message says which and how to fix it."""
+
+
+def default_tracking_uri(runs_dir: str | os.PathLike[str] = "runs") -> str:
+    """`sqlite:////<abs>/runs/mlflow.db` (four slashes: an absolute path): the store
+    `compact-reid server` serves by default (mlflow_server.server.default_store)."""
+    from mlflow_server.server import default_store
+
+    return default_store(runs_dir)[0]
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite URI (None for other stores)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    rest = uri[len("sqlite:"):]
+    if not rest.startswith("///"):
+        raise TrackingError(f"tracking URI {uri!r}: expected sqlite:///relative/path.db or sqlite:////abs/path.db")
+    path = rest[3:].split("?", 1)[0]
+    if path in ("", ":memory:"):
+        raise TrackingError(f"tracking URI {uri!r}: an in-memory database cannot be shared by trials")
+    return Path(path)
+
+
+def normalize_tracking_uri(uri: str | None, runs_dir: str | os.PathLike[str] = "runs") -> str:
+    """Absolute form of a tracking URI (module docstring)."""
+    if not uri:
+        return default_tracking_uri(runs_dir)
+    uri = uri.strip()
+    if "://" not in uri and not uri.startswith("sqlite:"):
+        if uri.endswith((".db", ".sqlite")):
+            return "sqlite:///" + str(Path(uri).resolve())
+        raise TrackingError(f"tracking URI {uri!r}: give sqlite:///path/to/mlflow.db, http://host:port or "
+                            "a database URI (the MLflow file store is deprecated)")
+    p = sqlite_path(uri)
+    if p is not None:
+        query = uri.split("?", 1)[1] if "?" in uri else ""
+        return "sqlite:///" + str(p.resolve()) + (f"?{query}" if query else "")
+    if uri.startswith("file:"):
+        raise TrackingError(f"tracking URI {uri!r}: the MLflow file store is deprecated; use sqlite:///path/mlflow.db")
+    return uri.rstrip("/")
+
+
+def resolve_tracking_uri(uri: str | None, runs_dir: str | os.PathLike[str] = "runs") -> str:
+    """For commands that read a store: --tracking-uri, else $MLFLOW_TRACKING_URI, else the default."""
+    return normalize_tracking_uri((uri or os.environ.get("MLFLOW_TRACKING_URI") or "").strip() or None, runs_dir)
+
+
+def artifact_root_for(uri: str, experiment: str) -> str | None:
+    """Artifact location of a new experiment: `mlartifacts/<experiment>` next to the SQLite
+    file, so artifacts never land in a trial's working directory (MLflow's default is a
+    relative ./mlruns); None (the server's choice: proxied artifacts) for other stores."""
+    p = sqlite_path(uri)
+    if p is None:
+        return None
+    return (p.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+
+@contextmanager
+def scoped_env(**values: str) -> Iterator[None]:
+    """Set environment variables for a block (MLflow reads its HTTP settings from there)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def quick_failing() -> Any:
+    """No retries and a short timeout: for probes that must not hang on a dead server."""
+    return scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+
+
+def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast (TrackingError) when the tracking store cannot be reached; creates nothing
+    but the SQLite file (and its folder) for a sqlite URI."""
+    if urlparse(uri).scheme in ("http", "https"):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (user-given URL)
+                if r.status != 200:
+                    raise TrackingError(f"tracking server {uri}: /health answered HTTP {r.status}")
+        except urllib.error.HTTPError as e:
+            raise TrackingError(f"tracking server {uri}: /health answered HTTP {e.code}") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise TrackingError(
+                f"cannot reach the MLflow tracking server at {uri} ({reason}); start one with "
+                "`compact-reid server` or pass --tracking-uri sqlite:///path/mlflow.db") from None
+    p = sqlite_path(uri)
+    if p is not None:
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrackingError(f"tracking URI {uri}: cannot create {p.parent} ({e})") from None
+    try:
+        with scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(timeout))):
+            client_for(uri).search_experiments(max_results=1)
+    except TrackingError:
+        raise
+    except Exception as e:  # mlflow raises MlflowException, sqlalchemy errors, requests errors...
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = ""
+        if "401" in msg or "Unauthorized" in msg or "403" in msg:
+            hint = " (basic-auth server: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+        raise TrackingError(f"tracking URI {uri} is not usable: {type(e).__name__}: {msg[:300]}{hint}") from None
+
+
+def client_for(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def search_all(client: Any, experiment_id: str, filter_string: str = "",
+               order_by: Sequence[str] = ("attributes.start_time ASC",)) -> list[Any]:
+    """Every run matching `filter_string`, following MLflow's page tokens (the one pager)."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000,
+                                  order_by=list(order_by), page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def quote(v: str) -> str:
+    """A string literal for an MLflow search filter."""
+    return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def last_step(client: Any, run_id: str, key: str = "epoch") -> int:
+    """Highest step logged for `key` (0 = none)."""
+    try:
+        history = client.get_metric_history(run_id, key)
+    except Exception:  # noqa: BLE001 - some stores raise for an unknown key
+        return 0
+    return max((int(m.step) for m in history), default=0)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def numeric_items(d: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric (non-bool, non-None) entries of a dict, as floats."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, (int, float)):
+            out[k] = float(v)
+        elif hasattr(v, "item") and getattr(v, "ndim", 1) == 0:  # numpy / torch scalars
+            try:
+                out[k] = float(v.item())
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
+def param_value(v: Any) -> str:
+    """MLflow params are text (for the UI): booleans as true/false, lists as JSON."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return json.dumps(list(v))
+    return str(v)
+
+
+def short_error(error: str) -> str:
+    error = error.strip()
+    return error if len(error) <= _MAX_TAG_CHARS else error[: _MAX_TAG_CHARS - 15] + "\n...(truncated)"
+
+
+def json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        try:
+            return o.item()
+        except (TypeError, ValueError):
+            pass
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def read_json_artifact(client: Any, run_id: str, path: str) -> Any:
+    """A JSON artifact of a run, downloaded to a temporary folder and parsed."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(Path(client.download_artifacts(run_id, path, tmp)).read_text())

@@ -1,0 +1,21 @@
+"""The paper's tables and figures from what MLflow recorded for a sweep (docs/CONTRACTS.md).
+
+    data = load_sweep("my-sweep", "sqlite:///mlflow.db")      # collect: -> SweepData
+    mode, tables = build_tables(data)                         # tables/arch: {"table3": Table, ...}
+    figures = build_figures(data, mode)                       # figures: Figures 6 and 1
+    write_report(data, mode, tables, figures, out_dir)        # render/html/write: md, tex, csv, html
+
+- `collect`: runs, tags, metrics, histories and each run's typed config.json (never the params);
+- `groups`: table columns (presets or grid points), mean ± std over seeds, runs not averaged;
+- `paper`: the paper's own figures and which column/setup a run's switches give;
+- `tables` (Tables 3 and 4, `build_tables`), `arch` (Tables 1 and 2), `figures`;
+- `render` (Markdown, LaTeX), `html` (jinja2 template), `write` (files + parent-run artifacts).
+"""
+from .collect import load_sweep
+from .figures import build_figures
+from .sweep_data import SweepData, Table, TablesError
+from .tables import build_tables
+from .write import summary_json, write_report
+
+__all__ = ["load_sweep", "build_tables", "build_figures", "write_report", "summary_json", "SweepData", "Table",
+           "TablesError"]

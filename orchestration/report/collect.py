@@ -1,0 +1,190 @@
+"""Read a sweep from the tracking store: `load_sweep(experiment, uri) -> SweepData`.
+
+Reads ONLY the tracking store: the experiment of the sweep, its parent run (tag
+`compact_reid.role = sweep`, artifact `trials.json` = the planned trials) and its child
+runs (tag `compact_reid.role = trial`: tags, metrics, metric histories, and the typed
+`config.json` each trial logged, read back with reid_core's `from_dict`). Params are
+logged for the MLflow UI and never parsed back. Runs of an older config schema (tag
+`compact_reid.schema_version` != SCHEMA_VERSION, or a config.json without the fields the
+switches are read from) are excluded and listed.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pandas as pd
+
+from reid_core.config import SCHEMA_VERSION, ConfigError, TrainConfig, flatten, from_dict
+from reid_core.metric_keys import SWAG_PREFIX
+from reid_core.presets import SWITCHES, switches_from_flat
+
+from ..mlflow_log import names as n
+from ..mlflow_log.store import read_json_artifact, search_all, sqlite_path
+from ..sweep.names import SEED_SUFFIX
+from .sweep_data import CONFIG_PREFIX, FINISHED, SWITCH_PARAMS, SweepData, TablesError, metric, num
+
+HISTORY_KEYS = ("rank1", "mAP", SWAG_PREFIX + "rank1", SWAG_PREFIX + "mAP")  # Figure 6
+
+
+def _client(tracking_uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.exists():  # a read-only command must not create a store
+        raise TablesError(f"no MLflow store at {path} (--tracking-uri {tracking_uri}); "
+                          "pass the store the sweep logged to")
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _read_trials(client: Any, run_id: str, warnings: list[str]) -> list[dict[str, Any]] | None:
+    try:
+        if n.TRIALS_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+            warnings.append("the sweep's parent run has no trials.json: planned seeds unknown (cells show n=...)")
+            return None
+        planned = read_json_artifact(client, run_id, n.TRIALS_ARTIFACT)
+    except Exception as e:  # noqa: BLE001 - any store/JSON problem becomes a visible warning
+        warnings.append(f"trials.json of the parent run could not be read ({e}): planned seeds unknown")
+        return None
+    if not isinstance(planned, list) or not all(isinstance(t, dict) for t in planned):
+        warnings.append("trials.json is not a list of trials: planned seeds unknown")
+        return None
+    return planned
+
+
+def _read_config(client: Any, run: Any) -> tuple[TrainConfig | None, str]:
+    """(the run's config.json as a TrainConfig, "" or why it is excluded)."""
+    try:
+        recorded = read_json_artifact(client, run.info.run_id, n.CONFIG_ARTIFACT)
+    except Exception:  # noqa: BLE001 - no such artifact: stores raise several types
+        return None, "no config.json recorded" + (" yet" if run.info.status == "RUNNING" else "")
+    missing = [k for k in SWITCH_PARAMS if k not in flatten(recorded if isinstance(recorded, dict) else {})]
+    if missing:
+        return None, f"config.json: params missing: {', '.join(missing)}"
+    try:
+        return from_dict(TrainConfig, recorded), ""
+    except ConfigError as e:
+        return None, f"config.json does not fit the current schema ({e})"
+
+
+def _dataset_label(name: str) -> str:
+    low = re.sub(r"[^a-z0-9]", "", name.lower())
+    if "market" in low:
+        return "Market1501"
+    if "duke" in low:
+        return "DukeMTMC"
+    return name or "unknown"
+
+
+def _run_row(client: Any, run: Any) -> dict[str, Any]:
+    tags, metrics = run.data.tags, run.data.metrics
+    trial_name = tags.get(n.TRIAL_NAME) or run.info.run_name or run.info.run_id
+    grid_point = tags.get(n.GRID_POINT) or SEED_SUFFIX.sub("", trial_name)
+    schema = tags.get(n.SCHEMA_VERSION_TAG)
+    cfg, excluded = None, ""
+    if schema is None:
+        excluded = f"no compact_reid.schema_version tag (current schema is {SCHEMA_VERSION})"
+    elif str(schema).strip() != str(SCHEMA_VERSION):
+        excluded = f"config schema {schema}, current is {SCHEMA_VERSION}"
+    else:
+        cfg, excluded = _read_config(client, run)
+    flat = flatten(cfg) if cfg is not None else {}
+    seed = tags.get(n.SEED, flat.get("seed", ""))
+    row: dict[str, Any] = {
+        "run_id": run.info.run_id, "run_name": run.info.run_name, "trial_name": trial_name,
+        "status": run.info.status, "start_time": run.info.start_time or 0,
+        "preset": tags.get(n.PRESET) or flat.get("preset") or grid_point, "grid_point": grid_point,
+        "seed": int(seed) if str(seed).isdigit() else seed,
+        # data.name is a plain string param (where the data came from), not part of the config
+        "dataset": _dataset_label(run.data.params.get("data.name", "")),
+        "schema_version": schema if schema is not None else "", "error": tags.get(n.ERROR_TAG, ""),
+        "stopped": tags.get(n.STOPPED, ""), "excluded": excluded, "triplet": flat.get("loss.triplet", ""),
+        "_config": cfg,
+    }
+    sw = switches_from_flat(flat) if cfg is not None else {}
+    row.update({f"sw.{s}": bool(sw.get(s, False)) for s in SWITCHES})
+    row.update({CONFIG_PREFIX + k: v for k, v in flat.items()})
+    row.update({f"metric.{k}": num(v) for k, v in metrics.items()})
+    return row
+
+
+def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> SweepData:
+    """Everything the tables need from the store; TablesError for unusable input."""
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None or exp.lifecycle_stage != "active":
+            names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000))
+            state = "is deleted" if exp is not None else "does not exist"
+            raise TablesError(f"experiment {experiment!r} {state} in {tracking_uri}; "
+                              f"experiments there: {', '.join(names) if names else '(none)'}")
+        runs = search_all(client, exp.experiment_id)
+    except MlflowException as e:
+        raise TablesError(f"cannot read {tracking_uri}: {e.message}") from None
+    if not runs:
+        raise TablesError(f"experiment {experiment!r} has no runs yet (nothing to tabulate); start the sweep first")
+    warnings: list[str] = []
+    parents = sorted((r for r in runs if r.data.tags.get(n.ROLE) == n.ROLE_SWEEP), key=lambda r: r.info.start_time or 0)
+    trials = [r for r in runs if r.data.tags.get(n.ROLE) == n.ROLE_TRIAL]
+    parent = parents[-1] if parents else None
+    if len(parents) > 1:
+        warnings.append(f"{len(parents)} sweep (parent) runs; trials.json and artifacts use the latest, "
+                        f"{parent.info.run_id}")
+    if parent is None:
+        warnings.append("no sweep (parent) run with tag compact_reid.role=sweep: planned seeds unknown, "
+                        "nothing is logged back to MLflow")
+    planned = _read_trials(client, parent.info.run_id, warnings) if parent is not None else None
+    if not trials:
+        planned_n = f" ({len(planned)} trials planned)" if planned else ""
+        raise TablesError(f"experiment {experiment!r} has no trial runs yet{planned_n}; "
+                          "tables need runs tagged compact_reid.role=trial")
+    df, superseded = _latest_per_trial(pd.DataFrame([_run_row(client, r) for r in trials]))
+    if superseded:
+        warnings.append(f"{superseded} earlier attempt(s) of re-run trials were replaced by their latest run")
+    data = SweepData(experiment, exp.experiment_id, tracking_uri, parent.info.run_id if parent else None,
+                     planned, df, warnings=warnings, superseded=superseded)
+    _refuse_if_nothing_usable(df, experiment)
+    if histories:
+        _load_histories(client, data)
+    return data
+
+
+def _latest_per_trial(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One run per trial name: the latest FINISHED one, else the latest (a resumed trial may
+    have opened a new run)."""
+    df["_fin"] = df["status"] == FINISHED
+    df = df.sort_values(["trial_name", "_fin", "start_time"])
+    kept = df.groupby("trial_name", sort=False).tail(1)
+    return kept.drop(columns="_fin").sort_values("start_time").reset_index(drop=True), len(df) - len(kept)
+
+
+def _refuse_if_nothing_usable(df: pd.DataFrame, experiment: str) -> None:
+    if not (df["excluded"] != "").all():
+        return
+    counts = df.groupby("excluded").size()
+    reasons = "; ".join(f"{k} run{'s' if k > 1 else ''}: {r}" for r, k in counts.items())
+    hint = ("runs of an older config schema need the compact-reid version that recorded them (or a re-run "
+            "of the sweep)" if any(not r.startswith("no config.json") for r in counts.index)
+            else "wait until the trials have logged their configs")
+    raise TablesError(f"experiment {experiment!r}: none of its {len(df)} trial runs can be tabulated "
+                      f"({reasons}); {hint}")
+
+
+def _load_histories(client: Any, data: SweepData) -> None:
+    from mlflow.exceptions import MlflowException
+
+    fin = data.finished
+    want = fin[fin["sw.swag"].astype(bool) | metric(fin, "swag_rank1").notna()]
+    try:
+        for run_id in want["run_id"]:
+            h: dict[str, list[tuple[int, float]]] = {}
+            for key in HISTORY_KEYS:
+                pts = client.get_metric_history(run_id, key)
+                h[key] = sorted((int(m.step), float(m.value)) for m in pts if num(m.value) is not None)
+            data.histories[run_id] = h
+    except MlflowException as e:
+        data.warnings.append(f"metric histories could not be read ({e.message}): Figure 6 is skipped")
+        data.histories.clear()

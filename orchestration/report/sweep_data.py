@@ -1,0 +1,86 @@
+"""What the report is built from: `SweepData` (one row per trial run, read from MLflow by
+`collect.load_sweep`) and `Table` (what every renderer takes)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from reid_core.errors import ReIDError
+
+MISSING = "–"  # en dash: a value nobody recorded
+CHECK = "✓"
+FINISHED = "FINISHED"
+# Config fields that `switches_from_flat` reads: a run whose config.json lacks them cannot be
+# placed in Table 3.
+SWITCH_PARAMS = ("schedule.warmup_epochs", "data.erasing_p", "loss.label_smoothing", "model.classifier_bias",
+                 "loss.triplet", "model.neck", "model.block", "model.pooling", "model.size", "swag.enabled")
+# Config fields that never define a group (they differ between seeds or say where data lives).
+NON_AXIS_PARAMS = {"seed", "data.root", "data.num_workers", "eval.batch_size"}
+CONFIG_PREFIX = "config."  # run-frame columns holding the run's config.json, flattened (typed values)
+
+
+class TablesError(ReIDError):
+    """The experiment cannot give tables (missing, empty, or only incompatible runs)."""
+
+
+@dataclass
+class Table:
+    """One table: `display` (strings, rendered to md/LaTeX/HTML) and `data` (numbers, CSV).
+
+    `problems` lists the runs that are not in the averages (failed, running, not started,
+    excluded), shown under the table; `notes` are sentences shown under it.
+    """
+
+    key: str
+    title: str
+    display: pd.DataFrame
+    data: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    problems: pd.DataFrame | None = None
+    highlight_rows: list[int] = field(default_factory=list)
+    colour_deltas: bool = True
+    sections: list[int] = field(default_factory=list)  # display rows that start a new block (a rule above)
+    left_cols: int = 1  # leading columns that label the rows (left-aligned)
+
+
+@dataclass
+class SweepData:
+    experiment_name: str
+    experiment_id: str
+    tracking_uri: str
+    parent_run_id: str | None
+    planned: list[dict[str, Any]] | None  # trials.json, None when the parent has none
+    runs: pd.DataFrame  # one row per trial run (latest attempt per trial name); `_config`: its TrainConfig
+    histories: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    superseded: int = 0  # earlier attempts of a trial name that a later run replaced
+    arch_params: dict[str, float] = field(default_factory=dict)  # group -> params (Table 1), for Table 2 / Fig. 1
+
+    @property
+    def included(self) -> pd.DataFrame:
+        """Runs usable in tables (current schema), any status."""
+        return self.runs[self.runs["excluded"] == ""]
+
+    @property
+    def finished(self) -> pd.DataFrame:
+        r = self.included
+        return r[r["status"] == FINISHED]
+
+
+def metric(frame: pd.DataFrame, key: str) -> pd.Series:
+    """A metric column of the run frame (all None when no run logged it)."""
+    col = f"metric.{key}"
+    return frame[col] if col in frame.columns else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def num(v: Any) -> float | None:
+    """A finite float, else None."""
+    import math
+
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

@@ -1,0 +1,157 @@
+"""Everything the runner hands to Ray Tune: cluster, resources, param space, configs.
+
+Ray's `config` of a trial is `{"trial": <trial record>}`: the trials.json entry plus the
+fully resolved TrainConfig as a plain dict (`TrialSpec.to_record`). A grid sweep is
+`tune.grid_search` over the records; a search sweep is ONE record whose config holds
+Tune's samplers at the searched keys (Optuna fills them in), so each trial gets its
+resolved config from Ray and nothing is looked up elsewhere.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Mapping
+
+from .spec import SweepSpec, TrialSpec
+from .state import SweepError, TrialContext
+
+
+def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
+    """Join a cluster (address / RAY_ADDRESS) or start a lean local instance; True when
+    this process started Ray (and should shut it down)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Checkpointing every (short) epoch forces frequent experiment snapshots: expected here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return False
+    addr = address or os.environ.get("RAY_ADDRESS")
+    if addr and addr != "local":
+        log(f"ray: joining the cluster at {addr}")
+        try:
+            ray.init(address=addr, log_to_driver=True)
+        except Exception as e:  # ConnectionError, auth errors, version mismatch...
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise SweepError(f"cannot join the Ray cluster at {addr} ({type(e).__name__}: {first}); check "
+                             "--address / RAY_ADDRESS (and RAY_AUTH_TOKEN for clusters with token "
+                             "authentication)") from None
+        return True
+    ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True,
+             object_store_memory=256 * 1024 * 1024, configure_logging=True, logging_level="warning")
+    return True
+
+
+def shutdown_ray(started: bool) -> None:
+    if started:
+        import ray
+
+        ray.shutdown()
+
+
+def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, float]:
+    """Per-trial resources: the spec's, `--gpus-per-trial`, else 1 GPU where the cluster
+    has GPUs (and 1-4 CPUs for its data loading), else 1 CPU."""
+    import ray
+
+    total = ray.cluster_resources()
+    gpu = gpus_per_trial if gpus_per_trial is not None else spec.resources.get("gpu")
+    if gpu is None:
+        gpu = 1.0 if total.get("GPU", 0) >= 1 else 0.0
+    if gpu > total.get("GPU", 0) + 1e-9:
+        raise SweepError(f"trials need {gpu} GPU(s) each but the cluster has {total.get('GPU', 0)}; "
+                         "lower resources.gpu / --gpus-per-trial")
+    cpu = spec.resources.get("cpu")
+    if cpu is None:
+        if gpu > 0:
+            per_gpu = total.get("CPU", 1) / max(total.get("GPU", 1), 1)
+            cpu = float(max(1, min(4, math.floor(per_gpu * gpu))))
+        else:
+            cpu = 1.0
+    if cpu > total.get("CPU", 0) + 1e-9:
+        raise SweepError(f"trials need {cpu} CPU(s) each but the cluster has {total.get('CPU', 0)}")
+    return {"cpu": float(cpu), "gpu": float(gpu)}
+
+
+def trial_name_creator(trial: Any) -> str:
+    record = (trial.config or {}).get("trial")
+    return TrialSpec.from_record(record).name if record else str(trial.trial_id)
+
+
+def trial_dirname_creator(trial: Any) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in trial_name_creator(trial))[:80]
+    return f"{safe}_{trial.trial_id}"
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    from ray import tune
+
+    if spec.search is None:
+        return {"trial": tune.grid_search([t.to_record() for t in spec.trials])}
+    record = spec.trials[0].to_record()
+    for p in spec.search.space:
+        *parents, leaf = p.key.split(".")
+        node = record["config"]
+        for k in parents:
+            node = node[k]
+        if p.type == "uniform":
+            node[leaf] = tune.uniform(p.low, p.high)
+        elif p.type == "loguniform":
+            node[leaf] = tune.loguniform(p.low, p.high)
+        elif p.type == "int":
+            node[leaf] = tune.randint(int(p.low), int(p.high) + 1)  # type: ignore[arg-type]
+        else:
+            node[leaf] = tune.choice(list(p.values))
+    record["search_keys"] = [p.key for p in spec.search.space]
+    return {"trial": record}
+
+
+def tune_config(spec: SweepSpec, max_concurrent: int | None) -> Any:
+    from ray import tune
+
+    # reuse_actors: a finished trial's worker process runs the next trial of the same
+    # resources, so torch / mlflow / the data listing code are imported once per worker.
+    kwargs: dict[str, Any] = {"trial_name_creator": trial_name_creator,
+                              "trial_dirname_creator": trial_dirname_creator, "reuse_actors": True}
+    if spec.search is not None:
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
+        s = spec.search
+        searcher: Any = OptunaSearch(metric=s.metric, mode=s.mode, seed=s.seed)
+        if max_concurrent:
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+        kwargs.update(search_alg=searcher, num_samples=s.num_samples)
+    elif max_concurrent:
+        kwargs["max_concurrent_trials"] = max_concurrent
+    if spec.scheduler is not None:
+        from ray.tune.schedulers import ASHAScheduler
+
+        c = spec.scheduler
+        kwargs["scheduler"] = ASHAScheduler(time_attr="training_iteration", metric=c.metric, mode=c.mode,
+                                            max_t=c.max_t, grace_period=c.grace_period,
+                                            reduction_factor=c.reduction_factor)
+    return tune.TuneConfig(**kwargs)
+
+
+def run_config(spec: SweepSpec, storage: str, verbose: int) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=spec.name,
+        storage_path=storage,
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint_keep),
+        verbose=verbose,
+    )
+
+
+def trainable(ctx: TrialContext, resources: Mapping[str, float], trial_fn: Callable[..., None] | None = None) -> Any:
+    """`trial_fn` (default: the production `run_trial`) with the sweep context and resources;
+    tests pass `orchestration.sweep.testing.fault_injecting_trial(...)`."""
+    from ray import tune
+
+    if trial_fn is None:
+        from .trial import run_trial as trial_fn
+    return tune.with_resources(tune.with_parameters(trial_fn, ctx=ctx), dict(resources))

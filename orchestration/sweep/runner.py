@@ -1,0 +1,206 @@
+"""Run and resume sweeps with Ray Tune (MLflow through orchestration.mlflow_log).
+
+`run_sweep(spec_path, ...)`:
+  1. validate the spec and expand it to trials (each with its resolved config), refuse a
+     sweep that already has state;
+  2. check the tracking URI (TrackingError and NO runs when unreachable);
+  3. join a cluster (`--address` or RAY_ADDRESS) or start Ray locally (lean: no dashboard);
+  4. check the dataset folder / generate the synthetic dataset (once per sweep);
+  5. MLflow experiment + parent run (spec.yaml, trials.json); write `sweep.json`;
+  6. Tuner: one trial per planned record (`tune.grid_search`) or Optuna (+ ASHA) for a
+     `search`; FailureConfig retries a failed trial from its last checkpoint;
+  7. after fit: child runs still RUNNING whose trial errored -> FAILED, stopped early ->
+     KILLED; the parent run FINISHED (FAILED if every trial failed); a summary table.
+A failing trial never takes the sweep down. A driver stopped in the middle (Ctrl+C,
+crash) leaves the parent run RUNNING: `compact-reid sweep resume NAME` continues (finished
+trials are not re-run; errored ones are retried from their checkpoints).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from reid_core.config import ConfigError
+
+from ..mlflow_log import names as n
+from . import ray_tune
+from .spec import load_spec, parse_text
+from .state import SWEEP_FILE, SweepError, SweepState, find_sweep, prepare_data, storage_and_dir
+from .status import format_table, ray_trials, sweep_status, trial_rows
+
+__all__ = ["SweepError", "SweepOutcome", "run_sweep", "resume_sweep", "sweep_status", "find_sweep",
+           "format_table"]
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class SweepOutcome:
+    name: str
+    sweep_dir: str
+    parent_run_id: str
+    tracking_uri: str
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.trials) and all(r["status"] == "ERROR" for r in self.trials)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "sweep_dir": self.sweep_dir, "parent_run_id": self.parent_run_id,
+                "tracking_uri": self.tracking_uri, "wall_seconds": self.wall_seconds,
+                "interrupted": self.interrupted, "counts": self.counts, "trials": self.trials}
+
+
+def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpus_per_trial: float | None = None,
+              max_concurrent: int | None = None, tracking_uri: str | None = None, storage: str | None = None,
+              runs_dir: str | os.PathLike[str] = "runs", verbose: int = 1, log: Log = print,
+              fresh: bool = False, trial_fn: Callable[..., None] | None = None) -> SweepOutcome:
+    """Validate, prepare and run a sweep (module docstring); returns its outcome.
+
+    A sweep that already has state is refused (resume it), unless `fresh`: then its old
+    local folder is renamed `<folder>-<timestamp>` and a new sweep (new MLflow parent run in
+    the same experiment) starts. `trial_fn`: the trainable (default `run_trial`; tests pass
+    a fault-injecting wrapper)."""
+    from ..mlflow_log import SweepTracker, check_tracking_uri, normalize_tracking_uri
+
+    t0 = time.perf_counter()
+    spec = load_spec(spec_path)
+    storage_path, sweep_dir, exp_path = storage_and_dir(spec.name, storage, Path(runs_dir))
+    _check_can_start(spec.name, sweep_dir, exp_path, fresh)
+    if gpus_per_trial is not None and gpus_per_trial < 0:
+        raise ConfigError(f"--gpus-per-trial: must be >= 0, got {gpus_per_trial}")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent: must be >= 1, got {max_concurrent}")
+    uri = normalize_tracking_uri(tracking_uri, runs_dir)
+    check_tracking_uri(uri)
+    started = ray_tune.init_ray(address, log)  # before touching any folder: a failed join changes nothing
+    tracker, parent = None, None
+    try:
+        resources = ray_tune.trial_resources(spec, gpus_per_trial)
+        if fresh and (sweep_dir / SWEEP_FILE).exists():
+            old = sweep_dir.with_name(f"{sweep_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            sweep_dir.rename(old)
+            log(f"--fresh: the previous state of {spec.name} moved to {old}")
+        data_root, data_name = prepare_data(spec, sweep_dir, log)
+        tracker = SweepTracker(uri)
+        exp_id = tracker.experiment(spec.name, spec.description)
+        parent = tracker.start_parent(exp_id, spec.name, spec.text or json.dumps(spec.raw, indent=2),
+                                      spec.planned(), extra_tags={n.STORAGE: str(exp_path)})
+        state = SweepState(
+            name=spec.name, spec_source=str(Path(spec.source).resolve()), spec_text=spec.text, tracking_uri=uri,
+            experiment_id=exp_id, parent_run_id=parent, storage_path=storage_path, experiment_path=str(exp_path),
+            data_root=data_root, data_name=data_name, resources=resources,
+            max_concurrent=max_concurrent or spec.max_concurrent, checkpoint_every=spec.checkpoint_every,
+            num_trials=spec.num_trials, planned=spec.planned())
+        state.write(sweep_dir)
+        log(f"sweep {spec.name}: {spec.num_trials} trial(s), {resources['cpu']:g} CPU + {resources['gpu']:g} GPU "
+            f"each, max_concurrent={state.max_concurrent or 'auto'}, max_failures={spec.max_failures}; storage "
+            f"{exp_path}; MLflow {uri} (experiment {spec.name}, parent run {parent})")
+        from ray import tune
+
+        tuner = tune.Tuner(ray_tune.trainable(state.context(), resources, trial_fn),
+                           param_space=ray_tune.param_space(spec),
+                           tune_config=ray_tune.tune_config(spec, state.max_concurrent),
+                           run_config=ray_tune.run_config(spec, storage_path, verbose))
+    except BaseException as e:
+        if parent is not None:  # never leave a parent run RUNNING for a sweep that did not start
+            try:
+                tracker.fail_parent(parent, f"{type(e).__name__}: {e}")  # type: ignore[union-attr]
+            except Exception:
+                pass
+        ray_tune.shutdown_ray(started)
+        raise
+    return _fit_and_finish(tuner, state, sweep_dir, t0, log, started)
+
+
+def _check_can_start(name: str, sweep_dir: Path, exp_path: Path, fresh: bool) -> None:
+    if not (sweep_dir / SWEEP_FILE).exists():
+        return
+    if not fresh:
+        raise SweepError(f"sweep {name} already has state in {sweep_dir}: continue it with "
+                         f"`compact-reid sweep resume {sweep_dir}`, start over with --fresh (the old "
+                         "folder is kept under a timestamped name), or pass another --storage")
+    if str(exp_path) != str(sweep_dir):
+        raise SweepError(f"--fresh: the Ray state of {name} is at {exp_path}, not a local folder; "
+                         "pass another --storage instead")
+
+
+def resume_sweep(name_or_path: str, address: str | None = None, runs_dir: str | os.PathLike[str] = "runs",
+                 verbose: int = 1, log: Log = print, trial_fn: Callable[..., None] | None = None) -> SweepOutcome:
+    """Continue a sweep from its Ray state: unfinished and errored trials run on from their
+    checkpoints (their MLflow runs continue), finished trials are not re-run. Each trial's
+    record (and so its config) comes back from Ray's own state."""
+    from ray import tune
+
+    from ..mlflow_log import SweepTracker, check_tracking_uri
+
+    t0 = time.perf_counter()
+    sweep_dir = find_sweep(name_or_path, runs_dir)
+    state = SweepState.read(sweep_dir)
+    if not tune.Tuner.can_restore(state.experiment_path):
+        raise SweepError(f"{state.experiment_path}: no Ray Tune state to resume (the driver stopped before Ray "
+                         "saved any); start over with `compact-reid sweep run SPEC --fresh`")
+    check_tracking_uri(state.tracking_uri)
+    spec = parse_text(state.spec_text, state.spec_source, check_paths=False)
+    if spec.dataset.is_synthetic and not (Path(state.data_root) / "synth.json").is_file():
+        state.data_root, state.data_name = prepare_data(spec, sweep_dir, log)
+    started = ray_tune.init_ray(address, log)
+    try:
+        SweepTracker(state.tracking_uri).reopen_parent(state.parent_run_id)
+        state.resumed += 1
+        state.write(sweep_dir)
+        log(f"sweep {state.name}: resuming from {state.experiment_path} (MLflow parent run {state.parent_run_id})")
+        tuner = tune.Tuner.restore(state.experiment_path, ray_tune.trainable(state.context(), state.resources, trial_fn),
+                                   resume_unfinished=True, resume_errored=True)
+    except BaseException:
+        ray_tune.shutdown_ray(started)
+        raise
+    return _fit_and_finish(tuner, state, sweep_dir, t0, log, started)
+
+
+def _fit_and_finish(tuner: Any, state: SweepState, sweep_dir: Path, t0: float, log: Log,
+                    started_ray: bool) -> SweepOutcome:
+    from ..mlflow_log import SweepTracker
+
+    tracker = SweepTracker(state.tracking_uri)
+    try:
+        try:
+            results = tuner.fit()
+        except KeyboardInterrupt:
+            log(f"interrupted: the sweep stays resumable with `compact-reid sweep resume {state.name}`")
+            raise
+        outcomes, rows, interrupted = trial_rows(ray_trials(results.experiment_path, results.filesystem))
+        counts = tracker.finalize(state.parent_run_id, state.experiment_id, outcomes, end_parent=not interrupted)
+        wall = time.perf_counter() - t0
+        out = SweepOutcome(state.name, str(sweep_dir), state.parent_run_id, state.tracking_uri, rows, wall,
+                           interrupted, counts)
+        _save_summary(out, tracker, sweep_dir, log)
+        log("")
+        log(format_table(rows))
+        failed = sum(1 for r in rows if r["status"] == "ERROR")
+        log(f"sweep {state.name}: {len(rows)} trial(s), {failed} failed, wall {wall:.1f}s; "
+            f"MLflow {state.tracking_uri} (parent run {state.parent_run_id})"
+            + (f"; INTERRUPTED: resume with `compact-reid sweep resume {state.name}`" if interrupted else ""))
+        return out
+    finally:
+        ray_tune.shutdown_ray(started_ray)
+
+
+def _save_summary(out: SweepOutcome, tracker: Any, sweep_dir: Path, log: Log) -> None:
+    summary = out.to_dict()
+    try:
+        (sweep_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    except OSError:
+        pass
+    try:
+        tracker.log_parent_json(out.parent_run_id, summary, n.SWEEP_SUMMARY_ARTIFACT)
+    except Exception as e:  # never lose the sweep over a summary artifact
+        log(f"warning: could not log sweep_summary.json: {e}")

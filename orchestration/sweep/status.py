@@ -1,0 +1,158 @@
+"""What a sweep's trials did: rows from Ray's experiment state (public
+`tune.ExperimentAnalysis(...).trials`) and from MLflow, the summary table, `sweep status`."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from .spec import TrialSpec
+from .state import SweepError, SweepState, find_sweep
+
+
+def trial_rows(trials: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], bool]:
+    """(trial name -> outcome, table rows, interrupted) from Ray Trial objects."""
+    outcomes: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    interrupted = False
+    for t in trials:
+        record = (t.config or {}).get("trial")
+        name = TrialSpec.from_record(record).name if record else t.trial_id
+        last = dict(t.last_result or {})
+        status = str(t.status)
+        total, epoch = int(last.get("total_epochs") or 0), int(last.get("epoch") or 0)
+        complete = bool(total) and epoch >= total
+        error = _trial_error(t) if status == "ERROR" else None
+        interrupted |= status not in ("TERMINATED", "ERROR")
+        outcomes[name] = {"state": status, "error": error, "complete": complete}
+        rows.append({
+            "trial": name, "trial_id": t.trial_id,
+            "status": status if status != "TERMINATED" or complete else "STOPPED",
+            "epoch": epoch, "total_epochs": total,
+            "final_rank1": last.get("final_rank1") if complete else None,
+            "final_mAP": last.get("final_mAP") if complete else None,
+            **{k: last.get(k) for k in ("rank1", "mAP", "train_seconds", "eval_seconds", "trial_wall_s",
+                                        "trainer_init_s", "trainer_run_s")},
+            "error": (error or "").strip().splitlines()[-1][:200] if error else None,
+        })
+    return outcomes, rows, interrupted
+
+
+def ray_trials(experiment_path: str, filesystem: Any = None) -> list[Any]:
+    """The trials of a Ray experiment folder (no Ray cluster needed)."""
+    from ray.tune import ExperimentAnalysis
+
+    return ExperimentAnalysis(experiment_path, storage_filesystem=filesystem).trials
+
+
+def _trial_error(trial: Any) -> str:
+    """The trial's error text (error.txt in its storage folder; no Ray session needed)."""
+    try:
+        err = trial.get_error()
+        if err:
+            return str(err)[-4000:]
+    except Exception:  # storage unreadable: fall through
+        pass
+    return "trial errored (see error.txt in its Ray trial folder)"
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    def pct(v: Any) -> str:
+        return f"{100 * float(v):.1f}" if isinstance(v, (int, float)) else "-"
+
+    def sec(v: Any) -> str:
+        return f"{float(v):.0f}" if isinstance(v, (int, float)) else "-"
+
+    with_mlflow = any("mlflow" in r for r in rows)
+    w = max([len("trial")] + [len(r["trial"]) for r in rows])
+    head = f"{'trial':<{w}}  {'ray':<10} " + (f"{'mlflow':<9} " if with_mlflow else "")
+    lines = [head + f"{'epochs':>7} {'rank1':>6} {'mAP':>6}  {'train_s':>7} {'wall_s':>7}  error"]
+    for r in rows:
+        ep = f"{r.get('epoch') or 0}/{r.get('total_epochs') or '?'}"
+        line = f"{r['trial']:<{w}}  {r['status']:<10} " + (f"{r.get('mlflow') or '-':<9} " if with_mlflow else "")
+        lines.append(line + f"{ep:>7} {pct(r.get('final_rank1')):>6} {pct(r.get('final_mAP')):>6}  "
+                     f"{sec(r.get('train_seconds')):>7} {sec(r.get('trial_wall_s')):>7}  {r.get('error') or ''}")
+    return "\n".join(lines)
+
+
+def mlflow_rows(state: SweepState) -> dict[str, dict[str, Any]] | None:
+    """Trial name -> MLflow view of its child run (status, epochs logged, final metrics);
+    None when the store cannot be read quickly."""
+    from ..mlflow_log import SweepTracker
+    from ..mlflow_log import names as n
+    from ..mlflow_log.store import quick_failing
+
+    try:
+        with quick_failing():
+            runs = SweepTracker(state.tracking_uri).children(state.parent_run_id, state.experiment_id)
+    except Exception:
+        return None
+    out = {}
+    for r in runs:
+        m = r.data.metrics
+        out[r.data.tags.get(n.TRIAL_NAME, r.info.run_name)] = {
+            "status": r.info.status, "epoch": int(m.get(n.STEP_KEY, 0)), "final_rank1": m.get("final_rank1"),
+            "final_mAP": m.get("final_mAP"), "train_seconds": m.get("train_seconds"),
+            "total_epochs": int(m["epochs"]) if "epochs" in m else None,
+            "error": ((r.data.tags.get(n.ERROR_TAG) or "").strip().splitlines() or [None])[0],
+        }
+    return out
+
+
+def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", mlflow: bool = True) -> dict[str, Any]:
+    """Trial names, states, last epoch and final metrics from the Ray state (no Ray
+    cluster is started; planned trials Ray has not created yet are PENDING) and, when the
+    tracking store answers, each trial's MLflow run status (`mlflow`), which is current
+    even after a driver crash (Ray's state is a periodic snapshot)."""
+    sweep_dir = find_sweep(name_or_path, runs_dir)
+    state = SweepState.read(sweep_dir)
+    rows: list[dict[str, Any]] = []
+    exp_path = state.experiment_path
+    state_found = False
+    try:
+        _, rows, _ = trial_rows(ray_trials(exp_path))
+        state_found = True
+    except Exception as e:  # no state yet (or unreadable)
+        if Path(exp_path).exists() and any(Path(exp_path).glob("experiment_state*.json")):
+            raise SweepError(f"{exp_path}: cannot read the Ray state ({type(e).__name__}: {e})") from None
+    seen = {r["trial"] for r in rows}
+    for t in state.planned:
+        if t["trial_name"] not in seen:
+            rows.append({"trial": t["trial_name"], "trial_id": None, "status": "PENDING", "epoch": 0,
+                         "total_epochs": None, "final_rank1": None, "final_mAP": None, "error": None})
+    ml = mlflow_rows(state) if mlflow else None
+    if ml is not None:
+        _merge_mlflow(rows, ml)
+    order = {t["trial_name"]: i for i, t in enumerate(state.planned)}
+    rows.sort(key=lambda r: order.get(r["trial"], len(order)))
+    summary = None
+    try:
+        summary = json.loads((sweep_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        pass
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = r.get("mlflow") or r["status"]
+        counts[key] = counts.get(key, 0) + 1
+    return {"name": state.name, "sweep_dir": str(sweep_dir), "experiment_path": exp_path,
+            "tracking_uri": state.tracking_uri, "parent_run_id": state.parent_run_id,
+            "ray_state": state_found, "counts": counts, "trials": rows,
+            "last_wall_seconds": (summary or {}).get("wall_seconds")}
+
+
+def _merge_mlflow(rows: list[dict[str, Any]], ml: dict[str, dict[str, Any]]) -> None:
+    for r in rows:
+        m = ml.get(r["trial"])
+        r["mlflow"] = m["status"] if m else None
+        if m:  # MLflow is written every epoch; Ray's state is a periodic snapshot
+            if (m["epoch"] or 0) > (r.get("epoch") or 0):
+                r["epoch"] = m["epoch"]
+            for k in ("final_rank1", "final_mAP", "train_seconds", "total_epochs", "error"):
+                if r.get(k) is None and m.get(k) is not None:
+                    r[k] = m[k]
+    names = {r["trial"] for r in rows}
+    for name, m in ml.items():
+        if name not in names:
+            rows.append({"trial": name, "status": "-", "mlflow": m["status"],
+                         **{k: v for k, v in m.items() if k != "status"}})

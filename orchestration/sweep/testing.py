@@ -1,0 +1,64 @@
+"""Test-only fault injection: a trainable that wraps the production `run_trial`.
+
+The end-to-end tests run real sweeps through real Ray with
+`run_sweep(..., trial_fn=fault_injecting_trial(FaultHooks.from_env(marker_dir)))`; the
+production path never reads these variables. Names are trial names, comma-separated:
+
+  COMPACT_REID_FAIL_TRIAL=a-seed0[,..]   raise TrainingError after logging epoch
+                                         COMPACT_REID_FAIL_EPOCH (default 1), every attempt
+  COMPACT_REID_KILL_TRIAL=a-seed1[,..]   SIGKILL the trial's own worker process after
+                                         logging epoch COMPACT_REID_KILL_EPOCH (default 2)
+                                         and before that epoch's checkpoint, once: a marker
+                                         file `kill-<trial>.marker` in
+                                         COMPACT_REID_KILL_MARKER_DIR (default: the marker_dir
+                                         given to from_env) records that it happened.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class FaultHooks:
+    fail_trials: tuple[str, ...] = ()
+    fail_epoch: int = 1
+    kill_trials: tuple[str, ...] = ()
+    kill_epoch: int = 2
+    kill_marker_dir: str = "."
+
+    @classmethod
+    def from_env(cls, marker_dir: str | os.PathLike[str]) -> "FaultHooks":
+        def names(var: str) -> tuple[str, ...]:
+            return tuple(x.strip() for x in os.environ.get(var, "").split(",") if x.strip())
+
+        return cls(names("COMPACT_REID_FAIL_TRIAL"), int(os.environ.get("COMPACT_REID_FAIL_EPOCH", "1")),
+                   names("COMPACT_REID_KILL_TRIAL"), int(os.environ.get("COMPACT_REID_KILL_EPOCH", "2")),
+                   os.environ.get("COMPACT_REID_KILL_MARKER_DIR", str(marker_dir)))
+
+    def on_epoch(self, name: str, epoch: int) -> None:
+        """Called by run_trial after the epoch is logged to MLflow, before its checkpoint."""
+        if name in self.fail_trials and epoch == self.fail_epoch:
+            from reid_core.errors import TrainingError
+
+            raise TrainingError(f"injected failure (COMPACT_REID_FAIL_TRIAL) at epoch {epoch}")
+        if name in self.kill_trials and epoch == self.kill_epoch:
+            marker = Path(self.kill_marker_dir) / f"kill-{name}.marker"
+            if not marker.exists():
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(f"killed at epoch {epoch}, pid {os.getpid()}\n")
+                print(f"[{name}] injected SIGKILL (COMPACT_REID_KILL_TRIAL) at epoch {epoch}", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fault_injecting_trial(hooks: FaultHooks) -> Callable[..., None]:
+    """A Ray function trainable: the production run_trial with `hooks.on_epoch` plugged in."""
+    def fault_injecting_trial(config: dict[str, Any], ctx: Any) -> None:
+        from .trial import run_trial
+
+        run_trial(config, ctx, on_epoch=hooks.on_epoch)
+
+    return fault_injecting_trial

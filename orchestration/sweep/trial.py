@@ -1,0 +1,226 @@
+"""The Ray Tune function trainable around reid_core's Trainer (one trial = one training run).
+
+Phases (one function each): resolve the trial from Ray's config and build its TrainConfig
+once (`TrialSpec.from_record(config["trial"]).config()`); open (or reopen) its MLflow run,
+and stop there when that run already finished; build the Trainer and restore
+`tune.get_checkpoint()`; log tags, params, config.json and any epochs the checkpoint knows
+but the run does not; train: per epoch log to MLflow (one log_batch), then save a
+checkpoint and `tune.report(metrics, checkpoint=...)`. At the last epoch the MLflow run
+is completed (summary at the final step, artifacts, FINISHED) BEFORE the final report, so
+a scheduler stopping the trial on that report cannot leave it half-logged.
+
+What Ray sees each epoch (`RAY_METRICS` in spec.py): the epoch's numbers, the latest
+evaluation carried forward (`rank1`, `mAP`, ... from the untrained evaluation until the
+first evaluation epoch), `final_*` (reid_core.metric_keys.final_metrics of the latest
+evaluations; the summary's at the last epoch), `train_seconds`, `eval_seconds`,
+`total_epochs`, and this attempt's timings: `trial_wall_s` (function entry to now),
+`trainer_init_s` (Trainer construction), `trainer_run_s` (time inside the trainer's
+generator: training, every evaluation including the untrained one, the summary);
+wall - init - run is what orchestration (imports, MLflow, checkpoints, reports) costs.
+
+`on_epoch(name, epoch)` is called after an epoch is logged and before its checkpoint: the
+seam of the test-only fault injection (orchestration/sweep/testing.py).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from reid_core.metric_keys import EVAL_KEYS, FINAL_KEYS, SWAG_PREFIX, final_metrics
+
+from ..mlflow_log import names as n
+from .spec import TrialSpec
+from .state import TrialContext
+
+__all__ = ["run_trial", "CHECKPOINT_FILE"]
+
+CHECKPOINT_FILE = "checkpoint.pt"
+EpochHook = Callable[[str, int], None]
+
+
+def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | None = None) -> None:
+    """Ray Tune function trainable: `tune.with_parameters(run_trial, ctx=TrialContext(...))`."""
+    t_start = time.perf_counter()
+    from ray import tune
+
+    from ..mlflow_log import TrialRun
+
+    trial = TrialSpec.from_record(config["trial"])
+    cfg = trial.config()  # the one TrainConfig of this trial
+
+    import torch
+
+    torch.set_num_threads(max(1, ctx.threads))
+    run = TrialRun.open(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id, ctx.sweep, trial.to_dict(),
+                        trial_id=_ray_trial_id())
+    if _report_if_finished(run):
+        return
+
+    def log(msg: str) -> None:
+        print(f"[{trial.name}] {msg}", flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"compact-reid-{trial.name}-"))
+    try:
+        trainer, init_s = _build_trainer(cfg, ctx, workdir, log, tune.get_checkpoint())
+        _log_start(run, trainer, log)
+        _train(trainer, run, ctx, workdir, trial.name, _Timings(t_start, init_s), on_epoch)
+    except Exception as e:
+        err = f"{type(e).__name__}: {e}"
+        log(f"failed: {err}")
+        try:
+            run.fail(err + "\n" + traceback.format_exc(limit=8))
+        except Exception as e2:  # the tracking store itself may be what failed
+            log(f"could not mark the MLflow run FAILED: {e2}")
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ray_trial_id() -> str:
+    from ray import tune
+
+    try:
+        return tune.get_context().get_trial_id() or ""
+    except Exception:  # outside Tune (unit use)
+        return ""
+
+
+def _report_if_finished(run: Any) -> bool:
+    """A run that completed before a driver crash Ray's state did not record: report the
+    recorded result, do not train again."""
+    from ray import tune
+
+    info = run.get_run()
+    if info.info.status != "FINISHED" or "final_mAP" not in info.data.metrics:
+        return False
+    m = info.data.metrics
+    wall = ((info.info.end_time or 0) - (info.info.start_time or 0)) / 1000.0
+    tune.report({**dict(m), "epoch": int(m.get("epoch", 0)), "total_epochs": int(m.get("epochs", m.get("epoch", 0))),
+                 "trial_wall_s": max(wall, 0.0), "already_finished": 1})
+    return True
+
+
+def _build_trainer(cfg: Any, ctx: TrialContext, workdir: Path, log: Callable[[str], None],
+                   checkpoint: Any) -> tuple[Any, float]:
+    """(Trainer restored from Ray's checkpoint when there is one, seconds its construction took)."""
+    from reid_core.training.trainer import Trainer
+
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, ctx.data_root, workdir, dataset_name=ctx.data_name, log=log)
+    init_s = time.perf_counter() - t0
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            trainer.resume_from(Path(d) / CHECKPOINT_FILE)
+    return trainer, init_s
+
+
+def _log_start(run: Any, trainer: Any, log: Callable[[str], None]) -> None:
+    """Tags of this attempt, params (for the UI), config.json (what tables read), backfill."""
+    from reid_core.config import flatten, to_dict
+
+    resumed_from = trainer.epoch
+    attempt = int(run.get_run().data.tags.get(n.ATTEMPT, "0")) + 1
+    run.set_tags({n.ATTEMPT: attempt, n.RESUMED_FROM: resumed_from, n.TOTAL_EPOCHS: trainer.total_epochs})
+    run.log_params({**flatten(trainer.cfg), "data.name": trainer.dataset.name, "data.root": trainer.dataset.root})
+    run.log_json(to_dict(trainer.cfg), n.CONFIG_ARTIFACT)
+    backfilled = run.log_history(trainer.history)
+    if backfilled:
+        log(f"backfilled {backfilled} epoch(s) into MLflow run {run.run_id}")
+    if resumed_from:
+        log(f"resumed at epoch {resumed_from}/{trainer.total_epochs}; MLflow run {run.run_id} "
+            f"has epochs up to {run.last_step}")
+
+
+class _Timings:
+    def __init__(self, start: float, init_s: float) -> None:
+        self.start, self.init_s, self.run_s = start, init_s, 0.0
+
+
+class _Carried:
+    """The latest evaluation of each key, carried to epochs without one (Ray sees every key
+    every epoch, which ASHA and Optuna need)."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.latest: dict[str, float] = {}
+        for h in trainer.history:
+            self.update(h)
+
+    def update(self, m: Mapping[str, Any]) -> None:
+        for k in EVAL_KEYS:
+            for key in (k, SWAG_PREFIX + k):
+                if key in m:
+                    self.latest[key] = float(m[key])
+
+    def report(self, m: Mapping[str, Any], final: Mapping[str, Any] | None, totals: Mapping[str, float]) -> dict:
+        from ..mlflow_log import numeric_items
+
+        src = self.trainer.summary  # the untrained evaluation, made when run() starts
+        if "untrained_rank1" in src and "rank1" not in self.latest:
+            self.latest.update({"rank1": src["untrained_rank1"], "mAP": src["untrained_mAP"]})
+        self.update(m)
+        out: dict[str, Any] = dict(numeric_items(m))
+        out.update({k: v for k, v in self.latest.items() if not k.startswith(SWAG_PREFIX)})
+        out.update(final_metrics(self.latest))
+        if final is not None:
+            out.update({f"final_{k}": float(final[f"final_{k}"]) for k in FINAL_KEYS if f"final_{k}" in final})
+        out.update(totals)
+        return out
+
+
+def _train(trainer: Any, run: Any, ctx: TrialContext, workdir: Path, name: str, timings: _Timings,
+           on_epoch: EpochHook | None) -> None:
+    from ray import tune
+
+    carried = _Carried(trainer)
+    every = max(1, ctx.checkpoint_every)
+    t_gen = time.perf_counter()
+    for m in trainer.run():
+        timings.run_s += time.perf_counter() - t_gen
+        epoch = int(m["epoch"])
+        run.log_epoch(m)
+        if on_epoch is not None:
+            on_epoch(name, epoch)
+        last = epoch == trainer.total_epochs
+        if last:
+            _complete(run, trainer, workdir)
+        result = carried.report(m, trainer.summary if last else None, _totals(trainer, timings))
+        if last or epoch % every == 0:
+            with tempfile.TemporaryDirectory(prefix="ckpt-", dir=workdir) as tmp:
+                trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
+        else:
+            tune.report(result)
+        t_gen = time.perf_counter()
+    if trainer.epoch >= trainer.total_epochs and run.status != "FINISHED":
+        # Resumed from the final checkpoint (nothing left to train): complete the run.
+        _complete(run, trainer, workdir)
+
+
+def _totals(trainer: Any, timings: _Timings) -> dict[str, float]:
+    return {
+        "train_seconds": sum(float(h.get("epoch_seconds", 0.0)) for h in trainer.history),
+        "eval_seconds": sum(float(h.get("eval_seconds", 0.0)) for h in trainer.history),
+        "trial_wall_s": time.perf_counter() - timings.start,
+        "trainer_init_s": timings.init_s,
+        "trainer_run_s": timings.run_s,
+        "total_epochs": trainer.total_epochs,
+    }
+
+
+def _complete(run: Any, trainer: Any, workdir: Path) -> None:
+    """Summary at the final step, artifacts, FINISHED."""
+    last = trainer.history[-1] if trainer.history else {}
+    run.log_summary(trainer.summary, trainer.total_epochs, skip=last.keys())
+    run.log_json(trainer.history, n.HISTORY_ARTIFACT)
+    run.log_json(trainer.summary, n.SUMMARY_ARTIFACT)
+    wdir = workdir / n.WEIGHTS_DIR
+    wdir.mkdir(parents=True, exist_ok=True)
+    for which in trainer.weight_kinds():  # + swa.pt (the SWA mean) when SWAG ran
+        trainer.save_weights(wdir / f"{which}.pt", which=which)
+        run.log_file(wdir / f"{which}.pt", n.WEIGHTS_DIR)
+    run.finish()
