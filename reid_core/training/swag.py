@@ -83,7 +83,7 @@ class SWAG:
             self.sq_mean[name].mul_(n).add_(w * w).div_(n + 1.0)
             if self.low_rank:
                 dev = (w - mean).reshape(1, -1)
-                self.deviations[name] = torch.cat([self.deviations[name], dev])[-self.low_rank:]
+                self.deviations[name] = torch.cat([self.deviations[name], dev])[-self.low_rank:].clone()
         self.n += 1
 
     def _require_collected(self) -> None:
