@@ -76,6 +76,10 @@ class ModelConfig:
     num_classes: int = 751
     input_height: int = 160
     input_width: int = 64
+    # Hard attention: 'hacnn' = HA-CNN as torchreid has it (t = tanh(z), regions sampled at
+    # the full map with zero padding, then resized); 'bounded' = this project's earlier
+    # variant (t = (1 - s) tanh(z) keeps every crop inside the image, sampled at its size).
+    hard_attention: Literal["hacnn", "bounded"] = "hacnn"
 
     def __post_init__(self) -> None:
         _check(self.width_multiplier > 0, "model.width_multiplier", f"must be > 0, got {self.width_multiplier}")
@@ -145,6 +149,10 @@ class LossConfig:
     margin: float = 0.3
     ce_weight: float = 1.0
     triplet_weight: float = 1.0
+    # How the global and local branches' losses combine: 'mean' as torchreid's
+    # DeepSupervision (HA-CNN's reference); 'sum' (2x the loss and gradients at one LR)
+    # reproduces runs made before the switch existed.
+    branch_reduction: Literal["mean", "sum"] = "mean"
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.label_smoothing < 1.0, "loss.label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")
@@ -233,9 +241,14 @@ class SwagConfig:
     peak_lr: float = 3e-3
     min_lr: float = 0.0
     samples: int = 10
-    scale: float = 0.5
+    # Sample w = mean + sqrt(scale) * (...). Maddox et al.'s experiments: 1.0 for
+    # SWAG-diagonal, 0.5 with the low-rank part (set swag.scale=0.5 with swag.low_rank).
+    scale: float = 1.0
     var_clamp: float = 1e-30
     bn_batches: int = 0  # 0 = a full pass over the training data
+    # K deviation columns of the SWAG low-rank covariance (the SWAG authors use 20);
+    # 0 = diagonal only (the Compact-ReID paper's "diagonal Gaussian").
+    low_rank: int = 0
 
     def __post_init__(self) -> None:
         _check(self.cycles >= 1, "swag.cycles", f"must be >= 1, got {self.cycles}")
@@ -247,6 +260,8 @@ class SwagConfig:
         _check(self.scale >= 0, "swag.scale", f"must be >= 0, got {self.scale}")
         _check(self.var_clamp >= 0, "swag.var_clamp", f"must be >= 0, got {self.var_clamp}")
         _check(self.bn_batches >= 0, "swag.bn_batches", f"must be >= 0, got {self.bn_batches}")
+        _check(self.low_rank == 0 or self.low_rank >= 2, "swag.low_rank",
+               f"must be 0 (diagonal only) or >= 2 deviation columns, got {self.low_rank}")
 
 
 @dataclass(frozen=True)

@@ -165,11 +165,12 @@ def triplet_loss(features: torch.Tensor, labels: torch.Tensor, kind: TripletKind
 class ReIDLoss(nn.Module):
     """CE on every branch's logits + triplet on every branch's features.
 
-    total = ce_weight * sum_b CE_b + triplet_weight * sum_b triplet_b  (sum over branches,
-    as HA-CNN / torchreid do for their global and local branches).
+    total = ce_weight * R_b CE_b + triplet_weight * R_b triplet_b, where R_b is the MEAN
+    over the branches (global and local) by default, as torchreid's DeepSupervision does
+    for HA-CNN, or their sum with `LossConfig.branch_reduction='sum'`.
 
-    `forward` returns (total, parts) with parts = {'loss_ce': sum_b CE_b,
-    'loss_triplet': sum_b triplet_b (0 when triplet is 'none'), 'loss': total}: the two
+    `forward` returns (total, parts) with parts = {'loss_ce': R_b CE_b,
+    'loss_triplet': R_b triplet_b (0 when triplet is 'none'), 'loss': total}: the two
     components are UNWEIGHTED, `loss` is the weighted total; all are tensors (the caller
     detaches / converts to floats for logging).
     """
@@ -189,10 +190,14 @@ class ReIDLoss(nn.Module):
         if len(output.logits) == 0:
             raise ValueError("ReIDOutput has no logits")
         labels = labels.long()
-        loss_ce = sum(self.ce(lg.float(), labels) for lg in output.logits)
+        loss_ce = self._reduce([self.ce(lg.float(), labels) for lg in output.logits])
         if self.cfg.triplet == "none" or len(output.features) == 0:
             loss_tri = loss_ce.new_zeros(())
         else:
-            loss_tri = sum(triplet_loss(f, labels, self.cfg.triplet, self.cfg.margin) for f in output.features)
+            loss_tri = self._reduce([triplet_loss(f, labels, self.cfg.triplet, self.cfg.margin) for f in output.features])
         total = self.cfg.ce_weight * loss_ce + self.cfg.triplet_weight * loss_tri
         return total, {"loss_ce": loss_ce, "loss_triplet": loss_tri, "loss": total}
+
+    def _reduce(self, per_branch: list[torch.Tensor]) -> torch.Tensor:
+        total = torch.stack(per_branch).sum()
+        return total / len(per_branch) if self.cfg.branch_reduction == "mean" else total

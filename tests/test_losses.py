@@ -187,13 +187,19 @@ def test_label_smoothing_matches_explicit_formula() -> None:
     assert parts["loss_triplet"].item() == 0.0
 
 
-def test_reid_loss_sums_branches_and_weights() -> None:
+def _two_branch_batch() -> tuple[torch.Tensor, tuple, tuple]:
     g = torch.Generator().manual_seed(3)
     n, k = 8, 4
     y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     logits = tuple(torch.randn(n, k, generator=g, requires_grad=True) for _ in range(2))
     feats = tuple(F.normalize(torch.randn(n, d, generator=g), dim=1).requires_grad_(True) for d in (6, 5))
-    cfg = LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0)
+    return y, logits, feats
+
+
+def test_reid_loss_sums_branches_and_weights() -> None:
+    y, logits, feats = _two_branch_batch()
+    cfg = LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0,
+                     branch_reduction="sum")
     total, parts = ReIDLoss(cfg)(ReIDOutput(logits, feats), y)
     ce = sum(F.cross_entropy(lg, y, label_smoothing=0.1) for lg in logits)
     tri = sum(weighted_soft_triplet_loss(f, y) for f in feats)
@@ -204,6 +210,34 @@ def test_reid_loss_sums_branches_and_weights() -> None:
     assert parts["loss"] is total
     total.backward()
     assert all(torch.isfinite(t.grad).all() for t in logits + feats)
+
+
+def torchreid_deep_supervision(criterion, xs, y) -> torch.Tensor:
+    """torchreid.losses.DeepSupervision, written out: the MEAN of the criterion over outputs."""
+    loss = 0.0
+    for x in xs:
+        loss += criterion(x, y)
+    return loss / len(xs)
+
+
+def test_reid_loss_averages_branches_like_torchreid() -> None:
+    """Default branch_reduction='mean': loss and gradients equal torchreid's; 'sum' doubles them."""
+    y, logits, feats = _two_branch_batch()
+    assert LossConfig().branch_reduction == "mean"
+    cfg = LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0)
+    total, parts = ReIDLoss(cfg)(ReIDOutput(logits, feats), y)
+    ce = torchreid_deep_supervision(lambda lg, t: F.cross_entropy(lg, t, label_smoothing=0.1), logits, y)
+    tri = torchreid_deep_supervision(weighted_soft_triplet_loss, feats, y)
+    reference = 0.5 * ce + 2.0 * tri
+    assert parts["loss_ce"].item() == pytest.approx(ce.item(), rel=1e-6)
+    assert parts["loss_triplet"].item() == pytest.approx(tri.item(), rel=1e-6)
+    assert total.item() / reference.item() == pytest.approx(1.0, rel=1e-6)
+    grads = torch.autograd.grad(total, logits + feats)
+    ref_grads = torch.autograd.grad(reference, logits + feats)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(grads, ref_grads))
+    summed, _ = ReIDLoss(LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5,
+                                    triplet_weight=2.0, branch_reduction="sum"))(ReIDOutput(logits, feats), y)
+    assert summed.item() / reference.item() == pytest.approx(2.0, rel=1e-6)
 
 
 def test_reid_loss_rejects_eval_output() -> None:

@@ -9,7 +9,7 @@ from reid_core.complexity import count_parameters, profile_presets
 from reid_core.config import ConfigError, ModelConfig, TrainConfig, from_dict, with_overrides
 from reid_core.errors import DataError
 from reid_core.models import GeM, ReIDOutput, build_model
-from reid_core.models.attention import HardAttention, region_thetas
+from reid_core.models.attention import HardAttention, SoftAttention, crop_regions, region_thetas
 from reid_core.presets import PRESETS, preset_config
 
 SMALL = {"width_multiplier": 0.25, "depth_multiplier": 0.3, "num_classes": 10}
@@ -97,8 +97,9 @@ def test_gem_float32_under_autocast_and_trainable():
 
 
 def test_hard_attention_crops_stay_inside_the_image():
+    """model.hard_attention='bounded' (this project's earlier variant)."""
     torch.manual_seed(0)
-    attn = HardAttention(16)
+    attn = HardAttention(16, "bounded")
     with torch.no_grad():
         attn.fc.weight.normal_(std=100.0)  # drive tanh into saturation both ways
     x = torch.randn(64, 16, 5, 4) * 10
@@ -110,11 +111,38 @@ def test_hard_attention_crops_stay_inside_the_image():
 
 
 def test_hard_attention_initial_regions_are_stripes():
-    attn = HardAttention(8)
+    attn = HardAttention(8, "bounded")
     t = attn(torch.randn(1, 8, 4, 4))[0]
     assert torch.allclose(t[:, 0], torch.zeros(4))
     ys = t[:, 1].tolist()
     assert ys == sorted(ys) and abs(ys[1] + 0.25) < 1e-4 and abs(ys[2] - 0.25) < 1e-4
+
+
+def test_hacnn_hard_attention_is_torchreids():
+    """Default mode: t = tanh(z) from torchreid's initial bias; regions sampled at the full map
+    with zero padding, then resized (align_corners=True)."""
+    attn = HardAttention(8)
+    assert attn.mode == "hacnn" and ModelConfig().hard_attention == "hacnn"
+    t = attn(torch.randn(1, 8, 4, 4))[0]
+    expected_y = torch.tanh(torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+    assert torch.allclose(t[:, 0], torch.zeros(4)) and torch.allclose(t[:, 1], expected_y)
+    # A region pushed half outside the image (ty = 1, sy = 0.25): the outside rows are zeros.
+    x = torch.ones(1, 2, 8, 4)
+    out = crop_regions(x, torch.tensor([[[0.0, 1.0]] * 4]), attn.scale, (6, 3))
+    assert out.shape == (4, 2, 6, 3)
+    assert out[0, :, -1].abs().max() < 1e-6 and torch.allclose(out[0, :, 0], torch.ones(2, 3))
+    # the bounded mode pads with the border instead
+    assert torch.allclose(crop_regions(x, torch.tensor([[[0.0, 1.0]] * 4]), attn.scale, (6, 3), "bounded"),
+                          torch.ones(4, 2, 6, 3))
+
+
+def test_soft_attention_mask_in_half_to_one():
+    torch.manual_seed(0)
+    attn = SoftAttention(32).train()
+    mask = attn(torch.randn(4, 32, 10, 4))
+    assert mask.shape == (4, 32, 10, 4)
+    assert mask.min() >= 0.5 and mask.max() < 1.0
+    assert (mask == 0.5).float().mean() > 0.2  # the ReLU clips about half of a BN-normalised map
 
 
 def test_local_blocks_shared_and_counted_once():

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from reid_core.config import SwagConfig
 from reid_core.training.swag import SWAG, bma_embed, recompute_bn, swa_model
 
 
@@ -84,6 +85,18 @@ def test_samples_differ_and_variance_matches() -> None:
     # Var of a sample variance ~ 2 var^2 / n: a 15 % relative tolerance is > 6 sigma at n = 4000.
     assert torch.allclose(emp_var, scale * var["0.weight"], rtol=0.15)
     assert torch.allclose(emp_mean, swag.mean["0.weight"], atol=float(5 * (scale * var["0.weight"].max() / n_draws) ** 0.5))
+
+
+def test_default_scale_is_the_swag_authors_value() -> None:
+    """Maddox et al.: scale 1 for SWAG-diagonal, 0.5 with the low-rank part. The default
+    diagonal sample has the full SWAG-diagonal variance (0.5 before this default)."""
+    assert SwagConfig().scale == 1.0 and SwagConfig().low_rank == 0
+    _, swag = collected(n=6)
+    assert swag.default_scale == 1.0 and SWAG(low_rank=20).default_scale == 0.5
+    g = torch.Generator().manual_seed(5)
+    draws = torch.stack([swag.sample(None, g)["0.weight"] for _ in range(4000)])
+    ratio = draws.var(0) / swag.variance()["0.weight"]
+    assert torch.allclose(ratio, torch.ones_like(ratio), rtol=0.15)
 
 
 def test_generator_makes_samples_reproducible() -> None:
@@ -166,6 +179,26 @@ def test_recompute_bn_changes_running_stats() -> None:
     assert int(model.bn.num_batches_tracked) == len(loader)
 
 
+def test_recompute_bn_weights_batches_by_size() -> None:
+    """swa_gaussian's bn_update: momentum b / (n + b), so a short last batch counts for its size."""
+    g = torch.Generator().manual_seed(4)
+    sizes, means = (16, 16, 4), (0.0, 1.0, 10.0)
+    loader = [(mu + torch.randn(b, 3, generator=g),) for b, mu in zip(sizes, means)]
+    model = BNNet()
+    recompute_bn(model, loader)
+    n = sum(sizes)
+    batch_means = [x.mean(0) for (x,) in loader]
+    batch_vars = [x.var(0, unbiased=True) for (x,) in loader]  # what BatchNorm's running_var averages
+    expected_mean = sum(b * m for b, m in zip(sizes, batch_means)) / n
+    expected_var = sum(b * v for b, v in zip(sizes, batch_vars)) / n
+    assert torch.allclose(model.bn.running_mean, expected_mean, atol=1e-5)
+    assert torch.allclose(model.bn.running_var, expected_var, atol=1e-5)
+    # equal batch weights (momentum=None) would be far off: the last 4 samples weigh 1/3
+    equal = sum(batch_means) / 3
+    assert (model.bn.running_mean - equal).abs().min() > 1.5
+    assert model.bn.momentum == 0.1  # restored
+
+
 def test_recompute_bn_max_batches_and_forward_fn() -> None:
     model = BNNet()
     calls = []
@@ -232,6 +265,93 @@ def test_bma_embed_normalised_and_restores_weights() -> None:
     swa_model(ref, swag, reid_loader())
     ref.eval()
     assert torch.allclose(emb0, F.normalize(ref(queries), dim=1), atol=1e-5)
+
+
+# Low-rank SWAG -------------------------------------------------------------------------
+
+
+def test_low_rank_deviations_by_hand() -> None:
+    # weight takes 1, 2, 6: means 1, 1.5, 3; deviations w - (updated) mean: 0, 0.5, 3; K = 2 keeps the last two
+    model = linear_with(0.0, 0.0)
+    swag = SWAG(low_rank=2)
+    for w in (1.0, 2.0, 6.0):
+        with torch.no_grad():
+            model.weight.fill_(w)
+        swag.collect(model)
+    assert swag.rank == 2 and swag.deviations["weight"].shape == (2, 1)
+    assert swag.deviations["weight"].flatten().tolist() == pytest.approx([0.5, 3.0])
+    assert swag.deviations["bias"].abs().max() == 0.0
+    assert swag.variance()["weight"].item() == pytest.approx(14 / 3, rel=1e-6)  # the diagonal part unchanged
+    with pytest.raises(ValueError, match="low_rank"):
+        SWAG(low_rank=1)
+
+
+def test_low_rank_sample_covariance() -> None:
+    """Cov(w) = scale * (diag(var) + D D^T / (k - 1)), one z2 for all parameters (cross terms)."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)  # weight [1, 3], bias [1]: 4 numbers
+    swag = SWAG(low_rank=4)
+    for _ in range(6):  # one shared latent moves weight and bias together: strong cross terms
+        latent = torch.randn(())
+        with torch.no_grad():
+            model.weight.copy_(latent * torch.tensor([[1.0, -2.0, 0.5]]) + 0.3 * torch.randn(1, 3))
+            model.bias.copy_(1.5 * latent + 0.3 * torch.randn(1))
+        swag.collect(model)
+    var = swag.variance()
+    flat_var = torch.cat([var["weight"].flatten(), var["bias"].flatten()])
+    d = torch.cat([swag.deviations["weight"], swag.deviations["bias"]], dim=1)  # [k, 4]
+    k, scale = swag.rank, 0.5
+    expected = scale * (torch.diag(flat_var) + d.t() @ d / (k - 1))
+    g = torch.Generator().manual_seed(9)
+    n_draws = 8000
+    draws = torch.stack([torch.cat([s["weight"].flatten(), s["bias"].flatten()])
+                         for s in (swag.sample(scale, g) for _ in range(n_draws))]).double()
+    emp = torch.cov(draws.t())
+    se = ((torch.diag(expected)[:, None] * torch.diag(expected)[None, :] + expected**2) / n_draws).sqrt()
+    assert ((emp - expected.double()).abs() <= 6 * se.double()).all(), (emp, expected)
+    assert (expected - torch.diag(torch.diag(expected))).abs().max() > 10 * se.max()  # cross terms tested
+    mean = torch.cat([swag.mean["weight"].flatten(), swag.mean["bias"].flatten()]).double()
+    assert torch.allclose(draws.mean(0), mean, atol=float(6 * (expected.diag().max() / n_draws) ** 0.5))
+
+
+def test_low_rank_state_round_trip_and_resume() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    swag = SWAG(model, low_rank=3)
+    for _ in range(4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        swag.collect(model)
+    buf = io.BytesIO()
+    torch.save(swag.state_dict(), buf)
+    buf.seek(0)
+    other = SWAG()
+    other.load_state_dict(torch.load(buf, weights_only=True))
+    assert other.low_rank == 3 and other.rank == 3 and other.n == 4
+    assert all(torch.equal(other.deviations[k], swag.deviations[k]) for k in swag.names)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    swag.collect(model)
+    other.collect(model)
+    assert other.rank == 3 and all(torch.equal(other.deviations[k], swag.deviations[k]) for k in swag.names)
+    a = swag.sample(None, torch.Generator().manual_seed(2))
+    b = other.sample(None, torch.Generator().manual_seed(2))
+    assert all(torch.equal(a[k], b[k]) for k in swag.names)
+    # a state saved before the low-rank option existed loads as diagonal-only
+    old = {k: v for k, v in swag.state_dict().items() if k not in ("low_rank", "deviations")}
+    legacy = SWAG()
+    legacy.load_state_dict(old)
+    assert legacy.low_rank == 0 and legacy.rank == 0
+
+
+def test_swag_config_low_rank_validated() -> None:
+    from reid_core.config import ConfigError
+
+    assert SwagConfig(low_rank=20).low_rank == 20
+    with pytest.raises(ConfigError, match="swag.low_rank"):
+        SwagConfig(low_rank=1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

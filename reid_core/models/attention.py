@@ -1,7 +1,13 @@
-"""Harmonious attention of HA-CNN (Li et al. 2018): soft spatial x channel, hard regions."""
+"""Harmonious attention of HA-CNN (Li et al. 2018): soft spatial x channel, hard regions.
+
+Written to match torchreid's hacnn.py (the public reference implementation), which
+tests/test_hacnn_reference.py checks numerically. `model.hard_attention='bounded'` keeps
+an earlier variant of the hard attention (see `HardAttention`, `crop_regions`).
+"""
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -9,7 +15,9 @@ from torch import nn
 
 from .blocks import ConvBNReLU
 
-__all__ = ["SoftAttention", "HardAttention", "crop_regions", "NUM_REGIONS"]
+__all__ = ["SoftAttention", "HardAttention", "crop_regions", "NUM_REGIONS", "HardAttentionMode"]
+
+HardAttentionMode = Literal["hacnn", "bounded"]
 
 NUM_REGIONS = 4
 # Fixed region scale (x: full width, y: a quarter of the height) and initial centres:
@@ -46,36 +54,48 @@ class ChannelAttention(nn.Module):
 
 
 class SoftAttention(nn.Module):
-    """Returns a mask in (0, 1) of x's shape: sigmoid(1x1 conv(spatial x channel))."""
+    """Returns a mask in [0.5, 1) of x's shape: sigmoid(ReLU(BN(1x1 conv(spatial x channel)))).
+
+    The ReLU before the sigmoid is HA-CNN's (torchreid's ConvBlock on the product, and
+    Li et al.'s attention range of 0.5 to 1): a feature is at most halved, never zeroed.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.spatial = SpatialAttention()
         self.channel = ChannelAttention(channels)
-        self.conv = ConvBNReLU(channels, channels, 1, relu=False)
+        self.conv = ConvBNReLU(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.conv(self.spatial(x) * self.channel(x)))
 
 
 class HardAttention(nn.Module):
-    """Predicts the translations of 4 regions: global average -> Linear(c, 8).
+    """Predicts the translations of 4 regions: global average -> Linear(c, 8) -> [N, 4, 2].
 
-    The translation is t = (1 - s) * tanh(z), which keeps every crop [t - s, t + s]
-    inside the image (HA-CNN's plain tanh can leave it). The Linear starts at zero
-    weights with a bias that puts the regions on four horizontal stripes; the outer
-    stripes are pulled in slightly (|t| <= 0.95 (1 - s)) so that tanh is not saturated.
+    mode 'hacnn' (HA-CNN, torchreid): t = tanh(z); the Linear starts at zero weights and
+    bias (0, -0.75, 0, -0.25, 0, 0.25, 0, 0.75), i.e. stripes centred at tanh(bias).
+    mode 'bounded' (an earlier choice of this project): t = (1 - s) * tanh(z), which keeps
+    every crop [t - s, t + s] inside the image; the bias puts the stripes at
+    (-0.75, -0.25, 0.25, 0.75), the outer ones pulled in slightly (|t| <= 0.95 (1 - s)) so
+    that tanh is not saturated.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, mode: HardAttentionMode = "hacnn") -> None:
         super().__init__()
+        if mode not in ("hacnn", "bounded"):
+            raise ValueError(f"hard attention mode {mode!r}; allowed: 'hacnn', 'bounded'")
+        self.mode = mode
         self.fc = nn.Linear(channels, NUM_REGIONS * 2)
         nn.init.zeros_(self.fc.weight)
         sy = REGION_SCALE[1]
         bias = []
         for cy in REGION_CENTRES_Y:
-            ratio = max(-0.95, min(0.95, cy / (1 - sy)))
-            bias += [0.0, math.atanh(ratio)]
+            if mode == "hacnn":
+                bias += [0.0, cy]
+            else:
+                ratio = max(-0.95, min(0.95, cy / (1 - sy)))
+                bias += [0.0, math.atanh(ratio)]
         with torch.no_grad():
             self.fc.bias.copy_(torch.tensor(bias))
         self.register_buffer("scale", torch.tensor([REGION_SCALE] * NUM_REGIONS), persistent=False)
@@ -83,7 +103,8 @@ class HardAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 4, 2] region centres (tx, ty) in normalised image coordinates."""
         z = self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1)).view(-1, NUM_REGIONS, 2)
-        return (1 - self.scale) * torch.tanh(z)
+        t = torch.tanh(z)
+        return t if self.mode == "hacnn" else (1 - self.scale) * t
 
 
 def region_thetas(translations: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -96,10 +117,21 @@ def region_thetas(translations: torch.Tensor, scale: torch.Tensor) -> torch.Tens
     return torch.stack([row_x, row_y], dim=-2).reshape(n * NUM_REGIONS, 2, 3)
 
 
-def crop_regions(x: torch.Tensor, translations: torch.Tensor, scale: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Sample the 4 regions of every image to `size`: [N, C, H, W] -> [N*4, C, h, w]."""
+def crop_regions(x: torch.Tensor, translations: torch.Tensor, scale: torch.Tensor, size: tuple[int, int],
+                 mode: HardAttentionMode = "hacnn") -> torch.Tensor:
+    """Sample the 4 regions of every image to `size`: [N, C, H, W] -> [N*4, C, h, w].
+
+    mode 'hacnn' (torchreid's stn + upsample): sample each region at the full H x W with
+    zero padding outside the image, then resize bilinearly (align_corners=True) to `size`.
+    mode 'bounded': sample directly at `size` with border padding (one resampling instead
+    of two, and 4 x h x w samples instead of 4 x H x W).
+    """
     n, c, h, w = x.shape
     theta = region_thetas(translations, scale)
-    grid = F.affine_grid(theta, [n * NUM_REGIONS, c, size[0], size[1]], align_corners=False)
     x4 = x.unsqueeze(1).expand(n, NUM_REGIONS, c, h, w).reshape(n * NUM_REGIONS, c, h, w)
+    if mode == "hacnn":
+        grid = F.affine_grid(theta, [n * NUM_REGIONS, c, h, w], align_corners=False)
+        full = F.grid_sample(x4, grid.to(x4.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+        return F.interpolate(full, size=size, mode="bilinear", align_corners=True)
+    grid = F.affine_grid(theta, [n * NUM_REGIONS, c, size[0], size[1]], align_corners=False)
     return F.grid_sample(x4, grid.to(x4.dtype), mode="bilinear", padding_mode="border", align_corners=False)

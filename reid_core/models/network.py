@@ -79,7 +79,7 @@ class HACNNFamily(nn.Module):
         ins = (stem,) + ch[:-1]
         self.stages = nn.ModuleList(make_stage(cfg.block, i, o, r) for i, o, r in zip(ins, ch, reps))
         self.soft_attn = nn.ModuleList(SoftAttention(c) for c in ch)
-        self.hard_attn = nn.ModuleList(HardAttention(c) for c in ch)
+        self.hard_attn = nn.ModuleList(HardAttention(c, cfg.hard_attention) for c in ch)
         self.local_blocks = nn.ModuleList(make_local_block(cfg.block, i, o) for i, o in zip(ins, ch))
 
         self.pool_global = build_pooling(cfg.pooling, cfg.gem_p_init, cfg.gem_trainable)
@@ -123,7 +123,7 @@ class HACNNFamily(nn.Module):
         for stage, soft, hard, block, size in zip(self.stages, self.soft_attn, self.hard_attn,
                                                   self.local_blocks, self.crop_sizes):
             x = stage(x)
-            regions = crop_regions(crop_source, hard(x), hard.scale, size)
+            regions = crop_regions(crop_source, hard(x), hard.scale, size, hard.mode)
             local = block(regions if local is None else regions + local)
             x = x * soft(x)
             crop_source = x

@@ -116,7 +116,7 @@ class Trainer:
         self.loss_fn = ReIDLoss(cfg.loss)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, self.plan)
-        self.swag = SWAG(self.model, var_clamp=cfg.swag.var_clamp) if cfg.swag.enabled else None
+        self.swag = SWAG(self.model, var_clamp=cfg.swag.var_clamp, low_rank=cfg.swag.low_rank) if cfg.swag.enabled else None
 
         h, w = cfg.model.input_height, cfg.model.input_width
         d = cfg.data
