@@ -137,3 +137,18 @@ def test_local_postgres_needs_binaries(monkeypatch) -> None:
     with pytest.raises(BackendStoreError, match="apt-get install postgresql"):
         with mod.local_postgres():
             pass
+
+
+def test_sweep_refuses_wrong_postgres_password(tmp_path: Path) -> None:
+    """`sweep run --tracking-uri postgresql://...` (MLflow straight on the database): a wrong
+    password is refused before Ray starts or anything is written, in the store or on disk."""
+    with local_postgres() as fresh:
+        bad = fresh.uri_with(password="wrong-pw")
+        proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "sweep", "run",
+                               str(REPO / "sweeps" / "smoke.yaml"), "--tracking-uri", bad,
+                               "--runs-dir", str(tmp_path / "runs")],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "password authentication failed" in proc.stderr and "wrong-pw" not in proc.stderr
+        assert _tables(fresh.uri) == []
+        assert not (tmp_path / "runs" / "smoke").exists()

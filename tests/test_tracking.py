@@ -1,4 +1,4 @@
-"""MLflow tracking layer (orchestration/tracking.py) against SQLite and a real `mlflow server`."""
+"""MLflow tracking layer (orchestration/mlflow_log) against SQLite and a real `mlflow server`."""
 from __future__ import annotations
 
 import json

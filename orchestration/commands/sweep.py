@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: the spec's, else "
                                                                     "as many as resources allow)")
     r.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default sqlite:///<abs>/runs/mlflow.db; or http://host:port)")
+                   help="MLflow tracking URI: http://host:port, postgresql://..., sqlite:///path/mlflow.db "
+                        "(default: $MLFLOW_TRACKING_URI, else sqlite:///<abs>/<runs-dir>/mlflow.db)")
     r.add_argument("--storage", default=None,
                    help="Ray storage path or URI (default ./runs/<sweep>/ray; a shared path or s3:// on clusters)")
     r.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")

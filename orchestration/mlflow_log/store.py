@@ -116,6 +116,13 @@ def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
             raise TrackingError(
                 f"cannot reach the MLflow tracking server at {uri} ({reason}); start one with "
                 "`compact-reid server` or pass --tracking-uri sqlite:///path/mlflow.db") from None
+    if uri.startswith("postgresql"):  # MLflow straight on the database (no server)
+        from mlflow_server.postgres import BackendStoreError, check_backend_store
+
+        try:
+            check_backend_store(uri, timeout)
+        except BackendStoreError as e:
+            raise TrackingError(str(e).replace("--backend-store-uri", "tracking URI", 1)) from None
     p = sqlite_path(uri)
     if p is not None:
         try:

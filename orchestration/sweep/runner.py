@@ -69,7 +69,7 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
     local folder is renamed `<folder>-<timestamp>` and a new sweep (new MLflow parent run in
     the same experiment) starts. `trial_fn`: the trainable (default `run_trial`; tests pass
     a fault-injecting wrapper)."""
-    from ..mlflow_log import SweepTracker, check_tracking_uri, normalize_tracking_uri
+    from ..mlflow_log import SweepTracker, check_tracking_uri, resolve_tracking_uri
 
     t0 = time.perf_counter()
     spec = load_spec(spec_path)
@@ -79,7 +79,7 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
         raise ConfigError(f"--gpus-per-trial: must be >= 0, got {gpus_per_trial}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent: must be >= 1, got {max_concurrent}")
-    uri = normalize_tracking_uri(tracking_uri, runs_dir)
+    uri = resolve_tracking_uri(tracking_uri, runs_dir)  # --tracking-uri, else $MLFLOW_TRACKING_URI, else runs/
     check_tracking_uri(uri)
     started = ray_tune.init_ray(address, log)  # before touching any folder: a failed join changes nothing
     tracker, parent = None, None
