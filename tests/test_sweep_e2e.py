@@ -90,7 +90,8 @@ def fault_sweep(tmp_path_factory):
     spec = root / "e2e.yaml"
     spec.write_text(SPEC.format(name="e2e", grid="grid:\n  preset: [g, h]", seeds="[0, 1]", conc=2))
     hooks = {"COMPACT_REID_FAIL_TRIAL": "g-seed1", "COMPACT_REID_FAIL_EPOCH": "1",
-             "COMPACT_REID_KILL_TRIAL": "h-seed1", "COMPACT_REID_KILL_EPOCH": "2"}
+             "COMPACT_REID_KILL_TRIAL": "h-seed1", "COMPACT_REID_KILL_EPOCH": "2",
+             "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}  # trials last seconds: sample every second
     t0 = time.perf_counter()
     with pytest.MonkeyPatch.context() as mp:  # module-scoped: the function-scoped fixture can't be used
         for k, v in hooks.items():
@@ -148,6 +149,11 @@ def test_sweep_runs_every_trial_and_tracks_it(fault_sweep):
         w = {a.path for a in client.list_artifacts(r.info.run_id, "weights")}
         swa = {"weights/swa.pt"} if name.startswith("h") else set()  # h runs SWAG, g does not
         assert w == {"weights/final.pt", "weights/best.pt"} | swa
+        # where it ran, and MLflow's system metrics over its life (the UI's system-metrics chart)
+        assert r.data.tags["compact_reid.node_ip"] and r.data.tags["compact_reid.node_id"]
+        cpu = client.get_metric_history(r.info.run_id, "system/cpu_utilization_percentage")
+        assert cpu and all(0 <= m.value <= 100 * os.cpu_count() for m in cpu), name
+        assert client.get_metric_history(r.info.run_id, "system/system_memory_usage_megabytes"), name
     # the SWAG phase logs its own keys at the cycle ends
     h0 = runs["h-seed0"]
     assert _steps(client, h0.info.run_id, "swag_rank1") == [5, 6]
@@ -197,6 +203,20 @@ def test_status_command(fault_sweep):
     assert by["g-seed1"]["status"] == "ERROR" and by["g-seed1"]["mlflow"] == "FAILED"
     assert by["h-seed0"]["status"] == "TERMINATED" and by["h-seed0"]["mlflow"] == "FINISHED"
     assert by["h-seed0"]["epoch"] == 6 and by["h-seed0"]["final_mAP"] is not None
+    assert by["h-seed0"]["node"]  # the node's address, from Ray's result and the run's tag
+    assert by["h-seed0"]["eta_s"] is None  # finished: nothing left
+    from orchestration.sweep.status import format_table
+
+    table = format_table(st["trials"])
+    assert table.splitlines()[0].split()[:4] == ["trial", "ray", "mlflow", "node"]
+    assert "eta_s" in table.splitlines()[0]
+
+
+def test_eta_from_pace() -> None:
+    from orchestration.sweep.status import _eta
+
+    assert _eta(30.0, 3, 10) == pytest.approx(70.0)
+    assert _eta(30.0, 0, 10) is None and _eta(30.0, 10, 10) is None and _eta(None, 3, 10) is None
 
 
 def _cli(*args: str) -> list[str]:

@@ -24,6 +24,8 @@ ERROR_TAG, STOPPED = f"{TAG}error", f"{TAG}stopped"
 ATTEMPT, RESUMED_FROM, TOTAL_EPOCHS = f"{TAG}attempt", f"{TAG}resumed_from_epoch", f"{TAG}total_epochs"
 STORAGE, TRIALS_FAILED, TRIALS_TOTAL = f"{TAG}storage", f"{TAG}trials_failed", f"{TAG}trials_total"
 TRACK_EVAL = f"{TAG}track_eval"
+REPLAYED_EPOCHS, OUTAGE_SECONDS = f"{TAG}replayed_epochs", f"{TAG}tracking_outage_s"  # outage.py
+NODE_IP, NODE_ID = f"{TAG}node_ip", f"{TAG}node_id"  # where the trial's current attempt runs
 
 # Artifacts.
 SPEC_ARTIFACT, TRIALS_ARTIFACT, SWEEP_SUMMARY_ARTIFACT = "spec.yaml", "trials.json", "sweep_summary.json"

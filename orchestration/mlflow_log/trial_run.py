@@ -21,8 +21,9 @@ _MAX_METRICS_PER_BATCH = 1000
 class TrialRun:
     """The MLflow child run of one trial."""
 
-    def __init__(self, client: Any, run_id: str, last_step: int, created: bool) -> None:
+    def __init__(self, client: Any, run_id: str, last_step: int, created: bool, uri: str | None = None) -> None:
         self.client = client
+        self.uri = uri
         self.run_id = run_id
         self.last_step = last_step  # highest epoch already logged (0 = none)
         self.created = created
@@ -47,7 +48,7 @@ class TrialRun:
                 n.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION), **(extra_tags or {}),
             }
             run = client.create_run(experiment_id, tags=tags, run_name=name)
-            return cls(client, run.info.run_id, 0, True)
+            return cls(client, run.info.run_id, 0, True, uri)
         run = found[0]  # the oldest, should a race ever have made two
         rid = run.info.run_id
         if run.info.status not in ("RUNNING", "FINISHED"):
@@ -57,7 +58,26 @@ class TrialRun:
                     client.delete_tag(rid, tag)
         if trial_id and run.data.tags.get(n.TRIAL_ID) != trial_id:
             client.set_tag(rid, n.TRIAL_ID, trial_id)
-        return cls(client, rid, last_step(client, rid, n.STEP_KEY), False)
+        return cls(client, rid, last_step(client, rid, n.STEP_KEY), False, uri)
+
+    def start_system_metrics(self, log: Any = print) -> Any:
+        """MLflow's own sampler (CPU, memory, disk, network and, with nvidia-ml-py, each
+        GPU's utilisation and memory) logging `system/*` on this run every
+        $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL seconds (default 10) until `.finish()`;
+        a retried attempt continues the steps. None when switched off
+        (MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=false) or unavailable."""
+        if os.environ.get("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true").lower() in ("false", "0", "no"):
+            return None
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            monitor = SystemMetricsMonitor(self.run_id, sampling_interval=10, resume_logging=True,
+                                           tracking_uri=self.uri)
+            monitor.start()
+            return monitor
+        except Exception as e:  # never fail a trial for its telemetry
+            log(f"system metrics not recorded: {type(e).__name__}: {e}")
+            return None
 
     # Status ----------------------------------------------------------------------------
     def get_run(self) -> Any:

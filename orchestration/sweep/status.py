@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,8 +36,17 @@ def trial_rows(trials: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], list[d
             **{k: last.get(k) for k in ("rank1", "mAP", "train_seconds", "eval_seconds", "trial_wall_s",
                                         "trainer_init_s", "trainer_run_s")},
             "error": (error or "").strip().splitlines()[-1][:200] if error else None,
+            "node": last.get("node_ip"),
+            "eta_s": _eta(last.get("trial_wall_s"), epoch, total) if status == "RUNNING" else None,
         })
     return outcomes, rows, interrupted
+
+
+def _eta(elapsed: Any, epoch: int, total: int | None) -> float | None:
+    """Seconds left at this attempt's pace so far (None before the first epoch)."""
+    if not isinstance(elapsed, (int, float)) or not epoch or not total or epoch >= total:
+        return None
+    return float(elapsed) / epoch * (total - epoch)
 
 
 def ray_trials(experiment_path: str, filesystem: Any = None) -> list[Any]:
@@ -64,15 +74,21 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     def sec(v: Any) -> str:
         return f"{float(v):.0f}" if isinstance(v, (int, float)) else "-"
 
+    def latest(r: dict[str, Any], key: str) -> Any:  # the final figure once there, else the last evaluation
+        return r.get(f"final_{key}") if r.get(f"final_{key}") is not None else r.get(key)
+
     with_mlflow = any("mlflow" in r for r in rows)
     w = max([len("trial")] + [len(r["trial"]) for r in rows])
+    wn = max([len("node")] + [len(str(r.get("node") or "-")) for r in rows])
     head = f"{'trial':<{w}}  {'ray':<10} " + (f"{'mlflow':<9} " if with_mlflow else "")
-    lines = [head + f"{'epochs':>7} {'rank1':>6} {'mAP':>6}  {'train_s':>7} {'wall_s':>7}  error"]
+    lines = [head + f"{'node':<{wn}} {'epochs':>7} {'rank1':>6} {'mAP':>6}  {'train_s':>7} {'wall_s':>7} "
+                    f"{'eta_s':>6}  error"]
     for r in rows:
         ep = f"{r.get('epoch') or 0}/{r.get('total_epochs') or '?'}"
         line = f"{r['trial']:<{w}}  {r['status']:<10} " + (f"{r.get('mlflow') or '-':<9} " if with_mlflow else "")
-        lines.append(line + f"{ep:>7} {pct(r.get('final_rank1')):>6} {pct(r.get('final_mAP')):>6}  "
-                     f"{sec(r.get('train_seconds')):>7} {sec(r.get('trial_wall_s')):>7}  {r.get('error') or ''}")
+        lines.append(line + f"{str(r.get('node') or '-'):<{wn}} {ep:>7} {pct(latest(r, 'rank1')):>6} "
+                     f"{pct(latest(r, 'mAP')):>6}  {sec(r.get('train_seconds')):>7} {sec(r.get('trial_wall_s')):>7} "
+                     f"{sec(r.get('eta_s')):>6}  {r.get('error') or ''}")
     return "\n".join(lines)
 
 
@@ -89,13 +105,19 @@ def mlflow_rows(state: SweepState) -> dict[str, dict[str, Any]] | None:
     except Exception:
         return None
     out = {}
+    now = time.time()
     for r in runs:
-        m = r.data.metrics
-        out[r.data.tags.get(n.TRIAL_NAME, r.info.run_name)] = {
-            "status": r.info.status, "epoch": int(m.get(n.STEP_KEY, 0)), "final_rank1": m.get("final_rank1"),
-            "final_mAP": m.get("final_mAP"), "train_seconds": m.get("train_seconds"),
-            "total_epochs": int(m["epochs"]) if "epochs" in m else None,
-            "error": ((r.data.tags.get(n.ERROR_TAG) or "").strip().splitlines() or [None])[0],
+        m, tags = r.data.metrics, r.data.tags
+        epoch = int(m.get(n.STEP_KEY, 0))
+        total = int(m["epochs"]) if "epochs" in m else (int(tags[n.TOTAL_EPOCHS]) if n.TOTAL_EPOCHS in tags else None)
+        running = r.info.status == "RUNNING"
+        out[tags.get(n.TRIAL_NAME, r.info.run_name)] = {
+            "status": r.info.status, "epoch": epoch, "final_rank1": m.get("final_rank1"),
+            "final_mAP": m.get("final_mAP"), "rank1": m.get("rank1"), "mAP": m.get("mAP"),
+            "train_seconds": m.get("train_seconds"), "total_epochs": total, "node": tags.get(n.NODE_IP),
+            # pace over the run's whole life (all attempts): a rough figure, said so in the README
+            "eta_s": _eta(now - r.info.start_time / 1000.0, epoch, total) if running and r.info.start_time else None,
+            "error": ((tags.get(n.ERROR_TAG) or "").strip().splitlines() or [None])[0],
         }
     return out
 
@@ -148,7 +170,8 @@ def _merge_mlflow(rows: list[dict[str, Any]], ml: dict[str, dict[str, Any]]) -> 
         if m:  # MLflow is written every epoch; Ray's state is a periodic snapshot
             if (m["epoch"] or 0) > (r.get("epoch") or 0):
                 r["epoch"] = m["epoch"]
-            for k in ("final_rank1", "final_mAP", "train_seconds", "total_epochs", "error"):
+                r.update({k: m[k] for k in ("rank1", "mAP", "node", "eta_s") if m.get(k) is not None})
+            for k in ("final_rank1", "final_mAP", "train_seconds", "total_epochs", "error", "node", "rank1", "mAP"):
                 if r.get(k) is None and m.get(k) is not None:
                     r[k] = m[k]
     names = {r["trial"] for r in rows}

@@ -12,6 +12,8 @@ production path never reads these variables. Names are trial names, comma-separa
                                          file `kill-<trial>.marker` in
                                          COMPACT_REID_KILL_MARKER_DIR (default: the marker_dir
                                          given to from_env) records that it happened.
+  COMPACT_REID_EPOCH_SLEEP=SECONDS       sleep after every epoch of every trial (slow trials
+                                         down so that an outage test fits inside one)
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class FaultHooks:
     kill_trials: tuple[str, ...] = ()
     kill_epoch: int = 2
     kill_marker_dir: str = "."
+    epoch_sleep: float = 0.0
 
     @classmethod
     def from_env(cls, marker_dir: str | os.PathLike[str]) -> "FaultHooks":
@@ -37,10 +40,15 @@ class FaultHooks:
 
         return cls(names("COMPACT_REID_FAIL_TRIAL"), int(os.environ.get("COMPACT_REID_FAIL_EPOCH", "1")),
                    names("COMPACT_REID_KILL_TRIAL"), int(os.environ.get("COMPACT_REID_KILL_EPOCH", "2")),
-                   os.environ.get("COMPACT_REID_KILL_MARKER_DIR", str(marker_dir)))
+                   os.environ.get("COMPACT_REID_KILL_MARKER_DIR", str(marker_dir)),
+                   float(os.environ.get("COMPACT_REID_EPOCH_SLEEP", "0")))
 
     def on_epoch(self, name: str, epoch: int) -> None:
         """Called by run_trial after the epoch is logged to MLflow, before its checkpoint."""
+        if self.epoch_sleep:
+            import time
+
+            time.sleep(self.epoch_sleep)
         if name in self.fail_trials and epoch == self.fail_epoch:
             from reid_core.errors import TrainingError
 

@@ -48,22 +48,25 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | N
     from ray import tune
 
     from ..mlflow_log import TrialRun
+    from ..mlflow_log.outage import store_wait_seconds, wait_for_store
 
     trial = TrialSpec.from_record(config["trial"])
     cfg = trial.config()  # the one TrainConfig of this trial
 
-    import torch
-
-    torch.set_num_threads(max(1, ctx.threads))
-    run = TrialRun.open(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id, ctx.sweep, trial.to_dict(),
-                        trial_id=_ray_trial_id())
-    if _report_if_finished(run):
-        return
-
     def log(msg: str) -> None:
         print(f"[{trial.name}] {msg}", flush=True)
 
+    import torch
+
+    torch.set_num_threads(max(1, ctx.threads))
+    run = wait_for_store(lambda: TrialRun.open(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id, ctx.sweep,
+                                               trial.to_dict(), trial_id=_ray_trial_id()),
+                         store_wait_seconds(), log)
+    if _report_if_finished(run):
+        return
+
     workdir = Path(tempfile.mkdtemp(prefix=f"compact-reid-{trial.name}-"))
+    monitor = run.start_system_metrics(log)
     try:
         trainer, init_s = _build_trainer(cfg, ctx, workdir, log, tune.get_checkpoint())
         _log_start(run, trainer, log)
@@ -77,6 +80,8 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | N
             log(f"could not mark the MLflow run FAILED: {e2}")
         raise
     finally:
+        if monitor is not None:
+            monitor.finish()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -87,6 +92,16 @@ def _ray_trial_id() -> str:
         return tune.get_context().get_trial_id() or ""
     except Exception:  # outside Tune (unit use)
         return ""
+
+
+def _node_tags() -> dict[str, str]:
+    """The Ray node of this attempt (a retried trial may move to another node)."""
+    import ray
+
+    try:
+        return {n.NODE_IP: ray.util.get_node_ip_address(), n.NODE_ID: ray.get_runtime_context().get_node_id()}
+    except Exception:  # outside a Ray worker (unit use)
+        return {}
 
 
 def _report_if_finished(run: Any) -> bool:
@@ -124,7 +139,8 @@ def _log_start(run: Any, trainer: Any, log: Callable[[str], None]) -> None:
 
     resumed_from = trainer.epoch
     attempt = int(run.get_run().data.tags.get(n.ATTEMPT, "0")) + 1
-    run.set_tags({n.ATTEMPT: attempt, n.RESUMED_FROM: resumed_from, n.TOTAL_EPOCHS: trainer.total_epochs})
+    run.set_tags({n.ATTEMPT: attempt, n.RESUMED_FROM: resumed_from, n.TOTAL_EPOCHS: trainer.total_epochs,
+                  **_node_tags()})
     run.log_params({**flatten(trainer.cfg), "data.name": trainer.dataset.name, "data.root": trainer.dataset.root})
     run.log_json(to_dict(trainer.cfg), n.CONFIG_ARTIFACT)
     backfilled = run.log_history(trainer.history)
@@ -176,18 +192,23 @@ def _train(trainer: Any, run: Any, ctx: TrialContext, workdir: Path, name: str, 
            on_epoch: EpochHook | None) -> None:
     from ray import tune
 
+    from ..mlflow_log.outage import EpochLog, store_wait_seconds, wait_for_store
+
     carried = _Carried(trainer)
     every = max(1, ctx.checkpoint_every)
+    epochs = EpochLog(run, lambda msg: print(f"[{name}] {msg}", flush=True))  # survives a store outage
     t_gen = time.perf_counter()
     for m in trainer.run():
         timings.run_s += time.perf_counter() - t_gen
         epoch = int(m["epoch"])
-        run.log_epoch(m)
+        epochs.epoch(m)
         if on_epoch is not None:
             on_epoch(name, epoch)
         last = epoch == trainer.total_epochs
         if last:
-            _complete(run, trainer, workdir)
+            epochs.wait_flushed(store_wait_seconds())
+            wait_for_store(lambda: _complete(run, trainer, workdir), store_wait_seconds(),
+                           what="tracking store (completing the run)")
         result = carried.report(m, trainer.summary if last else None, _totals(trainer, timings))
         if last or epoch % every == 0:
             with tempfile.TemporaryDirectory(prefix="ckpt-", dir=workdir) as tmp:
