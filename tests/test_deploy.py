@@ -26,9 +26,20 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks: one intra-op thread. On a shared 2-core machine, 2 OpenMP threads made
+    these runs 10-50x slower (threads waiting on each other), measured."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _weights(path: Path, seed: int = 0, **over) -> Path:
-    """A compact-1x weights file (tiny width) with non-trivial BatchNorm statistics."""
+    """A compact-1x weights file (tiny width, 80x32 input) with non-trivial BatchNorm statistics."""
     cfg = preset_config("compact-1x", {"model.width_multiplier": 0.25, "model.depth_multiplier": 0.3,
+                                       "model.input_height": 80, "model.input_width": 32,
                                        "model.num_classes": 8, **over})
     torch.manual_seed(seed)
     model = build_model(cfg.model)
@@ -70,12 +81,12 @@ def test_onnx_export_dynamic_batch_gridsample_metadata(onnx_file, weights):
     assert "GridSample" in {n.op_type for n in m.graph.node}  # the hard attention's crops
     dims = m.graph.input[0].type.tensor_type.shape.dim
     assert m.graph.input[0].name == "images" and dims[0].dim_param and not dims[0].dim_value
-    assert [d.dim_value for d in dims[1:]] == [3, 160, 64]
+    assert [d.dim_value for d in dims[1:]] == [3, 80, 32]
     _, info = load_embedding_net(weights)
     runner = OnnxEmbedder(onnx_file)
     assert runner.info.fingerprint == info.fingerprint and runner.info.embedding_dim == 1024
     for n in (1, 3, 10):  # any batch size
-        assert runner(np.zeros((n, 3, 160, 64), np.float32)).shape == (n, 1024)
+        assert runner(np.zeros((n, 3, 80, 32), np.float32)).shape == (n, 1024)
 
 
 def test_export_prints_parity_and_leaves_no_temp_file(weights, data, tmp_path, capsys):
@@ -87,7 +98,7 @@ def test_export_prints_parity_and_leaves_no_temp_file(weights, data, tmp_path, c
     assert {c["batch"] for c in res["checks"]} == {1, 7, 4}
     assert [p.name for p in tmp_path.iterdir()] == ["m.ts"]
     net, _ = load_embedding_net(weights)
-    x = torch.randn(5, 3, 160, 64)
+    x = torch.randn(5, 3, 80, 32)
     ts = torch.jit.load(str(out))
     with torch.no_grad():
         assert torch.allclose(ts(x), net(x), atol=1e-5)
@@ -277,3 +288,30 @@ def test_features_file_round_trip_keeps_names_and_info(weights, data, tmp_path):
     p = save_features(fs, tmp_path / "x.npz")
     back = load_features(p)
     assert back.paths == fs.paths and back.info == fs.info and np.array_equal(back.features, fs.features)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_train_export_embed_search_equals_evaluate_end_to_end(data, tmp_path, capsys):
+    """`train` -> `export` (both formats) -> `embed` -> `search --evaluate` == `evaluate --json`."""
+    from test_train_cli import TINY
+
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "compact-1x", "--data", str(data), "--out", str(run), *TINY,
+                 "--set", "model.input_height=80", "--set", "model.input_width=32"]) == 0
+    w = run / "weights" / "swa.pt"
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(w), "--data", str(data), "--device", "cpu", "--json"]) == 0
+    ref = json.loads(capsys.readouterr().out)
+    for fmt, flag in (("onnx", "--onnx"), ("torchscript", "--torchscript")):
+        model = tmp_path / f"m.{fmt}"
+        assert main(["export", "--weights", str(w), "--format", fmt, "--out", str(model), "--data", str(data)]) == 0
+        q, g = tmp_path / f"q-{fmt}.npz", tmp_path / f"g-{fmt}.npz"
+        for folder, out in (("query", q), ("bounding_box_test", g)):
+            assert main(["embed", flag, str(model), "--images", str(data / folder), "--out", str(out),
+                         "--no-progress"]) == 0
+        capsys.readouterr()
+        assert main(["search", "--features", str(g), "--query-features", str(q), "--evaluate", "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        for k in ("rank1", "rank5", "rank10", "mAP", "mINP"):
+            assert abs(got[k] - ref[k]) <= 1e-4, (fmt, k, got[k], ref[k])
