@@ -12,7 +12,7 @@ def add_model_args(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument("--weights", help="a compact-reid weights file (PyTorch)")
     g.add_argument("--onnx", help="a model written by `compact-reid export --format onnx` (ONNX Runtime)")
     g.add_argument("--torchscript", help="a model written by `compact-reid export --format torchscript`")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding the images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -125,10 +125,13 @@ def open_embedder(weights: str | Path | None = None, onnx: str | Path | None = N
     given = [(k, v) for k, v in (("weights", weights), ("onnx", onnx), ("torchscript", torchscript)) if v]
     if len(given) != 1:
         raise ExportError(f"give exactly one model: --weights, --onnx or --torchscript (got {len(given)})")
+    from ..training.trainer import pick_device  # 'auto', and a clear error for cuda without a GPU
+
     kind, path = given[0]
+    if kind == "onnx":  # ONNX Runtime's providers say what it can run on, not torch
+        return OnnxEmbedder(path, device=torch.device(device if device != "auto" else "cpu").type)
+    dev = pick_device(device)
     if kind == "weights":
         net, info = load_embedding_net(path)
-        return TorchEmbedder(net, info, device)
-    if kind == "onnx":
-        return OnnxEmbedder(path, device=str(torch.device(device).type))
-    return TorchScriptEmbedder(path, device)
+        return TorchEmbedder(net, info, dev)
+    return TorchScriptEmbedder(path, dev)
