@@ -79,7 +79,6 @@ def _write_onnx(net: EmbeddingNet, info: ModelInfo, tmp: Path, opset: int) -> li
     require("onnxscript", "--format onnx")
     example = torch.randn(2, 3, info.input_height, info.input_width)
     batch = torch.export.Dim("batch")
-    caught: list[warnings.WarningMessage] = []
     # The exporter prints its progress steps; keep the command's output to what matters.
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("always")
