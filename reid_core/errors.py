@@ -16,3 +16,11 @@ class CheckpointError(ReIDError, ValueError):
 
 class TrainingError(ReIDError, RuntimeError):
     """Training cannot go on (non-finite loss, too few identities, ...)."""
+
+
+class ExportError(ReIDError, RuntimeError):
+    """An export cannot be made or run here, or fails its parity check."""
+
+
+class MissingDependencyError(ReIDError, ImportError):
+    """An optional package (onnx, onnxruntime, pyarrow, ...) that a command needs is not installed."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 
+from _chromium import needs_chromium, screenshot  # noqa: E402
 from orchestration.cli import main  # noqa: E402
 from orchestration.report import build_figures, build_tables, load_sweep, write_report  # noqa: E402
 from orchestration.report.paper import PAPER_TABLE3  # noqa: E402
@@ -482,20 +482,9 @@ def test_cli_missing_store_and_bad_format(tmp_path: Path, capsys) -> None:
     assert "unknown format 'pdf'" in capsys.readouterr().err
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+@needs_chromium
 def test_html_screenshot_headless_chromium(built: dict[str, Any], store: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "report"
     write_report(built["data"], built["mode"], built["tables"], built["figures"], out, ["html"], log=False)
-    shot = tmp_path / "shot.png"
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1400,2000",
-           (out / "report.html").resolve().as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert shot.exists(), proc.stderr[-2000:]
-    png = shot.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    png = screenshot(out / "report.html", tmp_path / "shot.png", "1400,2000")
     assert len(png) > 20_000  # a rendered page, not a blank one

@@ -44,6 +44,7 @@ DATASET_NAMES: dict[str, int | None] = {"market1501": 6, "dukemtmcreid": 8, "gen
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 # Anchored at the start of the name: `foo_0002_c1.jpg` is not silently read as id 2.
 _NAME = re.compile(r"^(-?\d+)_c(\d+)")
+FILE_NAME_PATTERN = _NAME  # public: groups (person id, 1-based camera); used by reid_core.deploy.search
 _HINTS = {"market1501": "market", "dukemtmcreid": "duke"}
 
 
