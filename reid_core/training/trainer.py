@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from ..config import TrainConfig, from_dict, to_dict, with_overrides
 from ..errors import CheckpointError, TrainingError
 from ..losses import ReIDLoss
+from ..metric_keys import EVAL_KEYS, final_metrics
 from ..models import HACNNFamily, build_model
 from .schedules import Plan, build_optimizer, build_plan, build_scheduler
 from .swag import SWAG, bma_embed, recompute_bn
@@ -34,7 +35,6 @@ __all__ = ["Trainer", "pick_device", "load_weights", "CHECKPOINT_FORMAT", "WEIGH
 
 CHECKPOINT_FORMAT = "compact-reid-checkpoint"
 WEIGHTS_FORMAT = "compact-reid-weights"
-_METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -182,7 +182,7 @@ class Trainer:
         g_pids = np.array([p for _, p, _ in self.dataset.gallery])
         g_cams = np.array([c for _, _, c in self.dataset.gallery])
         res = evaluate(dist, q_pids, g_pids, q_cams, g_cams, max_rank=self.cfg.eval.max_rank)
-        return {k: float(res[k]) for k in _METRIC_KEYS}
+        return {k: float(res[k]) for k in EVAL_KEYS}
 
     @torch.no_grad()
     def evaluate_current(self) -> dict[str, float]:
@@ -300,11 +300,7 @@ class Trainer:
             s["cyclic_rank1"], s["cyclic_mAP"] = last["rank1"], last["mAP"]
             for k in ("rank1", "mAP"):
                 s[f"swa_{k}"], s[f"swag_{k}"] = last[f"swa_{k}"], last[f"swag_{k}"]
-            src = "swag_"
-        else:
-            src = ""
-        for k in ("rank1", "rank5", "mAP", "mINP"):
-            s[f"final_{k}"] = last[f"{src}{k}"]
+        s.update(final_metrics(last))  # the one final_* rule (reid_core.metric_keys)
         s["best_rank1"], s["best_epoch"] = self.best["rank1"], self.best["epoch"]
         s["params"] = count_parameters(self.model, include_classifiers=False)
         s["params_with_classifiers"] = count_parameters(self.model, include_classifiers=True)
