@@ -43,7 +43,7 @@ def test_flip_rate_is_one_half_per_image():
     n = 20_000
     aug = BatchAugment(DataConfig(flip=True, pad_crop=False, erasing_p=0.0))
     x = _coords(n)
-    out = BatchAugment.random_flip(x)
+    out = aug.geometry(x)
     flipped = out[:, 1, 0, 0] == W  # first column shows the last one
     assert torch.equal(out[flipped], x[flipped].flip(3)) and torch.equal(out[~flipped], x[~flipped])
     rate = flipped.float().mean().item()
@@ -58,7 +58,7 @@ def test_pad_crop_offsets_are_uniform_per_image_and_match_pad_then_crop():
     n = 21_000
     aug = BatchAugment(DataConfig(flip=False, pad_crop=True, erasing_p=0.0))
     x = _coords(n)
-    out = aug.random_pad_crop(x)
+    out = aug.geometry(x)
     # the centre pixel is never padding: it names its source row / column
     top = out[:, 0, H // 2, W // 2].long() - 1 - H // 2 + PAD
     left = out[:, 1, H // 2, W // 2].long() - 1 - W // 2 + PAD
@@ -73,6 +73,21 @@ def test_pad_crop_offsets_are_uniform_per_image_and_match_pad_then_crop():
     for b in range(50):  # exactly T.Pad(10) + crop at that offset
         i, j = int(top[b]), int(left[b])
         assert torch.equal(out[b], padded[b, :, i:i + H, j:j + W])
+
+
+def test_flip_and_crop_together_are_flip_then_pad_then_crop():
+    aug = BatchAugment(DataConfig(flip=True, pad_crop=True, erasing_p=0.0))
+    x = torch.randint(0, 256, (64, 3, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
+    out = aug.geometry(x, torch.Generator().manual_seed(8))
+    g = torch.Generator().manual_seed(8)  # the same draws, in the same order
+    flip = torch.rand(64, generator=g) < 0.5
+    off = torch.randint(0, 2 * PAD + 1, (64, 2), generator=g)
+    assert 10 < int(flip.sum()) < 54
+    for b in range(64):
+        img = x[b].flip(2) if flip[b] else x[b]
+        padded = torch.nn.functional.pad(img, (PAD, PAD, PAD, PAD))
+        i, j = int(off[b, 0]), int(off[b, 1])
+        assert torch.equal(out[b], padded[:, i:i + H, j:j + W]), b
 
 
 def test_erasing_statistics_match_torchvision_and_the_paper_ranges():

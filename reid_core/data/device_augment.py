@@ -58,34 +58,41 @@ class BatchAugment:
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"BatchAugment: expected a uint8 [B, C, H, W] batch, got {images.dtype} {tuple(images.shape)}")
-        x = images
-        if self.flip:
-            x = self.random_flip(x, generator)
-        if self.pad_crop:
-            x = self.random_pad_crop(x, generator)
-        x = normalise(x)
+        x = normalise(self.geometry(images, generator))
         if self.erasing_p > 0:
-            x = x.masked_fill(self.erasing_mask(x.shape, x.device, generator)[:, None], 0.0)
+            x.masked_fill_(self.erasing_mask(x.shape, x.device, generator)[:, None], 0.0)
         return x
 
-    @staticmethod
-    def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
-        return torch.where(flip[:, None, None, None], x.flip(3), x)
+    def geometry(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Flip (p 0.5) then pad(10) + crop, per image, as ONE gather on the uint8 batch.
+
+        Flipping then padding equals padding then flipping (the padding is symmetric), so
+        output (y, x) = padded[top + y, left + x], or padded[top + y, Wp - 1 - (left + x)]
+        for a flipped image: torchvision's RandomHorizontalFlip -> Pad -> RandomCrop.
+        """
+        if not (self.flip or self.pad_crop):
+            return x
+        b, c, h, w = x.shape
+        dev = x.device
+        flip = torch.rand(b, device=dev, generator=generator) < 0.5 if self.flip else None
+        if self.pad_crop:
+            off = self.crop_offsets(b, dev, generator)
+            src = F.pad(x, (PAD, PAD, PAD, PAD), value=0)  # black padding, as T.Pad(10)
+        else:
+            off = torch.zeros((b, 2), dtype=torch.long, device=dev)
+            src = x
+        pw = src.shape[3]
+        cols = off[:, 1:2] + torch.arange(w, device=dev)  # [B, W]
+        if flip is not None:
+            cols = torch.where(flip[:, None], pw - 1 - cols, cols)
+        rows = off[:, 0:1] + torch.arange(h, device=dev)  # [B, H]
+        idx = (rows[:, :, None] * pw + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+        return src.reshape(b, c, -1).gather(2, idx).view(b, c, h, w)
 
     @staticmethod
     def crop_offsets(b: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
         """[B, 2] (top, left) offsets into the padded image, uniform in [0, 2 x PAD]."""
         return torch.randint(0, 2 * PAD + 1, (b, 2), device=device, generator=generator)
-
-    def random_pad_crop(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        b, c, h, w = x.shape
-        off = self.crop_offsets(b, x.device, generator)
-        xp = F.pad(x, (PAD, PAD, PAD, PAD), value=0)  # black padding, as T.Pad(10)
-        rows = off[:, 0:1] + torch.arange(h, device=x.device)  # [B, H]
-        cols = off[:, 1:2] + torch.arange(w, device=x.device)  # [B, W]
-        xp = xp.gather(2, rows[:, None, :, None].expand(b, c, h, w + 2 * PAD))
-        return xp.gather(3, cols[:, None, None, :].expand(b, c, h, w))
 
     def erasing_params(self, b: int, h: int, w: int, device: torch.device,
                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
