@@ -38,12 +38,16 @@ def _coords(b: int) -> torch.Tensor:
     return x
 
 
-def test_flip_rate_is_one_half_per_image():
-    torch.manual_seed(0)
-    n = 20_000
-    aug = BatchAugment(DataConfig(flip=True, pad_crop=False, erasing_p=0.0))
+def _geometry(seed: int, n: int, flip: bool, pad_crop: bool) -> tuple[BatchAugment, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(seed)
+    aug = BatchAugment(DataConfig(flip=flip, pad_crop=pad_crop, erasing_p=0.0))
     x = _coords(n)
-    out = aug.geometry(x)
+    return aug, x, aug.geometry(x)
+
+
+def test_flip_rate_is_one_half_per_image():
+    n = 20_000
+    aug, x, out = _geometry(0, n, flip=True, pad_crop=False)
     flipped = out[:, 1, 0, 0] == W  # first column shows the last one
     assert torch.equal(out[flipped], x[flipped].flip(3)) and torch.equal(out[~flipped], x[~flipped])
     rate = flipped.float().mean().item()
@@ -54,11 +58,8 @@ def test_flip_rate_is_one_half_per_image():
 
 
 def test_pad_crop_offsets_are_uniform_per_image_and_match_pad_then_crop():
-    torch.manual_seed(1)
     n = 21_000
-    aug = BatchAugment(DataConfig(flip=False, pad_crop=True, erasing_p=0.0))
-    x = _coords(n)
-    out = aug.geometry(x)
+    _aug, x, out = _geometry(1, n, flip=False, pad_crop=True)
     # the centre pixel is never padding: it names its source row / column
     top = out[:, 0, H // 2, W // 2].long() - 1 - H // 2 + PAD
     left = out[:, 1, H // 2, W // 2].long() - 1 - W // 2 + PAD

@@ -160,7 +160,10 @@ class Trainer:
         """The torchvision path's loaders, built once (persistent workers, not one fork per epoch)."""
         if name not in self._loaders:
             workers = self.cfg.data.num_workers
-            common = {"num_workers": workers, "pin_memory": self.cuda, "persistent_workers": workers > 0}
+            # Own generator: the loader's worker seeds never draw from the global RNG (the
+            # items are seeded per image anyway), so resuming cannot shift the model's draws.
+            common = {"num_workers": workers, "pin_memory": self.cuda, "persistent_workers": workers > 0,
+                      "generator": torch.Generator().manual_seed(self.cfg.seed)}
             if name == "train":
                 dl = DataLoader(self.train_set, batch_sampler=_SeededBatches(self.sampler, self.cfg.seed), **common)
             else:
@@ -194,7 +197,7 @@ class Trainer:
         if self.pipeline is not None:
             # Large batches straight from the device cache (eval mode: the batch size does
             # not change the features beyond float rounding).
-            bs = max(self.cfg.eval.batch_size, 1024 if self.cuda else self.cfg.eval.batch_size)
+            bs = max(self.cfg.eval.batch_size, 1024) if self.cuda else self.cfg.eval.batch_size
             prep = self._prepare_eval
             return torch.cat([embed_images(model, self.pipeline.query, bs, flip, prep),
                               embed_images(model, self.pipeline.gallery, bs, flip, prep)])
