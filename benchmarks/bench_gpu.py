@@ -324,6 +324,9 @@ def part_projection(report: dict) -> None:
                              "8_gpus_packed_hours": math.ceil(GRID_TRIALS / (8 * bestn)) * one * bestn / gain})
         proj["grid_55"] = grid
         _say("projection 55-trial grid (compact-1x): " + ", ".join(f"{k} {v:.2f}" for k, v in grid.items()))
+    if report.get("mode") != "gpu":
+        proj["note"] = "CPU fallback: the small CPU models' rates, not an estimate for any GPU"
+        _say("projection note: " + proj["note"])
     report["projection"] = proj
 
 

@@ -258,11 +258,13 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
 
     # Training -------------------------------------------------------------------------
-    def train_step(self, imgs: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+    def train_step(self, imgs: torch.Tensor, pids: torch.Tensor, epoch: int = 0, step: int = 0) -> torch.Tensor:
         """One SGD step on a batch already on the device.
 
-        Returns [loss, loss_ce, loss_triplet] as a detached device tensor: no host sync
-        here (the caller checks finiteness in groups, see `_train_epoch`).
+        Returns [loss, loss_ce, loss_triplet] as a detached device tensor. On a CPU a
+        non-finite loss raises before the backward pass (NaN weights can crash kernels such
+        as grid_sample's backward); on a GPU there is no host sync here: `_train_epoch`
+        checks the losses in groups.
         """
         if self.cuda:
             imgs = imgs.contiguous(memory_format=torch.channels_last)
@@ -271,10 +273,13 @@ class Trainer:
         with self._autocast():
             out = self.step_model(imgs)
         loss, parts = self.loss_fn(out, pids)
+        losses = torch.stack([loss.detach(), parts["loss_ce"].detach(), parts["loss_triplet"].detach()]).float()
+        if not self.cuda:
+            self._check_finite([losses], step, epoch, self.optimizer.param_groups[0]["lr"])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return torch.stack([loss.detach(), parts["loss_ce"].detach(), parts["loss_triplet"].detach()]).float()
+        return losses
 
     def _check_finite(self, losses: list[torch.Tensor], first_step: int, epoch: int, lr: float) -> torch.Tensor:
         v = torch.stack(losses)
@@ -295,13 +300,13 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         # On a GPU, reading the loss every step would stall the queue (a host sync per
         # step); the losses are checked every `group` steps instead (the error still
-        # names the first bad step). On a CPU there is no queue: every step.
+        # names the first bad step). On a CPU train_step checks every step itself.
         group = 50 if self.cuda else 1
         pending: list[torch.Tensor] = []
         sums = torch.zeros(3, device=self.device)
         t0 = time.perf_counter()
         for imgs, pids in self._train_batches(epoch):
-            pending.append(self.train_step(imgs, pids))
+            pending.append(self.train_step(imgs, pids, epoch, steps))
             steps += 1
             images += imgs.shape[0]
             if len(pending) >= group:
