@@ -79,10 +79,12 @@ def test_sweep_survives_losing_a_node(tmp_path: Path) -> None:
     spec.write_text(SPEC)
     runs = tmp_path / "runs"
     env = dict(os.environ, COMPACT_REID_EPOCH_SLEEP="2", RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+    runs.mkdir()
+    client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
+    client.search_experiments()  # the store's schema exists before two processes open it
     log = open(tmp_path / "sweep.log", "wb")
     sweep = subprocess.Popen([sys.executable, "-c", DRIVER, str(spec), cluster.address, str(runs)],
                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
     try:
         # both nodes busy, and the worker's trial a few epochs in
         deadline = time.monotonic() + 600

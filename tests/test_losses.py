@@ -221,10 +221,14 @@ def torchreid_deep_supervision(criterion, xs, y) -> torch.Tensor:
 
 
 def test_reid_loss_averages_branches_like_torchreid() -> None:
-    """Default branch_reduction='mean': loss and gradients equal torchreid's; 'sum' doubles them."""
+    """branch_reduction='mean' (the hacnn and a presets): loss and gradients equal torchreid's;
+    'sum' (the Compact-ReID default) doubles them."""
+    from reid_core.presets import preset_config
+
     y, logits, feats = _two_branch_batch()
-    assert LossConfig().branch_reduction == "mean"
-    cfg = LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0)
+    assert preset_config("hacnn").loss.branch_reduction == "mean" and LossConfig().branch_reduction == "sum"
+    cfg = LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0,
+                     branch_reduction="mean")
     total, parts = ReIDLoss(cfg)(ReIDOutput(logits, feats), y)
     ce = torchreid_deep_supervision(lambda lg, t: F.cross_entropy(lg, t, label_smoothing=0.1), logits, y)
     tri = torchreid_deep_supervision(weighted_soft_triplet_loss, feats, y)

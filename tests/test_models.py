@@ -119,10 +119,13 @@ def test_hard_attention_initial_regions_are_stripes():
 
 
 def test_hacnn_hard_attention_is_torchreids():
-    """Default mode: t = tanh(z) from torchreid's initial bias; regions sampled at the full map
-    with zero padding, then resized (align_corners=True)."""
-    attn = HardAttention(8)
-    assert attn.mode == "hacnn" and ModelConfig().hard_attention == "hacnn"
+    """'hacnn' mode (the hacnn and a presets): t = tanh(z) from torchreid's initial bias;
+    regions sampled at the full map with zero padding, then resized (align_corners=True)."""
+    from reid_core.presets import preset_config
+
+    attn = HardAttention(8, "hacnn")
+    assert preset_config("hacnn").model.hard_attention == "hacnn" == preset_config("a").model.hard_attention
+    assert ModelConfig().hard_attention == "bounded"  # the Compact-ReID columns' default
     t = attn(torch.randn(1, 8, 4, 4))[0]
     expected_y = torch.tanh(torch.tensor([-0.75, -0.25, 0.25, 0.75]))
     assert torch.allclose(t[:, 0], torch.zeros(4)) and torch.allclose(t[:, 1], expected_y)

@@ -15,9 +15,10 @@ from torch import nn
 
 from .blocks import ConvBNReLU
 
-__all__ = ["SoftAttention", "HardAttention", "crop_regions", "NUM_REGIONS", "HardAttentionMode"]
+__all__ = ["SoftAttention", "HardAttention", "crop_regions", "NUM_REGIONS", "HardAttentionMode", "SoftAttentionMode"]
 
 HardAttentionMode = Literal["hacnn", "bounded"]
+SoftAttentionMode = Literal["hacnn", "full_range"]
 
 NUM_REGIONS = 4
 # Fixed region scale (x: full width, y: a quarter of the height) and initial centres:
@@ -60,11 +61,15 @@ class SoftAttention(nn.Module):
     Li et al.'s attention range of 0.5 to 1): a feature is at most halved, never zeroed.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, mode: SoftAttentionMode = "hacnn") -> None:
         super().__init__()
+        if mode not in ("hacnn", "full_range"):
+            raise ValueError(f"soft attention mode {mode!r}; allowed: 'hacnn', 'full_range'")
         self.spatial = SpatialAttention()
         self.channel = ChannelAttention(channels)
-        self.conv = ConvBNReLU(channels, channels, 1)
+        # 'full_range' (no ReLU: a mask in (0, 1) that can switch a feature off) is this
+        # project's earlier variant.
+        self.conv = ConvBNReLU(channels, channels, 1, relu=mode == "hacnn")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.conv(self.spatial(x) * self.channel(x)))

@@ -78,7 +78,7 @@ class HACNNFamily(nn.Module):
         self.stem = ConvBNReLU(3, stem, 3, stride=2)
         ins = (stem,) + ch[:-1]
         self.stages = nn.ModuleList(make_stage(cfg.block, i, o, r) for i, o, r in zip(ins, ch, reps))
-        self.soft_attn = nn.ModuleList(SoftAttention(c) for c in ch)
+        self.soft_attn = nn.ModuleList(SoftAttention(c, cfg.soft_attention) for c in ch)
         self.hard_attn = nn.ModuleList(HardAttention(c, cfg.hard_attention) for c in ch)
         self.local_blocks = nn.ModuleList(make_local_block(cfg.block, i, o) for i, o in zip(ins, ch))
 
