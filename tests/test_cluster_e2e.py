@@ -48,15 +48,6 @@ max_concurrent: 2
 max_failures: 2
 """
 
-DRIVER = """
-import sys
-from orchestration.sweep.runner import run_sweep
-from orchestration.sweep.testing import FaultHooks, fault_injecting_trial
-out = run_sweep(sys.argv[1], address=sys.argv[2], runs_dir=sys.argv[3], verbose=0,
-                trial_fn=fault_injecting_trial(FaultHooks.from_env(marker_dir=sys.argv[3])))
-print("COUNTS", out.counts, "INTERRUPTED", out.interrupted)
-sys.exit(0 if out.counts.get("FINISHED", 0) == 3 and not out.interrupted else 1)
-"""
 
 
 def _trials(client: MlflowClient) -> list:
@@ -83,7 +74,8 @@ def test_sweep_survives_losing_a_node(tmp_path: Path) -> None:
     client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
     client.search_experiments()  # the store's schema exists before two processes open it
     log = open(tmp_path / "sweep.log", "wb")
-    sweep = subprocess.Popen([sys.executable, "-c", DRIVER, str(spec), cluster.address, str(runs)],
+    sweep = subprocess.Popen([sys.executable, "-m", "orchestration.sweep.testing", str(spec), "--address", cluster.address,
+                              "--runs-dir", str(runs)],
                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         # both nodes busy, and the worker's trial a few epochs in

@@ -50,14 +50,6 @@ max_concurrent: 1
 max_failures: 0
 """
 
-DRIVER = """
-import sys
-from orchestration.sweep.runner import run_sweep
-from orchestration.sweep.testing import FaultHooks, fault_injecting_trial
-out = run_sweep(sys.argv[1], tracking_uri=sys.argv[2], runs_dir=sys.argv[3], verbose=0,
-                trial_fn=fault_injecting_trial(FaultHooks.from_env(marker_dir=sys.argv[3])))
-sys.exit(0 if out.counts.get("FAILED", 0) == 0 and not out.interrupted else 1)
-"""
 
 
 def _server(port: int, root: Path) -> subprocess.Popen:
@@ -103,7 +95,8 @@ def test_trial_survives_a_three_minute_outage(tmp_path: Path) -> None:
                MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="2")
     env.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)  # the trial's own retry policy is what is tested
     log = open(tmp_path / "sweep.log", "wb")
-    sweep = subprocess.Popen([sys.executable, "-c", DRIVER, str(spec), url, str(tmp_path / "runs")],
+    sweep = subprocess.Popen([sys.executable, "-m", "orchestration.sweep.testing", str(spec), "--tracking-uri", url,
+                              "--runs-dir", str(tmp_path / "runs")],
                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     client = MlflowClient(url)
     try:

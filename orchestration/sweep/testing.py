@@ -70,3 +70,27 @@ def fault_injecting_trial(hooks: FaultHooks) -> Callable[..., None]:
         run_trial(config, ctx, on_epoch=hooks.on_epoch)
 
     return fault_injecting_trial
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m orchestration.sweep.testing SPEC --runs-dir D [--address A] [--tracking-uri U]`:
+    a real sweep with the hooks above read from the environment (for tests that must run the
+    driver in its own process). Exit 0 when no trial failed and the sweep was not interrupted."""
+    import argparse
+
+    from .runner import run_sweep
+
+    ap = argparse.ArgumentParser(prog="python -m orchestration.sweep.testing")
+    ap.add_argument("spec")
+    ap.add_argument("--runs-dir", required=True)
+    ap.add_argument("--address", default=None)
+    ap.add_argument("--tracking-uri", default=None)
+    args = ap.parse_args(argv)
+    out = run_sweep(args.spec, address=args.address, tracking_uri=args.tracking_uri, runs_dir=args.runs_dir,
+                    verbose=0, trial_fn=fault_injecting_trial(FaultHooks.from_env(marker_dir=args.runs_dir)))
+    print("COUNTS", out.counts, "INTERRUPTED", out.interrupted, flush=True)
+    return 0 if not out.counts.get("FAILED") and not out.interrupted else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
