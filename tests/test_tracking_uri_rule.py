@@ -45,3 +45,19 @@ def test_env_then_flag(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing started
     assert not (tmp_path / "tables").exists()
+
+
+def test_unreachable_ray_address_refused_before_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys) -> None:
+    """An --address nothing answers on: a clear error at once (ray.init alone retries for
+    minutes), and neither the tracking store nor the sweep folder is created."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    addr = f"127.0.0.1:{find_free_port()}"
+    runs = tmp_path / "runs"
+    assert main(["sweep", "run", SMOKE, "--runs-dir", str(runs), "--address", addr]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot reach the Ray cluster at {addr}" in err and "ray start --head" in err, err
+    assert main(["sweep", "run", SMOKE, "--runs-dir", str(runs), "--address", "not-an-address"]) == 2
+    assert "expected HOST:PORT" in capsys.readouterr().err
+    assert not runs.exists()

@@ -43,6 +43,26 @@ def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
     return True
 
 
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Refuse a cluster address nothing answers on, before anything is created: ray.init
+    itself retries an unreachable GCS for minutes. 'auto', 'local' and unset are Ray's to resolve."""
+    import socket
+
+    addr = address or os.environ.get("RAY_ADDRESS")
+    if not addr or addr in ("auto", "local"):
+        return
+    hostport = addr.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"--address {addr!r}: expected HOST:PORT (the head's GCS port, 6379 by default), "
+                         "ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise SweepError(f"cannot reach the Ray cluster at {addr} ({e}); is `ray start --head` running there, "
+                         "and is the address right (--address / RAY_ADDRESS)?") from None
+
+
 def shutdown_ray(started: bool) -> None:
     if started:
         import ray

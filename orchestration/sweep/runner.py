@@ -79,6 +79,7 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
         raise ConfigError(f"--gpus-per-trial: must be >= 0, got {gpus_per_trial}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent: must be >= 1, got {max_concurrent}")
+    ray_tune.check_address(address)  # an unreachable cluster is refused before the store is touched
     uri = resolve_tracking_uri(tracking_uri, runs_dir)  # --tracking-uri, else $MLFLOW_TRACKING_URI, else runs/
     check_tracking_uri(uri)
     started = ray_tune.init_ray(address, log)  # before touching any folder: a failed join changes nothing
@@ -148,6 +149,7 @@ def resume_sweep(name_or_path: str, address: str | None = None, runs_dir: str | 
     if not tune.Tuner.can_restore(state.experiment_path):
         raise SweepError(f"{state.experiment_path}: no Ray Tune state to resume (the driver stopped before Ray "
                          "saved any); start over with `compact-reid sweep run SPEC --fresh`")
+    ray_tune.check_address(address)
     check_tracking_uri(state.tracking_uri)
     spec = parse_text(state.spec_text, state.spec_source, check_paths=False)
     if spec.dataset.is_synthetic and not (Path(state.data_root) / "synth.json").is_file():
