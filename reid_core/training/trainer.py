@@ -13,7 +13,6 @@ uninterrupted one (on CPU; GPU kernels may be non-deterministic).
 from __future__ import annotations
 
 import copy
-import math
 import random
 import time
 from pathlib import Path
@@ -435,6 +434,3 @@ def build_model_from_weights(obj: dict[str, Any]) -> HACNNFamily:
         raise CheckpointError(f"weights do not fit the recorded architecture ({e})") from e
     return model
 
-
-# Silence an unused-import warning for math (kept for future schedule maths in logs).
-_ = math
