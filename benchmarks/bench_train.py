@@ -1,17 +1,29 @@
 """Training throughput (images/s) of hacnn, compact-1x and compact-2x.
 
-One SGD step = forward + loss (CE + the preset's triplet) + backward + step on a P x K
-batch of random 160x64 images (data loading excluded, so this measures the network).
+Default: one SGD step = forward + loss (CE + the preset's triplet) + backward + step on a
+P x K batch of random 160x64 images (data loading excluded, so this measures the network).
 On CUDA it runs with bf16 autocast and channels_last, as the trainer does.
 
+`--pipeline torchvision|device|both`: the trainer's own epochs on a generated dataset,
+input pipeline included (data.pipeline; `both` alternates the two epoch by epoch, so a
+loaded machine slows both alike), at `--width` (default 0.25 on CPU, 1.0 on CUDA).
+
     python benchmarks/bench_train.py [--device cpu|cuda] [--steps 5] [--batch 32] [--compile]
+    python benchmarks/bench_train.py --pipeline both [--models compact-1x] [--epochs 3]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a plain checkout too
 
 from reid_core.losses import ReIDLoss
 from reid_core.models import build_model
@@ -60,6 +72,74 @@ def bench(name: str, device: torch.device, steps: int, batch: int, warmup: int, 
     return row
 
 
+def pipeline_trainer(root: Path, name: str, pipeline: str, out: Path, device: str, overrides: dict[str, Any],
+                     log: Any = None) -> Any:
+    """A Trainer of preset `name` on `root` with data.pipeline=`pipeline` (evaluation off)."""
+    from reid_core.training.trainer import Trainer
+
+    cfg = preset_config(name, {"data.pipeline": pipeline, "eval.every": 10_000, "swag.enabled": False,
+                               "schedule.epochs": 1000, "schedule.warmup_epochs": 1, "schedule.milestones": [999],
+                               **overrides})
+    return Trainer(cfg, root, out / f"{name}-{pipeline}", device=device, log=log)
+
+
+def time_steps(trainer: Any, steps: int, warmup: int, epoch: int = 0) -> dict[str, float]:
+    """images/s of `steps` training steps (input pipeline included) after `warmup` steps."""
+    trainer.model.train()
+    batches = trainer._train_batches(epoch)
+    cuda = trainer.device.type == "cuda"
+    done, images, t0 = 0, 0, None
+    while done < warmup + steps:
+        try:
+            imgs, pids = next(batches)
+        except StopIteration:  # the epoch ran out: continue with the next one
+            epoch += 1
+            batches = trainer._train_batches(epoch)
+            continue
+        if done == warmup:
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        trainer.train_step(imgs, pids)
+        done += 1
+        if done > warmup:
+            images += imgs.shape[0]
+    if cuda:
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return {"images_per_second": images / dt, "step_ms": 1000 * dt / steps}
+
+
+def compare_pipelines(args: argparse.Namespace) -> None:
+    from reid_core.data.synth import generate
+
+    pipelines = ["torchvision", "device"] if args.pipeline == "both" else [args.pipeline]
+    width = args.width if args.width else (1.0 if args.device.startswith("cuda") else 0.25)
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        root = Path(tmp) / "market"
+        generate(root, num_ids=2 * args.ids, num_train_ids=args.ids, num_cameras=4, images_per_id=args.images_per_id,
+                 seed=0, workers=2)
+        print(f"generated {args.ids} train ids x {args.images_per_id} images; width {width}, "
+              f"{args.epochs} timed epochs per pipeline after a warm-up epoch, alternating")
+        for name in args.models.split(","):
+            over = {"model.width_multiplier": width, "data.num_workers": args.workers}
+            t0 = time.perf_counter()
+            trainers = {p: pipeline_trainer(root, name, p, Path(tmp), args.device, over) for p in pipelines}
+            setup = time.perf_counter() - t0
+            rates: dict[str, list[float]] = {p: [] for p in pipelines}
+            for e in range(args.epochs + 1):
+                for p, t in trainers.items():
+                    m = t._train_epoch(e)
+                    if e > 0:
+                        rates[p].append(m["images_per_second"])
+            cells = "  ".join(f"{p} {statistics.median(r):7.1f} img/s (epochs {', '.join(f'{x:.1f}' for x in r)})"
+                              for p, r in rates.items())
+            print(f"{name:<12} {cells}  [setup incl. cache build {setup:.1f} s]")
+            if len(pipelines) == 2:
+                tv, dev = (statistics.median(rates[p]) for p in pipelines)
+                print(f"{'':<12} device / torchvision = {dev / tv:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -68,7 +148,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--models", default="hacnn,compact-1x,compact-2x")
+    ap.add_argument("--pipeline", choices=["none", "torchvision", "device", "both"], default="none",
+                    help="none: network only on random tensors; else trainer epochs with that input pipeline")
+    ap.add_argument("--epochs", type=int, default=3, help="--pipeline: timed epochs per pipeline")
+    ap.add_argument("--ids", type=int, default=100, help="--pipeline: generated training identities")
+    ap.add_argument("--images-per-id", type=int, default=8)
+    ap.add_argument("--width", type=float, default=0.0, help="--pipeline: model.width_multiplier (0: 0.25 on CPU, 1 on CUDA)")
+    ap.add_argument("--workers", type=int, default=2, help="--pipeline: data.num_workers of the torchvision path")
     args = ap.parse_args()
+    if args.pipeline != "none":
+        compare_pipelines(args)
+        return
     device = torch.device(args.device)
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up")

@@ -21,6 +21,7 @@ __all__ = [
     "ScheduleConfig",
     "SwagConfig",
     "EvalConfig",
+    "RuntimeConfig",
     "TrainConfig",
     "from_dict",
     "to_dict",
@@ -177,6 +178,11 @@ class DataConfig:
     erasing_area: tuple[float, float] = (0.02, 0.4)
     erasing_ratio: tuple[float, float] = (0.3, 3.3)
     num_workers: int = 2
+    # torchvision: PIL decode + transforms.v2 per image in DataLoader workers (the
+    # reference). device: each split decoded once into a uint8 tensor cached beside the
+    # dataset, kept on the training device, augmented in batches there
+    # (reid_core/data/device_pipeline.py). Default torchvision until measured (docs/BENCHMARKS.md).
+    pipeline: Literal["torchvision", "device"] = "torchvision"
 
     def __post_init__(self) -> None:
         _check(self.p >= 2, "data.p", f"must be >= 2 identities per batch, got {self.p}")
@@ -282,6 +288,18 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """How the training step runs (not what it computes): torch.compile of the model.
+
+    off: eager. default / reduce-overhead: torch.compile modes (reduce-overhead = CUDA
+    graphs on GPU). Off by default: on CPU compiling costs more than it saves, and the GPU
+    default awaits a measurement (benchmarks/bench_gpu.py).
+    """
+
+    compile: Literal["off", "default", "reduce-overhead"] = "off"
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     preset: str = "custom"
     seed: int = 0
@@ -292,6 +310,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     swag: SwagConfig = field(default_factory=SwagConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    train: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
 # ---------------------------------------------------------------------------------

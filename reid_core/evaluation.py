@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from .errors import DataError
 
-__all__ = ["evaluate", "extract_features", "compute_distance", "evaluate_model"]
+__all__ = ["evaluate", "extract_features", "compute_distance", "evaluate_model", "embed_images",
+           "evaluate_features"]
 
 # Rows per chunk: 256 x 16k gallery x 8 bytes = 32 MB of keys per chunk and thread.
 _CHUNK_ROWS = 256
@@ -142,7 +143,12 @@ def _chunk_metrics(
     mr, mc, ir, ic = rows[~same_cam], cols[~same_cam], rows[same_cam], cols[same_cam]
     find = _match_positions_packed if packed else _match_positions_argsort
     rows, pos = find(d, mr, mc, ir, ic)  # sorted by row, then position
-    c = d.shape[0]
+    return _row_metrics(rows, pos, d.shape[0])
+
+
+def _row_metrics(rows: np.ndarray, pos: np.ndarray, c: int) -> dict[str, np.ndarray]:
+    """Per-query AP, INP and first-match position from the true matches' (row, position)
+    among the row's valid items, sorted by row then position."""
     n = np.bincount(rows, minlength=c)
     start = np.concatenate(([0], np.cumsum(n)[:-1]))
     rank_in_row = np.arange(len(rows)) - start[rows] + 1  # i-th true match of its query
@@ -219,6 +225,10 @@ def evaluate(
     else:
         parts = [work(b) for b in bounds]
 
+    return _summarise(parts, nq, ng, max_rank)
+
+
+def _summarise(parts: list[dict[str, np.ndarray]], nq: int, ng: int, max_rank: int) -> dict[str, Any]:
     valid = np.concatenate([p["valid"] for p in parts])
     nvalid = int(valid.sum())
     if nvalid == 0:
@@ -352,3 +362,95 @@ def evaluate_model(
     gf, g_pids, g_camids = extract_features(model, gallery_loader, device, flip=flip)
     distmat = compute_distance(qf, gf, metric=metric, device=device)
     return evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank)
+
+
+# ---------------------------------------------------------------------------------
+# Device-side helpers (data.pipeline=device): embeddings from uint8 tensors, ranking on
+# the features' device. Same protocol and numbers as `evaluate(compute_distance(...))`.
+
+
+@torch.inference_mode()
+def embed_images(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 1024,
+    flip: bool = False,
+    prepare: Any = None,
+) -> torch.Tensor:
+    """Eval-mode embeddings [N, D] (float32, on the images' device) of a uint8 [N, 3, H, W]
+    tensor, `batch_size` images at a time. `prepare(batch) -> float batch` defaults to the
+    ImageNet normalisation of the test transform; with `flip`, as in `extract_features`.
+    The model's train/eval mode is restored afterwards."""
+    if prepare is None:
+        from .data.device_augment import normalise as prepare
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = []
+    try:
+        for s in range(0, images.shape[0], batch_size):
+            x = prepare(images[s:s + batch_size])
+            f = model(x)
+            if flip:
+                f = F.normalize((f + model(torch.flip(x, dims=[3]))) * 0.5, dim=1)
+            out.append(f.float())
+    finally:
+        model.train(was_training)
+    if not out:
+        raise DataError("embed_images: no image to embed")
+    return torch.cat(out)
+
+
+def _positions_torch(d: torch.Tensor, qp: torch.Tensor, qc: torch.Tensor, gp: torch.Tensor,
+                     gc: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(row, position among valid items) of the true matches of a distance chunk, by a
+    stable sort on the chunk's device (ties: lower gallery index first, as `evaluate`)."""
+    order = torch.sort(d + 0.0, dim=1, stable=True).indices  # + 0.0: -0.0 == +0.0
+    same = gp[order] == qp[:, None]
+    junk = same & (gc[order] == qc[:, None])
+    valid_pos = (~junk).cumsum(dim=1) - 1
+    rows, cols = torch.nonzero(same & ~junk, as_tuple=True)  # row-major: by row, then rank
+    return rows.cpu().numpy(), valid_pos[rows, cols].cpu().numpy()
+
+
+@torch.inference_mode()
+def evaluate_features(
+    qf: torch.Tensor,
+    gf: torch.Tensor,
+    q_pids: Any,
+    g_pids: Any,
+    q_camids: Any,
+    g_camids: Any,
+    max_rank: int = 50,
+    chunk_size: int = 1024,
+) -> dict[str, Any]:
+    """`evaluate(compute_distance(qf, gf), ...)` with the distances and the ranking on the
+    features' device (a GPU sorts a Market-sized problem in well under a second); only
+    the positions of the true matches come back to the CPU. Same dict, same numbers."""
+    qf, gf = torch.as_tensor(qf).float(), torch.as_tensor(gf).float()
+    dev = gf.device
+    qf = qf.to(dev)
+    nq, ng = qf.shape[0], gf.shape[0]
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    if nq == 0 or ng == 0:
+        raise DataError(f"cannot evaluate an empty problem ({nq} queries, {ng} gallery items)")
+
+    def lab(x: Any) -> torch.Tensor:
+        return torch.as_tensor(_as_numpy(x).astype(np.int64).ravel(), device=dev)
+
+    qp, gp, qc, gc = lab(q_pids), lab(g_pids), lab(q_camids), lab(g_camids)
+    if len(qp) != nq or len(qc) != nq or len(gp) != ng or len(gc) != ng:
+        raise ValueError(f"shape mismatch: features {nq} x {ng}, q_pids {len(qp)}, q_camids {len(qc)}, "
+                         f"g_pids {len(gp)}, g_camids {len(gc)}")
+    g_sq = (gf * gf).sum(dim=1)
+    parts = []
+    for s in range(0, nq, chunk_size):
+        q = qf[s:s + chunk_size]
+        # compute_distance's formula, op for op, so the distances (hence ranks) agree.
+        d = torch.addmm((q * q).sum(dim=1, keepdim=True) + g_sq[None, :], q, gf.T, beta=1.0, alpha=-2.0)
+        d.clamp_(min=0.0).sqrt_()
+        if torch.isnan(d).any():
+            raise DataError("the distance matrix contains NaN (non-finite features?)")
+        rows, pos = _positions_torch(d, qp[s:s + chunk_size], qc[s:s + chunk_size], gp, gc)
+        parts.append(_row_metrics(rows, pos, d.shape[0]))
+    return _summarise(parts, nq, ng, max_rank)

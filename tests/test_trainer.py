@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reid_core.config import TrainConfig
+from reid_core.config import TrainConfig, with_overrides
 from reid_core.errors import CheckpointError, DataError, TrainingError
 from reid_core.presets import preset_config
 from reid_core.training.trainer import Trainer, load_weights
@@ -67,6 +67,75 @@ def test_resume_reaches_the_same_weights(full_run, tiny_data, tmp_path):
         assert torch.equal(full.swag.sq_mean[k], resumed.swag.sq_mean[k])
     assert [m["loss"] for m in full.history] == [m["loss"] for m in resumed.history]
     assert full.summary["final_mAP"] == resumed.summary["final_mAP"]
+
+
+def _assert_same_run(a: Trainer, b: Trainer) -> None:
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert [m["loss"] for m in a.history] == [m["loss"] for m in b.history]
+
+
+def test_device_pipeline_resume_reaches_the_same_weights(tiny_data, tmp_path):
+    """The device pipeline keeps exact resume (and determinism) on CPU, SWAG phase included."""
+    cfg = tiny_cfg(**{"data.pipeline": "device"})
+    full = Trainer(cfg, tiny_data, tmp_path / "full", log=None)
+    assert full.pipeline is not None and full.pipeline.train.dtype == torch.uint8
+    _run(full)
+    part = Trainer(cfg, tiny_data, tmp_path / "part", log=None)
+    _run(part, stop_after=3)
+    ckpt = part.save_checkpoint(tmp_path / "part" / "last.pt")
+    resumed = Trainer(cfg, tiny_data, tmp_path / "part", log=None)
+    resumed.resume_from(ckpt)
+    _run(resumed)
+    _assert_same_run(full, resumed)
+    for k in full.swag.mean:
+        assert torch.equal(full.swag.mean[k], resumed.swag.mean[k])
+    assert full.summary["final_mAP"] == resumed.summary["final_mAP"]
+    # a checkpoint of one pipeline does not resume the other (other augmentation draws)
+    other = Trainer(tiny_cfg(), tiny_data, tmp_path / "o", log=None)
+    with pytest.raises(CheckpointError, match="data.pipeline"):
+        other.resume_from(ckpt)
+
+
+def test_device_pipeline_embeds_like_the_torchvision_path(tiny_data, tmp_path):
+    tv = Trainer(tiny_cfg(), tiny_data, tmp_path / "tv", log=None)
+    dev = Trainer(tiny_cfg(**{"data.pipeline": "device"}), tiny_data, tmp_path / "dev", log=None)
+    dev.model.load_state_dict(tv.model.state_dict())
+    tv.model.eval(), dev.model.eval()
+    with torch.no_grad():
+        a, b = tv._embed_all(tv.model), dev._embed_all(dev.model)
+    assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+    assert tv.evaluate_current() == dev.evaluate_current()
+
+
+def test_persistent_torchvision_workers_keep_exact_resume(tiny_data, tmp_path):
+    """Loaders are built once (persistent workers); every image is seeded from (seed, epoch,
+    batch, slot), so a run with workers equals one without, and resumes exactly."""
+    cfg = tiny_cfg(**{"data.num_workers": 2, "swag.enabled": False, "schedule.epochs": 2, "schedule.milestones": [1]})
+    full = Trainer(cfg, tiny_data, tmp_path / "full", log=None)
+    _run(full)
+    assert full._loaders["train"].persistent_workers
+    part = Trainer(cfg, tiny_data, tmp_path / "part", log=None)
+    _run(part, stop_after=1)
+    resumed = Trainer(cfg, tiny_data, tmp_path / "part", log=None)
+    resumed.resume_from(part.save_checkpoint(tmp_path / "part" / "last.pt"))
+    _run(resumed)
+    _assert_same_run(full, resumed)
+    no_workers = Trainer(with_overrides(cfg, {"data.num_workers": 0}), tiny_data, tmp_path / "nw", log=None)
+    _run(no_workers)
+    assert [m["loss"] for m in no_workers.history] == [m["loss"] for m in full.history]
+
+
+def test_compile_switch_is_a_runtime_option(tiny_data, tmp_path):
+    t = Trainer(tiny_cfg(), tiny_data, tmp_path, log=None)
+    _run(t, stop_after=1)
+    ckpt = t.save_checkpoint(tmp_path / "last.pt")
+    compiled = Trainer(tiny_cfg(**{"train.compile": "default"}), tiny_data, tmp_path / "c", log=None)
+    assert compiled.step_model is not compiled.model  # wrapped by torch.compile (lazily compiled)
+    compiled.resume_from(ckpt)  # how the step runs is not part of what a checkpoint must match
+    assert compiled.epoch == 1
 
 
 def test_swag_phase_metrics_and_summary(full_run, tmp_path):

@@ -9,6 +9,13 @@ sampler is positioned with set_epoch, so an epoch's batches and augmentations de
 only on the seed and the epoch number; a checkpoint holds the model, optimiser,
 scheduler, SWAG moments and history, and a resumed run reaches the same weights as an
 uninterrupted one (on CPU; GPU kernels may be non-deterministic).
+
+Two input pipelines (`data.pipeline`): `torchvision` (the reference: PIL + transforms.v2
+per image in DataLoader workers; the loaders are built once with persistent workers, and
+every image's augmentation is seeded from (seed, epoch, batch, slot), so the draws do not
+depend on the worker count or on the workers' history) and `device` (the splits as uint8
+tensors on the device, batched augmentation there: reid_core/data/device_pipeline.py).
+`train.compile` wraps the training forward in torch.compile (off by default).
 """
 from __future__ import annotations
 
@@ -95,6 +102,7 @@ class Trainer:
         log: Callable[[str], None] | None = print,
     ) -> None:
         from ..data import PKSampler, build_test_transform, build_train_transform, ImageDataset, load_dataset
+        from ..data.device_pipeline import DeviceData
 
         self.log = log or (lambda _msg: None)
         self.device = pick_device(device)
@@ -121,10 +129,16 @@ class Trainer:
         d = cfg.data
         pids = [pid for _, pid, _ in self.dataset.train]
         self.sampler = PKSampler(pids, p=d.p, k=d.k, seed=cfg.seed)
-        self.train_set = ImageDataset(self.dataset.train, build_train_transform(d, h, w))
+        self.pipeline: DeviceData | None = None
+        if d.pipeline == "device":
+            self.pipeline = DeviceData(self.dataset, data_root, cfg, self.device, self.sampler, log=self.log,
+                                       progress=log is not None)
+        self.train_set = _SeededDataset(ImageDataset(self.dataset.train, build_train_transform(d, h, w)))
         test_tf = build_test_transform(h, w)
         self.query_set = ImageDataset(self.dataset.query, test_tf)
         self.gallery_set = ImageDataset(self.dataset.gallery, test_tf)
+        self._loaders: dict[str, DataLoader] = {}
+        self.step_model = self._compiled(self.model)
 
         self.epoch = 0  # epochs finished
         self.history: list[dict[str, Any]] = []
@@ -132,30 +146,43 @@ class Trainer:
         self.best: dict[str, Any] = {"rank1": -1.0, "epoch": 0, "state": None}
         self._train_seconds = 0.0
 
-    # Loaders --------------------------------------------------------------------------
-    def _loader(self, dataset: Any, sampler: Any = None, shuffle: bool = False, batch_size: int | None = None,
-                epoch: int = 0) -> DataLoader:
-        workers = self.cfg.data.num_workers
-        gen = torch.Generator().manual_seed(_epoch_seed(self.cfg.seed, epoch))
-        return DataLoader(
-            dataset,
-            batch_size=batch_size or self.cfg.data.p * self.cfg.data.k,
-            sampler=sampler,
-            shuffle=shuffle,
-            num_workers=workers,
-            pin_memory=self.cuda,
-            drop_last=sampler is not None,
-            generator=gen,
-            persistent_workers=False,
-        )
+    def _compiled(self, model: torch.nn.Module) -> Any:
+        mode = self.cfg.train.compile
+        if mode == "off":
+            return model
+        # Training forward only: its batch shape is fixed (P x K, drop_last), so one graph;
+        # evaluation (ragged last batch) stays eager. The weights are shared with self.model.
+        return torch.compile(model, mode=mode, dynamic=False)
 
-    def _train_loader(self, epoch: int) -> DataLoader:
+    # Loaders --------------------------------------------------------------------------
+    def _loader(self, name: str) -> DataLoader:
+        """The torchvision path's loaders, built once (persistent workers, not one fork per epoch)."""
+        if name not in self._loaders:
+            workers = self.cfg.data.num_workers
+            # Own generator: the loader's worker seeds never draw from the global RNG (the
+            # items are seeded per image anyway), so resuming cannot shift the model's draws.
+            common = {"num_workers": workers, "pin_memory": self.cuda, "persistent_workers": workers > 0,
+                      "generator": torch.Generator().manual_seed(self.cfg.seed)}
+            if name == "train":
+                dl = DataLoader(self.train_set, batch_sampler=_SeededBatches(self.sampler, self.cfg.seed), **common)
+            else:
+                ds = self.query_set if name == "query" else self.gallery_set
+                dl = DataLoader(ds, batch_size=self.cfg.eval.batch_size, shuffle=False, **common)
+            self._loaders[name] = dl
+        return self._loaders[name]
+
+    def _train_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(images, pids) on the device for each PK batch of `epoch`."""
+        if self.pipeline is not None:
+            yield from self.pipeline.batches(epoch)
+            return
         self.sampler.set_epoch(epoch)
-        return self._loader(self.train_set, sampler=self.sampler, epoch=epoch)
+        for imgs, pids, _cams, _idx in self._loader("train"):
+            yield imgs.to(self.device, non_blocking=True), pids.to(self.device, non_blocking=True)
 
     def _bn_loader(self) -> Any:
         """Training data for BatchNorm recomputation (SWA/SWAG), capped by swag.bn_batches."""
-        loader = self._train_loader(10_000_000 + self.epoch)
+        loader = _EpochBatches(self, 10_000_000 + self.epoch)
         n = self.cfg.swag.bn_batches
         if not n:
             return loader
@@ -163,24 +190,39 @@ class Trainer:
 
     # Evaluation -----------------------------------------------------------------------
     def _embed_all(self, model: torch.nn.Module) -> torch.Tensor:
-        from ..evaluation import extract_features
+        from ..evaluation import embed_images, extract_features
 
-        bs = self.cfg.eval.batch_size
-        q, _, _ = extract_features(model, self._loader(self.query_set, batch_size=bs), self.device, flip=self.cfg.eval.flip)
-        g, _, _ = extract_features(model, self._loader(self.gallery_set, batch_size=bs), self.device, flip=self.cfg.eval.flip)
+        flip = self.cfg.eval.flip
+        if self.pipeline is not None:
+            # Large batches straight from the device cache (eval mode: the batch size does
+            # not change the features beyond float rounding).
+            bs = max(self.cfg.eval.batch_size, 1024) if self.cuda else self.cfg.eval.batch_size
+            prep = self._prepare_eval
+            return torch.cat([embed_images(model, self.pipeline.query, bs, flip, prep),
+                              embed_images(model, self.pipeline.gallery, bs, flip, prep)])
+        q, _, _ = extract_features(model, self._loader("query"), self.device, flip=flip)
+        g, _, _ = extract_features(model, self._loader("gallery"), self.device, flip=flip)
         return torch.cat([torch.as_tensor(q), torch.as_tensor(g)])
 
+    def _prepare_eval(self, images: torch.Tensor) -> torch.Tensor:
+        from ..data.device_augment import normalise
+
+        x = normalise(images)
+        return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
+
     def _score(self, embeddings: torch.Tensor) -> dict[str, float]:
-        from ..evaluation import compute_distance, evaluate
+        from ..evaluation import compute_distance, evaluate, evaluate_features
 
         nq = len(self.dataset.query)
         qf, gf = embeddings[:nq], embeddings[nq:]
-        dist = compute_distance(qf, gf)
         q_pids = np.array([p for _, p, _ in self.dataset.query])
         q_cams = np.array([c for _, _, c in self.dataset.query])
         g_pids = np.array([p for _, p, _ in self.dataset.gallery])
         g_cams = np.array([c for _, _, c in self.dataset.gallery])
-        res = evaluate(dist, q_pids, g_pids, q_cams, g_cams, max_rank=self.cfg.eval.max_rank)
+        if embeddings.device.type == "cuda":  # distances and ranking on the GPU (same numbers)
+            res = evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank=self.cfg.eval.max_rank)
+        else:  # on a CPU the packed numpy ranking is the faster one
+            res = evaluate(compute_distance(qf, gf), q_pids, g_pids, q_cams, g_cams, max_rank=self.cfg.eval.max_rank)
         return {k: float(res[k]) for k in EVAL_KEYS}
 
     @torch.no_grad()
@@ -215,41 +257,70 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
 
     # Training -------------------------------------------------------------------------
+    def train_step(self, imgs: torch.Tensor, pids: torch.Tensor, epoch: int = 0, step: int = 0) -> torch.Tensor:
+        """One SGD step on a batch already on the device.
+
+        Returns [loss, loss_ce, loss_triplet] as a detached device tensor. On a CPU a
+        non-finite loss raises before the backward pass (NaN weights can crash kernels such
+        as grid_sample's backward); on a GPU there is no host sync here: `_train_epoch`
+        checks the losses in groups.
+        """
+        if self.cuda:
+            imgs = imgs.contiguous(memory_format=torch.channels_last)
+        if self.cfg.train.compile == "reduce-overhead" and self.cuda:
+            torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graph trees
+        with self._autocast():
+            out = self.step_model(imgs)
+        loss, parts = self.loss_fn(out, pids)
+        losses = torch.stack([loss.detach(), parts["loss_ce"].detach(), parts["loss_triplet"].detach()]).float()
+        if not self.cuda:
+            self._check_finite([losses], step, epoch, self.optimizer.param_groups[0]["lr"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return losses
+
+    def _check_finite(self, losses: list[torch.Tensor], first_step: int, epoch: int, lr: float) -> torch.Tensor:
+        v = torch.stack(losses)
+        bad = ~torch.isfinite(v[:, 0])
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise TrainingError(
+                f"non-finite loss ({v[i, 0].item()}) at epoch {epoch + 1}, step {first_step + i + 1} "
+                f"(loss_ce={v[i, 1].item():.4g}, loss_triplet={v[i, 2].item():.4g}, lr={lr:.3g}); "
+                "lower optim.lr or check the data"
+            )
+        return v.sum(dim=0)
+
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         _seed_all(_epoch_seed(self.cfg.seed, epoch))
         self.model.train()
-        sums = {"loss": 0.0, "loss_ce": 0.0, "loss_triplet": 0.0}
         steps, images = 0, 0
         lr = self.optimizer.param_groups[0]["lr"]
+        # On a GPU, reading the loss every step would stall the queue (a host sync per
+        # step); the losses are checked every `group` steps instead (the error still
+        # names the first bad step). On a CPU train_step checks every step itself.
+        group = 50 if self.cuda else 1
+        pending: list[torch.Tensor] = []
+        sums = torch.zeros(3, device=self.device)
         t0 = time.perf_counter()
-        for step, (imgs, pids, _cams, _idx) in enumerate(self._train_loader(epoch)):
-            imgs = imgs.to(self.device, non_blocking=True)
-            if self.cuda:
-                imgs = imgs.contiguous(memory_format=torch.channels_last)
-            pids = pids.to(self.device, non_blocking=True)
-            with self._autocast():
-                out = self.model(imgs)
-            loss, parts = self.loss_fn(out, pids)
-            if not bool(torch.isfinite(loss.detach())):
-                raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1} "
-                    f"(loss_ce={parts['loss_ce'].item():.4g}, loss_triplet={parts['loss_triplet'].item():.4g}, lr={lr:.3g}); "
-                    "lower optim.lr or check the data"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            for k in sums:
-                sums[k] += float(parts[k].detach())
+        for imgs, pids in self._train_batches(epoch):
+            pending.append(self.train_step(imgs, pids, epoch, steps))
             steps += 1
             images += imgs.shape[0]
+            if len(pending) >= group:
+                sums += self._check_finite(pending, steps - len(pending), epoch, lr)
+                pending = []
+        if pending:
+            sums += self._check_finite(pending, steps - len(pending), epoch, lr)
         if steps == 0:
             raise TrainingError("the training loader yielded no batch: too few images for one P x K batch")
+        means = (sums / steps).tolist()
         seconds = time.perf_counter() - t0
         self._train_seconds += seconds
         self.scheduler.step()
         return {
-            **{k: v / steps for k, v in sums.items()},
+            **dict(zip(("loss", "loss_ce", "loss_triplet"), means)),
             "lr": lr,
             "epoch_seconds": seconds,
             "images_per_second": images / max(seconds, 1e-9),
@@ -357,7 +428,12 @@ class Trainer:
         if ckpt.get("kind") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path}: a weights file, not a training checkpoint (it cannot resume a run)")
         mine = to_dict(self.cfg)
-        diff = _config_diff(ckpt["config"], mine)
+        try:  # keys added since the checkpoint was written take their defaults
+            theirs = to_dict(from_dict(TrainConfig, ckpt["config"]))
+        except Exception as e:
+            raise CheckpointError(f"{path}: its configuration is not valid here ({e})") from e
+        # train.* only says how the step runs (compile), not what it computes.
+        diff = [d for d in _config_diff(theirs, mine) if not d.startswith("train.")]
         if diff:
             raise CheckpointError(f"{path}: made for a different configuration: " + "; ".join(diff[:6]))
         try:
@@ -408,10 +484,57 @@ class Trainer:
         return model
 
 
+class _SeededDataset(torch.utils.data.Dataset):
+    """Items addressed by (index, seed): the transform runs under its own seeded RNG, so an
+    image's augmentation depends on (seed, epoch, batch, slot) only, not on which
+    (persistent) worker draws it or what that worker drew before."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+class _SeededBatches:
+    """Batch sampler over the PK sampler's current epoch: lists of (index, seed)."""
+
+    def __init__(self, sampler: Any, seed: int) -> None:
+        self.sampler, self.seed = sampler, seed
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        base = _epoch_seed(self.seed, self.sampler.epoch)
+        for b, batch in enumerate(self.sampler.batches()):
+            yield [(int(i), (base * 1_000_003 + b * 4099 + j) % (2**63)) for j, i in enumerate(batch.tolist())]
+
+    def __len__(self) -> int:
+        return len(self.sampler.batches())
+
+
+class _EpochBatches:
+    """A re-iterable over one epoch's (images, pids) batches (BatchNorm recomputation)."""
+
+    def __init__(self, trainer: Trainer, epoch: int) -> None:
+        self.trainer, self.epoch = trainer, epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.trainer._train_batches(self.epoch)
+
+    def __len__(self) -> int:
+        self.trainer.sampler.set_epoch(self.epoch)
+        return len(self.trainer.sampler.batches())
+
+
 class _Take:
     """The first n batches of a loader (a re-iterable view)."""
 
-    def __init__(self, loader: DataLoader, n: int) -> None:
+    def __init__(self, loader: Any, n: int) -> None:
         self.loader, self.n = loader, n
 
     def __iter__(self) -> Iterator[Any]:

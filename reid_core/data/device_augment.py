@@ -1,0 +1,124 @@
+"""Batched training augmentation on the device: uint8 [B, 3, H, W] -> normalised float.
+
+The same steps and distributions as the torchvision path (`transforms.py`), drawn per
+sample for the whole batch at once (no Python loop over images):
+- horizontal flip with p = 0.5 per image (RandomHorizontalFlip);
+- pad(10) with black + random crop back to H x W: offsets uniform in [0, 20] per image
+  and axis (Pad + RandomCrop);
+- to float in [0, 1], ImageNet normalisation (ToDtype(scale=True) + Normalize);
+- random erasing with probability p per image, its own rectangle per image, filled with 0
+  after normalisation (RandomErasing(value=0)). As torchvision does, each image draws up
+  to 10 (area, aspect) tries, area uniform in `erasing_area` x H x W and the aspect
+  log-uniform in `erasing_ratio`, h = round(sqrt(area x aspect)), w = round(sqrt(area /
+  aspect)); the first try with h < H and w < W is used (none: the image is not erased),
+  at a position uniform over the places where it fits. All 10 tries are drawn at once,
+  which gives the same distribution as drawing them one by one.
+Differences from the torchvision path: the random numbers come from the device's
+generator in another order, so the same seed gives other (equally distributed) draws;
+nothing else (tests/test_device_pipeline.py checks the statistics).
+
+Written here rather than with torchvision.transforms.v2 on a batch: v2 draws ONE set of
+parameters per call, so a batch would share one flip, one crop and one rectangle.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..config import DataConfig
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["BatchAugment", "normalise", "ERASING_TRIES"]
+
+ERASING_TRIES = 10  # torchvision's RandomErasing
+PAD = 10
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float32 normalised as ToDtype(scale=True) + Normalize do it."""
+    x = images.to(torch.float32).mul_(1.0 / 255)  # torchvision to_dtype_image, op for op
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return x.sub_(mean).div_(std)
+
+
+class BatchAugment:
+    """Callable: `aug(uint8 batch, generator=None) -> float batch` (see module docstring)."""
+
+    def __init__(self, cfg: DataConfig | None = None) -> None:
+        cfg = cfg if cfg is not None else DataConfig()
+        self.flip = cfg.flip
+        self.pad_crop = cfg.pad_crop
+        self.erasing_p = float(cfg.erasing_p)
+        self.area = tuple(float(a) for a in cfg.erasing_area)
+        self.log_ratio = (math.log(cfg.erasing_ratio[0]), math.log(cfg.erasing_ratio[1]))
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"BatchAugment: expected a uint8 [B, C, H, W] batch, got {images.dtype} {tuple(images.shape)}")
+        x = normalise(self.geometry(images, generator))
+        if self.erasing_p > 0:
+            x.masked_fill_(self.erasing_mask(x.shape, x.device, generator)[:, None], 0.0)
+        return x
+
+    def geometry(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Flip (p 0.5) then pad(10) + crop, per image, as ONE gather on the uint8 batch.
+
+        Flipping then padding equals padding then flipping (the padding is symmetric), so
+        output (y, x) = padded[top + y, left + x], or padded[top + y, Wp - 1 - (left + x)]
+        for a flipped image: torchvision's RandomHorizontalFlip -> Pad -> RandomCrop.
+        """
+        if not (self.flip or self.pad_crop):
+            return x
+        b, c, h, w = x.shape
+        dev = x.device
+        flip = torch.rand(b, device=dev, generator=generator) < 0.5 if self.flip else None
+        if self.pad_crop:
+            off = self.crop_offsets(b, dev, generator)
+            src = F.pad(x, (PAD, PAD, PAD, PAD), value=0)  # black padding, as T.Pad(10)
+        else:
+            off = torch.zeros((b, 2), dtype=torch.long, device=dev)
+            src = x
+        pw = src.shape[3]
+        cols = off[:, 1:2] + torch.arange(w, device=dev)  # [B, W]
+        if flip is not None:
+            cols = torch.where(flip[:, None], pw - 1 - cols, cols)
+        rows = off[:, 0:1] + torch.arange(h, device=dev)  # [B, H]
+        idx = (rows[:, :, None] * pw + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+        return src.reshape(b, c, -1).gather(2, idx).view(b, c, h, w)
+
+    @staticmethod
+    def crop_offsets(b: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """[B, 2] (top, left) offsets into the padded image, uniform in [0, 2 x PAD]."""
+        return torch.randint(0, 2 * PAD + 1, (b, 2), device=device, generator=generator)
+
+    def erasing_params(self, b: int, h: int, w: int, device: torch.device,
+                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Per-image rectangles: `erase` [B] bool, `top`, `left`, `height`, `width` [B] int."""
+        n = ERASING_TRIES
+        area = h * w * torch.empty(b, n, device=device).uniform_(*self.area, generator=generator)
+        aspect = torch.exp(torch.empty(b, n, device=device).uniform_(*self.log_ratio, generator=generator))
+        eh = torch.sqrt(area * aspect).round().long()
+        ew = torch.sqrt(area / aspect).round().long()
+        fits = (eh < h) & (ew < w)
+        first = fits.long().argmax(dim=1)  # index of the first try that fits (0 if none)
+        eh = eh.gather(1, first[:, None])[:, 0]
+        ew = ew.gather(1, first[:, None])[:, 0]
+        u = torch.rand(b, 2, device=device, generator=generator)
+        top = torch.minimum((u[:, 0] * (h - eh + 1)).floor().long(), h - eh)
+        left = torch.minimum((u[:, 1] * (w - ew + 1)).floor().long(), w - ew)
+        coin = torch.rand(b, device=device, generator=generator) < self.erasing_p
+        return {"erase": coin & fits.any(dim=1), "top": top, "left": left, "height": eh, "width": ew}
+
+    def erasing_mask(self, shape: torch.Size, device: torch.device,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """[B, H, W] bool: True inside the image's rectangle (all False if not erased)."""
+        b, _c, h, w = shape
+        p = self.erasing_params(b, h, w, device, generator)
+        r = torch.arange(h, device=device)[None, :]
+        c = torch.arange(w, device=device)[None, :]
+        in_rows = (r >= p["top"][:, None]) & (r < (p["top"] + p["height"])[:, None]) & p["erase"][:, None]
+        in_cols = (c >= p["left"][:, None]) & (c < (p["left"] + p["width"])[:, None])
+        return in_rows[:, :, None] & in_cols[:, None, :]
