@@ -5,6 +5,8 @@
      sweep that already has state;
   2. check the tracking URI (TrackingError and NO runs when unreachable);
   3. join a cluster (`--address` or RAY_ADDRESS) or start Ray locally (lean: no dashboard);
+     on a cluster, every node must see the local storage path and dataset folder
+     (`storage_check`: refused naming the nodes, nothing created in MLflow);
   4. check the dataset folder / generate the synthetic dataset (once per sweep);
   5. MLflow experiment + parent run (spec.yaml, trials.json); write `sweep.json`;
   6. Tuner: one trial per planned record (`tune.grid_search`) or Optuna (+ ASHA) for a
@@ -30,6 +32,7 @@ from ..mlflow_log import names as n
 from . import ray_tune
 from .spec import load_spec, parse_text
 from .state import SWEEP_FILE, SweepError, SweepState, find_sweep, prepare_data, storage_and_dir
+from .storage_check import check_nodes_see, sweep_folders
 from .status import format_table, ray_trials, sweep_status, trial_rows
 
 __all__ = ["SweepError", "SweepOutcome", "run_sweep", "resume_sweep", "sweep_status", "find_sweep",
@@ -86,6 +89,7 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
     tracker, parent = None, None
     try:
         resources = ray_tune.trial_resources(spec, gpus_per_trial)
+        check_nodes_see(sweep_folders(storage_path, sweep_dir, spec.dataset), log)  # before any folder or run
         if fresh and (sweep_dir / SWEEP_FILE).exists():
             old = sweep_dir.with_name(f"{sweep_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
             sweep_dir.rename(old)
@@ -156,6 +160,7 @@ def resume_sweep(name_or_path: str, address: str | None = None, runs_dir: str | 
         state.data_root, state.data_name = prepare_data(spec, sweep_dir, log)
     started = ray_tune.init_ray(address, log)
     try:
+        check_nodes_see(sweep_folders(state.storage_path, sweep_dir, spec.dataset, state.data_root), log)
         SweepTracker(state.tracking_uri).reopen_parent(state.parent_run_id)
         state.resumed += 1
         state.write(sweep_dir)

@@ -1,0 +1,210 @@
+"""A storage path (and dataset folder) that only the head can see: refused before any trial starts.
+
+A real 2-node Ray cluster on this machine: the head (`ray start --head`) and a worker node
+(`ray start --address`) started in its own mount namespace (`unshare --mount`) with a tmpfs
+over the head-only folder, so the worker node's processes see that folder empty, as a node
+sees a path on the head's local disk (and an empty `data/` there: a stale local copy of the
+dataset folder). `compact-reid sweep run --address ... --storage <there>`
+must exit non-zero naming the worker node, both folders and what to fix; the tracking store
+holds no experiment and no run, and no trial started (no Ray experiment folder).
+The probe itself (`probe_folders`, `sweep_folders`) is also checked without Ray.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from mlflow_server.server import find_free_port
+from orchestration.sweep.plan import DatasetSpec
+from orchestration.sweep.storage_check import PROBE_PREFIX, probe_folders, sweep_folders
+
+BIN = Path(sys.executable).parent
+SPEC = """
+name: headonly
+dataset:
+  path: {data}
+grid:
+  preset: [g]
+seeds: [0, 1]
+resources: {{cpu: 1, gpu: 0}}
+"""
+# Token authentication (this Ray's default for `ray start`) needs one token shared by every
+# process; off for all of them here, whatever ~/.ray holds: not what this test is about.
+ENV = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1",
+           PYTHONUNBUFFERED="1")
+NODES = """
+import json, sys, time, ray
+ray.init(address=sys.argv[1], log_to_driver=False, logging_level="error")
+deadline = time.monotonic() + float(sys.argv[2])
+while len(alive := [n for n in ray.nodes() if n["Alive"]]) < 2 and time.monotonic() < deadline:
+    time.sleep(1)
+print(json.dumps([{"id": n["NodeID"], "ip": n["NodeManagerAddress"],
+                   "head": "node:__internal_head__" in n["Resources"]} for n in alive]))
+"""
+
+
+def test_probe_folders_tells_what_a_node_sees(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / f"{PROBE_PREFIX}x").write_text("token-1")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.jpg").write_text("")
+    ok = [(str(shared), f"{PROBE_PREFIX}x", "token-1", None), (str(data), None, None, ["a.jpg"])]
+    assert probe_folders(ok) == []
+    assert [p.name for p in shared.iterdir()] == [f"{PROBE_PREFIX}x"]  # its own write test is removed
+    bad = [(str(shared), f"{PROBE_PREFIX}x", "token-2", None), (str(tmp_path / "nope"), "p", "t", None),
+           (str(data), None, None, ["b.jpg"])]
+    found = dict(probe_folders(bad))
+    assert "another token" in found[0] and "FileNotFoundError" in found[1] and "other contents" in found[2]
+
+
+def test_sweep_folders_are_the_local_ones_trials_use(tmp_path: Path) -> None:
+    synth, folder = DatasetSpec(synthetic={"ids": 4}), DatasetSpec(path=str(tmp_path / "data"))
+    assert [f.path for f in sweep_folders(str(tmp_path / "st"), tmp_path / "st" / "s", synth)] == [tmp_path / "st"]
+    assert [(f.path, f.writable) for f in sweep_folders("s3://b/p", tmp_path / "runs" / "s", synth)] == [
+        (tmp_path / "runs" / "s", True)]  # the synthetic data is generated there, not on s3
+    assert [(f.path, f.writable) for f in sweep_folders("s3://b/p", tmp_path / "s", folder)] == [
+        (tmp_path / "data", False)]
+
+
+def _mount_namespace_refusal(tmp: Path) -> str | None:
+    """Why a private mount namespace with a tmpfs cannot be made here (None: it can)."""
+    if shutil.which("unshare") is None:
+        return "no `unshare` (util-linux) on this machine"
+    target = tmp / "mnt-probe"
+    target.mkdir()
+    try:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            f"mount -t tmpfs tmpfs {target}"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unshare failed: {e}"
+    return None if r.returncode == 0 else f"unshare --mount / mount -t tmpfs not permitted: {r.stderr.strip()}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End the process group this test started (its own session), never Ray by name."""
+    try:
+        import psutil
+
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except Exception:
+        kids = []
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    for k in kids:  # a Ray worker process that left the group
+        try:
+            k.kill()
+        except Exception:
+            pass
+
+
+def _wait_for_gcs(head: subprocess.Popen, port: int, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert head.poll() is None, f"the head exited: {log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"the head's GCS never answered: {log.read_text()[-3000:]}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(1)
+
+
+@pytest.fixture
+def head_and_hidden_worker(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, dict]]]:
+    """(address, the head-only folder, {"head"|"worker": {"id", "ip"}}). The worker node sees
+    the folder as an empty tmpfs holding only an empty `data/`: a node's own local folder
+    at the same path, not the head's."""
+    why = _mount_namespace_refusal(tmp_path)
+    if why:
+        pytest.skip(why)
+    hidden = tmp_path / "head-only"
+    hidden.mkdir()
+    temp = Path(tempfile.mkdtemp(prefix="rsv", dir="/tmp"))  # short: Ray's socket paths must fit 107 chars
+    port = find_free_port()
+    address = f"127.0.0.1:{port}"
+    ray = str(BIN / "ray")
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", str(100 * 1024 ** 2),
+              "--block"]
+    procs = []
+    try:
+        with open(tmp_path / "head.log", "wb") as log:
+            procs.append(subprocess.Popen(
+                [ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(temp),
+                 *common], env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        _wait_for_gcs(procs[0], port, tmp_path / "head.log")
+        worker = " ".join([ray, "start", "--address", address, *common])
+        with open(tmp_path / "worker.log", "wb") as log:
+            procs.append(subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 f"mount -t tmpfs tmpfs {hidden} && mkdir {hidden}/data && exec {worker}"],
+                env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        out = subprocess.run([sys.executable, "-c", NODES, address, "240"], env=ENV, capture_output=True,
+                             text=True, timeout=360)
+        assert out.returncode == 0, out.stderr[-3000:]
+        nodes = json.loads(out.stdout.strip().splitlines()[-1])
+        assert len(nodes) == 2, (nodes, (tmp_path / "worker.log").read_text()[-3000:])
+        yield address, hidden, {("head" if n["head"] else "worker"): n for n in nodes}
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_storage_only_the_head_sees_is_refused(head_and_hidden_worker, tmp_path: Path) -> None:
+    address, hidden, nodes = head_and_hidden_worker
+    storage, data = hidden / "ray", hidden / "data"  # storage: created by the driver, removed again
+    data.mkdir()
+    (data / "0001_c1s1_000001_00.jpg").write_text("")
+    spec = tmp_path / "headonly.yaml"
+    spec.write_text(SPEC.format(data=data))
+    db = tmp_path / "mlflow.db"
+    runs = tmp_path / "runs"
+    t0 = time.monotonic()
+    r = subprocess.run([str(BIN / "compact-reid"), "sweep", "run", str(spec), "--address", address,
+                        "--storage", str(storage), "--tracking-uri", f"sqlite:///{db}", "--runs-dir", str(runs)],
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - t0
+    err = r.stderr
+    assert r.returncode == 2 and "Traceback" not in err, err[-4000:]
+    worker, head = nodes["worker"], nodes["head"]
+    assert f"node {worker['ip']} (id {worker['id']})" in err and head["id"] not in err, err
+    assert f"Ray storage path (--storage) {storage}: FileNotFoundError" in err, err
+    assert f"dataset folder (dataset.path) {data}: sees other contents" in err, err
+    assert "NFS" in err and "--storage s3://" in err, err
+
+    # nothing created: no experiment, no run, no Ray experiment / trial folder, no probe left
+    if db.exists():
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{db}")
+        exps = client.search_experiments()
+        assert "headonly" not in [e.name for e in exps]
+        assert client.search_runs([e.experiment_id for e in exps]) == []
+    assert not storage.exists() and sorted(p.name for p in hidden.iterdir()) == ["data"]
+    assert [p.name for p in data.iterdir()] == ["0001_c1s1_000001_00.jpg"]
+    assert not (runs / "headonly").exists()
+    print(f"refused in {wall:.1f}s (driver start + probe of 2 nodes):\n{err.strip()}")
