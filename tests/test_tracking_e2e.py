@@ -1,5 +1,5 @@
-"""Tracking evaluation end to end: a quickly trained model on the LAB-like scene, the CLI,
-and logging onto a sweep's MLflow trial runs (slow: trains a tiny model)."""
+"""Tracking evaluation end to end: the learning check's model on the LAB-like scene, the CLI,
+and logging onto a sweep's MLflow trial runs (slow: trains the model once per session)."""
 from __future__ import annotations
 
 import json
@@ -8,29 +8,14 @@ import pytest
 import torch
 
 from reid_core.errors import CheckpointError
-from reid_core.presets import preset_config
-from reid_core.training.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained_weights(tmp_path_factory):
-    """A tiny compact-1x trained for a few epochs on generated data -> weights/final.pt."""
-    from reid_core.data.synth import generate
-
-    root = tmp_path_factory.mktemp("track-data") / "market"
-    generate(root, num_ids=48, num_cameras=4, images_per_id=8, seed=11, workers=2)
-    cfg = preset_config("compact-1x", {
-        "model.width_multiplier": 0.25, "model.depth_multiplier": 0.3, "data.num_workers": 0,
-        "schedule.epochs": 12, "schedule.warmup_epochs": 2, "schedule.milestones": [9],
-        "optim.lr": 0.05, "eval.every": 100, "swag.enabled": False,
-    })
-    out = tmp_path_factory.mktemp("track-run") / "tiny-compact"
-    t = Trainer(cfg, root, out, log=None)
-    for _ in t.run():
-        pass
-    return t.save_weights(out / "weights" / "final.pt", "final")
+def trained_weights(learned_compact):
+    """The learning check's model (conftest.learned_compact): weights/final.pt."""
+    return learned_compact.weights
 
 
 def test_reid_beats_no_reid_and_oracle_bounds_it(trained_weights):
@@ -41,7 +26,7 @@ def test_reid_beats_no_reid_and_oracle_bounds_it(trained_weights):
     assert v["reid"]["idf1"] > v["no_reid"]["idf1"], r
     assert v["oracle"]["idf1"] >= v["reid"]["idf1"], r
     assert v["reid"]["entry_accuracy"] > v["no_reid"]["entry_accuracy"]
-    assert r["model"]["label"] == "tiny-compact" and r["model"]["preset"] == "compact-1x"
+    assert r["model"]["label"] == "learned-compact" and r["model"]["preset"] == "compact"
     # MOTA: same tracker; only the id switches at entries differ between variants.
     assert abs(v["reid"]["mota"] - v["oracle"]["mota"]) < 0.02
 
@@ -54,7 +39,8 @@ def test_wrong_kind_of_checkpoint_is_a_clear_error(trained_weights, tmp_path):
     with pytest.raises(CheckpointError, match="not a compact-reid"):
         run_tracking_eval(tmp_path / "bare_state_dict.pt", minutes=0.5)
     bad = dict(obj)
-    bad["config"] = {**obj["config"], "model": {**obj["config"]["model"], "size": "2x"}}
+    other = "1x" if obj["config"]["model"]["size"] == "2x" else "2x"
+    bad["config"] = {**obj["config"], "model": {**obj["config"]["model"], "size": other}}
     torch.save(bad, tmp_path / "other_arch.pt")  # weights that do not fit the recorded architecture
     with pytest.raises(CheckpointError, match="do not fit"):
         run_tracking_eval(tmp_path / "other_arch.pt", minutes=0.5)
@@ -70,7 +56,7 @@ def test_cli_table_and_json(trained_weights, capsys):
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("Model"))
     table = lines[head + 2:]  # after the header and its rule (progress lines come before)
-    assert [line.split()[0] for line in table] == ["No", "tiny-compact", "tiny-compact", "Oracle"]
+    assert [line.split()[0] for line in table] == ["No", "learned-compact", "learned-compact", "Oracle"]
     assert "MOTA" in out and "IDF1" in out and "IDSW" in out and "Entries re-identified" in out
     assert main(args + ["--json"]) == 0
     res = json.loads(capsys.readouterr().out)

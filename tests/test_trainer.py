@@ -207,28 +207,15 @@ def test_non_finite_loss_names_epoch_and_step(tiny_data, tmp_path):
 
 @pytest.mark.learning
 @pytest.mark.slow
-def test_short_run_learns_far_above_untrained(tmp_path_factory):
-    """A short CPU run of `compact` (main phase + SWAG cycles, about 3 min on 2 cores) on
+def test_short_run_learns_far_above_untrained(learned_compact):
+    """A short CPU run of `compact` (main phase + SWAG cycles; conftest.learned_compact) on
     generated data: the SWAG model's rank-1 and mAP end far above the untrained network's.
 
-    Scaled for CPU: 500 training identities (many ids with few images each generalise,
-    few ids overfit), cameras at half strength, 80x32 input, width 0.25, depth 0.3.
+    One seed: at this budget the SWAG rank-1 varies by several points from seed to seed
+    (docs/BENCHMARKS.md), so the check is of this seed's run, deterministic on a given machine.
     """
-    from reid_core.data.synth import generate
-
-    root = tmp_path_factory.mktemp("learn") / "market"
-    generate(root, num_ids=600, num_train_ids=500, num_cameras=4, images_per_id=6, seed=11, workers=2,
-             camera_variation=0.5)
-    cfg = preset_config("compact", {
-        "model.width_multiplier": 0.25, "model.depth_multiplier": 0.3,
-        "model.input_height": 80, "model.input_width": 32, "data.num_workers": 0,
-        "schedule.epochs": 12, "schedule.warmup_epochs": 2, "schedule.milestones": [10], "optim.lr": 0.03,
-        "swag.cycles": 2, "swag.cycle_epochs": 1, "swag.samples": 3, "swag.bn_batches": 12, "eval.every": 100,
-    })
+    cfg, s = learned_compact.config, learned_compact.summary
     assert cfg.swag.enabled and cfg.loss.triplet == "weighted_soft" and cfg.model.pooling == "gem"
-    t = Trainer(cfg, root, tmp_path_factory.mktemp("out"), log=print)
-    _run(t)
-    s = t.summary
     print({k: v for k, v in s.items() if "rank1" in k or "mAP" in k})
     assert s["final_rank1"] == s["swag_rank1"] and s["final_mAP"] == s["swag_mAP"]  # the SWAG model is the result
     assert s["final_rank1"] > s["untrained_rank1"] + 0.15, s
