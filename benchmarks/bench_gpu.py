@@ -124,9 +124,12 @@ def _worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps({"images": images, "seconds": time.perf_counter() - t1}), flush=True)
 
 
-def _spawn(argv: list[str]) -> subprocess.Popen:
+def _spawn(argv: list[str], threads: int | None = None) -> subprocess.Popen:
+    """A worker process; `threads` caps its intra-op threads (N processes sharing the cores:
+    oversubscribed OpenMP threads spin at barriers and run tens of times slower)."""
+    env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
     return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def _result(proc: subprocess.Popen, timeout: float) -> tuple[dict[str, Any] | None, str]:
@@ -266,7 +269,8 @@ def part_packing(report: dict, budget: Budget, data: Path, scratch: Path, device
             break
         start_at = time.time() + start_delay
         procs = [_spawn(_worker_argv(data, scratch, device, "compact-1x", "device", mode, m["overrides"], 0,
-                                     m["warmup"], seconds=m["pack_seconds"], start_at=start_at)) for _ in range(n)]
+                                     m["warmup"], seconds=m["pack_seconds"], start_at=start_at),
+                        threads=max(1, (os.cpu_count() or 1) // n)) for _ in range(n)]
         results = [_result(p, start_delay + m["pack_seconds"] + 30) for p in procs]
         ok = [r for r, _ in results if r is not None]
         errs = [e for r, e in results if r is None]
