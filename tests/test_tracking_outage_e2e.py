@@ -125,11 +125,15 @@ def test_trial_survives_a_three_minute_outage(tmp_path: Path) -> None:
             assert steps == list(range(1, total + 1)), (key, steps)  # no gap, no duplicate
         replayed = int(run.data.tags["compact_reid.replayed_epochs"])
         assert replayed >= 10, replayed  # about OUTAGE_S / (6 s + an epoch) epochs trained while down
-        assert float(run.data.tags["compact_reid.tracking_outage_s"]) >= OUTAGE_S - 10
+        # The trial meets the outage at its next log call and sees the server back at its next
+        # probe, each up to an epoch (6 s sleep + training) after the fact.
+        seen = float(run.data.tags["compact_reid.tracking_outage_s"])
+        assert OUTAGE_S - 30 <= seen <= outage + 30, (seen, outage)
         assert run.data.tags["compact_reid.attempt"] == "1"  # the trial never failed
         text = (tmp_path / "sweep.log").read_text()
         assert "tracking store unreachable" in text and "replayed" in text
-        print(f"outage {outage:.0f}s, {replayed} epochs replayed of {total}, gaps 0, duplicates 0")
+        print(f"outage {outage:.0f}s (the trial's tag: {seen:.0f}s), {replayed} epochs replayed of {total}, "
+              f"gaps 0, duplicates 0")
     finally:
         if sweep.poll() is None:
             sweep.kill()
@@ -162,6 +166,7 @@ def test_epoch_log_queues_replays_and_bounds(tmp_path: Path) -> None:
         bounded = EpochLog(run, msgs.append, max_pending=2)
         assert log.epoch({"epoch": 1, "loss": 1.0})
     # server gone (same port and store come back below)
+    first_failed_call = time.time()
     assert not log.epoch({"epoch": 2, "loss": 0.5})
     t0 = time.monotonic()
     assert not log.epoch({"epoch": 3, "loss": 0.4}) and not log.epoch({"epoch": 4, "loss": 0.3})
@@ -171,8 +176,11 @@ def test_epoch_log_queues_replays_and_bounds(tmp_path: Path) -> None:
     with pytest.raises(TrackingError, match="max_pending=2"):
         bounded.epoch({"epoch": 11, "loss": 0.1})
     with serve() as srv:
+        back = time.time()
         assert log.epoch({"epoch": 5, "loss": 0.2})
         client = MlflowClient(srv.url)
         assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == [1, 2, 3, 4, 5]
         tags = client.get_run(run.run_id).data.tags
-        assert tags["compact_reid.replayed_epochs"] == "4" and float(tags["compact_reid.tracking_outage_s"]) > 0
+        assert tags["compact_reid.replayed_epochs"] == "4"
+        # counted from the first failed call, its HTTP retries included
+        assert float(tags["compact_reid.tracking_outage_s"]) >= back - first_failed_call - 0.5

@@ -53,6 +53,7 @@ class EpochLog:
         if not self.pending:
             return True
         outage = self.down_since is not None
+        started = time.time()  # an outage counts from the call that met it, not from when its retries ran out
         try:
             # A dead server must not stall training: while it is down only quick probes; before
             # that a few retries (MLflow's default, 7 with backoff, blocks about 4 minutes), as
@@ -61,7 +62,7 @@ class EpochLog:
                 self._drain()
         except Exception as e:  # MlflowException, requests errors, ...: the store is down
             if not outage:
-                self.down_since = time.time()
+                self.down_since = started
                 self.log(f"tracking store unreachable ({type(e).__name__}: {str(e)[:160]}); training goes on, "
                          f"metrics are queued and replayed in order when it answers")
             return False
