@@ -22,8 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
-	$(BIN)/python -m pytest -q
+test-all: test
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e and not slow and not learning"

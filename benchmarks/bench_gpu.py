@@ -13,7 +13,8 @@ runs/bench_gpu.json) for:
      compact-1x embeddings in batches of 1024, distances + ranking on the device, and the
      numpy ranking for comparison;
   3. aggregate images/s of 1, 2, 4 and 8 trainer processes sharing the GPU (compact-1x,
-     device pipeline, the faster compile mode measured in 1 that finished quickly);
+     device pipeline, eager: measured before the compiled cells of 1, whose compiles
+     would eat the budget N times over);
   4. projected wall time of the paper's schedule (875 epochs x 12,936 images + its
      evaluations and SWAG BatchNorm passes) per trial, and of the 55-trial Table 3 grid
      on 1 and on 8 GPUs, with and without packing;
@@ -26,6 +27,7 @@ on the CPU (a few minutes; compiled cells skipped, packing 1 and 2 processes).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -42,7 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a plain checkout, nothing pip-installed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import pipeline_trainer, time_steps  # noqa: E402
+from bench_train import endless_batches, pipeline_trainer, time_steps  # noqa: E402
+
+from reid_core.config import DataConfig  # noqa: E402
+from reid_core.training.trainer import pick_device  # noqa: E402
 
 MARKET = {"train": 12_936, "query": 3_368, "gallery": 15_913, "train_ids": 751}
 PAPER_EPOCHS = 350 + 15 * 35  # main phase + 15 SWAG cycles of 35 epochs
@@ -104,16 +109,11 @@ def _worker(args: argparse.Namespace) -> None:
     time_steps(t, 1, args.warmup)  # warm-up before the common start
     while time.time() < args.start_at:
         time.sleep(0.01)
-    images, steps, t1, epoch = 0, 0, time.perf_counter(), 1
+    images, steps, t1 = 0, 0, time.perf_counter()
     cuda = t.device.type == "cuda"
-    batches = t._train_batches(epoch)
+    batches = endless_batches(t, epoch=1)
     while time.perf_counter() - t1 < args.seconds:
-        try:
-            imgs, pids = next(batches)
-        except StopIteration:
-            epoch += 1
-            batches = t._train_batches(epoch)
-            continue
+        imgs, pids = next(batches)
         t.train_step(imgs, pids)
         images += imgs.shape[0]
         steps += 1
@@ -220,11 +220,9 @@ def part_evaluation(report: dict, budget: Budget, device: str, m: dict) -> None:
     q_pids, g_pids = torch.randint(1, 751, (nq,), generator=rng), torch.randint(0, 751, (ng,), generator=rng)
     q_cams, g_cams = torch.randint(1, 7, (nq,), generator=rng), torch.randint(1, 7, (ng,), generator=rng)
 
-    def prep(x: torch.Tensor) -> torch.Tensor:
-        from reid_core.data.device_augment import normalise
+    from reid_core.data.device_augment import normalise
 
-        x = normalise(x)
-        return x.contiguous(memory_format=torch.channels_last) if cuda else x
+    prep = functools.partial(normalise, channels_last=cuda)
 
     def sync() -> None:
         if cuda:
@@ -405,13 +403,13 @@ def main() -> None:
         return
 
     budget = Budget(args.budget)
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    device = pick_device(args.device).type
     cuda = device == "cuda"
     m = _mode(cuda)
     name = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
     report: dict[str, Any] = {"device": name, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                               "torch": torch.__version__, "mode": "gpu" if cuda else "cpu-fallback",
-                              "budget_seconds": args.budget, "batch": "P x K = 8 x 4"}
+                              "budget_seconds": args.budget, "batch": f"P x K = {DataConfig().p} x {DataConfig().k}"}
     _say(f"bench_gpu: {name}, torch {torch.__version__}, budget {args.budget:.0f} s"
          + ("" if cuda else " -- no GPU: small CPU run (width 0.25, depth 0.3, 80x32, small sets)"))
     out = Path(args.out) if args.out else (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "runs") / "bench_gpu.json"

@@ -25,8 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-KEYS = ("loss", "loss_ce", "loss_triplet", "lr", "epoch_seconds", "images_per_second",
-        "rank1", "rank5", "rank10", "mAP", "mINP", "swag_rank1")
+from reid_core.metric_keys import EVAL_KEYS, LOSS_KEYS, SWAG_PREFIX  # noqa: E402
+
+# what a trial's epoch logs in one log_batch
+KEYS = (*LOSS_KEYS, "lr", "epoch_seconds", "images_per_second", *EVAL_KEYS, SWAG_PREFIX + "rank1")
 
 
 def _writer(uri: str, experiment_id: str, index: int, epochs: int, start: float, out: "mp.Queue") -> None:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -83,19 +83,21 @@ def pipeline_trainer(root: Path, name: str, pipeline: str, out: Path, device: st
     return Trainer(cfg, root, out / f"{name}-{pipeline}", device=device, log=log)
 
 
+def endless_batches(trainer: Any, epoch: int = 0) -> Iterator[tuple[Any, Any]]:
+    """The trainer's training batches from `epoch` on; an epoch that runs out rolls into the next."""
+    while True:
+        yield from trainer._train_batches(epoch)
+        epoch += 1
+
+
 def time_steps(trainer: Any, steps: int, warmup: int, epoch: int = 0) -> dict[str, float]:
     """images/s of `steps` training steps (input pipeline included) after `warmup` steps."""
     trainer.model.train()
-    batches = trainer._train_batches(epoch)
+    batches = endless_batches(trainer, epoch)
     cuda = trainer.device.type == "cuda"
     done, images, t0 = 0, 0, None
     while done < warmup + steps:
-        try:
-            imgs, pids = next(batches)
-        except StopIteration:  # the epoch ran out: continue with the next one
-            epoch += 1
-            batches = trainer._train_batches(epoch)
-            continue
+        imgs, pids = next(batches)
         if done == warmup:
             if cuda:
                 torch.cuda.synchronize()

@@ -40,11 +40,12 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def check_backend_store(uri: str, timeout: float = 10.0) -> None:
+def check_backend_store(uri: str, timeout: float = 10.0, what: str = "--backend-store-uri") -> None:
     """Refuse a postgresql:// URI that cannot be connected to, naming what to fix.
 
     Runs before the server starts: `mlflow server` itself would only log the error and
-    never answer /health. Other schemes (sqlite, mysql, ...) are left to MLflow.
+    never answer /health. Other schemes (sqlite, mysql, ...) are left to MLflow. `what`
+    names the URI's origin in the message (the server's flag, or a client's tracking URI).
     """
     if not uri.startswith("postgresql"):
         return
@@ -57,13 +58,13 @@ def check_backend_store(uri: str, timeout: float = 10.0) -> None:
         engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(max(1, timeout))})
     except ImportError as e:
         raise BackendStoreError(
-            f"--backend-store-uri {shown}: its PostgreSQL driver is not installed ({e}); "
+            f"{what} {shown}: its PostgreSQL driver is not installed ({e}); "
             "pip install 'compact-reid[cluster]' (psycopg 3) in the server's environment") from None
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
     except sqlalchemy.exc.OperationalError as e:
-        raise BackendStoreError(f"--backend-store-uri {shown}: {_why(str(e.orig or e))}") from None
+        raise BackendStoreError(f"{what} {shown}: {_why(str(e.orig or e))}") from None
     finally:
         engine.dispose()
 
@@ -108,7 +109,7 @@ class LocalPostgres:
 
     @property
     def uri(self) -> str:
-        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+        return self.uri_with()
 
     def uri_with(self, password: str | None = None, database: str | None = None) -> str:
         return (f"postgresql://{self.user}:{password if password is not None else self.password}"
@@ -150,17 +151,16 @@ def local_postgres(port: int | None = None, user: str = "mlflow", database: str 
         shutil.chown(pwfile, owner)
     port = port or find_free_port()
     pg = LocalPostgres(bin_dir, root, port, user, password, database)
-    run = lambda cmd: subprocess.run(_as_owner(cmd, owner), check=True, capture_output=True, text=True,  # noqa: E731
-                                     timeout=timeout)
+    def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+        subprocess.run(_as_owner(cmd, owner), check=True, capture_output=True, text=True, timeout=timeout, env=env)
+
     try:
         run([str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--pwfile", str(pwfile),
              "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"])
         run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(pg.log_path), "-w", "-t", str(int(timeout)),
              "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off", "start"])
-        env = dict(os.environ, PGPASSWORD=password)
-        subprocess.run(_as_owner([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user,
-                                  database], owner),
-                       check=True, capture_output=True, text=True, timeout=timeout, env=env)
+        run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database],
+            env=dict(os.environ, PGPASSWORD=password))
     except subprocess.CalledProcessError as e:
         log = pg.log_path.read_text(errors="replace")[-2000:] if pg.log_path.exists() else ""
         _stop(bin_dir, data, owner)

@@ -77,6 +77,17 @@ def server_command(host: str = "127.0.0.1", port: int = 5000, backend_store_uri:
     return cmd + list(extra_args)
 
 
+def probe_health(url: str, timeout: float = 2.0) -> int | str:
+    """One GET of `url/health`: the HTTP status when the server answered, else why not."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as r:  # noqa: S310 (user-given URL)
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except (urllib.error.URLError, OSError) as e:
+        return str(getattr(e, "reason", e))
+
+
 def wait_healthy(url: str, timeout: float = 90.0, process: subprocess.Popen | None = None,
                  interval: float = 0.25) -> None:
     """Poll `url/health` until it answers 200; ServerError on timeout or if `process` exits."""
@@ -85,15 +96,10 @@ def wait_healthy(url: str, timeout: float = 90.0, process: subprocess.Popen | No
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise ServerError(f"mlflow server exited with code {process.returncode} before answering /health")
-        try:
-            with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as r:  # noqa: S310
-                if r.status == 200:
-                    return
-                last = f"HTTP {r.status}"
-        except urllib.error.HTTPError as e:
-            last = f"HTTP {e.code}"
-        except (urllib.error.URLError, OSError) as e:
-            last = str(getattr(e, "reason", e))
+        answer = probe_health(url)
+        if answer == 200:
+            return
+        last = f"HTTP {answer}" if isinstance(answer, int) else answer
         time.sleep(interval)
     raise ServerError(f"mlflow server at {url} did not answer /health within {timeout:.0f}s ({last})")
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .mlflow_log import names as n
-from .mlflow_log.store import TrackingError, check_tracking_uri, client_for, last_step, resolve_tracking_uri, search_all
+from .mlflow_log.store import (TrackingError, check_tracking_uri, client_for, last_step, now_ms, resolve_tracking_uri,
+                                search_all)
 
 __all__ = ["evaluate_experiment", "TRACK_METRICS"]
 
@@ -112,7 +112,7 @@ def evaluate_experiment(
     for run, m in zip(runs, result["models"]):
         rid = run.info.run_id
         step = last_step(client, rid, n.STEP_KEY)  # the run's last epoch: summary-like keys go there
-        ts = int(time.time() * 1000)
+        ts = now_ms()
         metrics = run_metrics(result, m)
         client.log_batch(rid, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()],
                          tags=[RunTag(n.TRACK_EVAL, tag)])

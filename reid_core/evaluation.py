@@ -185,15 +185,7 @@ def evaluate(
     if d.ndim != 2:
         raise ValueError(f"distmat must be 2-D [num_query, num_gallery], got shape {d.shape}")
     nq, ng = d.shape
-    if len(qp) != nq or len(qc) != nq or len(gp) != ng or len(gc) != ng:
-        raise ValueError(
-            f"shape mismatch: distmat {d.shape}, q_pids {len(qp)}, q_camids {len(qc)}, "
-            f"g_pids {len(gp)}, g_camids {len(gc)}"
-        )
-    if max_rank < 1:
-        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
-    if nq == 0 or ng == 0:
-        raise DataError(f"cannot evaluate an empty problem ({nq} queries, {ng} gallery items)")
+    _check_problem(nq, ng, (len(qp), len(qc), len(gp), len(gc)), max_rank, f"distmat {d.shape}")
     if np.issubdtype(d.dtype, np.floating) and np.isnan(d).any():
         raise DataError("the distance matrix contains NaN (non-finite features?)")
 
@@ -259,8 +251,39 @@ def _summarise(parts: list[dict[str, np.ndarray]], nq: int, ng: int, max_rank: i
     }
 
 
+def _check_problem(nq: int, ng: int, label_lens: tuple[int, int, int, int], max_rank: int, shape: str) -> None:
+    """The checks `evaluate` and `evaluate_features` share. label_lens: q_pids, q_camids,
+    g_pids, g_camids."""
+    lq, lqc, lg, lgc = label_lens
+    if lq != nq or lqc != nq or lg != ng or lgc != ng:
+        raise ValueError(f"shape mismatch: {shape}, q_pids {lq}, q_camids {lqc}, g_pids {lg}, g_camids {lgc}")
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    if nq == 0 or ng == 0:
+        raise DataError(f"cannot evaluate an empty problem ({nq} queries, {ng} gallery items)")
+
+
 # ---------------------------------------------------------------------------------
 # Features and distances
+
+
+def _embed_batch(model: torch.nn.Module, images: torch.Tensor, flip: bool, who: str) -> torch.Tensor:
+    """[B, D] embeddings of one batch; with `flip`, averaged with the mirror's, re-L2-normalised."""
+    f = model(images)
+    if not isinstance(f, torch.Tensor) or f.dim() != 2:
+        raise TypeError(
+            f"{who}: the model in eval mode must return a [N, D] tensor, "
+            f"got {type(f).__name__}{'' if not isinstance(f, torch.Tensor) else tuple(f.shape)}"
+        )
+    if flip:
+        f = F.normalize((f + model(torch.flip(images, dims=[3]))) * 0.5, dim=1)
+    return f
+
+
+def _euclidean(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0)), one formula for every path so that ranks agree."""
+    d = torch.addmm((q * q).sum(dim=1, keepdim=True) + g_sq[None, :], q, g.T, beta=1.0, alpha=-2.0, out=out)
+    return d.clamp_(min=0.0).sqrt_()
 
 
 @torch.inference_mode()
@@ -285,15 +308,7 @@ def extract_features(
     try:
         for batch in loader:
             images = batch[0].to(device, non_blocking=True)
-            f = model(images)
-            if not isinstance(f, torch.Tensor) or f.dim() != 2:
-                raise TypeError(
-                    "extract_features: the model in eval mode must return a [N, D] tensor, "
-                    f"got {type(f).__name__}{'' if not isinstance(f, torch.Tensor) else tuple(f.shape)}"
-                )
-            if flip:
-                f = F.normalize((f + model(torch.flip(images, dims=[3]))) * 0.5, dim=1)
-            feats.append(f.float().cpu())
+            feats.append(_embed_batch(model, images, flip, "extract_features").float().cpu())
             pids.append(_as_numpy(batch[1]).astype(np.int64).ravel())
             camids.append(_as_numpy(batch[2]).astype(np.int64).ravel())
     finally:
@@ -340,9 +355,7 @@ def compute_distance(
                 dc = torch.addmm(torch.ones((), device=dev), F.normalize(qc, dim=1), g.T, beta=1.0, alpha=-1.0,
                                  out=target)
             else:
-                q_sq = (qc * qc).sum(dim=1, keepdim=True)
-                dc = torch.addmm(q_sq + g_sq[None, :], qc, g.T, beta=1.0, alpha=-2.0, out=target)
-                dc.clamp_(min=0.0).sqrt_()
+                dc = _euclidean(qc, g, g_sq, out=target)
             if target is None:
                 out[s : s + chunk_size] = dc.cpu().numpy()
     return out
@@ -388,11 +401,7 @@ def embed_images(
     out: list[torch.Tensor] = []
     try:
         for s in range(0, images.shape[0], batch_size):
-            x = prepare(images[s:s + batch_size])
-            f = model(x)
-            if flip:
-                f = F.normalize((f + model(torch.flip(x, dims=[3]))) * 0.5, dim=1)
-            out.append(f.float())
+            out.append(_embed_batch(model, prepare(images[s:s + batch_size]), flip, "embed_images").float())
     finally:
         model.train(was_training)
     if not out:
@@ -430,25 +439,16 @@ def evaluate_features(
     dev = gf.device
     qf = qf.to(dev)
     nq, ng = qf.shape[0], gf.shape[0]
-    if max_rank < 1:
-        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
-    if nq == 0 or ng == 0:
-        raise DataError(f"cannot evaluate an empty problem ({nq} queries, {ng} gallery items)")
 
     def lab(x: Any) -> torch.Tensor:
         return torch.as_tensor(_as_numpy(x).astype(np.int64).ravel(), device=dev)
 
     qp, gp, qc, gc = lab(q_pids), lab(g_pids), lab(q_camids), lab(g_camids)
-    if len(qp) != nq or len(qc) != nq or len(gp) != ng or len(gc) != ng:
-        raise ValueError(f"shape mismatch: features {nq} x {ng}, q_pids {len(qp)}, q_camids {len(qc)}, "
-                         f"g_pids {len(gp)}, g_camids {len(gc)}")
+    _check_problem(nq, ng, (len(qp), len(qc), len(gp), len(gc)), max_rank, f"features {nq} x {ng}")
     g_sq = (gf * gf).sum(dim=1)
     parts = []
     for s in range(0, nq, chunk_size):
-        q = qf[s:s + chunk_size]
-        # compute_distance's formula, op for op, so the distances (hence ranks) agree.
-        d = torch.addmm((q * q).sum(dim=1, keepdim=True) + g_sq[None, :], q, gf.T, beta=1.0, alpha=-2.0)
-        d.clamp_(min=0.0).sqrt_()
+        d = _euclidean(qf[s:s + chunk_size], gf, g_sq)  # compute_distance's formula: same ranks
         if torch.isnan(d).any():
             raise DataError("the distance matrix contains NaN (non-finite features?)")
         rows, pos = _positions_torch(d, qp[s:s + chunk_size], qc[s:s + chunk_size], gp, gc)

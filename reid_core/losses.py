@@ -165,9 +165,10 @@ def triplet_loss(features: torch.Tensor, labels: torch.Tensor, kind: TripletKind
 class ReIDLoss(nn.Module):
     """CE on every branch's logits + triplet on every branch's features.
 
-    total = ce_weight * R_b CE_b + triplet_weight * R_b triplet_b, where R_b is the MEAN
-    over the branches (global and local) by default, as torchreid's DeepSupervision does
-    for HA-CNN, or their sum with `LossConfig.branch_reduction='sum'`.
+    total = ce_weight * R_b CE_b + triplet_weight * R_b triplet_b, where R_b is the SUM
+    over the branches (global and local) by default (`LossConfig.branch_reduction`, the
+    Compact-ReID columns), or their MEAN with 'mean', as torchreid's DeepSupervision does
+    for HA-CNN (the `hacnn` and `a` presets).
 
     `forward` returns (total, parts) with parts = {'loss_ce': R_b CE_b,
     'loss_triplet': R_b triplet_b (0 when triplet is 'none'), 'loss': total}: the two

@@ -2,7 +2,7 @@
 
 A preset is a set of the paper's switches (the rows of Table 3); `switch_overrides`
 turns switches into config fields and `switches_from_flat` reads them back from a
-run's recorded params, so tables never trust a preset's name.
+run's recorded config (its flattened config.json), so tables never trust a preset's name.
 
 Choices where the paper is silent (also in README):
 - Column a = HA-CNN + the Bag-of-Tricks row only (warm-up, random erasing, label
@@ -11,8 +11,8 @@ Choices where the paper is silent (also in README):
 - `hacnn` is trained with the paper's eq. 5 step schedule without warm-up, CE only.
 - `hacnn` and `a` are THE HA-CNN (torchreid's attention and branch-loss mean,
   `HACNN_FIELDS`); the Compact-ReID columns keep the config defaults (bounded regions,
-  full-range soft mask, summed branch losses), which learned 2.4x better in the CPU
-  learning check (README, "Fidelity to the peer implementations").
+  full-range soft mask, summed branch losses), which learned better in the CPU
+  learning check (figures: README, "Fidelity to the peer implementations").
 """
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def switch_overrides(switches: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def switches_from_flat(flat: Mapping[str, Any]) -> dict[str, bool]:
-    """Read Table 3's switches back from a flat config (e.g. a run's MLflow params).
+    """Read Table 3's switches back from a flat config (e.g. a run's flattened config.json).
 
     Values may be strings (MLflow stores params as text).
     """

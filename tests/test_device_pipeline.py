@@ -145,7 +145,7 @@ def test_erasing_fills_zero_after_normalisation_inside_each_rectangle():
     assert 0.3 < (sizes > 0).float().mean().item() < 0.7
 
 
-def test_normalise_equals_the_torchvision_test_transform(tmp_path):
+def test_normalise_equals_the_torchvision_test_transform():
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8))
     ref = build_test_transform(H, W)(img)

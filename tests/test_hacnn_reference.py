@@ -221,7 +221,7 @@ def test_state_layout_is_torchreid_hacnn() -> None:
     shapes = torchreid_hacnn_shapes(NUM_CLASSES)
     n_params = sum(math.prod(s) for k, s in shapes.items()
                    if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
-    # torchreid's HA-CNN with 751 classes is the 3.7 M of README's Table 1 row plus conv biases.
+    # torchreid's layout = ours + the conv biases it keeps (we fold them into BatchNorm).
     ours = sum(p.numel() for p in hacnn_model().parameters())
     conv_biases = sum(math.prod(s) for k, s in shapes.items() if k.endswith("conv.bias"))
     assert n_params == ours + conv_biases

@@ -97,7 +97,7 @@ def test_gem_float32_under_autocast_and_trainable():
 
 
 def test_hard_attention_crops_stay_inside_the_image():
-    """model.hard_attention='bounded' (this project's earlier variant)."""
+    """model.hard_attention='bounded' (this project's variant, the config default)."""
     torch.manual_seed(0)
     attn = HardAttention(16, "bounded")
     with torch.no_grad():

@@ -5,10 +5,11 @@
 - `sweep_run.SweepTracker`: experiment (tags `mlflow.experimentKind`, `mlflow.note.content`)
   and parent run per sweep (artifacts `spec.yaml`, `trials.json`), closing what trials left open;
 - `trial_run.TrialRun`: the child run per trial, found or created by its tags, per-epoch
-  metrics in one `log_batch`, params (for the UI), artifacts.
+  metrics in one `log_batch`, params (for the UI), artifacts;
+- `outage.EpochLog`: a trial's epochs queued while the store is down, replayed in order.
 
-Works against a SQLite store (`sqlite:////abs/path/mlflow.db`, the default) and a tracking
-server (`http://host:port`). Ray's `MLflowLoggerCallback` is deliberately not used (one REST
+Works against a SQLite store (`sqlite:////abs/path/mlflow.db`, the default), a tracking
+server (`http://host:port`) and PostgreSQL directly (`postgresql://...`). Ray's `MLflowLoggerCallback` is deliberately not used (one REST
 call per key per step, no parent run, new runs for restored trials). Named `mlflow_log`, not
 `mlflow`, so that `import mlflow` always means the library. Importing this package does not
 import mlflow (`compact-reid --help` stays fast).

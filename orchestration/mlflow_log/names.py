@@ -1,7 +1,8 @@
 """Every MLflow name compact-reid writes or reads (docs/CONTRACTS.md), defined once.
 
-Writers (`sweep_run`, `trial_run`, `orchestration.multicam_eval`) and readers
-(`orchestration.report`, `orchestration.sweep.status`) import these instead of
+Writers (`sweep_run`, `trial_run`, `outage`, `orchestration.sweep.trial` / `.runner`,
+`orchestration.multicam_eval`) and readers (`orchestration.report`,
+`orchestration.sweep.status`) import these instead of
 spelling the strings.
 """
 from __future__ import annotations

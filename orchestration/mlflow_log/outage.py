@@ -1,7 +1,8 @@
 """A trial keeps training while its tracking server is down, and loses no metric.
 
 `EpochLog` sits between the trial and its `TrialRun`: each epoch's metrics join a queue
-that is flushed to MLflow in order. When a call fails (after MLflow's own HTTP retries),
+that is flushed to MLflow in order. When a call fails (after 3 HTTP retries, or the
+user's MLFLOW_HTTP_REQUEST_MAX_RETRIES),
 the trial goes on; later epochs only probe the server quickly (no retries), and once it
 answers the queue is replayed in order, each epoch at its own step, and the run is tagged
 `compact_reid.replayed_epochs` / `compact_reid.tracking_outage_s`.
@@ -57,7 +58,8 @@ class EpochLog:
         try:
             # A dead server must not stall training: while it is down only quick probes; before
             # that a few retries (MLflow's default, 7 with backoff, blocks about 4 minutes), as
-            # nothing is lost when they run out. A user's MLFLOW_HTTP_REQUEST_MAX_RETRIES wins.
+            # nothing is lost when they run out. A user's MLFLOW_HTTP_REQUEST_MAX_RETRIES leaves
+            # both the retries and the timeout to them.
             with quick_failing() if outage else _few_retries():
                 self._drain()
         except Exception as e:  # MlflowException, requests errors, ...: the store is down

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -95,34 +93,32 @@ def scoped_env(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def quick_failing() -> Any:
+def quick_failing(timeout: float = 5) -> Any:
     """No retries and a short timeout: for probes that must not hang on a dead server."""
-    return scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+    return scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(timeout)))
 
 
 def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
-    """Fail fast (TrackingError) when the tracking store cannot be reached; creates nothing
-    but the SQLite file (and its folder) for a sqlite URI."""
+    """Fail fast (TrackingError) when the tracking store cannot be reached. Creates only what
+    opening the store creates: the SQLite file (and its folder), or MLflow's tables in an
+    empty PostgreSQL database."""
     if urlparse(uri).scheme in ("http", "https"):
-        url = uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (user-given URL)
-                if r.status != 200:
-                    raise TrackingError(f"tracking server {uri}: /health answered HTTP {r.status}")
-        except urllib.error.HTTPError as e:
-            raise TrackingError(f"tracking server {uri}: /health answered HTTP {e.code}") from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
+        from mlflow_server.server import probe_health
+
+        answer = probe_health(uri, timeout)
+        if isinstance(answer, str):
             raise TrackingError(
-                f"cannot reach the MLflow tracking server at {uri} ({reason}); start one with "
-                "`compact-reid server` or pass --tracking-uri sqlite:///path/mlflow.db") from None
+                f"cannot reach the MLflow tracking server at {uri} ({answer}); start one with "
+                "`compact-reid server` or pass --tracking-uri sqlite:///path/mlflow.db")
+        if answer != 200:
+            raise TrackingError(f"tracking server {uri}: /health answered HTTP {answer}")
     if uri.startswith("postgresql"):  # MLflow straight on the database (no server)
         from mlflow_server.postgres import BackendStoreError, check_backend_store
 
         try:
-            check_backend_store(uri, timeout)
+            check_backend_store(uri, timeout, what="tracking URI")
         except BackendStoreError as e:
-            raise TrackingError(str(e).replace("--backend-store-uri", "tracking URI", 1)) from None
+            raise TrackingError(str(e)) from None
     p = sqlite_path(uri)
     if p is not None:
         try:
@@ -130,7 +126,7 @@ def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
         except OSError as e:
             raise TrackingError(f"tracking URI {uri}: cannot create {p.parent} ({e})") from None
     try:
-        with scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(timeout))):
+        with quick_failing(timeout):
             client_for(uri).search_experiments(max_results=1)
     except TrackingError:
         raise

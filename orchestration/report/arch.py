@@ -156,7 +156,7 @@ def table2(data: SweepData, mode: str, arch_params: Mapping[str, float] | None =
         highlight.append(len(rows))
         rows.append(row)
         records.append(rec)
-    notes = ["Literature rows: the paper's Table 2 (orchestration/data/sota_market_duke.csv); params (M) only "
+    notes = ["Literature rows: the paper's Table 2 (orchestration/report/data/sota_market_duke.csv); params (M) only "
              "where publicly known, else –. This sweep: per dataset (data.name param) the group with the best "
              "mean final rank-1, and the best of each other model size; % mean ± sample std over its finished "
              "seeds. A synthetic or other dataset gets its own columns: its numbers are not comparable."]
@@ -168,8 +168,4 @@ def table2(data: SweepData, mode: str, arch_params: Mapping[str, float] | None =
             rows[j] = {**rows[j], "family": ""}
     return Table("table2", "Table 2: comparison with the state of the art", pd.DataFrame(rows),
                  pd.DataFrame(records), notes, highlight_rows=highlight, sections=sections, left_cols=2)
-
-
-# ---------------------------------------------------------------------------------
-
 

@@ -20,7 +20,7 @@ from reid_core.metric_keys import SWAG_PREFIX
 from reid_core.presets import SWITCHES, switches_from_flat
 
 from ..mlflow_log import names as n
-from ..mlflow_log.store import read_json_artifact, search_all, sqlite_path
+from ..mlflow_log.store import client_for, read_json_artifact, search_all, sqlite_path
 from ..sweep.names import SEED_SUFFIX
 from .sweep_data import CONFIG_PREFIX, FINISHED, SWITCH_PARAMS, SweepData, TablesError, metric, num
 
@@ -28,13 +28,11 @@ HISTORY_KEYS = ("rank1", "mAP", SWAG_PREFIX + "rank1", SWAG_PREFIX + "mAP")  # F
 
 
 def _client(tracking_uri: str) -> Any:
-    from mlflow import MlflowClient
-
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():  # a read-only command must not create a store
         raise TablesError(f"no MLflow store at {path} (--tracking-uri {tracking_uri}); "
                           "pass the store the sweep logged to")
-    return MlflowClient(tracking_uri=tracking_uri)
+    return client_for(tracking_uri)
 
 
 def _read_trials(client: Any, run_id: str, warnings: list[str]) -> list[dict[str, Any]] | None:

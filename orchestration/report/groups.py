@@ -125,7 +125,7 @@ def group_label(group: str, mode: str) -> str:
 # Problems (runs not averaged)
 
 
-def short_error(text: str, limit: int = 200) -> str:
+def error_headline(text: str, limit: int = 200) -> str:
     """The line of an error tag that says what happened (a traceback's last line)."""
     lines = [ln.strip() for ln in str(text or "").strip().splitlines() if ln.strip() and ln.strip() != "...(truncated)"]
     if not lines:
@@ -148,17 +148,9 @@ def problems_frame(data: SweepData) -> pd.DataFrame:
             if not err and r.get("stopped"):
                 err = "stopped early by the scheduler" if r["stopped"] == "early" else f"stopped ({r['stopped']})"
             rows.append({"trial": r["trial_name"], "group": group, "status": r["status"],
-                         "error": short_error(err), "error_full": err, "run_id": r["run_id"]})
-    seen = set(runs["trial_name"])
-    for t in data.planned or []:
-        name = str(t.get("trial_name", ""))
-        if name and name not in seen:
-            rows.append({"trial": name, "group": str(t.get("grid_point", "")), "status": "not started",
-                         "error": "", "error_full": "", "run_id": ""})
+                         "error": error_headline(err), "error_full": err, "run_id": r["run_id"]})
+    for t in data.not_started:
+        rows.append({"trial": str(t["trial_name"]), "group": str(t.get("grid_point", "")), "status": "not started",
+                     "error": "", "error_full": "", "run_id": ""})
     return pd.DataFrame(rows, columns=["trial", "group", "status", "error", "error_full", "run_id"])
-
-
-# ---------------------------------------------------------------------------------
-# Table 3 (or the generic grid table)
-
 

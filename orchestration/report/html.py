@@ -53,8 +53,7 @@ def counts(data: SweepData) -> dict[str, int]:
          "running": int((inc["status"] == "RUNNING").sum()),
          "other": int((~inc["status"].isin([FINISHED, "FAILED", "RUNNING"])).sum()),
          "excluded": int((data.runs["excluded"] != "").sum())}
-    seen = set(data.runs["trial_name"])
-    c["not started"] = sum(1 for t in (data.planned or []) if str(t.get("trial_name", "")) not in seen)
+    c["not started"] = len(data.not_started)
     if data.planned is not None:
         c["planned"] = len(data.planned)
     return c

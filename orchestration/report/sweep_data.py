@@ -8,14 +8,14 @@ from typing import Any
 import pandas as pd
 
 from reid_core.errors import ReIDError
+from reid_core.presets import switch_overrides
 
 MISSING = "–"  # en dash: a value nobody recorded
 CHECK = "✓"
 FINISHED = "FINISHED"
 # Config fields that `switches_from_flat` reads: a run whose config.json lacks them cannot be
 # placed in Table 3.
-SWITCH_PARAMS = ("schedule.warmup_epochs", "data.erasing_p", "loss.label_smoothing", "model.classifier_bias",
-                 "loss.triplet", "model.neck", "model.block", "model.pooling", "model.size", "swag.enabled")
+SWITCH_PARAMS = tuple(switch_overrides({}))
 # Config fields that never define a group (they differ between seeds or say where data lives).
 NON_AXIS_PARAMS = {"seed", "data.root", "data.num_workers", "eval.batch_size"}
 CONFIG_PREFIX = "config."  # run-frame columns holding the run's config.json, flattened (typed values)
@@ -57,6 +57,12 @@ class SweepData:
     warnings: list[str] = field(default_factory=list)
     superseded: int = 0  # earlier attempts of a trial name that a later run replaced
     arch_params: dict[str, float] = field(default_factory=dict)  # group -> params (Table 1), for Table 2 / Fig. 1
+
+    @property
+    def not_started(self) -> list[dict[str, Any]]:
+        """Planned trials (trials.json) that have no run."""
+        seen = set(self.runs["trial_name"])
+        return [t for t in self.planned or [] if str(t.get("trial_name", "")) and str(t["trial_name"]) not in seen]
 
     @property
     def included(self) -> pd.DataFrame:

@@ -223,7 +223,7 @@ def table4(data: SweepData, mode: str) -> Table | None:
 
 
 # ---------------------------------------------------------------------------------
-# Table 1 (architecture)
+# All tables
 
 
 def build_tables(data: SweepData, group_by: str = "auto", recompute: bool = True) -> tuple[str, dict[str, Table]]:

@@ -31,13 +31,12 @@ from reid_core.presets import PRESETS, preset_config
 from .names import format_value, trial_name
 from .plan import (DatasetSpec, SchedulerSpec, SearchSpec, SpaceParam, SweepSpec, TrialSpec, describe,
                    total_epochs)
-from .spec_models import RAY_METRICS, SweepFile, error_message
+from .spec_models import RAY_METRICS, RESERVED_KEYS, SweepFile, error_message
 
 __all__ = ["SweepSpec", "TrialSpec", "DatasetSpec", "SearchSpec", "SchedulerSpec", "SpaceParam", "load_spec",
            "parse_text", "parse_spec", "describe", "RAY_METRICS"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-_RESERVED = ("seed", "preset")  # set by `seeds:` and `base_preset` / `grid.preset`, never as config keys
 
 
 class _Ctx:
@@ -59,7 +58,7 @@ class _Ctx:
             full = resolve_key(key)
         except ConfigError as e:
             raise self.err(where, str(e).split(": ", 1)[-1]) from None
-        self.check(full not in _RESERVED and key not in _RESERVED, where,
+        self.check(full not in RESERVED_KEYS and key not in RESERVED_KEYS, where,
                    "set seeds with `seeds: [...]` and presets with `base_preset` or `grid.preset`")
         return full
 

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from reid_core.metric_keys import EVAL_KEYS, FINAL_KEYS, LOSS_KEYS
 from reid_core.presets import PRESETS
 
+RESERVED_KEYS = ("seed", "preset")  # set by `seeds:` and `base_preset` / `grid.preset`, never as config keys
 # Metrics a trial reports to Ray every epoch (eval metrics carry their latest value).
 RAY_METRICS = EVAL_KEYS + LOSS_KEYS + tuple(f"final_{k}" for k in FINAL_KEYS)
 DATASET_NAMES = ("auto", "market1501", "dukemtmcreid", "generic")
@@ -226,7 +227,7 @@ def sweep_json_schema() -> dict[str, Any]:
     hints = _leaf_types(TrainConfig)
     fields = {}
     for path in flat_fields(TrainConfig()):
-        if path in ("seed", "preset"):
+        if path in RESERVED_KEYS:
             continue
         leaf = TypeAdapter(hints[path]).json_schema()
         fields[path] = leaf

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from .spec import TrialSpec
+from .ray_tune import trial_name_creator
 from .state import SweepError, SweepState, find_sweep
 
 
@@ -18,8 +18,7 @@ def trial_rows(trials: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], list[d
     rows: list[dict[str, Any]] = []
     interrupted = False
     for t in trials:
-        record = (t.config or {}).get("trial")
-        name = TrialSpec.from_record(record).name if record else t.trial_id
+        name = trial_name_creator(t)
         last = dict(t.last_result or {})
         status = str(t.status)
         total, epoch = int(last.get("total_epochs") or 0), int(last.get("epoch") or 0)

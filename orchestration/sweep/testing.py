@@ -44,7 +44,8 @@ class FaultHooks:
                    float(os.environ.get("COMPACT_REID_EPOCH_SLEEP", "0")))
 
     def on_epoch(self, name: str, epoch: int) -> None:
-        """Called by run_trial after the epoch is logged to MLflow, before its checkpoint."""
+        """Called by run_trial after the epoch is handed to MLflow (logged, or queued while
+        the store is down), before its checkpoint."""
         if self.epoch_sleep:
             import time
 

@@ -9,7 +9,7 @@ checkpoint and `tune.report(metrics, checkpoint=...)`. At the last epoch the MLf
 is completed (summary at the final step, artifacts, FINISHED) BEFORE the final report, so
 a scheduler stopping the trial on that report cannot leave it half-logged.
 
-What Ray sees each epoch (`RAY_METRICS` in spec.py): the epoch's numbers, the latest
+What Ray sees each epoch (`RAY_METRICS` in spec_models.py): the epoch's numbers, the latest
 evaluation carried forward (`rank1`, `mAP`, ... from the untrained evaluation until the
 first evaluation epoch), `final_*` (reid_core.metric_keys.final_metrics of the latest
 evaluations; the summary's at the last epoch), `train_seconds`, `eval_seconds`,
@@ -18,7 +18,8 @@ evaluations; the summary's at the last epoch), `train_seconds`, `eval_seconds`,
 generator: training, every evaluation including the untrained one, the summary);
 wall - init - run is what orchestration (imports, MLflow, checkpoints, reports) costs.
 
-`on_epoch(name, epoch)` is called after an epoch is logged and before its checkpoint: the
+`on_epoch(name, epoch)` is called after an epoch is handed to MLflow (logged, or queued
+while the store is down) and before its checkpoint: the
 seam of the test-only fault injection (orchestration/sweep/testing.py).
 """
 from __future__ import annotations
@@ -70,7 +71,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | N
     try:
         trainer, init_s = _build_trainer(cfg, ctx, workdir, log, tune.get_checkpoint())
         _log_start(run, trainer, log)
-        _train(trainer, run, ctx, workdir, trial.name, _Timings(t_start, init_s), on_epoch)
+        _train(trainer, run, ctx, workdir, trial.name, log, _Timings(t_start, init_s), on_epoch)
     except Exception as e:
         err = f"{type(e).__name__}: {e}"
         log(f"failed: {err}")
@@ -188,15 +189,15 @@ class _Carried:
         return out
 
 
-def _train(trainer: Any, run: Any, ctx: TrialContext, workdir: Path, name: str, timings: _Timings,
-           on_epoch: EpochHook | None) -> None:
+def _train(trainer: Any, run: Any, ctx: TrialContext, workdir: Path, name: str, log: Callable[[str], None],
+           timings: _Timings, on_epoch: EpochHook | None) -> None:
     from ray import tune
 
     from ..mlflow_log.outage import EpochLog, store_wait_seconds, wait_for_store
 
     carried = _Carried(trainer)
     every = max(1, ctx.checkpoint_every)
-    epochs = EpochLog(run, lambda msg: print(f"[{name}] {msg}", flush=True))  # survives a store outage
+    epochs = EpochLog(run, log)  # survives a store outage
     t_gen = time.perf_counter()
     for m in trainer.run():
         timings.run_s += time.perf_counter() - t_gen
@@ -207,7 +208,7 @@ def _train(trainer: Any, run: Any, ctx: TrialContext, workdir: Path, name: str, 
         last = epoch == trainer.total_epochs
         if last:
             epochs.wait_flushed(store_wait_seconds())
-            wait_for_store(lambda: _complete(run, trainer, workdir), store_wait_seconds(),
+            wait_for_store(lambda: _complete(run, trainer, workdir), store_wait_seconds(), log=log,
                            what="tracking store (completing the run)")
         result = carried.report(m, trainer.summary if last else None, _totals(trainer, timings))
         if last or epoch % every == 0:

@@ -22,26 +22,35 @@ parameters per call, so a batch would share one flip, one crop and one rectangle
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
 from ..config import DataConfig
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, PAD
 
 __all__ = ["BatchAugment", "normalise", "ERASING_TRIES"]
 
 ERASING_TRIES = 10  # torchvision's RandomErasing
-PAD = 10
 
 
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, 3, H, W] -> float32 normalised as ToDtype(scale=True) + Normalize do it."""
+@functools.lru_cache(maxsize=8)
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # made once per device: a host-to-device copy per batch would sync the CUDA stream every step
+    mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    return mean, std
+
+
+def normalise(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float32 normalised as ToDtype(scale=True) + Normalize do it;
+    `channels_last`: in the memory format the GPU step runs in."""
     x = images.to(torch.float32).mul_(1.0 / 255)  # torchvision to_dtype_image, op for op
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std)
+    mean, std = _mean_std(x.device)
+    x = x.sub_(mean).div_(std)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 class BatchAugment:

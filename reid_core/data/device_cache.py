@@ -174,13 +174,12 @@ def _decode(items: Sequence[tuple[str, int, int]], height: int, width: int, work
             progress: bool) -> torch.Tensor:
     """Decode and resize every image with the torchvision path's own Resize, in workers."""
     from torch.utils.data import DataLoader
-    from torchvision.transforms import InterpolationMode
     from torchvision.transforms import v2 as T
 
     from .datasets import ImageDataset
+    from .transforms import resize
 
-    tf = T.Compose([T.Resize((height, width), interpolation=InterpolationMode.BILINEAR, antialias=True),
-                    T.PILToTensor()])
+    tf = T.Compose([resize(height, width), T.PILToTensor()])
     loader = DataLoader(ImageDataset(items, tf), batch_size=256, num_workers=workers, shuffle=False)
     out = torch.empty((len(items), 3, height, width), dtype=torch.uint8)
     bar = None

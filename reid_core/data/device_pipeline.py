@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -71,10 +71,9 @@ class DeviceData:
         self.train = images["train"].to(device)
         self.query = images["query"].to(device)
         self.gallery = images["gallery"].to(device)
-        self.train_pids = _labels(dataset.train, 1, device)
+        self.train_pids = torch.tensor([pid for _, pid, _ in dataset.train], dtype=torch.long, device=device)
         self.augment = BatchAugment(cfg.data)
         self.sampler = sampler
-        self.nbytes = nbytes
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         """[num_batches, P*K] int64 indices of epoch `epoch`'s PK batches, on the device."""
@@ -89,6 +88,3 @@ class DeviceData:
         for idx in self.epoch_indices(epoch):
             yield self.augment(self.train.index_select(0, idx)), self.train_pids.index_select(0, idx)
 
-
-def _labels(items: Sequence[tuple[str, int, int]], column: int, device: torch.device) -> torch.Tensor:
-    return torch.tensor([it[column] for it in items], dtype=torch.long, device=device)

@@ -18,10 +18,16 @@ from torchvision.transforms import v2 as T
 
 from ..config import DataConfig
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "build_train_transform", "build_test_transform"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PAD", "resize", "build_train_transform", "build_test_transform"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PAD = 10  # pixels of black padding before the random crop (the paper's pad 10)
+
+
+def resize(height: int, width: int) -> T.Resize:
+    """The one resize every path uses (train, test, the device cache): bilinear, antialiased."""
+    return T.Resize((height, width), interpolation=InterpolationMode.BILINEAR, antialias=True)
 
 
 def _to_normalised_tensor() -> list[T.Transform]:
@@ -31,11 +37,11 @@ def _to_normalised_tensor() -> list[T.Transform]:
 def build_train_transform(cfg: DataConfig | None = None, height: int = 160, width: int = 64) -> T.Compose:
     """Augmenting transform for training (settings from `cfg`, DataConfig() by default)."""
     cfg = cfg if cfg is not None else DataConfig()
-    steps: list[T.Transform] = [T.Resize((height, width), interpolation=InterpolationMode.BILINEAR, antialias=True)]
+    steps: list[T.Transform] = [resize(height, width)]
     if cfg.flip:
         steps.append(T.RandomHorizontalFlip(p=0.5))
     if cfg.pad_crop:
-        steps += [T.Pad(10), T.RandomCrop((height, width))]
+        steps += [T.Pad(PAD), T.RandomCrop((height, width))]
     steps += _to_normalised_tensor()
     if cfg.erasing_p > 0:
         steps.append(T.RandomErasing(p=cfg.erasing_p, scale=tuple(cfg.erasing_area),
@@ -46,5 +52,4 @@ def build_train_transform(cfg: DataConfig | None = None, height: int = 160, widt
 
 def build_test_transform(height: int = 160, width: int = 64) -> T.Compose:
     """Deterministic transform for evaluation: resize, to float, normalise."""
-    return T.Compose([T.Resize((height, width), interpolation=InterpolationMode.BILINEAR, antialias=True),
-                      *_to_normalised_tensor(), T.ToPureTensor()])
+    return T.Compose([resize(height, width), *_to_normalised_tensor(), T.ToPureTensor()])

@@ -4,7 +4,7 @@ Images are embedded as base64 JPEG thumbnails (not relative paths), so the page 
 mailed, attached to a run or opened from another folder. Borders: blue = the query,
 green = same person id as the query, red = another id, grey = a name without an id, junk
 (-1) or a distractor (0) (ids come from Market-1501-style names, `0001_c1s1_...`). Built with the standard
-library's html.escape, like orchestration/report.py: one small page needs no template engine.
+library's html.escape: one small page needs no template engine (and reid_core takes no jinja2).
 """
 from __future__ import annotations
 

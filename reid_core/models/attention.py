@@ -1,8 +1,10 @@
 """Harmonious attention of HA-CNN (Li et al. 2018): soft spatial x channel, hard regions.
 
 Written to match torchreid's hacnn.py (the public reference implementation), which
-tests/test_hacnn_reference.py checks numerically. `model.hard_attention='bounded'` keeps
-an earlier variant of the hard attention (see `HardAttention`, `crop_regions`).
+tests/test_hacnn_reference.py checks numerically (modes 'hacnn', used by the `hacnn` and `a`
+presets). The config defaults, used by the Compact-ReID columns, are this project's variants:
+`model.hard_attention='bounded'` (see `HardAttention`, `crop_regions`) and
+`model.soft_attention='full_range'`.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ class SoftAttention(nn.Module):
         self.spatial = SpatialAttention()
         self.channel = ChannelAttention(channels)
         # 'full_range' (no ReLU: a mask in (0, 1) that can switch a feature off) is this
-        # project's earlier variant.
+        # project's variant, the config default.
         self.conv = ConvBNReLU(channels, channels, 1, relu=mode == "hacnn")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +82,7 @@ class HardAttention(nn.Module):
 
     mode 'hacnn' (HA-CNN, torchreid): t = tanh(z); the Linear starts at zero weights and
     bias (0, -0.75, 0, -0.25, 0, 0.25, 0, 0.75), i.e. stripes centred at tanh(bias).
-    mode 'bounded' (an earlier choice of this project): t = (1 - s) * tanh(z), which keeps
+    mode 'bounded' (this project's variant, the config default): t = (1 - s) * tanh(z), which keeps
     every crop [t - s, t + s] inside the image; the bias puts the stripes at
     (-0.75, -0.25, 0.25, 0.75), the outer ones pulled in slightly (|t| <= 0.95 (1 - s)) so
     that tanh is not saturated.

@@ -20,6 +20,7 @@ tensors on the device, batched augmentation there: reid_core/data/device_pipelin
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader
 from ..config import TrainConfig, from_dict, to_dict, with_overrides
 from ..errors import CheckpointError, TrainingError
 from ..losses import ReIDLoss
-from ..metric_keys import EVAL_KEYS, final_metrics
+from ..metric_keys import EVAL_KEYS, LOSS_KEYS, SWA_PREFIX, SWAG_PREFIX, final_metrics
 from ..models import HACNNFamily, build_model
 from .schedules import Plan, build_optimizer, build_plan, build_scheduler
 from .swag import SWAG, bma_embed, recompute_bn
@@ -197,28 +198,28 @@ class Trainer:
             # Large batches straight from the device cache (eval mode: the batch size does
             # not change the features beyond float rounding).
             bs = max(self.cfg.eval.batch_size, 1024) if self.cuda else self.cfg.eval.batch_size
-            prep = self._prepare_eval
+            from ..data.device_augment import normalise
+
+            prep = functools.partial(normalise, channels_last=self.cuda)
             return torch.cat([embed_images(model, self.pipeline.query, bs, flip, prep),
                               embed_images(model, self.pipeline.gallery, bs, flip, prep)])
         q, _, _ = extract_features(model, self._loader("query"), self.device, flip=flip)
         g, _, _ = extract_features(model, self._loader("gallery"), self.device, flip=flip)
         return torch.cat([torch.as_tensor(q), torch.as_tensor(g)])
 
-    def _prepare_eval(self, images: torch.Tensor) -> torch.Tensor:
-        from ..data.device_augment import normalise
-
-        x = normalise(images)
-        return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
+    @functools.cached_property
+    def _eval_labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Query pids, query cams, gallery pids, gallery cams (built once, used by every evaluation)."""
+        q, g = self.dataset.query, self.dataset.gallery
+        return (np.array([p for _, p, _ in q]), np.array([c for _, _, c in q]),
+                np.array([p for _, p, _ in g]), np.array([c for _, _, c in g]))
 
     def _score(self, embeddings: torch.Tensor) -> dict[str, float]:
         from ..evaluation import compute_distance, evaluate, evaluate_features
 
         nq = len(self.dataset.query)
         qf, gf = embeddings[:nq], embeddings[nq:]
-        q_pids = np.array([p for _, p, _ in self.dataset.query])
-        q_cams = np.array([c for _, _, c in self.dataset.query])
-        g_pids = np.array([p for _, p, _ in self.dataset.gallery])
-        g_cams = np.array([c for _, _, c in self.dataset.gallery])
+        q_pids, q_cams, g_pids, g_cams = self._eval_labels
         if embeddings.device.type == "cuda":  # distances and ranking on the GPU (same numbers)
             res = evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank=self.cfg.eval.max_rank)
         else:  # on a CPU the packed numpy ranking is the faster one
@@ -246,11 +247,11 @@ class Trainer:
             recompute_bn(model, self._bn_loader(), device=self.device)
             model.eval()
             with torch.no_grad():
-                out.update({f"swa_{k}": v for k, v in self._score(self._embed_all(model)).items()})
+                out.update({SWA_PREFIX + k: v for k, v in self._score(self._embed_all(model)).items()})
             gen = torch.Generator(device="cpu").manual_seed(_epoch_seed(self.cfg.seed, 5_000_000 + self.epoch))
             emb = bma_embed(model, self.swag, sw.samples, sw.scale, self._bn_loader(), self._embed_all,
                             generator=gen, device=self.device)
-        out.update({f"swag_{k}": v for k, v in self._score(emb).items()})
+        out.update({SWAG_PREFIX + k: v for k, v in self._score(emb).items()})
         return out
 
     def _autocast(self) -> Any:
@@ -300,14 +301,18 @@ class Trainer:
         # On a GPU, reading the loss every step would stall the queue (a host sync per
         # step); the losses are checked every `group` steps instead (the error still
         # names the first bad step). On a CPU train_step checks every step itself.
-        group = 50 if self.cuda else 1
+        group = 50
         pending: list[torch.Tensor] = []
-        sums = torch.zeros(3, device=self.device)
+        sums = torch.zeros(len(LOSS_KEYS), device=self.device)
         t0 = time.perf_counter()
         for imgs, pids in self._train_batches(epoch):
-            pending.append(self.train_step(imgs, pids, epoch, steps))
+            losses = self.train_step(imgs, pids, epoch, steps)
             steps += 1
             images += imgs.shape[0]
+            if not self.cuda:
+                sums += losses  # already checked by train_step
+                continue
+            pending.append(losses)
             if len(pending) >= group:
                 sums += self._check_finite(pending, steps - len(pending), epoch, lr)
                 pending = []
@@ -320,7 +325,7 @@ class Trainer:
         self._train_seconds += seconds
         self.scheduler.step()
         return {
-            **dict(zip(("loss", "loss_ce", "loss_triplet"), means)),
+            **dict(zip(LOSS_KEYS, means)),
             "lr": lr,
             "epoch_seconds": seconds,
             "images_per_second": images / max(seconds, 1e-9),
