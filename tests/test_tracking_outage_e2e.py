@@ -2,7 +2,7 @@
 
 A real `compact-reid server` is SIGKILLed while a trial trains (slowed to a few seconds an
 epoch by the test-only COMPACT_REID_EPOCH_SLEEP hook) and restarted on the same port and
-store 3 minutes later. The trial does not fail; the epochs it trained meanwhile are
+store a minute later. The trial does not fail; the epochs it trained meanwhile are
 replayed in order: every epoch exactly once, the run FINISHED and tagged as replayed.
 """
 from __future__ import annotations
@@ -26,7 +26,12 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow_server.server import find_free_port, wait_healthy  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-OUTAGE_S = 180
+# The queue / quick-probe / replay path starts once the trial's 3 HTTP retries run out: MLflow's
+# backoff (factor 2, jitter <= 1 s) sleeps 0 + 4 + 8 s, so within about 15 s. 60 s is four times
+# that window: several epochs (about 8 at 3 s of sleep + training each) are trained while the
+# server is down, queued and replayed in order. A longer outage exercises nothing more.
+OUTAGE_S = 60
+EPOCH_SLEEP_S = 3
 
 SPEC = """
 name: outage
@@ -39,7 +44,7 @@ seeds: [0]
 overrides:
   model.width_multiplier: 0.25
   model.depth_multiplier: 0.25
-  schedule.scale: 0.12
+  schedule.scale: 0.08
   data.p: 4
   data.k: 4
   data.num_workers: 0
@@ -83,15 +88,15 @@ def _epochs(client: MlflowClient) -> int:
     return int(runs[0].data.metrics.get("epoch", 0)) if runs else 0
 
 
-@pytest.mark.timeout(1200)
-def test_trial_survives_a_three_minute_outage(tmp_path: Path) -> None:
+@pytest.mark.timeout(900)
+def test_trial_survives_a_tracking_outage(tmp_path: Path) -> None:
     port = find_free_port()
     url = f"http://127.0.0.1:{port}"
     spec = tmp_path / "outage.yaml"
     spec.write_text(SPEC)
     server = _server(port, tmp_path)
     wait_healthy(url, 120, server)
-    env = dict(os.environ, COMPACT_REID_EPOCH_SLEEP="6", RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
+    env = dict(os.environ, COMPACT_REID_EPOCH_SLEEP=str(EPOCH_SLEEP_S), RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
                MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="2")
     env.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)  # the trial's own retry policy is what is tested
     log = open(tmp_path / "sweep.log", "wb")
@@ -124,11 +129,12 @@ def test_trial_survives_a_three_minute_outage(tmp_path: Path) -> None:
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             assert steps == list(range(1, total + 1)), (key, steps)  # no gap, no duplicate
         replayed = int(run.data.tags["compact_reid.replayed_epochs"])
-        assert replayed >= 10, replayed  # about OUTAGE_S / (6 s + an epoch) epochs trained while down
+        # about (OUTAGE_S - the retry window) / (EPOCH_SLEEP_S + an epoch's training) epochs trained while down
+        assert replayed >= 3, replayed
         # The trial meets the outage at its next log call and sees the server back at its next
-        # probe, each up to an epoch (6 s sleep + training) after the fact.
+        # probe, each up to an epoch (sleep + training, slower on a loaded machine) after the fact.
         seen = float(run.data.tags["compact_reid.tracking_outage_s"])
-        assert OUTAGE_S - 30 <= seen <= outage + 30, (seen, outage)
+        assert OUTAGE_S - 20 <= seen <= outage + 20, (seen, outage)
         assert run.data.tags["compact_reid.attempt"] == "1"  # the trial never failed
         text = (tmp_path / "sweep.log").read_text()
         assert "tracking store unreachable" in text and "replayed" in text

@@ -208,15 +208,19 @@ def test_non_finite_loss_names_epoch_and_step(tiny_data, tmp_path):
 @pytest.mark.learning
 @pytest.mark.slow
 def test_short_run_learns_far_above_untrained(learned_compact):
-    """A short CPU run of `compact` (main phase + SWAG cycles; conftest.learned_compact) on
+    """A short CPU run of `compact` (main phase + SWAG cycles; tests/learning_check.py) on
     generated data: the SWAG model's rank-1 and mAP end far above the untrained network's.
 
-    One seed: at this budget the SWAG rank-1 varies by several points from seed to seed
-    (docs/BENCHMARKS.md), so the check is of this seed's run, deterministic on a given machine.
+    The trajectory differs with the CPU's kernels and thread count, so the bar is not one
+    run's result: it sits 3 standard deviations below the smallest gain measured over 5 seeds
+    x {1, 2} threads x {OPENBLAS_CORETYPE unset, set} (benchmarks/bench_learning_check.py,
+    docs/BENCHMARKS.md), while a network that does not learn gains about nothing.
     """
+    import learning_check
+
     cfg, s = learned_compact.config, learned_compact.summary
     assert cfg.swag.enabled and cfg.loss.triplet == "weighted_soft" and cfg.model.pooling == "gem"
-    print({k: v for k, v in s.items() if "rank1" in k or "mAP" in k})
+    print({k: v for k, v in s.items() if "rank1" in k or "mAP" in k}, learning_check.environment())
     assert s["final_rank1"] == s["swag_rank1"] and s["final_mAP"] == s["swag_mAP"]  # the SWAG model is the result
-    assert s["final_rank1"] > s["untrained_rank1"] + 0.15, s
-    assert s["final_mAP"] > s["untrained_mAP"] + 0.15, s
+    assert s["final_rank1"] > s["untrained_rank1"] + learning_check.MIN_GAIN_RANK1, s
+    assert s["final_mAP"] > s["untrained_mAP"] + learning_check.MIN_GAIN_MAP, s
