@@ -49,7 +49,9 @@ def _one(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads_one)
     learning_check.OVERRIDES.update(json.loads(args.overrides))
     t0 = time.perf_counter()
-    t = learning_check.train(Path(args.data), Path(args.out), seed=args.seed, threads=args.threads_one, log=None)
+    tag = f"[seed {args.seed} threads {args.threads_one}]"
+    log = (lambda m: print(tag, m, file=sys.stderr, flush=True)) if args.verbose else None
+    t = learning_check.train(Path(args.data), Path(args.out), seed=args.seed, threads=args.threads_one, log=log)
     s, seconds = t.summary, time.perf_counter() - t0
     track = {}
     if args.track:  # the tracking e2e test's scene and assertion: ReID's IDF1 over no-ReID's
@@ -94,6 +96,7 @@ def main() -> None:
     ap.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="a generator option (explore)")
     ap.add_argument("--track", action="store_true",
                     help="also score each cell's final weights on the tracking test's scene (IDF1 ReID - no-ReID)")
+    ap.add_argument("--verbose", action="store_true", help="each cell's per-epoch lines (to stderr)")
     ap.add_argument("--json-out", help="write the rows and statistics here")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -128,7 +131,7 @@ def main() -> None:
                 if c != "none":
                     env["OPENBLAS_CORETYPE"] = c
                 cmd = [sys.executable, __file__, "--one", "--data", str(data), "--out", f"{tmp}/run-{s}-{t}-{c}",
-                       "--seed", str(s), "--threads-one", str(t), "--overrides", json.dumps(overrides)] + ["--track"] * args.track
+                       "--seed", str(s), "--threads-one", str(t), "--overrides", json.dumps(overrides)] + ["--track"] * args.track + ["--verbose"] * args.verbose
                 running.append((subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True), cell))
                 used += t
             time.sleep(1)

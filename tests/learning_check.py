@@ -13,17 +13,17 @@ import platform
 from pathlib import Path
 from typing import Any, Callable
 
-# Generated set: many ids with few images each generalise (few ids overfit); 200 test ids
-# keep the measurement noise of rank-1 small; cameras at
-# low strength so a short run learns far above the untrained network on every trajectory.
+# Generated set: 250 training ids with 12 images each (3 PK groups an epoch): every seed's
+# network takes off within the first epochs, where 500 ids x 6 images took off after a
+# seed-dependent plateau (rank-1 from 13 to 33 % at the same budget). Cameras at low strength.
 DATA: dict[str, Any] = {
-    "num_ids": 700, "num_train_ids": 500, "num_cameras": 4, "images_per_id": 6, "seed": 11,
+    "num_ids": 350, "num_train_ids": 250, "num_cameras": 4, "images_per_id": 12, "seed": 11,
     "camera_variation": 0.2,
 }
 OVERRIDES: dict[str, Any] = {
     "model.width_multiplier": 0.25, "model.depth_multiplier": 0.3,
     "model.input_height": 80, "model.input_width": 32, "data.num_workers": 0,
-    "schedule.epochs": 12, "schedule.warmup_epochs": 2, "schedule.milestones": [10], "optim.lr": 0.03,
+    "schedule.epochs": 8, "schedule.warmup_epochs": 2, "schedule.milestones": [6], "optim.lr": 0.03,
     "swag.cycles": 2, "swag.cycle_epochs": 1, "swag.samples": 3, "swag.bn_batches": 12, "eval.every": 100,
 }
 THREADS = 2  # the test pins torch's intra-op threads (the bar holds at 1 and 2: measured)
