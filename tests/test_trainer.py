@@ -7,7 +7,8 @@ import torch
 from reid_core.config import TrainConfig, with_overrides
 from reid_core.errors import CheckpointError, DataError, TrainingError
 from reid_core.presets import preset_config
-from reid_core.training.trainer import Trainer, load_weights
+from reid_core.checkpoint import load_weights
+from reid_core.training.trainer import Trainer
 
 TINY = {
     "model.width_multiplier": 0.25, "model.depth_multiplier": 0.3,

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..config import TrainConfig, from_dict, to_dict, with_overrides
+from ..checkpoint import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, check_resumable, load_weights
+from ..config import TrainConfig, to_dict, with_overrides
 from ..errors import CheckpointError, TrainingError
 from ..losses import ReIDLoss
 from ..metric_keys import EVAL_KEYS, LOSS_KEYS, SWA_PREFIX, SWAG_PREFIX, final_metrics
@@ -38,10 +39,7 @@ from ..models import HACNNFamily, build_model
 from .schedules import Plan, build_optimizer, build_plan, build_scheduler
 from .swag import SWAG, bma_embed, recompute_bn
 
-__all__ = ["Trainer", "pick_device", "load_weights", "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT"]
-
-CHECKPOINT_FORMAT = "compact-reid-checkpoint"
-WEIGHTS_FORMAT = "compact-reid-weights"
+__all__ = ["Trainer", "pick_device"]
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -62,32 +60,6 @@ def _seed_all(seed: int) -> None:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**31)
-
-
-def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a weights file or a full checkpoint (both carry 'model' and 'config')."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for truncated/garbage files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(obj, dict) or obj.get("kind") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT) \
-            or "model" not in obj or "config" not in obj:
-        raise CheckpointError(f"{path}: not a compact-reid checkpoint or weights file")
-    return obj
-
-
-def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _config_diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}: checkpoint {va!r} vs this run {vb!r}")
-    return out
 
 
 class Trainer:
@@ -430,17 +402,7 @@ class Trainer:
     def resume_from(self, path: str | Path) -> None:
         """Load a full checkpoint; refuses one made for another architecture or recipe."""
         ckpt = load_weights(path, map_location=self.device)
-        if ckpt.get("kind") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: a weights file, not a training checkpoint (it cannot resume a run)")
-        mine = to_dict(self.cfg)
-        try:  # keys added since the checkpoint was written take their defaults
-            theirs = to_dict(from_dict(TrainConfig, ckpt["config"]))
-        except Exception as e:
-            raise CheckpointError(f"{path}: its configuration is not valid here ({e})") from e
-        # train.* only says how the step runs (compile), not what it computes.
-        diff = [d for d in _config_diff(theirs, mine) if not d.startswith("train.")]
-        if diff:
-            raise CheckpointError(f"{path}: made for a different configuration: " + "; ".join(diff[:6]))
+        check_resumable(ckpt, self.cfg, path)
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -550,15 +512,4 @@ class _Take:
 
     def __len__(self) -> int:
         return min(self.n, len(self.loader))
-
-
-def build_model_from_weights(obj: dict[str, Any]) -> HACNNFamily:
-    """A model built from a weights/checkpoint dict's config with its weights loaded."""
-    cfg = from_dict(TrainConfig, obj["config"])
-    model = build_model(cfg.model)
-    try:
-        model.load_state_dict(obj["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"weights do not fit the recorded architecture ({e})") from e
-    return model
 
