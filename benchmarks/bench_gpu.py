@@ -198,7 +198,7 @@ def part_compiled(report: dict, budget: Budget, data: Path, scratch: Path, devic
 
 
 def part_evaluation(report: dict, budget: Budget, device: str, m: dict) -> None:
-    from reid_core.evaluation import compute_distance, embed_images, evaluate, evaluate_features
+    from reid_core.evaluation import compute_distance, embed_tensor, evaluate, evaluate_features
     from reid_core.models import build_model
     from reid_core.presets import preset_config
 
@@ -229,11 +229,11 @@ def part_evaluation(report: dict, budget: Budget, device: str, m: dict) -> None:
             torch.cuda.synchronize()
 
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-        embed_images(model, q[: m["eval_batch"]], m["eval_batch"], prepare=prep)  # warm-up
+        embed_tensor(model, q[: m["eval_batch"]], m["eval_batch"], prepare=prep)  # warm-up
         sync()
         t0 = time.perf_counter()
-        qf = embed_images(model, q, m["eval_batch"], prepare=prep)
-        gf = embed_images(model, gal, m["eval_batch"], prepare=prep)
+        qf = embed_tensor(model, q, m["eval_batch"], prepare=prep)
+        gf = embed_tensor(model, gal, m["eval_batch"], prepare=prep)
         sync()
     t_embed = time.perf_counter() - t0
     evaluate_features(qf[:64], gf[:256], q_pids[:64], g_pids[:256], q_cams[:64], g_cams[:256])  # warm-up

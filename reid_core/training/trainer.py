@@ -163,7 +163,7 @@ class Trainer:
 
     # Evaluation -----------------------------------------------------------------------
     def _embed_all(self, model: torch.nn.Module) -> torch.Tensor:
-        from ..evaluation import embed_images, extract_features
+        from ..evaluation import embed_tensor, extract_features
 
         flip = self.cfg.eval.flip
         if self.pipeline is not None:
@@ -173,8 +173,8 @@ class Trainer:
             from ..data.device_augment import normalise
 
             prep = functools.partial(normalise, channels_last=self.cuda)
-            return torch.cat([embed_images(model, self.pipeline.query, bs, flip, prep),
-                              embed_images(model, self.pipeline.gallery, bs, flip, prep)])
+            return torch.cat([embed_tensor(model, self.pipeline.query, bs, flip, prep),
+                              embed_tensor(model, self.pipeline.gallery, bs, flip, prep)])
         q, _, _ = extract_features(model, self._loader("query"), self.device, flip=flip)
         g, _, _ = extract_features(model, self._loader("gallery"), self.device, flip=flip)
         return torch.cat([torch.as_tensor(q), torch.as_tensor(g)])
