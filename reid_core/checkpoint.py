@@ -24,7 +24,7 @@ WEIGHTS_FORMAT = "compact-reid-weights"
 
 # Config sections that say how the step runs, not what it computes: a checkpoint resumes
 # under other values of them.
-_RUNTIME_SECTIONS = ("train.",)
+_RUNTIME_SECTIONS = ("runtime.",)
 
 
 def check_format(obj: Any, source: str | Path = "") -> Mapping[str, Any]:

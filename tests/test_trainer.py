@@ -133,10 +133,18 @@ def test_compile_switch_is_a_runtime_option(tiny_data, tmp_path):
     t = Trainer(tiny_cfg(), tiny_data, tmp_path, log=None)
     _run(t, stop_after=1)
     ckpt = t.save_checkpoint(tmp_path / "last.pt")
-    compiled = Trainer(tiny_cfg(**{"train.compile": "default"}), tiny_data, tmp_path / "c", log=None)
+    compiled = Trainer(tiny_cfg(**{"runtime.compile": "default"}), tiny_data, tmp_path / "c", log=None)
     assert compiled.step_model is not compiled.model  # wrapped by torch.compile (lazily compiled)
     compiled.resume_from(ckpt)  # how the step runs is not part of what a checkpoint must match
     assert compiled.epoch == 1
+
+
+def test_checkpoint_of_the_old_train_section_resumes(tiny_data, tmp_path):
+    t = Trainer(tiny_cfg(), tiny_data, tmp_path, log=None)
+    ckpt = t.checkpoint_state()
+    ckpt["config"]["train"] = ckpt["config"].pop("runtime")  # saved before `train` became `runtime`
+    torch.save(ckpt, tmp_path / "old.pt")
+    Trainer(tiny_cfg(), tiny_data, tmp_path / "r", log=None).resume_from(tmp_path / "old.pt")
 
 
 def test_swag_phase_metrics_and_summary(full_run, tmp_path):

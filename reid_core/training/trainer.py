@@ -15,7 +15,7 @@ per image in DataLoader workers; the loaders are built once with persistent work
 every image's augmentation is seeded from (seed, epoch, batch, slot), so the draws do not
 depend on the worker count or on the workers' history) and `device` (the splits as uint8
 tensors on the device, batched augmentation there: reid_core/data/device_pipeline.py).
-`train.compile` wraps the training forward in torch.compile (off by default).
+`runtime.compile` wraps the training forward in torch.compile (off by default).
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ class Trainer:
         self._train_seconds = 0.0
 
     def _compiled(self, model: torch.nn.Module) -> Any:
-        mode = self.cfg.train.compile
+        mode = self.cfg.runtime.compile
         if mode == "off":
             return model
         # Training forward only: its batch shape is fixed (P x K, drop_last), so one graph;
@@ -240,7 +240,7 @@ class Trainer:
         """
         if self.cuda:
             imgs = imgs.contiguous(memory_format=torch.channels_last)
-        if self.cfg.train.compile == "reduce-overhead" and self.cuda:
+        if self.cfg.runtime.compile == "reduce-overhead" and self.cuda:
             torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graph trees
         with self._autocast():
             out = self.step_model(imgs)
