@@ -101,12 +101,16 @@ def test_device_pipeline_resume_reaches_the_same_weights(tiny_data, tmp_path):
 
 
 def test_device_pipeline_embeds_like_the_torchvision_path(tiny_data, tmp_path):
+    from reid_core.data.device_pipeline import DeviceData
+    from reid_core.data.torchvision_pipeline import TorchvisionData
+
     tv = Trainer(tiny_cfg(), tiny_data, tmp_path / "tv", log=None)
     dev = Trainer(tiny_cfg(**{"data.pipeline": "device"}), tiny_data, tmp_path / "dev", log=None)
+    assert type(tv.pipeline) is TorchvisionData and type(dev.pipeline) is DeviceData  # only the one configured
     dev.model.load_state_dict(tv.model.state_dict())
     tv.model.eval(), dev.model.eval()
     with torch.no_grad():
-        a, b = tv._embed_all(tv.model), dev._embed_all(dev.model)
+        a, b = tv.pipeline.embed(tv.model), dev.pipeline.embed(dev.model)
     assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
     assert tv.evaluate_current() == dev.evaluate_current()
 
@@ -117,7 +121,7 @@ def test_persistent_torchvision_workers_keep_exact_resume(tiny_data, tmp_path):
     cfg = tiny_cfg(**{"data.num_workers": 2, "swag.enabled": False, "schedule.epochs": 2, "schedule.milestones": [1]})
     full = Trainer(cfg, tiny_data, tmp_path / "full", log=None)
     _run(full)
-    assert full._loaders["train"].persistent_workers
+    assert full.pipeline.loader("train").persistent_workers
     part = Trainer(cfg, tiny_data, tmp_path / "part", log=None)
     _run(part, stop_after=1)
     resumed = Trainer(cfg, tiny_data, tmp_path / "part", log=None)
