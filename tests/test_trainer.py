@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reid_core.checkpoint import load_weights
 from reid_core.config import TrainConfig, with_overrides
 from reid_core.errors import CheckpointError, DataError, TrainingError
 from reid_core.presets import preset_config
-from reid_core.checkpoint import load_weights
 from reid_core.training.trainer import Trainer
 
 TINY = {

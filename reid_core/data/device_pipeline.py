@@ -77,7 +77,7 @@ class DeviceData:
         self.train_pids = torch.tensor([pid for _, pid, _ in dataset.train], dtype=torch.long, device=device)
         self.augment = BatchAugment(cfg.data)
         self.sampler = sampler
-        self.eval = cfg.eval
+        self.cfg = cfg
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         """[num_batches, P*K] int64 indices of epoch `epoch`'s PK batches, on the device."""
@@ -97,7 +97,8 @@ class DeviceData:
         # Large batches straight from the cache on a GPU (eval mode: the batch size does not
         # change the features beyond float rounding).
         cuda = self.device.type == "cuda"
-        bs = max(self.eval.batch_size, 1024) if cuda else self.eval.batch_size
+        ev = self.cfg.eval
+        bs = max(ev.batch_size, 1024) if cuda else ev.batch_size
         prep = functools.partial(normalise, channels_last=cuda)
-        return torch.cat([embed_tensor(model, self.query, bs, self.eval.flip, prep),
-                          embed_tensor(model, self.gallery, bs, self.eval.flip, prep)])
+        return torch.cat([embed_tensor(model, self.query, bs, ev.flip, prep),
+                          embed_tensor(model, self.gallery, bs, ev.flip, prep)])
