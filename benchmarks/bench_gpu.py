@@ -5,7 +5,7 @@
 Prints and writes JSON (default $OUT/bench_gpu.json when $OUT is set, else
 runs/bench_gpu.json) for:
   1. training images/s (input pipeline included) of hacnn, compact-1x and compact-2x for
-     data.pipeline {torchvision, device} x train.compile {off, default} (compact-1x on the
+     data.pipeline {torchvision, device} x runtime.compile {off, default} (compact-1x on the
      device pipeline also with reduce-overhead); compiled cells run in subprocesses with a
      timeout, so a slow compile is skipped rather than stalling the script;
   2. evaluation of a Market-sized problem (3,368 query x 15,913 gallery images): uint8
@@ -97,7 +97,7 @@ def _mode(cuda: bool) -> dict[str, Any]:
 def _worker(args: argparse.Namespace) -> None:
     over = json.loads(args.overrides)
     t = pipeline_trainer(Path(args.data), args.model, args.pipeline, Path(args.scratch), args.device,
-                         {**over, "train.compile": args.compile})
+                         {**over, "runtime.compile": args.compile})
     t0 = time.perf_counter()
     if args.seconds <= 0:  # one cell: warm-up (compiles) + timed steps
         time_steps(t, 1, max(0, args.warmup - 1))
@@ -175,7 +175,7 @@ def part_throughput(report: dict, budget: Budget, data: Path, scratch: Path, dev
 def part_compiled(report: dict, budget: Budget, data: Path, scratch: Path, device: str, m: dict) -> None:
     cells = report.setdefault("train_images_per_second", {})
     if device != "cuda":
-        msg = "compiled cells skipped on CPU (train.compile is meant for the GPU; compile time >> the run here)"
+        msg = "compiled cells skipped on CPU (runtime.compile is meant for the GPU; compile time >> the run here)"
         _say(msg)
         report.setdefault("skipped", []).append(msg)
         return
@@ -198,7 +198,7 @@ def part_compiled(report: dict, budget: Budget, data: Path, scratch: Path, devic
 
 
 def part_evaluation(report: dict, budget: Budget, device: str, m: dict) -> None:
-    from reid_core.evaluation import compute_distance, embed_images, evaluate, evaluate_features
+    from reid_core.evaluation import compute_distance, embed_tensor, evaluate, evaluate_features
     from reid_core.models import build_model
     from reid_core.presets import preset_config
 
@@ -229,11 +229,11 @@ def part_evaluation(report: dict, budget: Budget, device: str, m: dict) -> None:
             torch.cuda.synchronize()
 
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-        embed_images(model, q[: m["eval_batch"]], m["eval_batch"], prepare=prep)  # warm-up
+        embed_tensor(model, q[: m["eval_batch"]], m["eval_batch"], prepare=prep)  # warm-up
         sync()
         t0 = time.perf_counter()
-        qf = embed_images(model, q, m["eval_batch"], prepare=prep)
-        gf = embed_images(model, gal, m["eval_batch"], prepare=prep)
+        qf = embed_tensor(model, q, m["eval_batch"], prepare=prep)
+        gf = embed_tensor(model, gal, m["eval_batch"], prepare=prep)
         sync()
     t_embed = time.perf_counter() - t0
     evaluate_features(qf[:64], gf[:256], q_pids[:64], g_pids[:256], q_cams[:64], g_cams[:256])  # warm-up
@@ -348,7 +348,7 @@ def part_short_run(report: dict, budget: Budget, data: Path, scratch: Path, devi
         if c and c["images_per_second"] > 1.05 * eager and c.get("first_steps_seconds", 1e9) < 60 \
                 and c["images_per_second"] >= cells.get(f"compact-1x/device/{mode}", {}).get("images_per_second", 0):
             mode = cand
-    cfg = preset_config("compact-1x", {**m["overrides"], "data.pipeline": "device", "train.compile": mode,
+    cfg = preset_config("compact-1x", {**m["overrides"], "data.pipeline": "device", "runtime.compile": mode,
                                        "swag.enabled": False, "schedule.epochs": 40, "schedule.warmup_epochs": 2,
                                        "schedule.milestones": [30], "eval.every": 1000})
     t = Trainer(cfg, data, scratch / "short-run", device=device, log=None)

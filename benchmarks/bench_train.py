@@ -86,7 +86,7 @@ def pipeline_trainer(root: Path, name: str, pipeline: str, out: Path, device: st
 def endless_batches(trainer: Any, epoch: int = 0) -> Iterator[tuple[Any, Any]]:
     """The trainer's training batches from `epoch` on; an epoch that runs out rolls into the next."""
     while True:
-        yield from trainer._train_batches(epoch)
+        yield from trainer.pipeline.batches(epoch)
         epoch += 1
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
@@ -30,10 +31,16 @@ __all__ = [
     "resolve_key",
     "with_overrides",
     "SCHEMA_VERSION",
+    "RENAMED_SECTIONS",
 ]
 
-# Bump when a field is renamed or removed, so tables can flag runs of an older schema.
+# Bump when a field is renamed or removed, so tables can flag runs of an older schema
+# (a section renamed with an alias in RENAMED_SECTIONS still reads: no bump).
 SCHEMA_VERSION = 1
+
+# Renamed top-level sections, old name -> new. The old name stays a deprecated alias so
+# that checkpoints, config.json files, sweep YAML and `--set` keys written with it load.
+RENAMED_SECTIONS = {"train": "runtime"}
 
 
 from .errors import ReIDError
@@ -311,7 +318,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     swag: SwagConfig = field(default_factory=SwagConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    train: RuntimeConfig = field(default_factory=RuntimeConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
 # ---------------------------------------------------------------------------------
@@ -383,6 +390,8 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
     if dataclasses.is_dataclass(data) and isinstance(data, cls):
         return data
     _check(isinstance(data, Mapping), where, f"expected a mapping of keys, got {type(data).__name__}")
+    if cls is TrainConfig:
+        data = _renamed(data)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
@@ -394,6 +403,16 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
         raise
     except (TypeError, ValueError) as e:  # pragma: no cover - defensive
         raise ConfigError(f"{where}: {e}") from e
+
+
+def _renamed(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A TrainConfig mapping with its renamed sections under their current names."""
+    out = dict(data)
+    for old, new in RENAMED_SECTIONS.items():
+        if old in out:
+            _check(new not in out, old, f"the deprecated name of {new!r}, which is given too; keep only {new!r}")
+            out[new] = out.pop(old)
+    return out
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -439,8 +458,14 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
 def resolve_key(key: str) -> str:
     """Full dotted path for `key`; a unique leaf name is accepted as a shortcut.
 
-    `gem_p_init` -> `model.gem_p_init`, `swag.cycles` -> `swag.cycles`.
+    `gem_p_init` -> `model.gem_p_init`, `swag.cycles` -> `swag.cycles`. A renamed
+    section's old name is accepted with a FutureWarning: `train.compile` -> `runtime.compile`.
     """
+    written = key
+    head, _, rest = key.partition(".")
+    if rest and head in RENAMED_SECTIONS:
+        key = f"{RENAMED_SECTIONS[head]}.{rest}"
+        warnings.warn(f"config key {written!r} is deprecated; use {key!r}", FutureWarning, stacklevel=2)
     leaves = list(flatten(TrainConfig()).keys())
     if key in leaves:
         return key
@@ -449,7 +474,7 @@ def resolve_key(key: str) -> str:
         return matches[0]
     if len(matches) > 1:
         raise ConfigError(f"{key}: ambiguous config key; say one of {', '.join(matches)}")
-    raise ConfigError(f"{key}: unknown config key; allowed: {', '.join(leaves)}")
+    raise ConfigError(f"{written}: unknown config key; allowed: {', '.join(leaves)}")
 
 
 def with_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .errors import DataError
 
-__all__ = ["evaluate", "extract_features", "compute_distance", "evaluate_model", "embed_images",
+__all__ = ["evaluate", "extract_features", "compute_distance", "evaluate_model", "embed_tensor",
            "evaluate_features"]
 
 # Rows per chunk: 256 x 16k gallery x 8 bytes = 32 MB of keys per chunk and thread.
@@ -383,7 +383,7 @@ def evaluate_model(
 
 
 @torch.inference_mode()
-def embed_images(
+def embed_tensor(
     model: torch.nn.Module,
     images: torch.Tensor,
     batch_size: int = 1024,
@@ -401,11 +401,11 @@ def embed_images(
     out: list[torch.Tensor] = []
     try:
         for s in range(0, images.shape[0], batch_size):
-            out.append(_embed_batch(model, prepare(images[s:s + batch_size]), flip, "embed_images").float())
+            out.append(_embed_batch(model, prepare(images[s:s + batch_size]), flip, "embed_tensor").float())
     finally:
         model.train(was_training)
     if not out:
-        raise DataError("embed_images: no image to embed")
+        raise DataError("embed_tensor: no image to embed")
     return torch.cat(out)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reid_core.checkpoint import load_weights
 from reid_core.config import TrainConfig, with_overrides
 from reid_core.errors import CheckpointError, DataError, TrainingError
 from reid_core.presets import preset_config
-from reid_core.training.trainer import Trainer, load_weights
+from reid_core.training.trainer import Trainer
 
 TINY = {
     "model.width_multiplier": 0.25, "model.depth_multiplier": 0.3,
@@ -100,12 +101,16 @@ def test_device_pipeline_resume_reaches_the_same_weights(tiny_data, tmp_path):
 
 
 def test_device_pipeline_embeds_like_the_torchvision_path(tiny_data, tmp_path):
+    from reid_core.data.device_pipeline import DeviceData
+    from reid_core.data.torchvision_pipeline import TorchvisionData
+
     tv = Trainer(tiny_cfg(), tiny_data, tmp_path / "tv", log=None)
     dev = Trainer(tiny_cfg(**{"data.pipeline": "device"}), tiny_data, tmp_path / "dev", log=None)
+    assert type(tv.pipeline) is TorchvisionData and type(dev.pipeline) is DeviceData  # only the one configured
     dev.model.load_state_dict(tv.model.state_dict())
     tv.model.eval(), dev.model.eval()
     with torch.no_grad():
-        a, b = tv._embed_all(tv.model), dev._embed_all(dev.model)
+        a, b = tv.pipeline.embed(tv.model), dev.pipeline.embed(dev.model)
     assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
     assert tv.evaluate_current() == dev.evaluate_current()
 
@@ -116,7 +121,7 @@ def test_persistent_torchvision_workers_keep_exact_resume(tiny_data, tmp_path):
     cfg = tiny_cfg(**{"data.num_workers": 2, "swag.enabled": False, "schedule.epochs": 2, "schedule.milestones": [1]})
     full = Trainer(cfg, tiny_data, tmp_path / "full", log=None)
     _run(full)
-    assert full._loaders["train"].persistent_workers
+    assert full.pipeline.loader("train").persistent_workers
     part = Trainer(cfg, tiny_data, tmp_path / "part", log=None)
     _run(part, stop_after=1)
     resumed = Trainer(cfg, tiny_data, tmp_path / "part", log=None)
@@ -132,10 +137,18 @@ def test_compile_switch_is_a_runtime_option(tiny_data, tmp_path):
     t = Trainer(tiny_cfg(), tiny_data, tmp_path, log=None)
     _run(t, stop_after=1)
     ckpt = t.save_checkpoint(tmp_path / "last.pt")
-    compiled = Trainer(tiny_cfg(**{"train.compile": "default"}), tiny_data, tmp_path / "c", log=None)
+    compiled = Trainer(tiny_cfg(**{"runtime.compile": "default"}), tiny_data, tmp_path / "c", log=None)
     assert compiled.step_model is not compiled.model  # wrapped by torch.compile (lazily compiled)
     compiled.resume_from(ckpt)  # how the step runs is not part of what a checkpoint must match
     assert compiled.epoch == 1
+
+
+def test_checkpoint_of_the_old_train_section_resumes(tiny_data, tmp_path):
+    t = Trainer(tiny_cfg(), tiny_data, tmp_path, log=None)
+    ckpt = t.checkpoint_state()
+    ckpt["config"]["train"] = ckpt["config"].pop("runtime")  # saved before `train` became `runtime`
+    torch.save(ckpt, tmp_path / "old.pt")
+    Trainer(tiny_cfg(), tiny_data, tmp_path / "r", log=None).resume_from(tmp_path / "old.pt")
 
 
 def test_swag_phase_metrics_and_summary(full_run, tmp_path):

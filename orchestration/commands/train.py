@@ -114,9 +114,10 @@ def _write_metrics(out: Path, trainer: Any) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from reid_core.checkpoint import build_model_from_weights, load_weights
     from reid_core.data import ImageDataset, build_test_transform, load_dataset
     from reid_core.evaluation import evaluate_model
-    from reid_core.training.trainer import build_model_from_weights, load_weights, pick_device
+    from reid_core.training.trainer import pick_device
 
     device = pick_device(args.device)
     obj = load_weights(args.checkpoint)

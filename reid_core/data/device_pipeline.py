@@ -3,7 +3,8 @@
 Each split is decoded once (`device_cache.load_or_build`, cached beside the dataset),
 moved to the device whole, and every training batch is an index tensor from the PK
 sampler -> a gather -> `BatchAugment` on the device. No DataLoader, no worker, no PIL
-per step. Evaluation embeds the query and gallery tensors in large batches.
+per step. Evaluation embeds the query and gallery tensors in large batches. The Trainer
+uses it through `pipeline.InputPipeline`.
 
 Memory: the three splits must fit in the device's free memory with room to spare for the
 model (at most `MAX_DATA_FRACTION` of it); otherwise a DataError names the sizes and the
@@ -11,6 +12,7 @@ model (at most `MAX_DATA_FRACTION` of it); otherwise a DataError names the sizes
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,8 +22,9 @@ import torch
 
 from ..config import TrainConfig
 from ..errors import DataError
+from ..evaluation import embed_tensor
 from .datasets import ReIDDataset
-from .device_augment import BatchAugment
+from .device_augment import BatchAugment, normalise
 from .device_cache import load_or_build
 from .sampler import PKSampler
 
@@ -74,6 +77,7 @@ class DeviceData:
         self.train_pids = torch.tensor([pid for _, pid, _ in dataset.train], dtype=torch.long, device=device)
         self.augment = BatchAugment(cfg.data)
         self.sampler = sampler
+        self.cfg = cfg
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         """[num_batches, P*K] int64 indices of epoch `epoch`'s PK batches, on the device."""
@@ -88,3 +92,13 @@ class DeviceData:
         for idx in self.epoch_indices(epoch):
             yield self.augment(self.train.index_select(0, idx)), self.train_pids.index_select(0, idx)
 
+    def embed(self, model: torch.nn.Module) -> torch.Tensor:
+        """Eval-mode embeddings of the query images, then of the gallery's (on the device)."""
+        # Large batches straight from the cache on a GPU (eval mode: the batch size does not
+        # change the features beyond float rounding).
+        cuda = self.device.type == "cuda"
+        ev = self.cfg.eval
+        bs = max(ev.batch_size, 1024) if cuda else ev.batch_size
+        prep = functools.partial(normalise, channels_last=cuda)
+        return torch.cat([embed_tensor(model, self.query, bs, ev.flip, prep),
+                          embed_tensor(model, self.gallery, bs, ev.flip, prep)])

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoint import build_model_from_weights, load_weights
 from ..config import to_dict
 from ..errors import CheckpointError
 
@@ -84,9 +85,6 @@ def load_embedding_net(path: str | Path) -> tuple[EmbeddingNet, ModelInfo]:
 
     Raises CheckpointError naming the file when it is not a compact-reid one.
     """
-    # Imported here: the trainer module pulls in losses/SWAG, not needed to read metadata.
-    from ..training.trainer import build_model_from_weights, load_weights
-
     obj = load_weights(path)
     try:
         model = build_model_from_weights(obj)

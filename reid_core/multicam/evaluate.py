@@ -103,11 +103,11 @@ def load_model(model_or_checkpoint: Any, device: str | torch.device | None = Non
     """A checkpoint / weights path, a weights dict, an nn.Module, an embedding function, or
     a spec {"checkpoint": path, "label": ..., "train_set": ...} (loaded when used).
 
-    Files are read by `trainer.load_weights` (CheckpointError for anything that is not a
+    Files are read by `checkpoint.load_weights` (CheckpointError for anything that is not a
     compact-reid checkpoint or weights file, or that does not fit its recorded config).
     """
-    from ..training.trainer import (CHECKPOINT_FORMAT, WEIGHTS_FORMAT, build_model_from_weights, load_weights,
-                                    pick_device)
+    from ..checkpoint import build_model_from_weights, load_weights
+    from ..training.trainer import pick_device
 
     if isinstance(model_or_checkpoint, LoadedModel):
         return model_or_checkpoint
@@ -125,9 +125,7 @@ def load_model(model_or_checkpoint: Any, device: str | torch.device | None = Non
         model_or_checkpoint = obj
     if isinstance(model_or_checkpoint, Mapping):
         obj = model_or_checkpoint
-        if obj.get("kind") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT) or "model" not in obj or "config" not in obj:
-            raise CheckpointError("not a compact-reid checkpoint or weights file (no 'kind'/'model'/'config')")
-        model = build_model_from_weights(dict(obj))
+        model = build_model_from_weights(obj)  # CheckpointError for any other dict
         cfg = obj["config"]
         info.setdefault("label", label or str(cfg.get("preset", "model")))
         info.update(preset=cfg.get("preset"), train_set=train_set or _train_set(obj),

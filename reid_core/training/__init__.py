@@ -1,1 +1,1 @@
-"""Training: learning-rate plan and optimizer (schedules), SWA/SWAG (swag)."""
+"""Training: the Trainer (trainer), learning-rate plan and optimizer (schedules), SWA/SWAG (swag)."""

@@ -10,12 +10,9 @@ only on the seed and the epoch number; a checkpoint holds the model, optimiser,
 scheduler, SWAG moments and history, and a resumed run reaches the same weights as an
 uninterrupted one (on CPU; GPU kernels may be non-deterministic).
 
-Two input pipelines (`data.pipeline`): `torchvision` (the reference: PIL + transforms.v2
-per image in DataLoader workers; the loaders are built once with persistent workers, and
-every image's augmentation is seeded from (seed, epoch, batch, slot), so the draws do not
-depend on the worker count or on the workers' history) and `device` (the splits as uint8
-tensors on the device, batched augmentation there: reid_core/data/device_pipeline.py).
-`train.compile` wraps the training forward in torch.compile (off by default).
+The input pipeline (`data.pipeline`: torchvision or device) gives the training batches
+and the evaluation embeddings through one interface: reid_core/data/pipeline.py.
+`runtime.compile` wraps the training forward in torch.compile (off by default).
 """
 from __future__ import annotations
 
@@ -24,24 +21,25 @@ import functools
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from ..config import TrainConfig, from_dict, to_dict, with_overrides
+from ..checkpoint import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, check_resumable, load_weights
+from ..config import TrainConfig, to_dict, with_overrides
 from ..errors import CheckpointError, TrainingError
 from ..losses import ReIDLoss
 from ..metric_keys import EVAL_KEYS, LOSS_KEYS, SWA_PREFIX, SWAG_PREFIX, final_metrics
 from ..models import HACNNFamily, build_model
+from ..seeding import epoch_seed, seed_all
 from .schedules import Plan, build_optimizer, build_plan, build_scheduler
 from .swag import SWAG, bma_embed, recompute_bn
 
-__all__ = ["Trainer", "pick_device", "load_weights", "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT"]
+if TYPE_CHECKING:
+    from ..data.pipeline import InputPipeline
 
-CHECKPOINT_FORMAT = "compact-reid-checkpoint"
-WEIGHTS_FORMAT = "compact-reid-weights"
+__all__ = ["Trainer", "pick_device"]
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -52,42 +50,6 @@ def pick_device(device: str | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda: no CUDA device is available here; use --device cpu or auto")
     return dev
-
-
-def _seed_all(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
-    random.seed(seed)
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**31)
-
-
-def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a weights file or a full checkpoint (both carry 'model' and 'config')."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for truncated/garbage files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(obj, dict) or obj.get("kind") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT) \
-            or "model" not in obj or "config" not in obj:
-        raise CheckpointError(f"{path}: not a compact-reid checkpoint or weights file")
-    return obj
-
-
-def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _config_diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}: checkpoint {va!r} vs this run {vb!r}")
-    return out
 
 
 class Trainer:
@@ -102,8 +64,8 @@ class Trainer:
         dataset_name: str = "auto",
         log: Callable[[str], None] | None = print,
     ) -> None:
-        from ..data import PKSampler, build_test_transform, build_train_transform, ImageDataset, load_dataset
-        from ..data.device_pipeline import DeviceData
+        from ..data import PKSampler, load_dataset
+        from ..data.pipeline import build_pipeline
 
         self.log = log or (lambda _msg: None)
         self.device = pick_device(device)
@@ -116,7 +78,7 @@ class Trainer:
         self.plan: Plan = build_plan(cfg)
         self.total_epochs = self.plan.total_epochs
 
-        _seed_all(cfg.seed)
+        seed_all(cfg.seed)
         self.model: HACNNFamily = build_model(cfg.model).to(self.device)
         self.cuda = self.device.type == "cuda"
         if self.cuda:
@@ -126,19 +88,10 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, self.plan)
         self.swag = SWAG(self.model, var_clamp=cfg.swag.var_clamp, low_rank=cfg.swag.low_rank) if cfg.swag.enabled else None
 
-        h, w = cfg.model.input_height, cfg.model.input_width
-        d = cfg.data
         pids = [pid for _, pid, _ in self.dataset.train]
-        self.sampler = PKSampler(pids, p=d.p, k=d.k, seed=cfg.seed)
-        self.pipeline: DeviceData | None = None
-        if d.pipeline == "device":
-            self.pipeline = DeviceData(self.dataset, data_root, cfg, self.device, self.sampler, log=self.log,
-                                       progress=log is not None)
-        self.train_set = _SeededDataset(ImageDataset(self.dataset.train, build_train_transform(d, h, w)))
-        test_tf = build_test_transform(h, w)
-        self.query_set = ImageDataset(self.dataset.query, test_tf)
-        self.gallery_set = ImageDataset(self.dataset.gallery, test_tf)
-        self._loaders: dict[str, DataLoader] = {}
+        self.sampler = PKSampler(pids, p=cfg.data.p, k=cfg.data.k, seed=cfg.seed)
+        self.pipeline: InputPipeline = build_pipeline(self.dataset, data_root, cfg, self.device, self.sampler,
+                                                      log=self.log, progress=log is not None)
         self.step_model = self._compiled(self.model)
 
         self.epoch = 0  # epochs finished
@@ -148,65 +101,18 @@ class Trainer:
         self._train_seconds = 0.0
 
     def _compiled(self, model: torch.nn.Module) -> Any:
-        mode = self.cfg.train.compile
+        mode = self.cfg.runtime.compile
         if mode == "off":
             return model
         # Training forward only: its batch shape is fixed (P x K, drop_last), so one graph;
         # evaluation (ragged last batch) stays eager. The weights are shared with self.model.
         return torch.compile(model, mode=mode, dynamic=False)
 
-    # Loaders --------------------------------------------------------------------------
-    def _loader(self, name: str) -> DataLoader:
-        """The torchvision path's loaders, built once (persistent workers, not one fork per epoch)."""
-        if name not in self._loaders:
-            workers = self.cfg.data.num_workers
-            # Own generator: the loader's worker seeds never draw from the global RNG (the
-            # items are seeded per image anyway), so resuming cannot shift the model's draws.
-            common = {"num_workers": workers, "pin_memory": self.cuda, "persistent_workers": workers > 0,
-                      "generator": torch.Generator().manual_seed(self.cfg.seed)}
-            if name == "train":
-                dl = DataLoader(self.train_set, batch_sampler=_SeededBatches(self.sampler, self.cfg.seed), **common)
-            else:
-                ds = self.query_set if name == "query" else self.gallery_set
-                dl = DataLoader(ds, batch_size=self.cfg.eval.batch_size, shuffle=False, **common)
-            self._loaders[name] = dl
-        return self._loaders[name]
-
-    def _train_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(images, pids) on the device for each PK batch of `epoch`."""
-        if self.pipeline is not None:
-            yield from self.pipeline.batches(epoch)
-            return
-        self.sampler.set_epoch(epoch)
-        for imgs, pids, _cams, _idx in self._loader("train"):
-            yield imgs.to(self.device, non_blocking=True), pids.to(self.device, non_blocking=True)
-
-    def _bn_loader(self) -> Any:
-        """Training data for BatchNorm recomputation (SWA/SWAG), capped by swag.bn_batches."""
-        loader = _EpochBatches(self, 10_000_000 + self.epoch)
-        n = self.cfg.swag.bn_batches
-        if not n:
-            return loader
-        return _Take(loader, n)
+    def _bn_batches(self) -> _EpochBatches:
+        """An epoch of training batches for BatchNorm recomputation (SWA/SWAG; callers cap it at swag.bn_batches)."""
+        return _EpochBatches(self.pipeline, 10_000_000 + self.epoch)
 
     # Evaluation -----------------------------------------------------------------------
-    def _embed_all(self, model: torch.nn.Module) -> torch.Tensor:
-        from ..evaluation import embed_images, extract_features
-
-        flip = self.cfg.eval.flip
-        if self.pipeline is not None:
-            # Large batches straight from the device cache (eval mode: the batch size does
-            # not change the features beyond float rounding).
-            bs = max(self.cfg.eval.batch_size, 1024) if self.cuda else self.cfg.eval.batch_size
-            from ..data.device_augment import normalise
-
-            prep = functools.partial(normalise, channels_last=self.cuda)
-            return torch.cat([embed_images(model, self.pipeline.query, bs, flip, prep),
-                              embed_images(model, self.pipeline.gallery, bs, flip, prep)])
-        q, _, _ = extract_features(model, self._loader("query"), self.device, flip=flip)
-        g, _, _ = extract_features(model, self._loader("gallery"), self.device, flip=flip)
-        return torch.cat([torch.as_tensor(q), torch.as_tensor(g)])
-
     @functools.cached_property
     def _eval_labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Query pids, query cams, gallery pids, gallery cams (built once, used by every evaluation)."""
@@ -232,7 +138,7 @@ class Trainer:
         self.model.eval()
         try:
             with self._autocast():
-                return self._score(self._embed_all(self.model))
+                return self._score(self.pipeline.embed(self.model))
         finally:
             self.model.train(was)
 
@@ -244,13 +150,13 @@ class Trainer:
         # SWA: the running mean with recomputed BatchNorm statistics (= SWAG at scale 0).
         self.swag.load_mean(model)
         with self._autocast():
-            recompute_bn(model, self._bn_loader(), device=self.device)
+            recompute_bn(model, self._bn_batches(), device=self.device, max_batches=sw.bn_batches)
             model.eval()
             with torch.no_grad():
-                out.update({SWA_PREFIX + k: v for k, v in self._score(self._embed_all(model)).items()})
-            gen = torch.Generator(device="cpu").manual_seed(_epoch_seed(self.cfg.seed, 5_000_000 + self.epoch))
-            emb = bma_embed(model, self.swag, sw.samples, sw.scale, self._bn_loader(), self._embed_all,
-                            generator=gen, device=self.device)
+                out.update({SWA_PREFIX + k: v for k, v in self._score(self.pipeline.embed(model)).items()})
+            gen = torch.Generator(device="cpu").manual_seed(epoch_seed(self.cfg.seed, 5_000_000 + self.epoch))
+            emb = bma_embed(model, self.swag, sw.samples, sw.scale, self._bn_batches(), self.pipeline.embed,
+                            generator=gen, device=self.device, max_bn_batches=sw.bn_batches)
         out.update({SWAG_PREFIX + k: v for k, v in self._score(emb).items()})
         return out
 
@@ -268,7 +174,7 @@ class Trainer:
         """
         if self.cuda:
             imgs = imgs.contiguous(memory_format=torch.channels_last)
-        if self.cfg.train.compile == "reduce-overhead" and self.cuda:
+        if self.cfg.runtime.compile == "reduce-overhead" and self.cuda:
             torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graph trees
         with self._autocast():
             out = self.step_model(imgs)
@@ -294,7 +200,7 @@ class Trainer:
         return v.sum(dim=0)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        _seed_all(_epoch_seed(self.cfg.seed, epoch))
+        seed_all(epoch_seed(self.cfg.seed, epoch))
         self.model.train()
         steps, images = 0, 0
         lr = self.optimizer.param_groups[0]["lr"]
@@ -305,7 +211,7 @@ class Trainer:
         pending: list[torch.Tensor] = []
         sums = torch.zeros(len(LOSS_KEYS), device=self.device)
         t0 = time.perf_counter()
-        for imgs, pids in self._train_batches(epoch):
+        for imgs, pids in self.pipeline.batches(epoch):
             losses = self.train_step(imgs, pids, epoch, steps)
             steps += 1
             images += imgs.shape[0]
@@ -430,17 +336,7 @@ class Trainer:
     def resume_from(self, path: str | Path) -> None:
         """Load a full checkpoint; refuses one made for another architecture or recipe."""
         ckpt = load_weights(path, map_location=self.device)
-        if ckpt.get("kind") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: a weights file, not a training checkpoint (it cannot resume a run)")
-        mine = to_dict(self.cfg)
-        try:  # keys added since the checkpoint was written take their defaults
-            theirs = to_dict(from_dict(TrainConfig, ckpt["config"]))
-        except Exception as e:
-            raise CheckpointError(f"{path}: its configuration is not valid here ({e})") from e
-        # train.* only says how the step runs (compile), not what it computes.
-        diff = [d for d in _config_diff(theirs, mine) if not d.startswith("train.")]
-        if diff:
-            raise CheckpointError(f"{path}: made for a different configuration: " + "; ".join(diff[:6]))
+        check_resumable(ckpt, self.cfg, path)
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -485,80 +381,15 @@ class Trainer:
             return self.model
         model = copy.deepcopy(self.model)
         self.swag.load_mean(model)
-        recompute_bn(model, self._bn_loader(), device=self.device)
+        recompute_bn(model, self._bn_batches(), device=self.device, max_batches=self.cfg.swag.bn_batches)
         return model
 
 
-class _SeededDataset(torch.utils.data.Dataset):
-    """Items addressed by (index, seed): the transform runs under its own seeded RNG, so an
-    image's augmentation depends on (seed, epoch, batch, slot) only, not on which
-    (persistent) worker draws it or what that worker drew before."""
-
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.dataset[index]
-
-
-class _SeededBatches:
-    """Batch sampler over the PK sampler's current epoch: lists of (index, seed)."""
-
-    def __init__(self, sampler: Any, seed: int) -> None:
-        self.sampler, self.seed = sampler, seed
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        base = _epoch_seed(self.seed, self.sampler.epoch)
-        for b, batch in enumerate(self.sampler.batches()):
-            yield [(int(i), (base * 1_000_003 + b * 4099 + j) % (2**63)) for j, i in enumerate(batch.tolist())]
-
-    def __len__(self) -> int:
-        return len(self.sampler.batches())
-
-
 class _EpochBatches:
-    """A re-iterable over one epoch's (images, pids) batches (BatchNorm recomputation)."""
+    """One epoch's batches, re-iterable: BatchNorm recomputation passes over them once per SWAG sample."""
 
-    def __init__(self, trainer: Trainer, epoch: int) -> None:
-        self.trainer, self.epoch = trainer, epoch
+    def __init__(self, pipeline: InputPipeline, epoch: int) -> None:
+        self.pipeline, self.epoch = pipeline, epoch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.trainer._train_batches(self.epoch)
-
-    def __len__(self) -> int:
-        self.trainer.sampler.set_epoch(self.epoch)
-        return len(self.trainer.sampler.batches())
-
-
-class _Take:
-    """The first n batches of a loader (a re-iterable view)."""
-
-    def __init__(self, loader: Any, n: int) -> None:
-        self.loader, self.n = loader, n
-
-    def __iter__(self) -> Iterator[Any]:
-        for i, batch in enumerate(self.loader):
-            if i >= self.n:
-                break
-            yield batch
-
-    def __len__(self) -> int:
-        return min(self.n, len(self.loader))
-
-
-def build_model_from_weights(obj: dict[str, Any]) -> HACNNFamily:
-    """A model built from a weights/checkpoint dict's config with its weights loaded."""
-    cfg = from_dict(TrainConfig, obj["config"])
-    model = build_model(cfg.model)
-    try:
-        model.load_state_dict(obj["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"weights do not fit the recorded architecture ({e})") from e
-    return model
-
+        return self.pipeline.batches(self.epoch)
