@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from reid_core.config import TrainConfig, from_dict
+from reid_core.training.epochs import epoch_counts
 
 from .names import format_value, search_trial_name
 
@@ -191,20 +191,6 @@ class SweepSpec:
         return self.search.num_samples if self.search else len(self.trials)
 
 
-def total_epochs(cfg: TrainConfig) -> int:
-    """Epochs of a run after schedule.scale (mirrors reid_core.training.schedules.Plan
-    without importing torch)."""
-
-    def scaled(n: int, s: float) -> int:
-        return max(1, int(math.floor(n * s + 0.5 + 1e-9)))
-
-    s = cfg.schedule.scale
-    main = scaled(cfg.schedule.epochs, s)
-    if not cfg.swag.enabled:
-        return main
-    return main + cfg.swag.cycles * scaled(cfg.swag.cycle_epochs, s)
-
-
 def describe(spec: SweepSpec) -> str:
     """Human-readable expansion (what `sweep show` prints)."""
     lines = [f"sweep {spec.name} ({spec.source})"]
@@ -233,6 +219,6 @@ def describe(spec: SweepSpec) -> str:
     width = max((len(t.name) for t in spec.trials), default=10)
     for t in spec.trials:
         cfg = t.config()
-        lines.append(f"    {t.name:<{width}}  preset={t.preset:<13} seed={t.seed}  epochs={total_epochs(cfg)}"
+        lines.append(f"    {t.name:<{width}}  preset={t.preset:<13} seed={t.seed}  epochs={epoch_counts(cfg).total_epochs}"
                      + (f"  {', '.join(f'{k}={format_value(v)}' for k, v in t.axes.items())}" if t.axes else ""))
     return "\n".join(lines)

@@ -27,10 +27,10 @@ from pydantic import ValidationError
 
 from reid_core.config import ConfigError, TrainConfig, resolve_key, to_dict
 from reid_core.presets import PRESETS, preset_config
+from reid_core.training.epochs import epoch_counts
 
 from .names import format_value, trial_name
-from .plan import (DatasetSpec, SchedulerSpec, SearchSpec, SpaceParam, SweepSpec, TrialSpec, describe,
-                   total_epochs)
+from .plan import DatasetSpec, SchedulerSpec, SearchSpec, SpaceParam, SweepSpec, TrialSpec, describe
 from .spec_models import RAY_METRICS, RESERVED_KEYS, SweepFile, error_message
 
 __all__ = ["SweepSpec", "TrialSpec", "DatasetSpec", "SearchSpec", "SchedulerSpec", "SpaceParam", "load_spec",
@@ -259,7 +259,7 @@ def _expand(ctx: _Ctx, grid: Mapping[str, list[Any]], grid_keys: Mapping[str, st
                     ctx.config(preset, {**ov, p.key: val}, f"search.space.{p.written}")
             for seed in seeds:
                 cfg = ctx.config(preset, {**ov, "seed": seed}, where)
-                max_epochs = max(max_epochs, total_epochs(cfg))
+                max_epochs = max(max_epochs, epoch_counts(cfg).total_epochs)
                 name, point = trial_name(preset if ("preset" in grid or not axes) else None, axes, seed)
                 trials.append(TrialSpec(len(trials), name, point, preset, seed, axes, ov, to_dict(cfg)))
     names = [t.name for t in trials]

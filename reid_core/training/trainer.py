@@ -35,7 +35,7 @@ from ..errors import CheckpointError, TrainingError
 from ..losses import ReIDLoss
 from ..metric_keys import EVAL_KEYS, LOSS_KEYS, SWA_PREFIX, SWAG_PREFIX, final_metrics
 from ..models import HACNNFamily, build_model
-from .schedules import Plan, build_optimizer, build_plan, build_scheduler
+from .schedules import EpochSchedule, build_epoch_schedule, build_optimizer, build_scheduler
 from .swag import SWAG, bma_embed, recompute_bn
 
 __all__ = ["Trainer", "pick_device", "load_weights", "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT"]
@@ -113,7 +113,7 @@ class Trainer:
         # The classifier size is the dataset's, whatever the preset said.
         cfg = with_overrides(cfg, {"model.num_classes": self.dataset.num_train_pids})
         self.cfg = cfg
-        self.plan: Plan = build_plan(cfg)
+        self.plan: EpochSchedule = build_epoch_schedule(cfg)
         self.total_epochs = self.plan.total_epochs
 
         _seed_all(cfg.seed)
