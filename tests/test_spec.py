@@ -296,7 +296,7 @@ def test_synthetic_options_are_the_generators():
 
 
 def test_trial_record_carries_the_resolved_config():
-    from orchestration.sweep.spec import TrialSpec
+    from orchestration.sweep.trial_plan import TrialSpec
     from reid_core.config import to_dict
 
     spec = parse_text(GOOD, "good.yaml")
@@ -310,6 +310,20 @@ def test_trial_record_carries_the_resolved_config():
         **record["config"]["optim"], "lr": 0.0213456}}}
     s = TrialSpec.from_record(searched)
     assert s.name == "lr=0.0213-seed1" and s.config().optim.lr == 0.0213456 and s.overrides["optim.lr"] == 0.0213456
+
+
+def test_ray_names_a_trial_after_its_record():
+    from types import SimpleNamespace
+
+    from orchestration.sweep.names import trial_dirname_creator, trial_name_creator
+
+    record = parse_text(GOOD, "good.yaml").trials[3].to_record()
+    searched = {**record, "search_keys": ["optim.lr"],
+                "config": {**record["config"], "optim": {**record["config"]["optim"], "lr": 0.0213456}}}
+    assert trial_name_creator(SimpleNamespace(config={"trial": record}, trial_id="t1")) == "h-seed1"
+    assert trial_name_creator(SimpleNamespace(config={"trial": searched}, trial_id="t2")) == "lr=0.0213-seed1"
+    assert trial_name_creator(SimpleNamespace(config={}, trial_id="t3")) == "t3"
+    assert trial_dirname_creator(SimpleNamespace(config={"trial": record}, trial_id="t1")) == "h-seed1_t1"
 
 
 def test_reid_core_needs_no_pydantic_ray_or_mlflow():

@@ -105,7 +105,8 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from orchestration.sweep.spec import describe, load_spec
+    from orchestration.sweep.spec import load_spec
+    from orchestration.sweep.trial_plan import describe
 
     spec = load_spec(args.spec)
     if args.json:
@@ -144,7 +145,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from orchestration.sweep.status import format_table, sweep_status
+    from orchestration.sweep.trial_status import format_table, sweep_status
 
     st = sweep_status(args.sweep, runs_dir=args.runs_dir)
     if args.json:

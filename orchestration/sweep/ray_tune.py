@@ -12,8 +12,10 @@ import math
 import os
 from typing import Any, Callable, Mapping
 
-from .spec import SweepSpec, TrialSpec
-from .state import SweepError, TrialContext
+from .errors import SweepError
+from .names import trial_dirname_creator, trial_name_creator
+from .sweep_folder import TrialContext
+from .trial_plan import SweepSpec
 
 
 def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
@@ -92,16 +94,6 @@ def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, 
     if cpu > total.get("CPU", 0) + 1e-9:
         raise SweepError(f"trials need {cpu} CPU(s) each but the cluster has {total.get('CPU', 0)}")
     return {"cpu": float(cpu), "gpu": float(gpu)}
-
-
-def trial_name_creator(trial: Any) -> str:
-    record = (trial.config or {}).get("trial")
-    return TrialSpec.from_record(record).name if record else str(trial.trial_id)
-
-
-def trial_dirname_creator(trial: Any) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in trial_name_creator(trial))[:80]
-    return f"{safe}_{trial.trial_id}"
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any]:

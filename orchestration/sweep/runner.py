@@ -28,12 +28,13 @@ from typing import Any, Callable
 
 from reid_core.config import ConfigError
 
-from ..mlflow_log import names as n
+from ..mlflow_log.names import STORAGE, SWEEP_SUMMARY_ARTIFACT
 from . import ray_tune
+from .errors import SweepError
 from .spec import load_spec, parse_text
-from .state import SWEEP_FILE, SweepError, SweepState, find_sweep, prepare_data, storage_and_dir
 from .storage_check import check_nodes_see, sweep_folders
-from .status import format_table, ray_trials, sweep_status, trial_rows
+from .sweep_folder import SWEEP_FILE, SweepState, find_sweep, prepare_data, storage_and_dir
+from .trial_status import format_table, ray_trials, sweep_status, trial_rows
 
 __all__ = ["SweepError", "SweepOutcome", "run_sweep", "resume_sweep", "sweep_status", "find_sweep",
            "format_table"]
@@ -98,7 +99,7 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
         tracker = SweepTracker(uri)
         exp_id = tracker.experiment(spec.name, spec.description)
         parent = tracker.start_parent(exp_id, spec.name, spec.text or json.dumps(spec.raw, indent=2),
-                                      spec.planned(), extra_tags={n.STORAGE: str(exp_path)})
+                                      spec.planned(), extra_tags={STORAGE: str(exp_path)})
         state = SweepState(
             name=spec.name, spec_source=str(Path(spec.source).resolve()), spec_text=spec.text, tracking_uri=uri,
             experiment_id=exp_id, parent_run_id=parent, storage_path=storage_path, experiment_path=str(exp_path),
@@ -208,6 +209,6 @@ def _save_summary(out: SweepOutcome, tracker: Any, sweep_dir: Path, log: Log) ->
     except OSError:
         pass
     try:
-        tracker.log_parent_json(out.parent_run_id, summary, n.SWEEP_SUMMARY_ARTIFACT)
+        tracker.log_parent_json(out.parent_run_id, summary, SWEEP_SUMMARY_ARTIFACT)
     except Exception as e:  # never lose the sweep over a summary artifact
         log(f"warning: could not log sweep_summary.json: {e}")

@@ -1,4 +1,4 @@
-"""Sweep specifications: YAML -> validated, expanded `SweepSpec` (plan.py) -> trials.
+"""Sweep specifications: YAML -> validated, expanded `SweepSpec` (trial_plan.py) -> trials.
 
 A sweep YAML (see `sweeps/*.yaml`, schema: `compact-reid sweep schema`) names a dataset, a
 base preset, a grid of axes (`preset: [...]` and/or config fields by dotted path or unique
@@ -30,11 +30,10 @@ from reid_core.presets import PRESETS, preset_config
 from reid_core.training.epochs import epoch_counts
 
 from .names import format_value, trial_name
-from .plan import DatasetSpec, SchedulerSpec, SearchSpec, SpaceParam, SweepSpec, TrialSpec, describe
-from .spec_models import RAY_METRICS, RESERVED_KEYS, SweepFile, error_message
+from .spec_models import RESERVED_KEYS, SweepFile, error_message
+from .trial_plan import DatasetSpec, SchedulerSpec, SearchSpec, SpaceParam, SweepSpec, TrialSpec
 
-__all__ = ["SweepSpec", "TrialSpec", "DatasetSpec", "SearchSpec", "SchedulerSpec", "SpaceParam", "load_spec",
-           "parse_text", "parse_spec", "describe", "RAY_METRICS"]
+__all__ = ["load_spec", "parse_text", "parse_spec"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .plan import DatasetSpec
-from .state import SweepError
+from .errors import SweepError
+from .trial_plan import DatasetSpec
 
 PROBE_PREFIX = ".compact-reid-probe-"
 TIMEOUT_S = 120.0  # a node's first task may have to start a worker process on a loaded machine

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from reid_core.config import TrainConfig, from_dict
 from reid_core.training.epochs import epoch_counts
 
-from .names import format_value, search_trial_name
+from .names import format_value, python_value, record_name, sampled_values
 
 
 @dataclass(frozen=True)
@@ -100,29 +100,12 @@ class TrialSpec:
     @classmethod
     def from_record(cls, d: Mapping[str, Any]) -> "TrialSpec":
         """A record back; a searched record (`search_keys`) is named after its sampled values."""
-        config = _plain(d.get("config") or {})
-        name, point, overrides = d["trial_name"], d["grid_point"], dict(d.get("overrides", {}))
-        if d.get("search_keys"):
-            values = {k: _lookup(config, k) for k in d["search_keys"]}
-            name, point = search_trial_name(values, int(d["seed"]))
-            overrides.update(values)
+        record = {**d, "config": python_value(d.get("config") or {})}
+        name, point = record_name(record)
+        overrides = {**d.get("overrides", {}), **sampled_values(record)}
         return cls(index=int(d.get("index", 0)), name=name, grid_point=point, preset=d["preset"],
-                   seed=int(d["seed"]), axes=dict(d.get("axes", {})), overrides=overrides, config_dict=config)
-
-
-def _plain(v: Any) -> Any:
-    """Numpy scalars (Optuna's samples) as Python values, recursively."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v.item() if hasattr(v, "item") and not isinstance(v, (int, float, str, bool)) else v
-
-
-def _lookup(d: Mapping[str, Any], dotted: str) -> Any:
-    for k in dotted.split("."):
-        d = d[k]
-    return d
+                   seed=int(d["seed"]), axes=dict(d.get("axes", {})), overrides=overrides,
+                   config_dict=record["config"])
 
 
 @dataclass(frozen=True)
