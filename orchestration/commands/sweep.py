@@ -84,8 +84,8 @@ def run_validate(args: argparse.Namespace) -> int:
     from orchestration.sweep.spec import load_spec
 
     spec = load_spec(args.spec)
-    extra = f", {len(spec.trials)} grid point x seed" if not spec.is_search else " (sampled)"
-    print(f"{args.spec}: OK: sweep {spec.name}, {spec.num_trials} trial(s){extra}")
+    extra = f", {len(spec.trials)} grid point x seed" if spec.search is None else " (sampled)"
+    print(f"{args.spec}: OK: sweep {spec.file.name}, {spec.num_trials} trial(s){extra}")
     return 0
 
 

@@ -78,13 +78,13 @@ def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, 
     import ray
 
     total = ray.cluster_resources()
-    gpu = gpus_per_trial if gpus_per_trial is not None else spec.resources.get("gpu")
+    gpu = gpus_per_trial if gpus_per_trial is not None else spec.file.resources.gpu
     if gpu is None:
         gpu = 1.0 if total.get("GPU", 0) >= 1 else 0.0
     if gpu > total.get("GPU", 0) + 1e-9:
         raise SweepError(f"trials need {gpu} GPU(s) each but the cluster has {total.get('GPU', 0)}; "
                          "lower resources.gpu / --gpus-per-trial")
-    cpu = spec.resources.get("cpu")
+    cpu = spec.file.resources.cpu
     if cpu is None:
         if gpu > 0:
             per_gpu = total.get("CPU", 1) / max(total.get("GPU", 1), 1)
@@ -102,8 +102,8 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     if spec.search is None:
         return {"trial": tune.grid_search([t.to_record() for t in spec.trials])}
     record = spec.trials[0].to_record()
-    for p in spec.search.space:
-        *parents, leaf = p.key.split(".")
+    for key, p in spec.search.space.items():
+        *parents, leaf = key.split(".")
         node = record["config"]
         for k in parents:
             node = node[k]
@@ -115,7 +115,7 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
             node[leaf] = tune.randint(int(p.low), int(p.high) + 1)  # type: ignore[arg-type]
         else:
             node[leaf] = tune.choice(list(p.values))
-    record["search_keys"] = [p.key for p in spec.search.space]
+    record["search_keys"] = list(spec.search.space)
     return {"trial": record}
 
 
@@ -151,10 +151,10 @@ def run_config(spec: SweepSpec, storage: str, verbose: int) -> Any:
     from ray import tune
 
     return tune.RunConfig(
-        name=spec.name,
+        name=spec.file.name,
         storage_path=storage,
-        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint_keep),
+        failure_config=tune.FailureConfig(max_failures=spec.file.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.file.checkpoint.num_to_keep),
         verbose=verbose,
     )
 

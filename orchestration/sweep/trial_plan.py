@@ -1,8 +1,11 @@
-"""The expanded sweep: `SweepSpec` and its `TrialSpec`s (what `spec.load_spec` returns).
+"""The sweep's trial plan: `SweepSpec` (a validated YAML expanded to trials) and its `TrialSpec`s.
 
-Each TrialSpec carries its fully resolved config as a plain dict (`config_dict`, built once
-when the spec is expanded); `to_record()` is what travels in Ray's config, `config()` the
-TrainConfig the trial trains (reid_core's `from_dict`). Imports neither Ray nor MLflow.
+`SweepSpec.file` is the YAML as spec_models.SweepFile validated it: read its plain keys
+there (they are described once, in that model). The other fields are what several keys
+make together (resolved dataset, overrides, grid order, trials). Each TrialSpec carries its
+fully resolved config as a plain dict (`config_dict`, built once when the spec is
+expanded); `to_record()` is what travels in Ray's config, `config()` the TrainConfig the
+trial trains. Imports neither Ray nor MLflow.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from reid_core.config import TrainConfig, from_dict
 from reid_core.training.epochs import epoch_counts
 
 from .names import format_value, python_value, record_name, sampled_values
+from .spec_models import SchedulerSection, SearchSection, SweepFile
 
 
 @dataclass(frozen=True)
@@ -23,50 +27,11 @@ class DatasetSpec:
 
     path: str | None = None  # absolute, env vars expanded; None for synthetic data
     name: str = "auto"
-    synthetic: dict[str, Any] | None = None  # generator kwargs (num_ids, num_cameras, ...)
-    raw_path: str | None = None  # as written in the YAML (e.g. ${MARKET1501_ROOT})
+    synthetic: dict[str, Any] | None = None  # generate()'s keyword arguments (num_ids, num_cameras, ...)
 
     @property
     def is_synthetic(self) -> bool:
         return self.synthetic is not None
-
-
-@dataclass(frozen=True)
-class SpaceParam:
-    key: str  # resolved dotted path, e.g. optim.lr
-    written: str  # as written in the YAML
-    type: str
-    low: float | None = None
-    high: float | None = None
-    values: tuple[Any, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.type}
-        if self.type == "choice":
-            d["values"] = list(self.values)
-        else:
-            d["low"], d["high"] = self.low, self.high
-        return d
-
-
-@dataclass(frozen=True)
-class SearchSpec:
-    algorithm: str
-    metric: str
-    mode: str
-    num_samples: int
-    space: tuple[SpaceParam, ...]
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class SchedulerSpec:
-    type: str
-    max_t: int  # epochs (Ray's training_iteration: one report per epoch)
-    grace_period: int
-    reduction_factor: float
-    metric: str
-    mode: str
 
 
 @dataclass(frozen=True)
@@ -110,89 +75,66 @@ class TrialSpec:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    name: str
-    description: str
-    dataset: DatasetSpec
-    base_preset: str | None
-    grid: dict[str, list[Any]]  # axis (as written) -> values; `preset` first when present
-    grid_keys: dict[str, str]  # axis (as written) -> resolved dotted path ('preset' -> 'preset')
-    seeds: tuple[int, ...]
-    overrides: dict[str, Any]  # resolved dotted path -> value
-    resources: dict[str, Any]  # {"cpu": float | None (auto), "gpu": float | None (auto)}
-    max_concurrent: int | None
-    max_failures: int
-    checkpoint_every: int
-    checkpoint_keep: int
-    search: SearchSpec | None
-    scheduler: SchedulerSpec | None
-    trials: tuple[TrialSpec, ...]
+    """A validated sweep YAML and its trials (what `spec.load_spec` returns)."""
+
+    file: SweepFile  # every key as validated; plain settings are read here (file.max_failures, ...)
     source: str  # the file the spec came from ('<string>' when parsed from text)
     text: str  # the YAML text as read
-    raw: dict[str, Any] = field(repr=False, default_factory=dict)
-
-    @property
-    def is_search(self) -> bool:
-        return self.search is not None
-
-    def planned(self) -> list[dict[str, Any]]:
-        """trials.json: the planned trial list (one entry per grid point x seed; a search
-        plans `num_samples` trials whose names are known only once sampled: [])."""
-        return [t.to_dict() for t in self.trials] if not self.is_search else []
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (what `sweep show --json` prints)."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "description": self.description,
-            "source": self.source,
-            "dataset": ({"synthetic": self.dataset.synthetic} if self.dataset.is_synthetic
-                        else {"path": self.dataset.path, "name": self.dataset.name}),
-            "base_preset": self.base_preset,
-            "grid": self.grid,
-            "seeds": list(self.seeds),
-            "overrides": self.overrides,
-            "resources": self.resources,
-            "max_concurrent": self.max_concurrent,
-            "max_failures": self.max_failures,
-            "checkpoint": {"every": self.checkpoint_every, "num_to_keep": self.checkpoint_keep},
-            "num_trials": self.num_trials,
-            "trials": [t.to_dict() for t in self.trials],
-        }
-        if self.search:
-            s = self.search
-            out["search"] = {"algorithm": s.algorithm, "metric": s.metric, "mode": s.mode,
-                             "num_samples": s.num_samples, "seed": s.seed,
-                             "space": {p.key: p.to_dict() for p in s.space}}
-        if self.scheduler:
-            c = self.scheduler
-            out["scheduler"] = {"type": c.type, "max_t": c.max_t, "grace_period": c.grace_period,
-                                "reduction_factor": c.reduction_factor, "metric": c.metric, "mode": c.mode}
-        return out
+    dataset: DatasetSpec  # the folder resolved, or generate()'s arguments
+    overrides: dict[str, Any]  # resolved dotted path -> value
+    grid: dict[str, list[Any]]  # axis (as written) -> values; `preset` first when present
+    search: SearchSection | None  # file.search with `space` keyed by dotted config path
+    scheduler: SchedulerSection | None  # file.scheduler with max_t, metric and mode filled in
+    trials: tuple[TrialSpec, ...]
 
     @property
     def num_trials(self) -> int:
         return self.search.num_samples if self.search else len(self.trials)
 
+    def planned(self) -> list[dict[str, Any]]:
+        """trials.json: the planned trial list (one entry per grid point x seed; a search
+        plans `num_samples` trials whose names are known only once sampled: [])."""
+        return [t.to_dict() for t in self.trials] if self.search is None else []
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (what `sweep show --json` prints): every key of the file, the
+        derived ones as resolved, then the trials."""
+        keys = self.file.model_dump(mode="json", exclude={"search", "scheduler"})
+        out: dict[str, Any] = {"name": keys.pop("name"), "description": keys.pop("description"),
+                               "source": self.source, **keys}
+        out.update(dataset=({"synthetic": self.dataset.synthetic} if self.dataset.is_synthetic
+                            else {"path": self.dataset.path, "name": self.dataset.name}),
+                   grid=self.grid, overrides=self.overrides, num_trials=self.num_trials,
+                   trials=[t.to_dict() for t in self.trials])
+        if self.search is not None:
+            out["search"] = {**self.search.model_dump(mode="json", exclude={"space"}),
+                             "space": {k: p.model_dump(mode="json", exclude_none=True)
+                                       for k, p in self.search.space.items()}}
+        if self.scheduler is not None:
+            out["scheduler"] = self.scheduler.model_dump(mode="json")
+        return out
+
 
 def describe(spec: SweepSpec) -> str:
     """Human-readable expansion (what `sweep show` prints)."""
-    lines = [f"sweep {spec.name} ({spec.source})"]
-    if spec.description:
-        lines.append("  " + " ".join(spec.description.split()))
+    f = spec.file
+    lines = [f"sweep {f.name} ({spec.source})"]
+    if f.description:
+        lines.append("  " + " ".join(f.description.split()))
     ds = spec.dataset
     lines.append("  dataset: " + (f"synthetic {json.dumps(ds.synthetic)}" if ds.is_synthetic
                                   else f"{ds.path} (name: {ds.name})"))
     if spec.overrides:
         lines.append("  overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in spec.overrides.items()))
-    res = spec.resources
-    lines.append(f"  resources/trial: cpu={res['cpu'] if res['cpu'] is not None else 'auto'} "
-                 f"gpu={res['gpu'] if res['gpu'] is not None else 'auto'}; max_concurrent="
-                 f"{spec.max_concurrent or 'auto'}; max_failures={spec.max_failures}")
+    res = f.resources
+    lines.append(f"  resources/trial: cpu={res.cpu if res.cpu is not None else 'auto'} "
+                 f"gpu={res.gpu if res.gpu is not None else 'auto'}; max_concurrent="
+                 f"{f.max_concurrent or 'auto'}; max_failures={f.max_failures}")
     if spec.search:
         s = spec.search
         lines.append(f"  search: {s.algorithm} {s.mode} {s.metric}, {s.num_samples} samples over "
-                     + ", ".join(f"{p.key}~{p.type}" + (f"[{p.low}, {p.high}]" if p.type != 'choice' else f"{list(p.values)}")
-                                 for p in s.space))
+                     + ", ".join(f"{k}~{p.type}" + (f"[{p.low}, {p.high}]" if p.type != 'choice' else f"{p.values}")
+                                 for k, p in s.space.items()))
     if spec.scheduler:
         c = spec.scheduler
         lines.append(f"  scheduler: {c.type} max_t={c.max_t} grace_period={c.grace_period} "
