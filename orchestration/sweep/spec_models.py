@@ -1,4 +1,6 @@
-"""The sweep YAML as pydantic models: shapes, types and ranges of every key, `extra="forbid"`.
+"""The sweep YAML as pydantic models: the one description of every key (type, range,
+default, meaning), `extra="forbid"`. `SweepSpec.file` (trial_plan.py) is this model
+validated, so a new plain key is added here, read where it is used, and tested.
 
 `SweepFile.model_validate(yaml.safe_load(text))` checks what one key can say on its own;
 `spec.py` then checks what keys say together (presets, config fields, grid vs search) and
