@@ -188,10 +188,10 @@ def test_cli_data_synth_and_summary(tmp_path, capsys):
     import argparse
     import json
 
-    from orchestration.commands import data as data_cmd
+    from orchestration.commands.data import register
 
     parser = argparse.ArgumentParser(prog="compact-reid")
-    data_cmd.register(parser.add_subparsers(dest="command", required=True))
+    register(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "cli"
     args = parser.parse_args(["data", "synth", "--out", str(out), "--ids", "12", "--images-per-id", "4",
                               "--cameras", "3", "--workers", "1", "--seed", "2"])

@@ -165,5 +165,7 @@ def trainable(ctx: TrialContext, resources: Mapping[str, float], trial_fn: Calla
     from ray import tune
 
     if trial_fn is None:
-        from .trial import run_trial as trial_fn
+        from .trial import run_trial
+
+        trial_fn = run_trial
     return tune.with_resources(tune.with_parameters(trial_fn, ctx=ctx), dict(resources))

@@ -33,8 +33,9 @@ Mode = Literal["max", "min"]
 
 
 class _Strict(BaseModel):
-    # strict: YAML already gives typed values, so "2" is not an integer and 2.0 is not one either
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    # strict: YAML already gives typed values, so "2" is not an integer and 2.0 is not one either;
+    # frozen: SweepSpec.file is read by the runner, Ray setup and `sweep show`, never changed
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
 def _name(v: str) -> str:
@@ -232,13 +233,12 @@ def sweep_json_schema() -> dict[str, Any]:
     TrainConfig dataclasses with pydantic's TypeAdapter (reid_core itself stays pydantic-free)."""
     from pydantic import TypeAdapter
 
-    from reid_core.config import TrainConfig, resolve_key
-    from reid_core.config import flatten as flat_fields
+    from reid_core.config import TrainConfig, flatten, resolve_key
 
     schema = SweepFile.model_json_schema()
     hints = _leaf_types(TrainConfig)
     fields = {}
-    for path in flat_fields(TrainConfig()):
+    for path in flatten(TrainConfig()):
         if path in RESERVED_KEYS:
             continue
         leaf = TypeAdapter(hints[path]).json_schema()
