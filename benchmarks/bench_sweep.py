@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep_wall = time.perf_counter() - t0
 
     client = MlflowClient(out.tracking_uri)
-    exp = client.get_experiment_by_name(spec.name)
+    exp = client.get_experiment_by_name(spec.file.name)
     mlruns = {r.info.run_name: r for r in SweepTracker(out.tracking_uri).children(out.parent_run_id, exp.experiment_id)}
     rows = []
     for t in out.trials:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             row["trainer_init_s"], row["trainer_run_s"] = t.get("trainer_init_s"), t.get("trainer_run_s")
             row["orchestration_s"] = wall - (t.get("trainer_init_s") or 0.0) - t["trainer_run_s"]
         rows.append(row)
-    conc = args.max_concurrent or spec.max_concurrent or (os.cpu_count() or 1)
+    conc = args.max_concurrent or spec.file.max_concurrent or (os.cpu_count() or 1)
     sum_wall = sum(r["wall_s"] or 0.0 for r in rows)
     result = {
         "spec": str(args.spec), "trials": len(rows), "max_concurrent": conc, "cpu_count": os.cpu_count(),

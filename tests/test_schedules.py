@@ -9,23 +9,23 @@ import torch
 import torch.nn as nn
 
 from reid_core.config import OptimConfig, ScheduleConfig, SwagConfig, TrainConfig
+from reid_core.training.epochs import EpochCounts, epoch_counts, scaled_epochs
 from reid_core.training.schedules import (
-    Plan,
+    EpochSchedule,
+    build_epoch_schedule,
     build_optimizer,
-    build_plan,
     build_scheduler,
     gem_parameter_names,
-    scaled_epochs,
 )
 
 
-def paper_plan(swag: bool = False, scale: float = 1.0) -> Plan:
-    return Plan.from_configs(ScheduleConfig(scale=scale), SwagConfig(enabled=swag), OptimConfig())
+def paper_schedule(swag: bool = False, scale: float = 1.0) -> EpochSchedule:
+    return EpochSchedule.from_configs(ScheduleConfig(scale=scale), SwagConfig(enabled=swag), OptimConfig())
 
 
-def lr_at_t(plan: Plan, t: int) -> float:
-    """The paper counts epochs from 1; the plan from 0."""
-    return plan.lr(t - 1)
+def lr_at_t(schedule: EpochSchedule, t: int) -> float:
+    """The paper counts epochs from 1; the schedule from 0."""
+    return schedule.lr(t - 1)
 
 
 @pytest.mark.parametrize(
@@ -34,11 +34,11 @@ def lr_at_t(plan: Plan, t: int) -> float:
 )
 def test_eq5_at_milestones(t: int, expected: float) -> None:
     # 3e-2 * t/10 for t <= 10; 3e-2 until 150; 3e-3 until 225; 3e-4 until 350.
-    assert lr_at_t(paper_plan(), t) == pytest.approx(expected, rel=1e-12)
+    assert lr_at_t(paper_schedule(), t) == pytest.approx(expected, rel=1e-12)
 
 
-def test_eq5_plan_sizes_and_phases() -> None:
-    p = paper_plan()
+def test_eq5_sizes_and_phases() -> None:
+    p = paper_schedule()
     assert (p.main_epochs, p.warmup_epochs, p.milestones, p.cycles, p.total_epochs) == (350, 10, (150, 225), 0, 350)
     assert p.phase(0) == "main" and p.phase(349) == "main"
     assert not any(p.is_cycle_end(e) for e in range(350))
@@ -46,7 +46,7 @@ def test_eq5_plan_sizes_and_phases() -> None:
 
 
 def test_no_warmup() -> None:
-    p = Plan.from_configs(ScheduleConfig(warmup_epochs=0), SwagConfig(), OptimConfig())
+    p = EpochSchedule.from_configs(ScheduleConfig(warmup_epochs=0), SwagConfig(), OptimConfig())
     assert p.warmup_epochs == 0
     assert p.lr(0) == pytest.approx(3e-2)
 
@@ -62,7 +62,7 @@ def test_scaled_epochs() -> None:
 
 @pytest.mark.parametrize("scale", [1 / 50, 1 / 100, 1 / 350, 0.1, 0.5, 2.0])
 def test_scaling_keeps_milestones_ordered_and_in_range(scale: float) -> None:
-    p = Plan.from_configs(ScheduleConfig(scale=scale), SwagConfig(enabled=True), OptimConfig())
+    p = EpochSchedule.from_configs(ScheduleConfig(scale=scale), SwagConfig(enabled=True), OptimConfig())
     assert list(p.milestones) == sorted(set(p.milestones))
     assert all(0 < m < p.main_epochs for m in p.milestones)
     assert p.warmup_epochs <= p.main_epochs
@@ -73,7 +73,7 @@ def test_scaling_keeps_milestones_ordered_and_in_range(scale: float) -> None:
 
 
 def test_scale_one_fiftieth() -> None:
-    p = Plan.from_configs(ScheduleConfig(scale=1 / 50), SwagConfig(enabled=True), OptimConfig())
+    p = EpochSchedule.from_configs(ScheduleConfig(scale=1 / 50), SwagConfig(enabled=True), OptimConfig())
     assert (p.main_epochs, p.warmup_epochs, p.milestones, p.cycle_epochs) == (7, 1, (3, 5), 1)
     # epochs 1..7 (1-based): 3e-2 up to 3, 3e-3 for 4..5, 3e-4 for 6..7
     assert [lr_at_t(p, t) for t in range(1, 8)] == pytest.approx([3e-2] * 3 + [3e-3] * 2 + [3e-4] * 2)
@@ -83,13 +83,13 @@ def test_scale_one_fiftieth() -> None:
 
 
 def test_collapsed_milestones_are_deduplicated() -> None:
-    p = Plan.from_configs(ScheduleConfig(epochs=350, milestones=(150, 151, 300), scale=0.01), SwagConfig(), OptimConfig())
+    p = EpochSchedule.from_configs(ScheduleConfig(epochs=350, milestones=(150, 151, 300), scale=0.01), SwagConfig(), OptimConfig())
     # 150, 151 -> 2, 2 (dedup); 300 -> 3, and main = 4
     assert p.main_epochs == 4 and p.milestones == (2, 3)
 
 
 def test_cyclic_schedule() -> None:
-    p = paper_plan(swag=True)
+    p = paper_schedule(swag=True)
     assert (p.cycles, p.cycle_epochs, p.total_epochs) == (15, 35, 350 + 525)
     m = p.main_epochs
     for c in range(15):
@@ -108,16 +108,36 @@ def test_cyclic_schedule() -> None:
 
 
 def test_cyclic_min_lr_floor() -> None:
-    p = Plan.from_configs(ScheduleConfig(), SwagConfig(enabled=True, min_lr=1e-5), OptimConfig())
+    p = EpochSchedule.from_configs(ScheduleConfig(), SwagConfig(enabled=True, min_lr=1e-5), OptimConfig())
     m = p.main_epochs
     assert p.lr(m) == pytest.approx(3e-3)
     assert p.lr(m + 35 + 17) == pytest.approx(1e-5 + (3e-3 * 0.7 - 1e-5) * 0.5 * (1 + math.cos(math.pi * 17 / 35)))
 
 
-def test_build_plan_from_trainconfig() -> None:
+def test_build_epoch_schedule_from_trainconfig() -> None:
     cfg = TrainConfig(optim=OptimConfig(lr=0.1), swag=SwagConfig(enabled=True, cycles=2, cycle_epochs=3))
-    p = build_plan(cfg)
+    p = build_epoch_schedule(cfg)
     assert p.base_lr == 0.1 and p.total_epochs == 350 + 6
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.2, 1 / 50, 0.01])
+def test_epoch_counts_are_the_schedules(scale: float) -> None:
+    """The torch-free counts (what the sweep spec and the report use) are the schedule's."""
+    cfg = TrainConfig(schedule=ScheduleConfig(scale=scale), swag=SwagConfig(enabled=True, cycles=3))
+    counts, schedule = epoch_counts(cfg), build_epoch_schedule(cfg)
+    assert counts == EpochCounts(**{k: getattr(schedule, k) for k in vars(counts)})
+    assert counts.total_epochs == schedule.total_epochs and counts.cycle_end_epochs == schedule.cycle_end_epochs
+
+
+def test_epoch_counts_import_no_torch() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, reid_core.training.epochs; print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
 class _GeM(nn.Module):
@@ -168,34 +188,34 @@ def _lrs(opt: torch.optim.Optimizer) -> list[float]:
     return [g["lr"] for g in opt.param_groups]
 
 
-def test_lambdalr_follows_plan_and_keeps_group_multiplier() -> None:
-    plan = Plan.from_configs(ScheduleConfig(scale=1 / 50), SwagConfig(enabled=True, cycles=3), OptimConfig())
+def test_lambdalr_follows_the_schedule_and_keeps_group_multiplier() -> None:
+    schedule = EpochSchedule.from_configs(ScheduleConfig(scale=1 / 50), SwagConfig(enabled=True, cycles=3), OptimConfig())
     model = Toy()
     opt = build_optimizer(model, OptimConfig(gem_p_lr_mult=10.0))
-    sched = build_scheduler(opt, plan)
-    for e in range(plan.total_epochs):
-        assert _lrs(opt) == pytest.approx([plan.lr(e), 10 * plan.lr(e)], rel=1e-9)
+    sched = build_scheduler(opt, schedule)
+    for e in range(schedule.total_epochs):
+        assert _lrs(opt) == pytest.approx([schedule.lr(e), 10 * schedule.lr(e)], rel=1e-9)
         opt.step()
         sched.step()
-    assert sched.last_epoch == plan.total_epochs  # evaluating one past the end is fine
+    assert sched.last_epoch == schedule.total_epochs  # evaluating one past the end is fine
 
 
 def test_lambdalr_resume_exact() -> None:
-    plan = Plan.from_configs(ScheduleConfig(scale=0.1), SwagConfig(enabled=True, cycles=3), OptimConfig())
+    schedule = EpochSchedule.from_configs(ScheduleConfig(scale=0.1), SwagConfig(enabled=True, cycles=3), OptimConfig())
     cfg = OptimConfig(gem_p_lr_mult=5.0)
 
     torch.manual_seed(0)
     model = Toy()
     opt = build_optimizer(model, cfg)
-    sched = build_scheduler(opt, plan)
-    stop = plan.main_epochs + 2  # stop inside the cyclic phase
+    sched = build_scheduler(opt, schedule)
+    stop = schedule.main_epochs + 2  # stop inside the cyclic phase
     for _ in range(stop):
         opt.step()
         sched.step()
     buf = io.BytesIO()
     torch.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, buf)
     reference = []
-    for _ in range(stop, plan.total_epochs):
+    for _ in range(stop, schedule.total_epochs):
         reference.append(_lrs(opt))
         opt.step()
         sched.step()
@@ -204,12 +224,12 @@ def test_lambdalr_resume_exact() -> None:
     state = torch.load(buf, weights_only=True)
     model2 = Toy()
     opt2 = build_optimizer(model2, cfg)
-    sched2 = build_scheduler(opt2, plan)
+    sched2 = build_scheduler(opt2, schedule)
     opt2.load_state_dict(state["opt"])
     sched2.load_state_dict(state["sched"])
     assert sched2.last_epoch == stop
     resumed = []
-    for _ in range(stop, plan.total_epochs):
+    for _ in range(stop, schedule.total_epochs):
         resumed.append(_lrs(opt2))
         opt2.step()
         sched2.step()

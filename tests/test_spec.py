@@ -38,8 +38,8 @@ def test_every_shipped_spec_is_listed():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_spec_validates_and_expands(name, market_root):
     spec = load_spec(SWEEPS / name)
-    assert spec.name == Path(name).stem
-    assert spec.description
+    assert spec.file.name == Path(name).stem
+    assert spec.file.description
     assert spec.num_trials >= 1
     names = [t.name for t in spec.trials]
     assert len(names) == len(set(names))
@@ -89,7 +89,7 @@ def test_smoke_spec_is_tiny():
 def test_optuna_spec(market_root):
     spec = load_spec(SWEEPS / "optuna_search.yaml")
     assert spec.search is not None and spec.search.algorithm == "optuna"
-    assert {p.key for p in spec.search.space} == {"optim.lr", "loss.label_smoothing", "data.erasing_p"}
+    assert set(spec.search.space) == {"optim.lr", "loss.label_smoothing", "data.erasing_p"}
     assert spec.scheduler is not None and spec.scheduler.type == "asha"
     assert spec.scheduler.max_t == 70  # 0.2 x 350 epochs
     assert spec.num_trials == spec.search.num_samples and spec.planned() == []
@@ -171,6 +171,12 @@ BAD_CASES = [
     ("synthetic without ids", GOOD.replace("ids: 20, ", ""), "dataset.synthetic.ids"),
     ("synthetic bad type", GOOD.replace("ids: 20", "ids: many"), "dataset.synthetic.ids"),
     ("unknown synthetic option", GOOD.replace("seed: 0}", "seed: 0, colour: red}"), "dataset.synthetic.colour"),
+    ("synthetic cameras out of range", GOOD.replace("cameras: 2", "cameras: 12"), "dataset.synthetic.cameras: must be in 2..9"),
+    ("synthetic train_ids not below ids", GOOD.replace("ids: 20,", "ids: 20, train_ids: 20,"),
+     "dataset.synthetic.train_ids: must be below the number of identities (20)"),
+    ("synthetic size not two numbers", GOOD.replace("seed: 0}", "seed: 0, size: [64]}"), "dataset.synthetic.size"),
+    ("synthetic camera variation", GOOD.replace("seed: 0}", "seed: 0, camera_variation: 1.5}"),
+     "dataset.synthetic.camera_variation: must be in [0, 1]"),
     ("nonexistent dataset path", GOOD.replace("  synthetic: {ids: 20, cameras: 2, images_per_id: 6, seed: 0}",
                                              "  path: /nonexistent/market"), "dataset.path"),
     ("unset env var", GOOD.replace("  synthetic: {ids: 20, cameras: 2, images_per_id: 6, seed: 0}",
@@ -284,19 +290,49 @@ def test_schema_accepts_shipped_specs_and_rejects_bad_keys(tmp_path):
 
 
 def test_synthetic_options_are_the_generators():
+    """Every option of generate() (but where and how it writes) is a key of the synthetic
+    block, and every value rule the spec applies is one generate() applies too."""
     import inspect
 
     from orchestration.sweep.spec_models import SyntheticSpec
     from reid_core.data.synth import generate
+    from reid_core.synth_options import SynthOptionError, check_options
 
-    params = inspect.signature(generate).parameters
+    params = set(inspect.signature(generate).parameters) - {"out_dir", "overwrite", "progress"}
     every = SyntheticSpec(ids=10, train_ids=4, cameras=3, images_per_id=5, seed=1, num_distractors=1, num_junk=1,
                           workers=1, size=[64, 32], camera_variation=0.5).generator_kwargs()
-    assert set(every) <= set(params) and len(every) == len(SyntheticSpec.model_fields)
+    assert set(every) == params and len(every) == len(SyntheticSpec.model_fields)
+    check_options(every)  # a valid set passes
+    with pytest.raises(SynthOptionError) as ei:
+        check_options({**every, "num_cameras": 12})
+    with pytest.raises(ConfigError) as spec_error:
+        parse_text(GOOD.replace("cameras: 2", "cameras: 12"), "g.yaml")
+    assert str(spec_error.value) == f"g.yaml: dataset.synthetic.cameras: {ei.value.problem}"
+
+
+@pytest.mark.parametrize("order", [("schedule.epochs", "schedule.warmup_epochs", "schedule.milestones"),
+                                   ("schedule.milestones", "schedule.warmup_epochs", "schedule.epochs")])
+def test_overrides_are_applied_together_in_any_order(order):
+    """Each override alone against the preset refused `epochs: 10` (the preset's milestones
+    150, 225 lie past it); together, as `train --set` applies them, they are one valid schedule."""
+    values = {"schedule.epochs": 10, "schedule.warmup_epochs": 1, "schedule.milestones": [8]}
+    text = ("name: o\ndataset: {synthetic: {ids: 20}}\nbase_preset: g\noverrides:\n"
+            + "".join(f"  {k}: {values[k]}\n" for k in order))
+    schedule = parse_text(text, "o.yaml").trials[0].config().schedule
+    assert (schedule.epochs, schedule.warmup_epochs, schedule.milestones) == (10, 1, (8,))
+
+
+def test_overrides_that_conflict_together_name_the_file_and_key():
+    text = "name: o\ndataset: {synthetic: {ids: 20}}\nbase_preset: g\noverrides: {schedule.epochs: 10}\n"
+    with pytest.raises(ConfigError, match=r"^o\.yaml: overrides: schedule\.milestones: must lie in \(0, epochs=10\)"):
+        parse_text(text, "o.yaml")  # the preset's milestones (150, 225), not an override, are named
+    text = text.replace("{schedule.epochs: 10}", "{epochs: 10, milestones: [12]}")
+    with pytest.raises(ConfigError, match=r"^o\.yaml: overrides\.milestones: schedule\.milestones: must lie in"):
+        parse_text(text, "o.yaml")  # an override's own field: named as written
 
 
 def test_trial_record_carries_the_resolved_config():
-    from orchestration.sweep.spec import TrialSpec
+    from orchestration.sweep.trial_plan import TrialSpec
     from reid_core.config import to_dict
 
     spec = parse_text(GOOD, "good.yaml")
@@ -310,6 +346,20 @@ def test_trial_record_carries_the_resolved_config():
         **record["config"]["optim"], "lr": 0.0213456}}}
     s = TrialSpec.from_record(searched)
     assert s.name == "lr=0.0213-seed1" and s.config().optim.lr == 0.0213456 and s.overrides["optim.lr"] == 0.0213456
+
+
+def test_ray_names_a_trial_after_its_record():
+    from types import SimpleNamespace
+
+    from orchestration.sweep.names import trial_dirname_creator, trial_name_creator
+
+    record = parse_text(GOOD, "good.yaml").trials[3].to_record()
+    searched = {**record, "search_keys": ["optim.lr"],
+                "config": {**record["config"], "optim": {**record["config"]["optim"], "lr": 0.0213456}}}
+    assert trial_name_creator(SimpleNamespace(config={"trial": record}, trial_id="t1")) == "h-seed1"
+    assert trial_name_creator(SimpleNamespace(config={"trial": searched}, trial_id="t2")) == "lr=0.0213-seed1"
+    assert trial_name_creator(SimpleNamespace(config={}, trial_id="t3")) == "t3"
+    assert trial_dirname_creator(SimpleNamespace(config={"trial": record}, trial_id="t1")) == "h-seed1_t1"
 
 
 def test_reid_core_needs_no_pydantic_ray_or_mlflow():

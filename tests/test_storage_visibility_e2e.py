@@ -26,7 +26,7 @@ from typing import Iterator
 import pytest
 
 from mlflow_server.server import find_free_port
-from orchestration.sweep.plan import DatasetSpec
+from orchestration.sweep.trial_plan import DatasetSpec
 from orchestration.sweep.storage_check import PROBE_PREFIX, probe_folders, sweep_folders
 
 BIN = Path(sys.executable).parent

@@ -196,7 +196,7 @@ def test_killed_worker_resumes_from_checkpoint_into_the_same_run(fault_sweep):
 
 @pytest.mark.timeout(600)
 def test_status_command(fault_sweep):
-    from orchestration.sweep.status import sweep_status
+    from orchestration.sweep.trial_status import sweep_status
 
     st = sweep_status("e2e", runs_dir=fault_sweep["root"] / "runs")
     by = {t["trial"]: t for t in st["trials"]}
@@ -205,7 +205,7 @@ def test_status_command(fault_sweep):
     assert by["h-seed0"]["epoch"] == 6 and by["h-seed0"]["final_mAP"] is not None
     assert by["h-seed0"]["node"]  # the node's address, from Ray's result and the run's tag
     assert by["h-seed0"]["eta_s"] is None  # finished: nothing left
-    from orchestration.sweep.status import format_table
+    from orchestration.sweep.trial_status import format_table
 
     table = format_table(st["trials"])
     assert table.splitlines()[0].split()[:4] == ["trial", "ray", "mlflow", "node"]
@@ -213,7 +213,7 @@ def test_status_command(fault_sweep):
 
 
 def test_eta_from_pace() -> None:
-    from orchestration.sweep.status import _eta
+    from orchestration.sweep.trial_status import _eta
 
     assert _eta(30.0, 3, 10) == pytest.approx(70.0)
     assert _eta(30.0, 0, 10) is None and _eta(30.0, 10, 10) is None and _eta(None, 3, 10) is None

@@ -21,6 +21,7 @@ from reid_core.data.synth import (
     sample_pose,
 )
 from reid_core.errors import DataError
+from reid_core.synth_options import SynthOptionError
 from reid_core.evaluation import compute_distance, evaluate
 
 NAME = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
@@ -109,6 +110,17 @@ def test_refuses_to_mix_with_existing_files_and_bad_arguments(tmp_path, tiny):
             generate(tmp_path / "bad", **kwargs)
 
 
+@pytest.mark.parametrize("kwargs,option", [
+    ({"num_cameras": 10}, "num_cameras"), ({"num_ids": 10000}, "num_ids"), ({"num_junk": -1}, "num_junk"),
+    ({"num_ids": 10, "num_train_ids": 10}, "num_train_ids"), ({"workers": 0}, "workers"),
+    ({"size": (64,)}, "size"), ({"camera_variation": 1.5}, "camera_variation")])
+def test_bad_option_is_named_and_nothing_is_written(tmp_path, kwargs, option):
+    with pytest.raises(SynthOptionError) as ei:
+        generate(tmp_path / "bad", **kwargs)
+    assert ei.value.option == option and str(ei.value).startswith(f"synthetic dataset: {option} must")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_loader_reads_it(tiny):
     root, summary = tiny
     ds = load_dataset(root)
@@ -176,10 +188,10 @@ def test_cli_data_synth_and_summary(tmp_path, capsys):
     import argparse
     import json
 
-    from orchestration.commands import data as data_cmd
+    from orchestration.commands.data import register
 
     parser = argparse.ArgumentParser(prog="compact-reid")
-    data_cmd.register(parser.add_subparsers(dest="command", required=True))
+    register(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "cli"
     args = parser.parse_args(["data", "synth", "--out", str(out), "--ids", "12", "--images-per-id", "4",
                               "--cameras", "3", "--workers", "1", "--seed", "2"])

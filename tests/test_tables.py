@@ -22,7 +22,7 @@ from orchestration.report.render import render_markdown_report, to_latex  # noqa
 from orchestration.report.sweep_data import CHECK, MISSING  # noqa: E402
 from reid_core.config import SCHEMA_VERSION, flatten, to_dict  # noqa: E402
 from reid_core.presets import PRESETS, SWITCH_LABELS, SWITCHES, preset_config  # noqa: E402
-from reid_core.training.schedules import Plan  # noqa: E402
+from reid_core.training.epochs import EpochCounts, epoch_counts  # noqa: E402
 
 SWEEP = "ablation-mini"
 PRESETS_RUN = ("a", "c", "h", "compact")
@@ -139,20 +139,20 @@ class Store:
         return rid
 
 
-def _plan(preset: str) -> Plan:
+def _epochs(preset: str) -> EpochCounts:
     cfg = preset_config(preset, {"schedule.scale": SCALE, "swag.cycles": CYCLES})
-    return Plan.from_configs(cfg.schedule, cfg.swag, cfg.optim)
+    return epoch_counts(cfg)
 
 
 # Figure 6 histories: current weights every 5 epochs and at cycle ends; SWAG at cycle ends.
 def _swag_history(seed: int) -> tuple[dict[str, list[tuple[int, float]]], dict[str, float]]:
-    plan = _plan("h")
-    ends = [e + 1 for e in plan.cycle_end_epochs]
-    evals = sorted(set(range(5, plan.main_epochs + 1, 5)) | {plan.main_epochs} | set(ends))
+    epochs = _epochs("h")
+    ends = [e + 1 for e in epochs.cycle_end_epochs]
+    evals = sorted(set(range(5, epochs.main_epochs + 1, 5)) | {epochs.main_epochs} | set(ends))
     off = 0.01 * seed
     hist = {
-        "rank1": [(e, 0.5 + 0.4 * e / plan.total_epochs + off) for e in evals],
-        "mAP": [(e, 0.3 + 0.5 * e / plan.total_epochs + off) for e in evals],
+        "rank1": [(e, 0.5 + 0.4 * e / epochs.total_epochs + off) for e in evals],
+        "mAP": [(e, 0.3 + 0.5 * e / epochs.total_epochs + off) for e in evals],
         "swag_rank1": [(e, 0.93 + 0.005 * i + off) for i, e in enumerate(ends)],
         "swag_mAP": [(e, 0.85 + 0.01 * i + off) for i, e in enumerate(ends)],
         "swa_rank1": [(e, 0.92 + off) for e in ends],
@@ -372,11 +372,11 @@ def test_figures(built: dict[str, Any]) -> None:
     labels = [line.get_label() for line in ax.get_lines()]
     assert "h SWAG (n=2)" in labels and "h SGD (n=2)" in labels
     swag = next(line for line in ax.get_lines() if line.get_label() == "h SWAG (n=2)")
-    ends = [e + 1 for e in _plan("h").cycle_end_epochs]
+    ends = [e + 1 for e in _epochs("h").cycle_end_epochs]
     assert list(swag.get_xdata()) == ends
     assert swag.get_ydata()[0] == pytest.approx(100 * (0.93 + 0.005))  # mean of seeds 0 and 1
     sgd = next(line for line in ax.get_lines() if line.get_label() == "h SGD (n=2)")
-    assert min(sgd.get_xdata()) == _plan("h").main_epochs  # the cyclic phase only
+    assert min(sgd.get_xdata()) == _epochs("h").main_epochs  # the cyclic phase only
 
 
 def test_grid_table(store: dict[str, Any]) -> None:

@@ -84,8 +84,8 @@ def run_validate(args: argparse.Namespace) -> int:
     from orchestration.sweep.spec import load_spec
 
     spec = load_spec(args.spec)
-    extra = f", {len(spec.trials)} grid point x seed" if not spec.is_search else " (sampled)"
-    print(f"{args.spec}: OK: sweep {spec.name}, {spec.num_trials} trial(s){extra}")
+    extra = f", {len(spec.trials)} grid point x seed" if spec.search is None else " (sampled)"
+    print(f"{args.spec}: OK: sweep {spec.file.name}, {spec.num_trials} trial(s){extra}")
     return 0
 
 
@@ -105,7 +105,8 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from orchestration.sweep.spec import describe, load_spec
+    from orchestration.sweep.spec import load_spec
+    from orchestration.sweep.trial_plan import describe
 
     spec = load_spec(args.spec)
     if args.json:
@@ -144,7 +145,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from orchestration.sweep.status import format_table, sweep_status
+    from orchestration.sweep.trial_status import format_table, sweep_status
 
     st = sweep_status(args.sweep, runs_dir=args.runs_dir)
     if args.json:

@@ -76,12 +76,12 @@ def _mean_band(series: list[list[tuple[int, float]]]) -> tuple[list[int], list[f
 def _main_epochs(cfg: Any) -> tuple[int | None, list[int]]:
     """(last step of the main phase, cycle-end steps), 1-based like the logged steps."""
     try:
-        from reid_core.training.schedules import Plan
+        from reid_core.training.epochs import epoch_counts
 
-        plan = Plan.from_configs(cfg.schedule, cfg.swag, cfg.optim)
+        counts = epoch_counts(cfg)
     except Exception:  # noqa: BLE001 - a config we cannot read: plot the whole history instead
         return None, []
-    return plan.main_epochs, [e + 1 for e in plan.cycle_end_epochs]
+    return counts.main_epochs, [e + 1 for e in counts.cycle_end_epochs]
 
 
 def figure6(data: SweepData, mode: str) -> FigureResult:

@@ -12,8 +12,10 @@ import math
 import os
 from typing import Any, Callable, Mapping
 
-from .spec import SweepSpec, TrialSpec
-from .state import SweepError, TrialContext
+from .errors import SweepError
+from .names import trial_dirname_creator, trial_name_creator
+from .sweep_folder import TrialContext
+from .trial_plan import SweepSpec
 
 
 def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
@@ -76,13 +78,13 @@ def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, 
     import ray
 
     total = ray.cluster_resources()
-    gpu = gpus_per_trial if gpus_per_trial is not None else spec.resources.get("gpu")
+    gpu = gpus_per_trial if gpus_per_trial is not None else spec.file.resources.gpu
     if gpu is None:
         gpu = 1.0 if total.get("GPU", 0) >= 1 else 0.0
     if gpu > total.get("GPU", 0) + 1e-9:
         raise SweepError(f"trials need {gpu} GPU(s) each but the cluster has {total.get('GPU', 0)}; "
                          "lower resources.gpu / --gpus-per-trial")
-    cpu = spec.resources.get("cpu")
+    cpu = spec.file.resources.cpu
     if cpu is None:
         if gpu > 0:
             per_gpu = total.get("CPU", 1) / max(total.get("GPU", 1), 1)
@@ -94,24 +96,14 @@ def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, 
     return {"cpu": float(cpu), "gpu": float(gpu)}
 
 
-def trial_name_creator(trial: Any) -> str:
-    record = (trial.config or {}).get("trial")
-    return TrialSpec.from_record(record).name if record else str(trial.trial_id)
-
-
-def trial_dirname_creator(trial: Any) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in trial_name_creator(trial))[:80]
-    return f"{safe}_{trial.trial_id}"
-
-
 def param_space(spec: SweepSpec) -> dict[str, Any]:
     from ray import tune
 
     if spec.search is None:
         return {"trial": tune.grid_search([t.to_record() for t in spec.trials])}
     record = spec.trials[0].to_record()
-    for p in spec.search.space:
-        *parents, leaf = p.key.split(".")
+    for key, p in spec.search.space.items():
+        *parents, leaf = key.split(".")
         node = record["config"]
         for k in parents:
             node = node[k]
@@ -123,7 +115,7 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
             node[leaf] = tune.randint(int(p.low), int(p.high) + 1)  # type: ignore[arg-type]
         else:
             node[leaf] = tune.choice(list(p.values))
-    record["search_keys"] = [p.key for p in spec.search.space]
+    record["search_keys"] = list(spec.search.space)
     return {"trial": record}
 
 
@@ -159,10 +151,10 @@ def run_config(spec: SweepSpec, storage: str, verbose: int) -> Any:
     from ray import tune
 
     return tune.RunConfig(
-        name=spec.name,
+        name=spec.file.name,
         storage_path=storage,
-        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint_keep),
+        failure_config=tune.FailureConfig(max_failures=spec.file.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.file.checkpoint.num_to_keep),
         verbose=verbose,
     )
 
@@ -173,5 +165,7 @@ def trainable(ctx: TrialContext, resources: Mapping[str, float], trial_fn: Calla
     from ray import tune
 
     if trial_fn is None:
-        from .trial import run_trial as trial_fn
+        from .trial import run_trial
+
+        trial_fn = run_trial
     return tune.with_resources(tune.with_parameters(trial_fn, ctx=ctx), dict(resources))

@@ -28,12 +28,13 @@ from typing import Any, Callable
 
 from reid_core.config import ConfigError
 
-from ..mlflow_log import names as n
+from ..mlflow_log.names import STORAGE, SWEEP_SUMMARY_ARTIFACT
 from . import ray_tune
+from .errors import SweepError
 from .spec import load_spec, parse_text
-from .state import SWEEP_FILE, SweepError, SweepState, find_sweep, prepare_data, storage_and_dir
 from .storage_check import check_nodes_see, sweep_folders
-from .status import format_table, ray_trials, sweep_status, trial_rows
+from .sweep_folder import SWEEP_FILE, SweepState, find_sweep, prepare_data, storage_and_dir
+from .trial_status import format_table, ray_trials, sweep_status, trial_rows
 
 __all__ = ["SweepError", "SweepOutcome", "run_sweep", "resume_sweep", "sweep_status", "find_sweep",
            "format_table"]
@@ -76,8 +77,8 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
 
     t0 = time.perf_counter()
     spec = load_spec(spec_path)
-    storage_path, sweep_dir, exp_path = storage_and_dir(spec.name, storage, Path(runs_dir))
-    _check_can_start(spec.name, sweep_dir, exp_path, fresh)
+    storage_path, sweep_dir, exp_path = storage_and_dir(spec.file.name, storage, Path(runs_dir))
+    _check_can_start(spec.file.name, sweep_dir, exp_path, fresh)
     if gpus_per_trial is not None and gpus_per_trial < 0:
         raise ConfigError(f"--gpus-per-trial: must be >= 0, got {gpus_per_trial}")
     if max_concurrent is not None and max_concurrent < 1:
@@ -93,22 +94,22 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
         if fresh and (sweep_dir / SWEEP_FILE).exists():
             old = sweep_dir.with_name(f"{sweep_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
             sweep_dir.rename(old)
-            log(f"--fresh: the previous state of {spec.name} moved to {old}")
+            log(f"--fresh: the previous state of {spec.file.name} moved to {old}")
         data_root, data_name = prepare_data(spec, sweep_dir, log)
         tracker = SweepTracker(uri)
-        exp_id = tracker.experiment(spec.name, spec.description)
-        parent = tracker.start_parent(exp_id, spec.name, spec.text or json.dumps(spec.raw, indent=2),
-                                      spec.planned(), extra_tags={n.STORAGE: str(exp_path)})
+        exp_id = tracker.experiment(spec.file.name, spec.file.description)
+        parent = tracker.start_parent(exp_id, spec.file.name, spec.text,
+                                      spec.planned(), extra_tags={STORAGE: str(exp_path)})
         state = SweepState(
-            name=spec.name, spec_source=str(Path(spec.source).resolve()), spec_text=spec.text, tracking_uri=uri,
+            name=spec.file.name, spec_source=str(Path(spec.source).resolve()), spec_text=spec.text, tracking_uri=uri,
             experiment_id=exp_id, parent_run_id=parent, storage_path=storage_path, experiment_path=str(exp_path),
             data_root=data_root, data_name=data_name, resources=resources,
-            max_concurrent=max_concurrent or spec.max_concurrent, checkpoint_every=spec.checkpoint_every,
+            max_concurrent=max_concurrent or spec.file.max_concurrent, checkpoint_every=spec.file.checkpoint.every,
             num_trials=spec.num_trials, planned=spec.planned())
         state.write(sweep_dir)
-        log(f"sweep {spec.name}: {spec.num_trials} trial(s), {resources['cpu']:g} CPU + {resources['gpu']:g} GPU "
-            f"each, max_concurrent={state.max_concurrent or 'auto'}, max_failures={spec.max_failures}; storage "
-            f"{exp_path}; MLflow {uri} (experiment {spec.name}, parent run {parent})")
+        log(f"sweep {spec.file.name}: {spec.num_trials} trial(s), {resources['cpu']:g} CPU + {resources['gpu']:g} GPU "
+            f"each, max_concurrent={state.max_concurrent or 'auto'}, max_failures={spec.file.max_failures}; storage "
+            f"{exp_path}; MLflow {uri} (experiment {spec.file.name}, parent run {parent})")
         from ray import tune
 
         tuner = tune.Tuner(ray_tune.trainable(state.context(), resources, trial_fn),
@@ -208,6 +209,6 @@ def _save_summary(out: SweepOutcome, tracker: Any, sweep_dir: Path, log: Log) ->
     except OSError:
         pass
     try:
-        tracker.log_parent_json(out.parent_run_id, summary, n.SWEEP_SUMMARY_ARTIFACT)
+        tracker.log_parent_json(out.parent_run_id, summary, SWEEP_SUMMARY_ARTIFACT)
     except Exception as e:  # never lose the sweep over a summary artifact
         log(f"warning: could not log sweep_summary.json: {e}")

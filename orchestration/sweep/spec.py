@@ -1,21 +1,21 @@
-"""Sweep specifications: YAML -> validated, expanded `SweepSpec` (plan.py) -> trials.
+"""Sweep specifications: YAML -> validated, expanded `SweepSpec` (trial_plan.py) -> trials.
 
 A sweep YAML (see `sweeps/*.yaml`, schema: `compact-reid sweep schema`) names a dataset, a
 base preset, a grid of axes (`preset: [...]` and/or config fields by dotted path or unique
 leaf name), seeds, fixed config overrides, per-trial resources and, optionally, an Optuna
 search with an ASHA scheduler. `load_spec(path)` validates ALL of it before anything
 starts, in two steps: the pydantic models of spec_models.py check each key (types, ranges,
-unknown keys), then this module checks what keys say together and builds every trial's
-TrainConfig once (kept as a plain dict in its TrialSpec). Every error is a
-`reid_core.config.ConfigError` whose message starts with the file and the dotted key
-(`sweeps/x.yaml: grid.gem_p_init: ...`) and, where there is a choice, the allowed values.
+unknown keys), then this module checks what keys say together (config keys, presets, the
+generator's own rules for synthetic data) and builds every trial's TrainConfig once (kept
+as a plain dict in its TrialSpec). Every error is a `reid_core.config.ConfigError` whose
+message starts with the file and the dotted key (`sweeps/x.yaml: grid.gem_p_init: ...`)
+and, where there is a choice, the allowed values.
 
 This module imports neither Ray nor MLflow (nor torch): `compact-reid sweep validate` and
 `compact-reid sweep show` stay fast and run where only the spec matters.
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 import re
@@ -27,14 +27,14 @@ from pydantic import ValidationError
 
 from reid_core.config import ConfigError, TrainConfig, resolve_key, to_dict
 from reid_core.presets import PRESETS, preset_config
+from reid_core.synth_options import SynthOptionError, check_options
+from reid_core.training.epochs import epoch_counts
 
 from .names import format_value, trial_name
-from .plan import (DatasetSpec, SchedulerSpec, SearchSpec, SpaceParam, SweepSpec, TrialSpec, describe,
-                   total_epochs)
-from .spec_models import RAY_METRICS, RESERVED_KEYS, SweepFile, error_message
+from .spec_models import RESERVED_KEYS, SchedulerSection, SearchSection, SweepFile, SyntheticSpec, error_message
+from .trial_plan import DatasetSpec, SweepSpec, TrialSpec
 
-__all__ = ["SweepSpec", "TrialSpec", "DatasetSpec", "SearchSpec", "SchedulerSpec", "SpaceParam", "load_spec",
-           "parse_text", "parse_spec", "describe", "RAY_METRICS"]
+__all__ = ["load_spec", "parse_text", "parse_spec"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -62,11 +62,15 @@ class _Ctx:
                    "set seeds with `seeds: [...]` and presets with `base_preset` or `grid.preset`")
         return full
 
-    def config(self, preset: str, overrides: Mapping[str, Any], where: str) -> TrainConfig:
+    def config(self, preset: str, overrides: Mapping[str, Any], where: str,
+               written: Mapping[str, str] | None = None) -> TrainConfig:
+        """The preset with the overrides; an error names `where`, or `where.<key as written>`
+        when the field it is about is one of `written` (dotted path -> key as written)."""
         try:
             return preset_config(preset, overrides)
         except ConfigError as e:
-            raise self.err(where, str(e)) from None
+            field = str(e).split(":", 1)[0]
+            raise self.err(f"{where}.{written[field]}" if written and field in written else where, str(e)) from None
 
 
 def load_spec(path: str | os.PathLike[str], check_paths: bool = True) -> SweepSpec:
@@ -99,32 +103,27 @@ def parse_spec(data: Any, source: str = "<string>", text: str = "", check_paths:
     if data is None:
         raise ctx.err("(top level)", "the file is empty")
     try:
-        raw = SweepFile.model_validate(data)
+        file = SweepFile.model_validate(data)
     except ValidationError as e:
         raise ctx.err(*error_message(e)) from None
-    dataset = _dataset(raw, ctx, check_paths)
-    overrides, written = _overrides(raw, ctx)
-    grid, grid_keys = _grid(raw, ctx, overrides)
-    seeds = tuple(raw.seeds)
-    base = raw.base_preset
+    dataset = _dataset(file, ctx, check_paths)
+    overrides, written = _overrides(file, ctx)
+    grid, grid_keys = _grid(file, ctx, overrides)
+    base = file.base_preset
     if base is not None:
         ctx.check("preset" not in grid, "base_preset", "not used when `grid.preset` is given; remove one of them")
     else:
         ctx.check("preset" in grid, "base_preset", "required unless the grid has a `preset` axis")
     first = grid["preset"][0] if "preset" in grid else base
-    for full, v in overrides.items():  # each override alone names its key, then all together
-        ctx.config(first, {full: v}, f"overrides.{written[full]}")
-    ctx.config(first, overrides, "overrides")
-    search = _search(raw, ctx, overrides, grid_keys, seeds) if raw.search is not None else None
-    trials, max_epochs = _expand(ctx, grid, grid_keys, base, seeds, overrides, search)
-    scheduler = _scheduler(raw, ctx, search, max_epochs) if raw.scheduler is not None else None
-    return SweepSpec(
-        name=raw.name, description=raw.description.strip(), dataset=dataset, base_preset=base, grid=grid,
-        grid_keys=grid_keys, seeds=seeds, overrides=overrides,
-        resources={"cpu": raw.resources.cpu, "gpu": raw.resources.gpu}, max_concurrent=raw.max_concurrent,
-        max_failures=raw.max_failures, checkpoint_every=raw.checkpoint.every,
-        checkpoint_keep=raw.checkpoint.num_to_keep, search=search, scheduler=scheduler, trials=tuple(trials),
-        source=source, text=text, raw=copy.deepcopy(data))
+    # All together, as `train --set` applies them: one at a time, `epochs: 10` would be
+    # checked against the preset's milestones before `milestones: [8]` could move them.
+    ctx.config(first, overrides, "overrides", written)
+    search = _search(file, ctx, base, overrides, grid_keys) if file.search is not None else None
+    trials, max_epochs = _expand(ctx, grid, grid_keys, base, tuple(file.seeds), overrides)
+    scheduler = _scheduler(file, ctx, search, max_epochs) if file.scheduler is not None else None
+    return SweepSpec(file=file, source=source, text=text or yaml.safe_dump(data, sort_keys=False),
+                     dataset=dataset, overrides=overrides, grid=grid, search=search, scheduler=scheduler,
+                     trials=tuple(trials))
 
 
 def _expand_env(value: str, ctx: _Ctx, key: str) -> str:
@@ -140,41 +139,43 @@ def _expand_env(value: str, ctx: _Ctx, key: str) -> str:
     return os.path.expanduser(_ENV_RE.sub(sub, value))
 
 
-def _dataset(raw: SweepFile, ctx: _Ctx, check_paths: bool) -> DatasetSpec:
-    d = raw.dataset
+def _dataset(file: SweepFile, ctx: _Ctx, check_paths: bool) -> DatasetSpec:
+    d = file.dataset
     ctx.check((d.path is None) != (d.synthetic is None), "dataset",
               "give exactly one of `path: DIR` or `synthetic: {ids, cameras, ...}`")
     if d.synthetic is not None:
         ctx.check(d.name is None, "dataset.name", "only with `path` (synthetic data is always 'generic')")
-        s = d.synthetic
-        if s.train_ids is not None:
-            ctx.check(s.train_ids < s.ids, "dataset.synthetic.train_ids",
-                      f"must be < ids ({s.ids}): the rest are the test identities")
-        return DatasetSpec(synthetic=s.generator_kwargs(), name="generic")
+        options = d.synthetic.generator_kwargs()
+        try:  # the generator's own rules, before anything is drawn
+            check_options(options)
+        except SynthOptionError as e:
+            raise ctx.err(f"dataset.synthetic.{SyntheticSpec.key_of(e.option)}", e.problem) from None
+        return DatasetSpec(synthetic=options, name="generic")
     ctx.check(d.path.strip() != "", "dataset.path", "is empty")  # type: ignore[union-attr]
     path = Path(_expand_env(d.path, ctx, "dataset.path"))  # type: ignore[arg-type]
     path = path if path.is_absolute() else Path.cwd() / path
     if check_paths:
         ctx.check(path.exists(), "dataset.path", f"{path} does not exist")
         ctx.check(path.is_dir(), "dataset.path", f"{path} is not a folder")
-    return DatasetSpec(path=str(path.resolve() if path.exists() else path), name=d.name or "auto", raw_path=d.path)
+    return DatasetSpec(path=str(path.resolve() if path.exists() else path), name=d.name or "auto")
 
 
-def _overrides(raw: SweepFile, ctx: _Ctx) -> tuple[dict[str, Any], dict[str, str]]:
+def _overrides(file: SweepFile, ctx: _Ctx) -> tuple[dict[str, Any], dict[str, str]]:
     """(resolved dotted path -> value, resolved path -> key as written)."""
     out: dict[str, Any] = {}
     written: dict[str, str] = {}
-    for k, v in raw.overrides.items():
+    for k, v in file.overrides.items():
         full = ctx.resolve(k, f"overrides.{k}")
         ctx.check(full not in out, f"overrides.{k}", f"same field as overrides.{written.get(full)} ({full})")
         out[full], written[full] = v, k
     return out, written
 
 
-def _grid(raw: SweepFile, ctx: _Ctx, overrides: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str, str]]:
-    if "grid" in raw.model_fields_set and not raw.grid:
+def _grid(file: SweepFile, ctx: _Ctx, overrides: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """(axis as written -> values, preset first; axis as written -> resolved dotted path)."""
+    if "grid" in file.model_fields_set and not file.grid:
         raise ctx.err("grid", "is empty: give at least one axis (e.g. `preset: [g, h]`), or remove `grid`")
-    d = raw.grid or {}
+    d = file.grid or {}
     grid: dict[str, list[Any]] = {}
     keys: dict[str, str] = {}
     for k in (["preset"] if "preset" in d else []) + [k for k in d if k != "preset"]:  # preset first
@@ -195,39 +196,44 @@ def _grid(raw: SweepFile, ctx: _Ctx, overrides: Mapping[str, Any]) -> tuple[dict
     return grid, keys
 
 
-def _search(raw: SweepFile, ctx: _Ctx, overrides: Mapping[str, Any], grid_keys: Mapping[str, str],
-            seeds: tuple[int, ...]) -> SearchSpec:
-    s = raw.search
+def _search(file: SweepFile, ctx: _Ctx, base: str | None, overrides: Mapping[str, Any],
+            grid_keys: Mapping[str, str]) -> SearchSection:
+    """file.search with its space keyed by dotted config path; every bound (or choice) must
+    make a valid config with the overrides."""
+    s = file.search
     assert s is not None
     ctx.check(not grid_keys, "grid", "not supported together with `search` (Optuna samples the space; "
                                      "fix other fields in `overrides`)")
-    ctx.check(len(seeds) == 1, "seeds", "a search trains each sample once: give one seed")
-    params = []
+    ctx.check(len(file.seeds) == 1, "seeds", "a search trains each sample once: give one seed")
+    space = {}
     for k, p in s.space.items():
         key = f"search.space.{k}"
         full = ctx.resolve(k, key)
         ctx.check(full not in overrides, key, f"{full} is also fixed in `overrides`; keep one")
-        ctx.check(full not in [q.key for q in params], key, f"same field as another search key ({full})")
+        ctx.check(full not in space, key, f"same field as another search key ({full})")
         if p.type == "choice":
             ctx.check(p.values is not None, f"{key}.values", "required for type choice")
             ctx.check(p.low is None and p.high is None, key, "type choice takes `values`, not low/high")
-            params.append(SpaceParam(full, k, p.type, values=tuple(p.values)))  # type: ignore[arg-type]
-            continue
-        ctx.check(p.values is None, f"{key}.values", f"only for type choice (type {p.type} takes low/high)")
-        for b in ("low", "high"):
-            ctx.check(getattr(p, b) is not None, f"{key}.{b}", f"required for type {p.type}")
-            if p.type == "int":
-                ctx.check(float(getattr(p, b)).is_integer(), f"{key}.{b}", f"expected an integer, got {getattr(p, b)}")
-        low, high = (int(p.low), int(p.high)) if p.type == "int" else (p.low, p.high)  # type: ignore[arg-type]
-        ctx.check(low < high, f"{key}.high", f"must be > low ({low}), got {high}")
-        if p.type == "loguniform":
-            ctx.check(low > 0, f"{key}.low", f"must be > 0 for loguniform, got {low}")
-        params.append(SpaceParam(full, k, p.type, low=low, high=high))
-    return SearchSpec(s.algorithm, s.metric, s.mode, s.num_samples, tuple(params), s.seed)
+        else:
+            ctx.check(p.values is None, f"{key}.values", f"only for type choice (type {p.type} takes low/high)")
+            for b in ("low", "high"):
+                ctx.check(getattr(p, b) is not None, f"{key}.{b}", f"required for type {p.type}")
+                if p.type == "int":
+                    ctx.check(float(getattr(p, b)).is_integer(), f"{key}.{b}", f"expected an integer, got {getattr(p, b)}")
+            low, high = (int(p.low), int(p.high)) if p.type == "int" else (p.low, p.high)  # type: ignore[arg-type]
+            ctx.check(low < high, f"{key}.high", f"must be > low ({low}), got {high}")  # type: ignore[operator]
+            if p.type == "loguniform":
+                ctx.check(low > 0, f"{key}.low", f"must be > 0 for loguniform, got {low}")  # type: ignore[operator]
+            p = p.model_copy(update={"low": low, "high": high})
+        for value in p.values or [p.low, p.high]:
+            ctx.config(base, {**overrides, full: value}, key)  # type: ignore[arg-type]
+        space[full] = p
+    return s.model_copy(update={"space": space})
 
 
-def _scheduler(raw: SweepFile, ctx: _Ctx, search: SearchSpec | None, max_epochs: int) -> SchedulerSpec:
-    c = raw.scheduler
+def _scheduler(file: SweepFile, ctx: _Ctx, search: SearchSection | None, max_epochs: int) -> SchedulerSection:
+    """file.scheduler with max_t (default: the longest trial), metric and mode (default: the search's)."""
+    c = file.scheduler
     assert c is not None
     max_t = c.max_t if c.max_t is not None else max_epochs
     ctx.check(c.grace_period <= max_t, "scheduler.grace_period", f"must be <= max_t ({max_t}), got {c.grace_period}")
@@ -237,12 +243,11 @@ def _scheduler(raw: SweepFile, ctx: _Ctx, search: SearchSpec | None, max_epochs:
     if search is not None:
         ctx.check(metric == search.metric, "scheduler.metric", f"must equal search.metric ({search.metric})")
         ctx.check(mode == search.mode, "scheduler.mode", f"must equal search.mode ({search.mode})")
-    return SchedulerSpec(c.type, max_t, c.grace_period, c.reduction_factor, metric, mode)
+    return c.model_copy(update={"max_t": max_t, "metric": metric, "mode": mode})
 
 
 def _expand(ctx: _Ctx, grid: Mapping[str, list[Any]], grid_keys: Mapping[str, str], base: str | None,
-            seeds: tuple[int, ...], overrides: Mapping[str, Any],
-            search: SearchSpec | None) -> tuple[list[TrialSpec], int]:
+            seeds: tuple[int, ...], overrides: Mapping[str, Any]) -> tuple[list[TrialSpec], int]:
     """Every (preset, axis values, seed): its name and its resolved config, built once here."""
     trials: list[TrialSpec] = []
     axes_names = [k for k in grid if k != "preset"]
@@ -254,12 +259,9 @@ def _expand(ctx: _Ctx, grid: Mapping[str, list[Any]], grid_keys: Mapping[str, st
             label = ", ".join(([f"preset={preset}"] if "preset" in grid else [])
                               + [f"{k}={format_value(v)}" for k, v in axes.items()])
             where = f"grid ({label})" if label else "overrides"
-            for p in (search.space if search else ()):
-                for val in (list(p.values) if p.type == "choice" else [p.low, p.high]):
-                    ctx.config(preset, {**ov, p.key: val}, f"search.space.{p.written}")
             for seed in seeds:
                 cfg = ctx.config(preset, {**ov, "seed": seed}, where)
-                max_epochs = max(max_epochs, total_epochs(cfg))
+                max_epochs = max(max_epochs, epoch_counts(cfg).total_epochs)
                 name, point = trial_name(preset if ("preset" in grid or not axes) else None, axes, seed)
                 trials.append(TrialSpec(len(trials), name, point, preset, seed, axes, ov, to_dict(cfg)))
     names = [t.name for t in trials]

@@ -1,4 +1,6 @@
-"""The sweep YAML as pydantic models: shapes, types and ranges of every key, `extra="forbid"`.
+"""The sweep YAML as pydantic models: the one description of every key (type, range,
+default, meaning), `extra="forbid"`. `SweepSpec.file` (trial_plan.py) is this model
+validated, so a new plain key is added here, read where it is used, and tested.
 
 `SweepFile.model_validate(yaml.safe_load(text))` checks what one key can say on its own;
 `spec.py` then checks what keys say together (presets, config fields, grid vs search) and
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
@@ -31,8 +33,9 @@ Mode = Literal["max", "min"]
 
 
 class _Strict(BaseModel):
-    # strict: YAML already gives typed values, so "2" is not an integer and 2.0 is not one either
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    # strict: YAML already gives typed values, so "2" is not an integer and 2.0 is not one either;
+    # frozen: SweepSpec.file is read by the runner, Ray setup and `sweep show`, never changed
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
 def _name(v: str) -> str:
@@ -73,25 +76,35 @@ def _resource(**bounds: float) -> Any:
 
 
 class SyntheticSpec(_Strict):
-    """`reid_core.data.synth.generate`'s options (the first five under shorter names)."""
+    """`reid_core.data.synth.generate`'s options: names and types here, value rules in
+    reid_core/synth_options.py (spec.py reports them under these keys); left out: generate()'s default."""
 
-    ids: int = Field(ge=2, description="number of identities, train + test")
-    train_ids: int | None = Field(None, ge=2, description="training identities (< ids)")
-    cameras: int | None = Field(None, ge=2, le=9)
-    images_per_id: int | None = Field(None, ge=4)
-    seed: int | None = Field(None, ge=0)
-    num_distractors: int | None = Field(None, ge=0)
-    num_junk: int | None = Field(None, ge=0)
-    workers: int | None = Field(None, ge=1)
-    size: list[int] | None = Field(None, min_length=2, max_length=2, description="image height, width")
-    camera_variation: float | None = Field(None, ge=0, le=1)
+    # The YAML's (and `data synth`'s) short names of three generate() options: the one place they map.
+    GENERATOR_NAMES: ClassVar[dict[str, str]] = {"ids": "num_ids", "train_ids": "num_train_ids",
+                                                 "cameras": "num_cameras"}
+
+    ids: int = Field(description="number of identities, train + test")
+    train_ids: int | None = Field(None, description="training identities (default: half of ids)")
+    cameras: int | None = None
+    images_per_id: int | None = None
+    seed: int | None = None
+    num_distractors: int | None = None
+    num_junk: int | None = None
+    workers: int | None = None
+    size: list[int] | None = Field(None, description="image [height, width]")
+    camera_variation: float | None = None
 
     def generator_kwargs(self) -> dict[str, Any]:
-        rename = {"ids": "num_ids", "train_ids": "num_train_ids", "cameras": "num_cameras"}
-        out = {rename.get(k, k): v for k, v in self.model_dump(exclude_none=True).items()}
+        """The options given, under generate()'s names (size as a tuple)."""
+        out = {self.GENERATOR_NAMES.get(k, k): v for k, v in self.model_dump(exclude_none=True).items()}
         if "size" in out:
             out["size"] = tuple(out["size"])
         return out
+
+    @classmethod
+    def key_of(cls, option: str) -> str:
+        """The YAML key of one of generate()'s options."""
+        return next((k for k, v in cls.GENERATOR_NAMES.items() if v == option), option)
 
 
 class DatasetSection(_Strict):
@@ -140,7 +153,7 @@ class SweepFile(_Strict):
 
     name: Annotated[str, AfterValidator(_name)] = Field(
         description="the sweep's name: MLflow experiment and storage folder")
-    description: str = ""
+    description: Annotated[str, AfterValidator(str.strip)] = ""
     dataset: DatasetSection = Field(description="`path: DIR` or `synthetic: {ids: N, ...}`")
     base_preset: PresetName | None = None
     grid: dict[str, Annotated[list[Annotated[Any, AfterValidator(_grid_value)]], Field(min_length=1)]] | None = None
@@ -220,13 +233,12 @@ def sweep_json_schema() -> dict[str, Any]:
     TrainConfig dataclasses with pydantic's TypeAdapter (reid_core itself stays pydantic-free)."""
     from pydantic import TypeAdapter
 
-    from reid_core.config import TrainConfig, resolve_key
-    from reid_core.config import flatten as flat_fields
+    from reid_core.config import TrainConfig, flatten, resolve_key
 
     schema = SweepFile.model_json_schema()
     hints = _leaf_types(TrainConfig)
     fields = {}
-    for path in flat_fields(TrainConfig()):
+    for path in flatten(TrainConfig()):
         if path in RESERVED_KEYS:
             continue
         leaf = TypeAdapter(hints[path]).json_schema()

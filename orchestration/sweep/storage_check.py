@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .plan import DatasetSpec
-from .state import SweepError
+from .errors import SweepError
+from .trial_plan import DatasetSpec
 
 PROBE_PREFIX = ".compact-reid-probe-"
 TIMEOUT_S = 120.0  # a node's first task may have to start a worker process on a loaded machine
@@ -62,12 +62,12 @@ def check_nodes_see(folders: list[Folder], log: Callable[[str], None] = print,
     only the driver's own node is not probed. A folder the driver must create is removed
     again when the check fails."""
     import ray
-    from ray.util.client import ray as ray_client
+    import ray.util.client
 
     folders = [f for f in folders if f.writable or f.path.is_dir()]  # a missing dataset is prepare_data's error
     nodes = [nd for nd in ray.nodes() if nd.get("Alive")]
     own = ray.get_runtime_context().get_node_id()
-    client = ray_client.is_connected()  # a Ray Client driver's disk is no node's disk at all
+    client = ray.util.client.ray.is_connected()  # a Ray Client driver's disk is no node's disk at all
     if not folders or (not client and [nd["NodeID"] for nd in nodes] == [own]):
         return
     created: list[Path] = []

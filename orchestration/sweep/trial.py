@@ -33,9 +33,10 @@ from typing import Any, Callable, Mapping
 
 from reid_core.metric_keys import EVAL_KEYS, FINAL_KEYS, SWAG_PREFIX, final_metrics
 
-from ..mlflow_log import names as n
-from .spec import TrialSpec
-from .state import TrialContext
+from ..mlflow_log.names import (ATTEMPT, CONFIG_ARTIFACT, HISTORY_ARTIFACT, NODE_ID, NODE_IP, RESUMED_FROM,
+                                SUMMARY_ARTIFACT, TOTAL_EPOCHS, WEIGHTS_DIR)
+from .sweep_folder import TrialContext
+from .trial_plan import TrialSpec
 
 __all__ = ["run_trial", "CHECKPOINT_FILE"]
 
@@ -100,7 +101,7 @@ def _node_tags() -> dict[str, str]:
     import ray
 
     try:
-        return {n.NODE_IP: ray.util.get_node_ip_address(), n.NODE_ID: ray.get_runtime_context().get_node_id()}
+        return {NODE_IP: ray.util.get_node_ip_address(), NODE_ID: ray.get_runtime_context().get_node_id()}
     except Exception:  # outside a Ray worker (unit use)
         return {}
 
@@ -139,11 +140,11 @@ def _log_start(run: Any, trainer: Any, log: Callable[[str], None]) -> None:
     from reid_core.config import flatten, to_dict
 
     resumed_from = trainer.epoch
-    attempt = int(run.get_run().data.tags.get(n.ATTEMPT, "0")) + 1
-    run.set_tags({n.ATTEMPT: attempt, n.RESUMED_FROM: resumed_from, n.TOTAL_EPOCHS: trainer.total_epochs,
+    attempt = int(run.get_run().data.tags.get(ATTEMPT, "0")) + 1
+    run.set_tags({ATTEMPT: attempt, RESUMED_FROM: resumed_from, TOTAL_EPOCHS: trainer.total_epochs,
                   **_node_tags()})
     run.log_params({**flatten(trainer.cfg), "data.name": trainer.dataset.name, "data.root": trainer.dataset.root})
-    run.log_json(to_dict(trainer.cfg), n.CONFIG_ARTIFACT)
+    run.log_json(to_dict(trainer.cfg), CONFIG_ARTIFACT)
     backfilled = run.log_history(trainer.history)
     if backfilled:
         log(f"backfilled {backfilled} epoch(s) into MLflow run {run.run_id}")
@@ -238,11 +239,11 @@ def _complete(run: Any, trainer: Any, workdir: Path) -> None:
     """Summary at the final step, artifacts, FINISHED."""
     last = trainer.history[-1] if trainer.history else {}
     run.log_summary(trainer.summary, trainer.total_epochs, skip=last.keys())
-    run.log_json(trainer.history, n.HISTORY_ARTIFACT)
-    run.log_json(trainer.summary, n.SUMMARY_ARTIFACT)
-    wdir = workdir / n.WEIGHTS_DIR
+    run.log_json(trainer.history, HISTORY_ARTIFACT)
+    run.log_json(trainer.summary, SUMMARY_ARTIFACT)
+    wdir = workdir / WEIGHTS_DIR
     wdir.mkdir(parents=True, exist_ok=True)
     for which in trainer.weight_kinds():  # + swa.pt (the SWA mean) when SWAG ran
         trainer.save_weights(wdir / f"{which}.pt", which=which)
-        run.log_file(wdir / f"{which}.pt", n.WEIGHTS_DIR)
+        run.log_file(wdir / f"{which}.pt", WEIGHTS_DIR)
     run.finish()

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import DataError
+from ..synth_options import check_options, train_ids_of
 
 __all__ = [
     "PersonAppearance",
@@ -720,28 +721,15 @@ def generate(
     1 is the full-strength default, lower values give an easier set for quick checks.
     `progress(done, total)` is called from the main process. `synth.json` (the parameters)
     is written last, so its presence marks a complete dataset. Returns a summary dict.
+    Bad options raise SynthOptionError (a DataError; the rules: reid_core/synth_options.py).
     """
-    if seed < 0:
-        raise DataError(f"synthetic dataset: seed must be >= 0, got {seed}")
-    if num_cameras < 2 or num_cameras > 9:
-        raise DataError(f"synthetic dataset: num_cameras must be in 2..9 (file names use one digit), got {num_cameras}")
-    if images_per_id < 4:
-        raise DataError(f"synthetic dataset: images_per_id must be >= 4 (2 cameras x (query + gallery)), got {images_per_id}")
-    n_train = (num_ids + 1) // 2 if num_train_ids is None else num_train_ids
-    if num_ids < 2 or not 1 <= n_train < num_ids:
-        raise DataError(f"synthetic dataset: need >= 1 train and >= 1 test identity, got num_ids={num_ids}, "
-                        f"num_train_ids={n_train}")
-    if num_ids > 9999:
-        raise DataError(f"synthetic dataset: at most 9999 identities (4-digit ids), got {num_ids}")
+    check_options({"num_ids": num_ids, "num_train_ids": num_train_ids, "num_cameras": num_cameras,
+                   "images_per_id": images_per_id, "seed": seed, "num_distractors": num_distractors,
+                   "num_junk": num_junk, "workers": workers, "size": size, "camera_variation": camera_variation})
+    n_train = train_ids_of(num_ids, num_train_ids)
     n_test_images = (num_ids - n_train) * images_per_id
     num_distractors = round(0.22 * n_test_images) if num_distractors is None else num_distractors
     num_junk = round(0.30 * n_test_images) if num_junk is None else num_junk
-    if num_distractors < 0 or num_junk < 0 or workers < 1:
-        raise DataError(f"synthetic dataset: distractors, junk must be >= 0 and workers >= 1, "
-                        f"got {num_distractors}, {num_junk}, {workers}")
-
-    if not isinstance(camera_variation, (int, float)) or not 0.0 <= camera_variation <= 1.0:
-        raise DataError(f"synthetic dataset: camera_variation must be in [0, 1], got {camera_variation!r}")
 
     out = Path(out_dir).expanduser()
     subsets = ("bounding_box_train", "query", "bounding_box_test")

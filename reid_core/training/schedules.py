@@ -1,15 +1,15 @@
-"""The learning-rate plan of a run (eq. 5, then the SWAG cyclic phase) and the optimizer.
+"""The epoch schedule of a run (eq. 5, then the SWAG cyclic phase) and the optimizer.
 
 Epochs are counted with one 0-based global index `epoch` across both phases:
 `0 .. main_epochs-1` is the main phase (eq. 5), `main_epochs .. total_epochs-1` the cyclic
 phase (only when SWAG is enabled). The scheduler is one `LambdaLR` over the whole run,
 stepped once per epoch AFTER the epoch, so during epoch `e` every group has
-`initial_lr * plan.lr_multiplier(e)`.
+`initial_lr * schedule.lr_multiplier(e)`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import torch
@@ -17,82 +17,33 @@ import torch.nn as nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from ..config import ConfigError, OptimConfig, ScheduleConfig, SwagConfig, TrainConfig
+from .epochs import EpochCounts
 
-__all__ = ["Phase", "scaled_epochs", "Plan", "build_plan", "build_scheduler", "build_optimizer", "gem_parameter_names"]
+__all__ = ["Phase", "EpochSchedule", "build_epoch_schedule", "build_scheduler", "build_optimizer", "gem_parameter_names"]
 
 Phase = Literal["main", "cyclic"]
 
 
-def scaled_epochs(n: int, scale: float) -> int:
-    """max(1, round(n * scale)), rounding halves UP (Python's round() would send 4.5 to 4).
-
-    The 1e-9 absorbs float error in the product (e.g. 35 * 0.02 = 0.7000000000000001).
-    """
-    return max(1, int(math.floor(n * scale + 0.5 + 1e-9)))
-
-
 @dataclass(frozen=True)
-class Plan:
-    """Every epoch count of the run, after scaling, and the lr of each epoch.
+class EpochSchedule(EpochCounts):
+    """The epoch schedule of a run: its epoch counts (epochs.py) and the lr of each epoch.
 
-    Built by `build_plan` / `Plan.from_configs`; all lrs are absolute (the optimizer's
-    base lr is `base_lr`), `lr_multiplier` is relative to it.
+    Built by `build_epoch_schedule` / `EpochSchedule.from_configs`; all lrs are absolute
+    (the optimizer's base lr is `base_lr`), `lr_multiplier` is relative to it.
     """
 
     base_lr: float
-    main_epochs: int
-    warmup_epochs: int
-    milestones: tuple[int, ...]
     gamma: float
-    cycles: int  # 0 when SWAG is disabled (no cyclic phase)
-    cycle_epochs: int
     peak_lr: float
     decay: float
     min_lr: float = 0.0
 
-    # Construction -------------------------------------------------------------------
     @classmethod
-    def from_configs(cls, schedule: ScheduleConfig, swag: SwagConfig, optim: OptimConfig) -> "Plan":
-        """Apply `schedule.scale` to every epoch count (main phase AND cycle length).
-
-        The NUMBER of SWAG cycles is not scaled: it is the number of SWAG collections,
-        which a shortened run still needs. Scaled milestones are deduplicated and those
-        that fall at or after the end of the main phase are dropped (each lost milestone
-        is one gamma decay fewer); warmup_epochs=0 stays 0 (no warm-up) and the warm-up
-        never exceeds the main phase.
-        """
-        s = schedule.scale
-        main = scaled_epochs(schedule.epochs, s)
-        warmup = 0 if schedule.warmup_epochs == 0 else min(main, scaled_epochs(schedule.warmup_epochs, s))
-        ms = sorted({scaled_epochs(m, s) for m in schedule.milestones})
-        milestones = tuple(m for m in ms if 0 < m < main)
-        enabled = swag.enabled
-        return cls(
-            base_lr=optim.lr,
-            main_epochs=main,
-            warmup_epochs=warmup,
-            milestones=milestones,
-            gamma=schedule.gamma,
-            cycles=swag.cycles if enabled else 0,
-            cycle_epochs=scaled_epochs(swag.cycle_epochs, s),
-            peak_lr=swag.peak_lr,
-            decay=swag.decay,
-            min_lr=swag.min_lr,
-        )
-
-    # Sizes ---------------------------------------------------------------------------
-    @property
-    def cyclic_epochs(self) -> int:
-        return self.cycles * self.cycle_epochs
-
-    @property
-    def total_epochs(self) -> int:
-        return self.main_epochs + self.cyclic_epochs
-
-    @property
-    def cycle_end_epochs(self) -> tuple[int, ...]:
-        """Global epoch indices after which SWAG collects (one per cycle)."""
-        return tuple(self.main_epochs + (c + 1) * self.cycle_epochs - 1 for c in range(self.cycles))
+    def from_configs(cls, schedule: ScheduleConfig, swag: SwagConfig, optim: OptimConfig) -> "EpochSchedule":
+        """The scaled epoch counts (`EpochCounts.scaled`) and the lr settings."""
+        counts = EpochCounts.scaled(schedule, swag)
+        return cls(**{f.name: getattr(counts, f.name) for f in fields(EpochCounts)}, base_lr=optim.lr,
+                   gamma=schedule.gamma, peak_lr=swag.peak_lr, decay=swag.decay, min_lr=swag.min_lr)
 
     # Per epoch -----------------------------------------------------------------------
     @staticmethod
@@ -148,15 +99,15 @@ class Plan:
         return self.min_lr + (peak - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * r / self.cycle_epochs))
 
 
-def build_plan(cfg: TrainConfig) -> Plan:
-    """The plan of a whole run from a TrainConfig (schedule + swag + optim.lr)."""
-    return Plan.from_configs(cfg.schedule, cfg.swag, cfg.optim)
+def build_epoch_schedule(cfg: TrainConfig) -> EpochSchedule:
+    """The epoch schedule of a whole run from a TrainConfig (schedule + swag + optim.lr)."""
+    return EpochSchedule.from_configs(cfg.schedule, cfg.swag, cfg.optim)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, plan: Plan) -> LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: EpochSchedule) -> LambdaLR:
     """One LambdaLR over both phases; call `.step()` once after every epoch.
 
-    Each group gets initial_lr * plan.lr_multiplier(epoch), so a group created with
+    Each group gets initial_lr * schedule.lr_multiplier(epoch), so a group created with
     lr * gem_p_lr_mult keeps its multiplier in both phases.
 
     The lambdas are plain closures (not callable objects), so `state_dict()` holds only
@@ -167,7 +118,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, plan: Plan) -> LambdaLR:
     """
 
     def multiplier(epoch: int) -> float:
-        return plan.lr_multiplier(epoch)
+        return schedule.lr_multiplier(epoch)
 
     return LambdaLR(optimizer, lr_lambda=[multiplier] * len(optimizer.param_groups))
 

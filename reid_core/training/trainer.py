@@ -33,7 +33,7 @@ from ..losses import ReIDLoss
 from ..metric_keys import EVAL_KEYS, LOSS_KEYS, SWA_PREFIX, SWAG_PREFIX, final_metrics
 from ..models import HACNNFamily, build_model
 from ..seeding import epoch_seed, seed_all
-from .schedules import Plan, build_optimizer, build_plan, build_scheduler
+from .schedules import EpochSchedule, build_epoch_schedule, build_optimizer, build_scheduler
 from .swag import SWAG, bma_embed, recompute_bn
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class Trainer:
         # The classifier size is the dataset's, whatever the preset said.
         cfg = with_overrides(cfg, {"model.num_classes": self.dataset.num_train_pids})
         self.cfg = cfg
-        self.plan: Plan = build_plan(cfg)
+        self.plan: EpochSchedule = build_epoch_schedule(cfg)
         self.total_epochs = self.plan.total_epochs
 
         seed_all(cfg.seed)

@@ -1,4 +1,5 @@
-"""A sweep's state on disk (`sweep.json`) and what each trial is given (`TrialContext`).
+"""A sweep's folder: its saved state (`sweep.json`), where it is, its synthetic data, and
+what each trial is given (`TrialContext`, built from that state).
 
 Layout (defaults; `--storage` moves the Ray part):
   runs/mlflow.db, runs/mlartifacts/<sweep>/     MLflow (default tracking URI)
@@ -23,13 +24,10 @@ from typing import Any, Callable, Mapping
 from reid_core.config import ConfigError
 from reid_core.errors import ReIDError
 
-from .spec import SweepSpec
+from .errors import SweepError
+from .trial_plan import SweepSpec
 
 SWEEP_FILE = "sweep.json"
-
-
-class SweepError(ReIDError, RuntimeError):
-    """The sweep cannot start or resume (existing state, missing state, bad paths)."""
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from .ray_tune import trial_name_creator
-from .state import SweepError, SweepState, find_sweep
+from ..mlflow_log.names import ERROR_TAG, NODE_IP, STEP_KEY, TOTAL_EPOCHS, TRIAL_NAME
+from .errors import SweepError
+from .names import trial_name_creator
+from .sweep_folder import SweepState, find_sweep
 
 
 def trial_rows(trials: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], bool]:
@@ -95,7 +97,6 @@ def mlflow_rows(state: SweepState) -> dict[str, dict[str, Any]] | None:
     """Trial name -> MLflow view of its child run (status, epochs logged, final metrics);
     None when the store cannot be read quickly."""
     from ..mlflow_log import SweepTracker
-    from ..mlflow_log import names as n
     from ..mlflow_log.store import quick_failing
 
     try:
@@ -107,16 +108,16 @@ def mlflow_rows(state: SweepState) -> dict[str, dict[str, Any]] | None:
     now = time.time()
     for r in runs:
         m, tags = r.data.metrics, r.data.tags
-        epoch = int(m.get(n.STEP_KEY, 0))
-        total = int(m["epochs"]) if "epochs" in m else (int(tags[n.TOTAL_EPOCHS]) if n.TOTAL_EPOCHS in tags else None)
+        epoch = int(m.get(STEP_KEY, 0))
+        total = int(m["epochs"]) if "epochs" in m else (int(tags[TOTAL_EPOCHS]) if TOTAL_EPOCHS in tags else None)
         running = r.info.status == "RUNNING"
-        out[tags.get(n.TRIAL_NAME, r.info.run_name)] = {
+        out[tags.get(TRIAL_NAME, r.info.run_name)] = {
             "status": r.info.status, "epoch": epoch, "final_rank1": m.get("final_rank1"),
             "final_mAP": m.get("final_mAP"), "rank1": m.get("rank1"), "mAP": m.get("mAP"),
-            "train_seconds": m.get("train_seconds"), "total_epochs": total, "node": tags.get(n.NODE_IP),
+            "train_seconds": m.get("train_seconds"), "total_epochs": total, "node": tags.get(NODE_IP),
             # pace over the run's whole life (all attempts): a rough figure, said so in the README
             "eta_s": _eta(now - r.info.start_time / 1000.0, epoch, total) if running and r.info.start_time else None,
-            "error": ((tags.get(n.ERROR_TAG) or "").strip().splitlines() or [None])[0],
+            "error": ((tags.get(ERROR_TAG) or "").strip().splitlines() or [None])[0],
         }
     return out
 
