@@ -192,8 +192,9 @@ def _describe(holders: list[Holder]) -> tuple[str, int | None, int | None]:
     return text, leader, group
 
 
-def busy_port_message(host: str, port: int, flag: str = "--port") -> str | None:
-    """None when `host:port` is free; else what holds it and what to do (nothing started)."""
+def busy_port_message(host: str, port: int, flag: str = "--port", free_hint: str | None = None) -> str | None:
+    """None when `host:port` is free; else what holds it and what to do (nothing started).
+    `free_hint`: how to get a free port instead (default: `{flag} 0 picks a free one`)."""
     if not _bind_fails(host, port):
         return None
     holders = listeners(port)
@@ -209,7 +210,7 @@ def busy_port_message(host: str, port: int, flag: str = "--port") -> str | None:
     else:
         stop = "stop it or "
     return (f"{flag} {port}: already in use on {host or '0.0.0.0'} by {who}.{hint} Nothing was started: "
-            f"{stop}choose another port ({flag} 0 picks a free one).")
+            f"{stop}choose another port ({free_hint or flag + ' 0 picks a free one'}).")
 
 
 def foreign_listeners(port: int, ours: Iterable[int]) -> tuple[list[Holder], bool]:

@@ -110,6 +110,11 @@ def basic_auth_env(runs_dir: str | os.PathLike[str] = "runs",
     - MLFLOW_FLASK_SERVER_SECRET_KEY unset: a random key for this run (the workers share
       it; set it yourself to keep browser sessions across restarts or several servers).
     """
+    import importlib.util
+
+    if importlib.util.find_spec("flask_wtf") is None:  # the server runs on this interpreter
+        raise ServerError("--app-name basic-auth: MLflow's auth app needs Flask-WTF, not installed here: "
+                          "pip install 'compact-reid[cluster]' (or pip install 'mlflow[auth]')")
     env = dict(os.environ if environ is None else environ)
     out: dict[str, str] = {}
     if not env.get("MLFLOW_AUTH_CONFIG_PATH"):
@@ -119,7 +124,7 @@ def basic_auth_env(runs_dir: str | os.PathLike[str] = "runs",
         if not db.exists() and not env.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
             raise ServerError(
                 f"--app-name basic-auth: the first start creates the admin user '{admin}' in {db} and needs "
-                "its password: set MLFLOW_AUTH_ADMIN_PASSWORD (MLflow ships no default; 12+ characters), "
+                "its password: set MLFLOW_AUTH_ADMIN_PASSWORD (MLflow ships no default; at least 12 characters), "
                 "or point MLFLOW_AUTH_CONFIG_PATH at your basic_auth.ini")
         ini = runs / "basic_auth.ini"
         if not ini.exists():
@@ -178,6 +183,12 @@ class ServerHandle:
         if self.log_path is None or not self.log_path.exists():
             return ""
         return self.log_path.read_text(errors="replace")[-chars:]
+
+    @property
+    def server_pid(self) -> int | None:
+        """The `mlflow server` process (the tether's child); None once it is gone."""
+        below = descendants(self.process.pid) if self.alive else []
+        return below[0] if below else None
 
     def processes(self) -> list[int]:
         """The tether's pid and every live process below it (server, workers, job runners)."""

@@ -17,7 +17,8 @@ direct child; so the tether:
    0.25 s and on the death signal) or it gets SIGTERM/SIGINT/SIGHUP, it sends
    --stop-signal to CMD, waits --grace seconds, then SIGKILLs every process still below
    it. When CMD exits on its own, whatever CMD left behind is killed too. Its exit status
-   is CMD's (128 + signal when CMD was killed).
+   is CMD's (128 + signal when CMD was killed). With --remove-if-orphaned DIR, DIR is
+   deleted afterwards when the launcher died (nobody else is left to do it).
 
 Standard library only, and run as a script with `python -I` (not `-m`), so it starts
 without importing this package and whatever the interpreter's working directory holds.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,7 +112,7 @@ def _kill_all_below(pid: int, timeout: float = 10.0) -> None:
         _reap()
 
 
-def run(parent: int, cmd: list[str], stop_signal: int, grace: float) -> int:
+def run(parent: int, cmd: list[str], stop_signal: int, grace: float, remove_if_orphaned: str | None = None) -> int:
     asked: list[int] = []
 
     def on_stop(signum: int, frame: object) -> None:
@@ -152,6 +154,8 @@ def run(parent: int, cmd: list[str], stop_signal: int, grace: float) -> int:
                 last_reap = time.monotonic()
     finally:
         _kill_all_below(os.getpid())
+        if remove_if_orphaned and os.getppid() != parent:  # nobody is left to clean up after CMD
+            shutil.rmtree(remove_if_orphaned, ignore_errors=True)
     return code if code >= 0 else 128 - code
 
 
@@ -160,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parent", type=int, required=True, help="pid of the launcher this command ends with")
     ap.add_argument("--stop-signal", default="TERM", help="signal that asks CMD to stop (default TERM)")
     ap.add_argument("--grace", type=float, default=10.0, help="seconds CMD gets to stop before SIGKILL")
+    ap.add_argument("--remove-if-orphaned", metavar="DIR", default=None,
+                    help="a folder of CMD's (a throw-away database) to delete when the launcher died")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     args = ap.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -168,14 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     sig = getattr(signal, "SIG" + args.stop_signal.upper().removeprefix("SIG"), None)
     if not isinstance(sig, int):
         ap.error(f"--stop-signal {args.stop_signal!r}: not a signal name (TERM, INT, ...)")
-    return run(args.parent, cmd, int(sig), args.grace)
+    return run(args.parent, cmd, int(sig), args.grace, args.remove_if_orphaned)
 
 
-def tethered(cmd: list[str], stop_signal: str = "TERM", grace: float = 10.0,
-             parent: int | None = None) -> list[str]:
+def tethered(cmd: list[str], stop_signal: str = "TERM", grace: float = 10.0, parent: int | None = None,
+             remove_if_orphaned: str | os.PathLike[str] | None = None) -> list[str]:
     """The argv that runs `cmd` under a tether to `parent` (default: this process)."""
+    extra = ["--remove-if-orphaned", str(remove_if_orphaned)] if remove_if_orphaned else []
     return [sys.executable, "-I", str(Path(__file__).resolve()), "--parent", str(parent or os.getpid()),
-            "--stop-signal", stop_signal, "--grace", f"{grace:g}", "--", *cmd]
+            "--stop-signal", stop_signal, "--grace", f"{grace:g}", *extra, "--", *cmd]
 
 
 if __name__ == "__main__":
