@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Iterable
 
 import psutil
 
-__all__ = ["Holder", "port_problem", "host_problem", "listeners", "busy_port_message", "foreign_listeners"]
+__all__ = ["Holder", "port_problem", "host_problem", "listeners", "describe", "busy_port_message",
+           "foreign_listeners"]
 
 _ANY = ("0.0.0.0", "::", "")
 
@@ -85,15 +85,15 @@ def _bind_fails(host: str, port: int) -> bool:
     return False
 
 
-def _command(pid: int | None) -> str:
+def _command(pid: int | None, limit: int = 400) -> str:
     if pid is None:
         return ""
     try:
         argv = psutil.Process(pid).cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return ""
-    text = shlex.join(argv)
-    return text if len(text) <= 400 else text[:397] + "..."
+    text = " ".join(argv)  # for people to read, not to paste into a shell
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _ppid(pid: int | None) -> int | None:
@@ -155,7 +155,7 @@ def listeners(port: int) -> list[Holder]:
     return list(found.values()) or [Holder(None, a, "") for a in sorted(set(wanted.values()))]
 
 
-def _describe(holders: list[Holder]) -> tuple[str, int | None, int | None]:
+def describe(holders: list[Holder]) -> tuple[str, int | None, int | None]:
     """(who holds the port, the pid to stop, its process group when the whole group is that
     server's), naming the server rather than each of its workers."""
     if not holders or holders[0].pid is None:
@@ -163,8 +163,9 @@ def _describe(holders: list[Holder]) -> tuple[str, int | None, int | None]:
     pids = {h.pid for h in holders}
     top = next((h.pid for h in holders if _ppid(h.pid) not in pids), holders[0].pid)
     assert top is not None
-    # Climb to the leader of top's process group when the leader is an ancestor: the server
-    # (or its tether) that started the listening processes, the one to stop.
+    # Climb to the leader of top's process group when it is an ancestor and an MLflow server
+    # or a tether (the one to stop, with its whole group); any other group may be a shell's
+    # job or a test runner, not to be named for killing.
     try:
         group: int | None = os.getpgid(top)
     except OSError:
@@ -172,17 +173,20 @@ def _describe(holders: list[Holder]) -> tuple[str, int | None, int | None]:
     leader, p = top, top
     while group is not None and p not in (0, 1):
         if p == group:
-            leader = p
+            if p != top and any(k in _command(p) for k in ("tether.py", "mlflow")):
+                leader = p
             break
         p = _ppid(p) or 0
-    if leader != group:
+    if leader != group or not any(k in _command(leader) for k in ("tether.py", "mlflow")):
         group = None
-    command = _command(leader)
-    if "tether.py" in command and " -- " in command:  # a server started by this project
-        command = command.split(" -- ", 1)[1]
-        launcher = _ppid(leader)
-        if launcher not in (None, 0, 1):
-            command += f"; started by pid {launcher}: {_command(launcher)}"
+    command = _command(leader, limit=10_000)
+    tethered = "tether.py" in command and " -- " in command  # a server started by this project
+    if tethered:
+        command = command.split(" -- ", 1)[1]  # the server's own command, not the tether's
+    command = command if len(command) <= 400 else command[:397] + "..."
+    launcher = _ppid(leader) if tethered else None
+    if launcher not in (None, 0, 1):
+        command += f"; started by pid {launcher}: {_command(launcher)}"
     text = f"pid {leader} ({command})"
     if leader != top:
         text += f", listening through its pid {top}"
@@ -198,7 +202,7 @@ def busy_port_message(host: str, port: int, flag: str = "--port", free_hint: str
     if not _bind_fails(host, port):
         return None
     holders = listeners(port)
-    who, pid, group = _describe(holders)
+    who, pid, group = describe(holders)
     hint = ""
     if _ppid(pid) == 1 and any("mlflow" in h.command or "uvicorn" in h.command for h in holders):
         hint = (" It looks like an MLflow server whose launcher is gone (killed before this version "

@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Sequence
 
-from .ports import busy_port_message, foreign_listeners, host_problem, port_problem
+from .ports import busy_port_message, describe, foreign_listeners, host_problem, port_problem
 from .postgres import BackendStoreError, check_backend_store, redact
 from .tether import descendants, tethered
 
@@ -309,7 +309,7 @@ def _check_answered_by(handle: ServerHandle, port: int) -> None:
     while True:
         foreign, ours = foreign_listeners(port, handle.processes())
         if foreign:
-            shown = "; ".join(str(h) for h in foreign[:3])
+            shown = describe(foreign)[0]
             raise ServerError(f"--port {port}: /health was answered by {shown}, not by the server started here; "
                               "nothing of ours serves this port: stop that process or choose another port")
         if ours or time.monotonic() > deadline:

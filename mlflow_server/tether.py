@@ -15,8 +15,8 @@ direct child; so the tether:
    findable;
 3. runs CMD and waits. When its parent dies (getppid() is no longer PID, looked at every
    0.25 s and on the death signal) or it gets SIGTERM/SIGINT/SIGHUP, it sends
-   --stop-signal to CMD, waits --grace seconds, then SIGKILLs every process still below
-   it. When CMD exits on its own, whatever CMD left behind is killed too. Its exit status
+   --stop-signal to its process group (to CMD alone when the tether does not lead a group),
+   waits --grace seconds for CMD, then SIGKILLs every process still below it. When CMD exits on its own, whatever CMD left behind is killed too. Its exit status
    is CMD's (128 + signal when CMD was killed). With --remove-if-orphaned DIR, DIR is
    deleted afterwards when the launcher died (nobody else is left to do it).
 
@@ -112,6 +112,20 @@ def _kill_all_below(pid: int, timeout: float = 10.0) -> None:
         _reap()
 
 
+def _ask_to_stop(child: subprocess.Popen, stop_signal: int) -> None:
+    """`stop_signal` to the whole process group when the tether leads it (what Ctrl+C does
+    at a terminal: MLflow's job runners stop at once then, not only when uvicorn is done),
+    else to CMD alone (the group is then the launcher's, not ours to signal)."""
+    try:
+        if os.getpgrp() == os.getpid():
+            signal.signal(stop_signal, signal.SIG_IGN)  # the tether waits; it is not asked twice
+            os.killpg(os.getpid(), stop_signal)
+        else:
+            child.send_signal(stop_signal)
+    except ProcessLookupError:
+        pass
+
+
 def run(parent: int, cmd: list[str], stop_signal: int, grace: float, remove_if_orphaned: str | None = None) -> int:
     asked: list[int] = []
 
@@ -140,10 +154,7 @@ def run(parent: int, cmd: list[str], stop_signal: int, grace: float, remove_if_o
             except subprocess.TimeoutExpired:
                 pass
             if asked or os.getppid() != parent:
-                try:
-                    child.send_signal(stop_signal)
-                except ProcessLookupError:
-                    pass
+                _ask_to_stop(child, stop_signal)
                 try:
                     code = child.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
