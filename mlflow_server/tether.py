@@ -20,6 +20,10 @@ direct child; so the tether:
    is CMD's (128 + signal when CMD was killed). With --remove-if-orphaned DIR, DIR is
    deleted afterwards when the launcher died (nobody else is left to do it).
 
+`--watch` (no CMD) is for a launcher that starts processes it cannot put under a tether
+(Ray starts its own): it remembers, every second, the processes below the launcher and
+ends them when the launcher dies.
+
 Standard library only, and run as a script with `python -I` (not `-m`), so it starts
 without importing this package and whatever the interpreter's working directory holds.
 Linux gets both prctl calls; elsewhere only the getppid() poll and the process group.
@@ -59,14 +63,20 @@ def _parents() -> dict[int, int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[int(entry)] = int(fields[1])
+        fields = _stat(int(entry))
+        if fields:
+            out[int(entry)] = int(fields[1])
     return out
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat from field 3 on (state, ppid, ...); [] when gone or unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # the command name (field 2) may hold spaces and parentheses: split after the last ')'
+        return stat[stat.rindex(")") + 2:].split()
+    except (OSError, ValueError):  # gone meanwhile, or read while it exited
+        return []
 
 
 def descendants(pid: int) -> list[int]:
@@ -170,6 +180,60 @@ def run(parent: int, cmd: list[str], stop_signal: int, grace: float, remove_if_o
     return code if code >= 0 else 128 - code
 
 
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (tells a reused pid apart); None when it is gone or
+    a zombie (nothing left to end)."""
+    fields = _stat(pid)
+    return None if len(fields) < 20 or fields[0] in ("Z", "X") else fields[19]
+
+
+class _ParentGone(Exception):
+    pass
+
+
+def watch(parent: int, grace: float, interval: float = 1.0) -> int:
+    """--watch, no command: for a launcher whose processes are not ours to start (Ray
+    starts its own). Every `interval` s, remember the processes below the launcher; when it
+    dies, SIGTERM those still running (the same start time: not a reused pid), and SIGKILL
+    them after `grace` s. SIGTERM to the watcher: the launcher ended them itself; leave."""
+    def on_death(signum: int, frame: object) -> None:
+        if os.getppid() != parent:
+            raise _ParentGone
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    signal.signal(signal.SIGUSR1, on_death)
+    prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
+    if os.getppid() != parent:
+        return PARENT_GONE
+    me = os.getpid()
+    known: dict[int, str] = {}
+    try:
+        while True:
+            seen = {p: t for p in descendants(parent) if p != me and (t := _start_time(p))}
+            if os.getppid() != parent:  # died during the scan: keep what the last full scan saw too
+                known.update(seen)
+                break
+            known = seen
+            time.sleep(interval)
+    except _ParentGone:
+        pass
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+    def running() -> list[int]:
+        return [p for p, t in known.items() if _start_time(p) == t]
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        for p in running():
+            try:
+                os.kill(p, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + wait
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tether", description=__doc__.split("\n\n")[0])
     ap.add_argument("--parent", type=int, required=True, help="pid of the launcher this command ends with")
@@ -177,9 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grace", type=float, default=10.0, help="seconds CMD gets to stop before SIGKILL")
     ap.add_argument("--remove-if-orphaned", metavar="DIR", default=None,
                     help="a folder of CMD's (a throw-away database) to delete when the launcher died")
+    ap.add_argument("--watch", action="store_true",
+                    help="no CMD: end the processes found below the launcher when it dies (watch())")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     args = ap.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if args.watch:
+        if cmd:
+            ap.error("--watch takes no command")
+        return watch(args.parent, args.grace)
     if not cmd:
         ap.error("no command after --")
     sig = getattr(signal, "SIG" + args.stop_signal.upper().removeprefix("SIG"), None)
@@ -194,6 +264,12 @@ def tethered(cmd: list[str], stop_signal: str = "TERM", grace: float = 10.0, par
     extra = ["--remove-if-orphaned", str(remove_if_orphaned)] if remove_if_orphaned else []
     return [sys.executable, "-I", str(Path(__file__).resolve()), "--parent", str(parent or os.getpid()),
             "--stop-signal", stop_signal, "--grace", f"{grace:g}", *extra, "--", *cmd]
+
+
+def watcher(grace: float = 2.0, parent: int | None = None) -> list[str]:
+    """The argv of a watcher (watch()) for `parent` (default: this process)."""
+    return [sys.executable, "-I", str(Path(__file__).resolve()), "--parent", str(parent or os.getpid()),
+            "--watch", "--grace", f"{grace:g}"]
 
 
 if __name__ == "__main__":
