@@ -3,7 +3,7 @@ throw-away local PostgreSQL cluster on loopback (tests, benchmarks, trying the c
 recipe on one machine).
 
     from mlflow_server.postgres import local_postgres
-    with local_postgres() as pg:                 # initdb + pg_ctl start on a free port
+    with local_postgres() as pg:                 # initdb + postgres on a free port (ends with us)
         print(pg.uri)                             # postgresql://mlflow:...@127.0.0.1:PORT/mlflow
 
 Nothing here imports mlflow; the check uses SQLAlchemy and psycopg 3 (what MLflow's
@@ -16,13 +16,18 @@ import glob
 import os
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from contextlib import contextmanager
+
+from .tether import tethered
 
 __all__ = ["BackendStoreError", "check_backend_store", "redact", "find_pg_bin", "LocalPostgres", "local_postgres"]
 
@@ -85,11 +90,11 @@ def _why(msg: str) -> str:
     return f"PostgreSQL refused the connection ({first}); {hint}"
 
 
-_PG_TOOLS = ("initdb", "pg_ctl", "createdb")
+_PG_TOOLS = ("initdb", "postgres", "createdb")
 
 
 def find_pg_bin() -> Path | None:
-    """The folder holding initdb, pg_ctl and createdb: Debian's newest
+    """The folder holding initdb, postgres and createdb: Debian's newest
     /usr/lib/postgresql/N/bin, else the folder of `initdb` on PATH."""
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
     if shutil.which("initdb"):
@@ -106,6 +111,7 @@ class LocalPostgres:
     def __init__(self, bin_dir: Path, root: Path, port: int, user: str, password: str, database: str) -> None:
         self.bin_dir, self.root, self.port = bin_dir, root, port
         self.user, self.password, self.database = user, password, database
+        self.process: subprocess.Popen | None = None  # the tether running the postmaster
 
     @property
     def uri(self) -> str:
@@ -122,7 +128,52 @@ class LocalPostgres:
 
 def _as_owner(cmd: list[str], owner: str | None) -> list[str]:
     # PostgreSQL refuses to run as root: as root, run its tools as the package's user.
-    return ["runuser", "-u", owner, "--", *cmd] if owner else cmd
+    # setpriv execs (runuser would stay in between as a parent that turns signals into SIGTERM).
+    return ["setpriv", f"--reuid={owner}", f"--regid={owner}", "--init-groups", "--", *cmd] if owner else cmd
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> None:
+    """A one-shot tool (initdb, createdb) under a tether: it ends with this process too."""
+    proc = subprocess.Popen(tethered(cmd, remove_if_orphaned=cwd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        raise subprocess.CalledProcessError(-9, cmd, out, (err or "") + f"\n(killed after {timeout:.0f}s)") from None
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, out, err)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the tether's group
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_ready(pg: LocalPostgres, timeout: float) -> None:
+    """Until the postmaster accepts connections (pg_isready), or BackendStoreError."""
+    assert pg.process is not None
+    ready = pg.bin_dir / "pg_isready"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pg.process.poll() is not None:
+            raise BackendStoreError(f"local PostgreSQL exited with code {pg.process.returncode} while starting")
+        if ready.exists():
+            r = subprocess.run([str(ready), "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-t", "2"],
+                               capture_output=True, timeout=30)
+            if r.returncode == 0:
+                return
+        else:
+            try:
+                socket.create_connection(("127.0.0.1", pg.port), timeout=2).close()
+                return
+            except OSError:
+                pass
+        time.sleep(0.25)
+    raise BackendStoreError(f"local PostgreSQL did not accept connections within {timeout:.0f}s")
 
 
 @contextmanager
@@ -130,13 +181,22 @@ def local_postgres(port: int | None = None, user: str = "mlflow", database: str 
                    timeout: float = 60.0) -> Iterator[LocalPostgres]:
     """initdb, start on loopback, create `database` owned by `user`; stop and delete on exit.
 
-    Needs PostgreSQL's server binaries (Debian: apt-get install postgresql).
+    The postmaster runs in the foreground under a tether (mlflow_server/tether.py), not
+    daemonized by pg_ctl: it ends with this process even when this process is SIGKILLed
+    (the tether then deletes the temporary folder). A `port` in use is refused before
+    anything starts. Needs PostgreSQL's server binaries (Debian: apt-get install postgresql).
     """
+    from .ports import busy_port_message, port_problem
     from .server import find_free_port
 
+    if port is not None:
+        problem = port_problem(port, "port", allow_zero=False) or busy_port_message(
+            "127.0.0.1", port, "port", free_hint="leave port unset for a free one")
+        if problem:
+            raise BackendStoreError(f"local PostgreSQL: {problem}")
     bin_dir = find_pg_bin()
     if bin_dir is None:
-        raise BackendStoreError("PostgreSQL server binaries (initdb, pg_ctl) not found; "
+        raise BackendStoreError("PostgreSQL server binaries (initdb, postgres) not found; "
                                 "apt-get install postgresql")
     owner = "postgres" if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="compact-reid-pg-"))
@@ -151,29 +211,46 @@ def local_postgres(port: int | None = None, user: str = "mlflow", database: str 
         shutil.chown(pwfile, owner)
     port = port or find_free_port()
     pg = LocalPostgres(bin_dir, root, port, user, password, database)
-    def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
-        subprocess.run(_as_owner(cmd, owner), check=True, capture_output=True, text=True, timeout=timeout, env=env)
-
+    log = None
     try:
-        run([str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--pwfile", str(pwfile),
-             "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"])
-        run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(pg.log_path), "-w", "-t", str(int(timeout)),
-             "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off", "start"])
-        run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database],
-            env=dict(os.environ, PGPASSWORD=password))
-    except subprocess.CalledProcessError as e:
-        log = pg.log_path.read_text(errors="replace")[-2000:] if pg.log_path.exists() else ""
-        _stop(bin_dir, data, owner)
+        _run(_as_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--pwfile", str(pwfile),
+                        "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"], owner), root, timeout)
+        log = open(pg.log_path, "ab")  # noqa: SIM115 (the postmaster's output for its lifetime)
+        # INT: PostgreSQL's fast shutdown (TERM would wait for every client to disconnect)
+        pg.process = subprocess.Popen(
+            tethered(_as_owner([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sock),
+                                "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "fsync=off"],
+                               owner), stop_signal="INT", grace=30, remove_if_orphaned=root),
+            cwd=root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        _wait_ready(pg, timeout)
+        _run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database], root, timeout,
+             env=dict(os.environ, PGPASSWORD=password))
+    except (subprocess.CalledProcessError, BackendStoreError) as e:
+        text = pg.log_path.read_text(errors="replace")[-2000:] if pg.log_path.exists() else ""
+        _stop(pg)
+        if log is not None:
+            log.close()
         shutil.rmtree(root, ignore_errors=True)
-        raise BackendStoreError(f"local PostgreSQL did not start: {' '.join(e.cmd)}\n{e.stderr}\n{log}") from None
+        what = " ".join(e.cmd) + "\n" + (e.stderr or "") if isinstance(e, subprocess.CalledProcessError) else str(e)
+        raise BackendStoreError(f"local PostgreSQL did not start: {what}\n{text}") from None
     try:
         yield pg
     finally:
-        _stop(bin_dir, data, owner)
+        _stop(pg)
+        if log is not None:
+            log.close()
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _stop(bin_dir: Path, data: Path, owner: str | None) -> None:
-    if (data / "postmaster.pid").exists():
-        subprocess.run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], owner),
-                       capture_output=True, timeout=60)
+def _stop(pg: LocalPostgres, timeout: float = 60.0) -> None:
+    """Fast shutdown through the tether (SIGTERM to it: SIGINT to the postmaster), SIGKILL
+    to the whole group if it takes longer than `timeout`."""
+    proc = pg.process
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.wait(timeout=10)

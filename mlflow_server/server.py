@@ -9,12 +9,16 @@ the sweeps). The cluster recipe (PostgreSQL, S3 artifacts, basic auth) is in REA
         print(srv.url)                          # http://127.0.0.1:PORT, /health answered
     # stopped (the whole process group: uvicorn/gunicorn workers included)
 
-This module does not import mlflow: the server runs as `python -m mlflow server` in its
-own session, started and stopped by process-group id.
+This module does not import mlflow: the server runs as `python -m mlflow server` under a
+tether (mlflow_server/tether.py) in a session of its own, stopped by process-group id. The
+tether ends the server and every process below it when this process dies, SIGKILL
+included; a port in use is refused before anything starts, and the process answering
+/health must be the one started here.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,9 +29,12 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Sequence
 
-from .postgres import BackendStoreError, check_backend_store
+from .ports import busy_port_message, describe, foreign_listeners, host_problem, port_problem
+from .postgres import BackendStoreError, check_backend_store, redact
+from .tether import descendants, tethered
 
 __all__ = ["ServerHandle", "ServerError", "start_server", "server_command", "default_store", "find_free_port",
+           "basic_auth_env", "store_problem", "probe_health",
            "wait_healthy"]
 
 
@@ -45,6 +52,20 @@ def find_free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+# MLflow's database stores (mlflow.store.db.db_types), each with an optional +driver.
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def store_problem(uri: str, flag: str = "--backend-store-uri") -> str | None:
+    """Why `uri` is not a backend store URI MLflow's server can use here, or None."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme in STORE_SCHEMES:
+        return None
+    what = f"unknown scheme {scheme!r}" if scheme else "not a URI (a bare path is MLflow's deprecated file store)"
+    return (f"{flag} {redact(uri)!r}: {what}; give sqlite:///path/mlflow.db, "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB, mysql://... or mssql://...")
 
 
 def _abs_store(uri: str) -> str:
@@ -75,6 +96,45 @@ def server_command(host: str = "127.0.0.1", port: int = 5000, backend_store_uri:
     if allowed_hosts:
         cmd += ["--allowed-hosts", allowed_hosts]
     return cmd + list(extra_args)
+
+
+def basic_auth_env(runs_dir: str | os.PathLike[str] = "runs",
+                   environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for `mlflow server --app-name basic-auth`, checked before it starts.
+
+    - MLFLOW_AUTH_CONFIG_PATH unset: `<runs_dir>/basic_auth.ini` (written once) keeps the
+      user database in `<runs_dir>/basic_auth.db`; MLflow's own default is basic_auth.db
+      in whatever folder the server was started from.
+    - The first start creates the admin user and needs MLFLOW_AUTH_ADMIN_PASSWORD (MLflow
+      ships no default): refused here, naming the variable, when it is missing.
+    - MLFLOW_FLASK_SERVER_SECRET_KEY unset: a random key for this run (the workers share
+      it; set it yourself to keep browser sessions across restarts or several servers).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("flask_wtf") is None:  # the server runs on this interpreter
+        raise ServerError("--app-name basic-auth: MLflow's auth app needs Flask-WTF, not installed here: "
+                          "pip install 'compact-reid[cluster]' (or pip install 'mlflow[auth]')")
+    env = dict(os.environ if environ is None else environ)
+    out: dict[str, str] = {}
+    if not env.get("MLFLOW_AUTH_CONFIG_PATH"):
+        runs = Path(runs_dir).resolve()
+        db = runs / "basic_auth.db"
+        admin = env.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin"
+        if not db.exists() and not env.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+            raise ServerError(
+                f"--app-name basic-auth: the first start creates the admin user '{admin}' in {db} and needs "
+                "its password: set MLFLOW_AUTH_ADMIN_PASSWORD (MLflow ships no default; at least 12 characters), "
+                "or point MLFLOW_AUTH_CONFIG_PATH at your basic_auth.ini")
+        ini = runs / "basic_auth.ini"
+        if not ini.exists():
+            runs.mkdir(parents=True, exist_ok=True)
+            ini.write_text("[mlflow]\n# written by compact-reid server --app-name basic-auth (mlflow_server/README.md)\n"
+                           f"default_permission = READ\ndatabase_uri = sqlite:///{db}\nadmin_username = admin\n")
+        out["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
+    if not env.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        out["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
+    return out
 
 
 def probe_health(url: str, timeout: float = 2.0) -> int | str:
@@ -124,11 +184,21 @@ class ServerHandle:
             return ""
         return self.log_path.read_text(errors="replace")[-chars:]
 
+    @property
+    def server_pid(self) -> int | None:
+        """The `mlflow server` process (the tether's child); None once it is gone."""
+        below = descendants(self.process.pid) if self.alive else []
+        return below[0] if below else None
+
+    def processes(self) -> list[int]:
+        """The tether's pid and every live process below it (server, workers, job runners)."""
+        return [self.process.pid, *descendants(self.process.pid)] if self.alive else []
+
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the server's process group (it was started in its own session), then
-        SIGKILL whatever is left after `timeout` seconds."""
+        """SIGTERM the server's process group (the tether's session), then SIGKILL whatever
+        is left after `timeout` seconds."""
         if self.process.poll() is None:
-            pgid = self.process.pid  # start_new_session: the group id is the server's pid
+            pgid = self.process.pid  # start_new_session: the group id is the tether's pid
             try:
                 os.killpg(pgid, signal.SIGTERM)
             except ProcessLookupError:
@@ -173,9 +243,23 @@ def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str 
     port 0 picks a free port. The server's output goes to `log_path` (default
     `<runs_dir>/mlflow-server-<port>.log`), or to this process's terminal with
     `foreground_output=True`. The SQLite folder and artifacts folder are created.
+
+    Refused (ServerError naming the flag of `compact-reid server`) before anything starts:
+    a port outside 0-65535, a host that is not this machine's, a store URI of an unknown
+    scheme or that cannot be connected to, a port something already listens on (naming
+    the pid and command). The server ends with this process (tether.py), and the
+    process answering /health must be the one started here.
     """
+    for problem in (port_problem(port), host_problem(host),
+                    store_problem(backend_store_uri) if backend_store_uri else None):
+        if problem:
+            raise ServerError(problem)
     if port == 0:
         port = find_free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
+    else:
+        busy = busy_port_message(host, port)
+        if busy:
+            raise ServerError(busy)
     cmd = server_command(host, port, backend_store_uri, artifacts_destination, workers, app_name, allowed_hosts,
                          extra_args, runs_dir)
     store = cmd[cmd.index("--backend-store-uri") + 1]
@@ -183,6 +267,10 @@ def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str 
         check_backend_store(store)
     except BackendStoreError as e:
         raise ServerError(str(e)) from None
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if app_name == "basic-auth":
+        env.update(basic_auth_env(runs_dir, env))  # before any folder or log: a refusal leaves nothing
     if store.startswith("sqlite:///"):
         Path(store[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     dest = cmd[cmd.index("--artifacts-destination") + 1]
@@ -197,17 +285,33 @@ def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str 
         lp.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(lp, "wb")  # noqa: SIM115 (kept open for the server's lifetime)
         stdout, stderr = log_file, subprocess.STDOUT
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
+    # Its own session: Ctrl+C at the terminal reaches this process only, which stops the
+    # server in order; the tether ends it if this process dies without a word.
+    proc = subprocess.Popen(tethered(cmd), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
                             start_new_session=True)
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{connect_host}:{port}"
     handle = ServerHandle(proc, url, lp, cmd, log_file)
     try:
         wait_healthy(url, timeout, proc)
+        _check_answered_by(handle, port)
     except ServerError as e:
         tail = handle.log_tail()
         handle.stop()
         raise ServerError(f"{e}\ncommand: {' '.join(cmd)}" + (f"\nlog tail:\n{tail}" if tail else "")) from None
     return handle
+
+
+def _check_answered_by(handle: ServerHandle, port: int) -> None:
+    """/health answered: make sure the process listening is ours, not one left on the port
+    (a server whose launcher was killed answers /health just as well)."""
+    deadline = time.monotonic() + 10
+    while True:
+        foreign, ours = foreign_listeners(port, handle.processes())
+        if foreign:
+            shown = describe(foreign)[0]
+            raise ServerError(f"--port {port}: /health was answered by {shown}, not by the server started here; "
+                              "nothing of ours serves this port: stop that process or choose another port")
+        if ours or time.monotonic() > deadline:
+            return  # none visible at all (no permission to see sockets): /health is all there is
+        time.sleep(0.2)

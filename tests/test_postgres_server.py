@@ -30,7 +30,7 @@ from test_tracking import exercise_store  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 if find_pg_bin() is None:
-    pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql "
+    pytest.skip("PostgreSQL server binaries (initdb, postgres) not installed: apt-get install postgresql "
                 "(.ci/run does)", allow_module_level=True)
 
 

@@ -151,7 +151,7 @@ def exercise_store(uri: str, sweep: str = "unit") -> None:
 def test_sqlite_store(tmp_path):
     uri = normalize_tracking_uri(None, tmp_path / "runs")
     assert uri == "sqlite:///" + str((tmp_path / "runs" / "mlflow.db").resolve())
-    check_tracking_uri(uri)
+    assert check_tracking_uri(uri) == f"SQLite file {tmp_path / 'runs' / 'mlflow.db'} (no server)"
     exercise_store(uri)
     # artifacts of a SQLite store live next to it, never in the working directory
     assert (tmp_path / "runs" / "mlartifacts" / "unit").is_dir()
@@ -193,7 +193,9 @@ def test_real_mlflow_server(tmp_path):
 
     with start_server(port=0, runs_dir=tmp_path / "srv") as srv:
         assert srv.url.startswith("http://127.0.0.1:")
-        check_tracking_uri(srv.url)
+        # what the server says about itself: its version and store kind
+        assert check_tracking_uri(srv.url) == (f"MLflow server {mlflow.__version__} at {srv.url}, store SqlStore, "
+                                               "without credentials")
         exercise_store(srv.url, sweep="unit_server")
         # artifacts went through the server's proxy into its artifacts destination
         assert any((tmp_path / "srv" / "mlartifacts").rglob("trials.json"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -14,23 +15,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "127.0.0.1. Point sweeps at it with --tracking-uri http://HOST:PORT. Cluster recipe "
                     "(PostgreSQL, S3 artifacts, basic auth): mlflow_server/README.md.")
     p.add_argument("--host", default="127.0.0.1",
-                   help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it, "
-                        "then use --app-name basic-auth and --allowed-hosts)")
-    p.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 = a free port)")
+                   help="address of this machine to bind (default 127.0.0.1: this machine only; 0.0.0.0 "
+                        "exposes it, then use --app-name basic-auth and --allowed-hosts)")
+    p.add_argument("--port", type=int, default=5000,
+                   help="port (default 5000; 0 = a free port, printed). A port in use is refused, naming "
+                        "the process holding it")
     p.add_argument("--backend-store-uri", default=None,
-                   help="runs database (default sqlite:///<abs>/runs/mlflow.db; cluster: postgresql://...)")
+                   help="runs database: sqlite:///, postgresql://, mysql:// or mssql:// (default "
+                        "sqlite:///<abs>/runs/mlflow.db; cluster: postgresql://...)")
     p.add_argument("--artifacts-destination", default=None,
                    help="artifact store behind the proxy (default runs/mlartifacts; cluster: s3://bucket/path "
                         "with MLFLOW_S3_ENDPOINT_URL for S3-compatible stores)")
     p.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
-    p.add_argument("--app-name", choices=["basic-auth"], default=None, help="basic-auth: users and passwords")
+    p.add_argument("--app-name", choices=["basic-auth"], default=None,
+                   help="basic-auth: users and passwords (first start: MLFLOW_AUTH_ADMIN_PASSWORD; users in "
+                        "<runs-dir>/basic_auth.db unless MLFLOW_AUTH_CONFIG_PATH says otherwise)")
     p.add_argument("--allowed-hosts", default=None, help="comma-separated Host headers to accept (beyond localhost)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /health (default 120)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlflow_server.postgres import redact
     from mlflow_server.server import ServerError, start_server
     from reid_core.errors import ReIDError
 
@@ -46,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise ReIDError(str(e)) from None
     store = srv.cmd[srv.cmd.index("--backend-store-uri") + 1]
     dest = srv.cmd[srv.cmd.index("--artifacts-destination") + 1]
-    print(f"MLflow server at {srv.url}  (store {store}, artifacts {dest}, pid {srv.process.pid})", flush=True)
+    # start_server checked that the process answering srv.url is the one it started
+    print(f"MLflow server at {srv.url}  (store {redact(store)}, artifacts {dest}, pid {srv.server_pid}; it stops "
+          f"with this command, pid {os.getpid()})", flush=True)
     print(f"  sweeps: compact-reid sweep run SPEC --tracking-uri {srv.url}; Ctrl+C stops the server", flush=True)
 
     def _term(signum: int, frame: object) -> None:

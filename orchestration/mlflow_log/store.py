@@ -98,11 +98,13 @@ def quick_failing(timeout: float = 5) -> Any:
     return scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(timeout)))
 
 
-def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
-    """Fail fast (TrackingError) when the tracking store cannot be reached. Creates only what
-    opening the store creates: the SQLite file (and its folder), or MLflow's tables in an
-    empty PostgreSQL database."""
-    if urlparse(uri).scheme in ("http", "https"):
+def check_tracking_uri(uri: str, timeout: float = 10.0) -> str:
+    """Fail fast (TrackingError) when the tracking store cannot be reached or refuses this
+    client; else one line saying which store was reached (a person can see where a sweep
+    will write). Creates only what opening the store creates: the SQLite file (and its
+    folder), or MLflow's tables in an empty PostgreSQL database."""
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
         from mlflow_server.server import probe_health
 
         answer = probe_health(uri, timeout)
@@ -112,30 +114,96 @@ def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
                 "`compact-reid server` or pass --tracking-uri sqlite:///path/mlflow.db")
         if answer != 200:
             raise TrackingError(f"tracking server {uri}: /health answered HTTP {answer}")
-    if uri.startswith("postgresql"):  # MLflow straight on the database (no server)
-        from mlflow_server.postgres import BackendStoreError, check_backend_store
+        reached = _check_server_access(uri, timeout)
+    elif uri.startswith("postgresql"):  # MLflow straight on the database (no server)
+        from mlflow_server.postgres import BackendStoreError, check_backend_store, redact
 
         try:
             check_backend_store(uri, timeout, what="tracking URI")
         except BackendStoreError as e:
             raise TrackingError(str(e)) from None
+        reached = f"PostgreSQL database {redact(uri)} (no server)"
+    else:
+        reached = f"store {uri} (no server)"
     p = sqlite_path(uri)
     if p is not None:
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise TrackingError(f"tracking URI {uri}: cannot create {p.parent} ({e})") from None
+        reached = f"SQLite file {p} (no server)"
     try:
         with quick_failing(timeout):
             client_for(uri).search_experiments(max_results=1)
     except TrackingError:
         raise
     except Exception as e:  # mlflow raises MlflowException, sqlalchemy errors, requests errors...
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        hint = ""
-        if "401" in msg or "Unauthorized" in msg or "403" in msg:
-            hint = " (basic-auth server: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
-        raise TrackingError(f"tracking URI {uri} is not usable: {type(e).__name__}: {msg[:300]}{hint}") from None
+        msg = _scrub(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        raise TrackingError(f"tracking URI {uri} is not usable: {type(e).__name__}: {msg[:300]}") from None
+    return reached
+
+
+_USER_VAR, _PASSWORD_VAR = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+
+
+def _scrub(text: str) -> str:
+    """`text` without the tracking password, should a message ever echo it."""
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    password = read_mlflow_creds().password
+    return text.replace(password, "***") if password else text
+
+
+def _check_server_access(uri: str, timeout: float) -> str:
+    """One authenticated request, with the credentials the sweep's trials will use
+    (MLflow's own: MLFLOW_TRACKING_USERNAME/PASSWORD or ~/.mlflow/credentials, a token...);
+    a refusal names the variable to fix, never the password. Returns what the server says
+    about itself: its version (/version) and store kind (server-info, MLflow 3.x)."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+
+    def get(endpoint: str, **params: Any) -> Any:
+        return http_request(creds, endpoint, "GET", max_retries=0, timeout=timeout, raise_on_status=False,
+                            params=params or None)
+
+    try:
+        r = get("/api/2.0/mlflow/experiments/search", max_results=1)
+    except Exception as e:  # requests' connection errors, TLS errors...
+        raise TrackingError(f"tracking server {uri}: {type(e).__name__}: {_scrub(str(e))[:300]}") from None
+    user = creds.username
+    if r.status_code == 401:
+        if creds.token or creds.auth or creds.aws_sigv4:
+            raise TrackingError(f"tracking server {uri} refused the credentials configured for MLflow (HTTP 401): "
+                                "check MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_AUTH")
+        if not user and not creds.password:
+            raise TrackingError(f"tracking server {uri} needs a user name and password (HTTP 401): set "
+                                f"{_USER_VAR} and {_PASSWORD_VAR} (here, and for every Ray node)")
+        if not creds.password:
+            raise TrackingError(f"tracking server {uri} refused user {user!r} (HTTP 401): {_PASSWORD_VAR} is not set")
+        if not user:
+            raise TrackingError(f"tracking server {uri} refused the password (HTTP 401): {_USER_VAR} is not set")
+        raise TrackingError(f"tracking server {uri} refused user {user!r} (HTTP 401): wrong user name or password; "
+                            f"check {_PASSWORD_VAR} (and {_USER_VAR})")
+    if r.status_code == 403:
+        raise TrackingError(f"tracking server {uri}: user {user!r} may not read experiments (HTTP 403); ask the "
+                            "server's admin for a permission, or use another user")
+    if r.status_code != 200:
+        raise TrackingError(f"tracking server {uri}: searching experiments answered HTTP {r.status_code} "
+                            f"({_scrub(r.text.strip())[:200]})")
+    version = store = None
+    try:
+        v = get("/version")
+        version = v.text.strip()[:40] if v.status_code == 200 else None
+        info = get("/api/3.0/mlflow/server-info")
+        if info.status_code == 200:
+            store = info.json().get("store_type")
+    except Exception:  # noqa: BLE001 - older servers lack these: said below
+        pass
+    as_who = f"as user {user!r}" if user else "without credentials"
+    return (f"MLflow server {version or '(version not reported)'} at {uri}, store "
+            f"{store or 'kind not reported'}, {as_who}")
 
 
 def client_for(uri: str) -> Any:

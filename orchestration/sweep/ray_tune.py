@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 from typing import Any, Callable, Mapping
 
 from .errors import SweepError
@@ -40,9 +41,29 @@ def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
                              "--address / RAY_ADDRESS (and RAY_AUTH_TOKEN for clusters with token "
                              "authentication)") from None
         return True
-    ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True,
-             object_store_memory=256 * 1024 * 1024, configure_logging=True, logging_level="warning")
+    _watch_local_ray()  # before ray.init: a driver killed while Ray starts leaves nothing either
+    try:
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True,
+                 object_store_memory=256 * 1024 * 1024, configure_logging=True, logging_level="warning")
+    except BaseException:
+        shutdown_ray(False)
+        raise
     return True
+
+
+_WATCHER: subprocess.Popen | None = None
+
+
+def _watch_local_ray() -> None:
+    """Ray's own processes of a local instance (GCS, raylet, agents, trial workers and what
+    the trials start): ended with this driver even when it is SIGKILLed. Ray ties GCS and
+    raylet to the driver, but its agents outlived a killed driver by about a minute; the
+    watcher (mlflow_server/tether.py --watch) ends them all within seconds."""
+    global _WATCHER
+    from mlflow_server.tether import watcher
+
+    _WATCHER = subprocess.Popen(watcher(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def check_address(address: str | None, timeout: float = 5.0) -> None:
@@ -66,10 +87,18 @@ def check_address(address: str | None, timeout: float = 5.0) -> None:
 
 
 def shutdown_ray(started: bool) -> None:
+    global _WATCHER
     if started:
         import ray
 
         ray.shutdown()
+    if _WATCHER is not None:  # Ray ended its processes itself
+        _WATCHER.terminate()
+        try:
+            _WATCHER.wait(10)
+        except subprocess.TimeoutExpired:
+            _WATCHER.kill()
+        _WATCHER = None
 
 
 def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, float]:

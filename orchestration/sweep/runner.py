@@ -3,7 +3,8 @@
 `run_sweep(spec_path, ...)`:
   1. validate the spec and expand it to trials (each with its resolved config), refuse a
      sweep that already has state;
-  2. check the tracking URI (TrackingError and NO runs when unreachable);
+  2. check the tracking URI (TrackingError and NO runs when unreachable or when a server
+     refuses the credentials); say which store was reached (server version, store kind);
   3. join a cluster (`--address` or RAY_ADDRESS) or start Ray locally (lean: no dashboard);
      on a cluster, every node must see the local storage path and dataset folder
      (`storage_check`: refused naming the nodes, nothing created in MLflow);
@@ -85,7 +86,7 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
         raise ConfigError(f"--max-concurrent: must be >= 1, got {max_concurrent}")
     ray_tune.check_address(address)  # an unreachable cluster is refused before the store is touched
     uri = resolve_tracking_uri(tracking_uri, runs_dir)  # --tracking-uri, else $MLFLOW_TRACKING_URI, else runs/
-    check_tracking_uri(uri)
+    log(f"tracking: {check_tracking_uri(uri)}")  # refused credentials stop here: no Ray, no folder, no run
     started = ray_tune.init_ray(address, log)  # before touching any folder: a failed join changes nothing
     tracker, parent = None, None
     try:
@@ -155,7 +156,7 @@ def resume_sweep(name_or_path: str, address: str | None = None, runs_dir: str | 
         raise SweepError(f"{state.experiment_path}: no Ray Tune state to resume (the driver stopped before Ray "
                          "saved any); start over with `compact-reid sweep run SPEC --fresh`")
     ray_tune.check_address(address)
-    check_tracking_uri(state.tracking_uri)
+    log(f"tracking: {check_tracking_uri(state.tracking_uri)}")
     spec = parse_text(state.spec_text, state.spec_source, check_paths=False)
     if spec.dataset.is_synthetic and not (Path(state.data_root) / "synth.json").is_file():
         state.data_root, state.data_name = prepare_data(spec, sweep_dir, log)
