@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", help="comma-separated training seeds (overrides --seed), e.g. 0,1,2,3,4")
     ap.add_argument("--save-weights", metavar="DIR",
-                    help="write DIR/untrained.pt and DIR/final.pt (last weights), e.g. for track-eval "
+                    help="write DIR/untrained.pt and DIR/final.pt (last weights), e.g. for multicam-eval "
                          "(DIR/<pipeline>/... with --pipeline both; the last seed's)")
     ap.add_argument("--pipeline", choices=["torchvision", "device", "both"], default="torchvision",
                     help="data.pipeline (both: one run with each)")

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from .mlflow_log import names as n
+from .mlflow_log import names
 from .mlflow_log.store import (TrackingError, check_tracking_uri, client_for, last_step, now_ms, resolve_tracking_uri,
                                 search_all)
 
@@ -27,11 +27,11 @@ __all__ = ["evaluate_experiment", "TRACK_METRICS"]
 TRACK_METRICS = ("track_mota", "track_idf1", "track_idsw", "track_entry_accuracy", "track_threshold",
                  "track_calibration_accuracy", "track_idf1_noreid", "track_idf1_oracle", "track_mota_noreid",
                  "track_mota_oracle")
-WEIGHTS_ARTIFACT = n.FINAL_WEIGHTS
+WEIGHTS_ARTIFACT = names.FINAL_WEIGHTS
 
 
 def run_metrics(result: dict[str, Any], model_result: dict[str, Any]) -> dict[str, float]:
-    """The metrics logged on a trial's run, from run_tracking_eval_many's output."""
+    """The metrics logged on a trial's run, from run_multicam_eval_many's output."""
     r = model_result["reid"]
     return {
         "track_mota": float(r["mota"]),
@@ -60,12 +60,12 @@ def evaluate_experiment(
 ) -> dict[str, Any]:
     """Evaluate every finished trial of `experiment` and log the track_* metrics on its run.
 
-    Returns run_tracking_eval_many's dict with, per model, `run_id` and `run_name`, plus
+    Returns run_multicam_eval_many's dict with, per model, `run_id` and `run_name`, plus
     `skipped`: [{"run_id", "run_name", "reason"}].
     """
     from mlflow.entities import Metric, RunTag
 
-    from reid_core.multicam.evaluate import run_tracking_eval_many
+    from reid_core.multicam.evaluate import run_multicam_eval_many
 
     say = log or (lambda _m: None)
     uri = resolve_tracking_uri(tracking_uri)
@@ -78,14 +78,14 @@ def evaluate_experiment(
     todo: list[Any] = []
     for run in search_all(client, exp.experiment_id, "attributes.status = 'FINISHED'"):
         name = run.info.run_name or run.info.run_id
-        if run.data.tags.get(n.ROLE) == n.ROLE_SWEEP:
+        if run.data.tags.get(names.ROLE) == names.ROLE_SWEEP:
             continue
         if "track_idf1" in run.data.metrics and not force:
             skipped.append({"run_id": run.info.run_id, "run_name": name, "reason": "already evaluated (use force)"})
             continue
         todo.append(run)
     settings = {"seed": seed, "calibration_seed": calibration_seed, "minutes": minutes, **eval_kwargs}
-    with tempfile.TemporaryDirectory(prefix="track-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="multicam-eval-") as tmp:
         specs, runs = [], []
         for run in todo:
             name = run.info.run_name or run.info.run_id
@@ -106,16 +106,16 @@ def evaluate_experiment(
             say(f"experiment {experiment!r}: no finished trial to evaluate")
             return {"experiment": experiment, "tracking_uri": uri, "models": [], "skipped": skipped,
                     "settings": settings}
-        result = run_tracking_eval_many(specs, seed=seed, calibration_seed=calibration_seed, minutes=minutes,
+        result = run_multicam_eval_many(specs, seed=seed, calibration_seed=calibration_seed, minutes=minutes,
                                         device=device, log=say, **eval_kwargs)
     tag = json.dumps(settings, sort_keys=True)
     for run, m in zip(runs, result["models"]):
         rid = run.info.run_id
-        step = last_step(client, rid, n.STEP_KEY)  # the run's last epoch: summary-like keys go there
+        step = last_step(client, rid, names.STEP_KEY)  # the run's last epoch: summary-like keys go there
         ts = now_ms()
         metrics = run_metrics(result, m)
         client.log_batch(rid, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()],
-                         tags=[RunTag(n.TRACK_EVAL, tag)])
+                         tags=[RunTag(names.TRACK_EVAL, tag)])
         m["run_id"], m["run_name"] = rid, run.info.run_name
         m["model"].pop("checkpoint", None)  # a temporary path, gone now
         say(f"{run.info.run_name}: logged {', '.join(f'{k}={v:.4g}' for k, v in metrics.items())}")

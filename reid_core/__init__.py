@@ -5,7 +5,7 @@
 - `data`: datasets, PK sampling, transforms and the two input pipelines (`data.pipeline`);
 - `training`: the Trainer, learning-rate plan, SWA/SWAG; `seeding`: seeds per epoch;
 - `checkpoint`: checkpoint and weights files; `evaluation`: features and CMC / mAP;
-- `multicam` (multi-camera tracking, Table 5), `deploy` (export, embed, search).
+- `multicam` (multi-camera person identities with ReID at entries, Table 5), `deploy` (export, embed, search).
 """
 
 __version__ = "0.1.0"

@@ -395,7 +395,9 @@ def embed_tensor(
     ImageNet normalisation of the test transform; with `flip`, as in `extract_features`.
     The model's train/eval mode is restored afterwards."""
     if prepare is None:
-        from .data.device_augment import normalise as prepare
+        from .data.device_augment import normalise
+
+        prepare = normalise
     was_training = model.training
     model.eval()
     out: list[torch.Tensor] = []

@@ -12,13 +12,13 @@ import pytest
 class LearnedRun:
     summary: dict[str, Any]
     config: Any
-    weights: Path  # <run>/weights/final.pt: the last weights, for track-eval
+    weights: Path  # <run>/weights/final.pt: the last weights, for multicam-eval
 
 
 @pytest.fixture(scope="session")
 def learned_compact(tmp_path_factory) -> LearnedRun:
     """The learning check's run (tests/learning_check.py), trained once per session (about
-    3 min on 2 cores). tests/test_trainer.py checks that it learned; the tracking tests use
+    3 min on 2 cores). tests/test_trainer.py checks that it learned; the multicam tests use
     its weights, so they score a model that learned (a model trained on a few dozen ids has
     a rank-1 near 0 on unseen ids, and whether it then beats no-ReID is down to the seed).
     """

@@ -149,7 +149,7 @@ def test_onnx_on_a_device_this_runtime_cannot_run(onnx_file, tmp_path, capsys):
 def test_reid_core_deploy_imports_without_onnx_and_names_the_package():
     code = ("import sys\n"
             "for m in ('onnx', 'onnxruntime', 'onnxscript', 'pyarrow'): sys.modules[m] = None\n"
-            "import reid_core.deploy as d\n"
+            "import reid_core.deploy\n"
             "from reid_core.deploy.export import check_format\n"
             "try:\n    check_format('onnx')\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout

@@ -131,11 +131,11 @@ def test_unreachable_postgres_named(tmp_path: Path) -> None:
 
 
 def test_local_postgres_needs_binaries(monkeypatch) -> None:
-    import mlflow_server.postgres as mod
+    from mlflow_server import postgres
 
-    monkeypatch.setattr(mod, "find_pg_bin", lambda: None)
+    monkeypatch.setattr(postgres, "find_pg_bin", lambda: None)
     with pytest.raises(BackendStoreError, match="apt-get install postgresql"):
-        with mod.local_postgres():
+        with postgres.local_postgres():
             pass
 
 

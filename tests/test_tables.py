@@ -393,7 +393,7 @@ def test_grid_table(store: dict[str, Any]) -> None:
     killed = tables["grid"].problems.set_index("trial").loc["gem_p_init=4.0-seed1"]
     assert killed["status"] == "KILLED" and killed["error"] == "stopped early by the scheduler"
     # a search or a long grid: one row per group
-    from orchestration.report.tables import table3
+    from orchestration.report.table_builders import table3
 
     long = table3(data, mode, max_columns=1).display
     assert list(long["group"]) == ["gem_p_init=3.0", "gem_p_init=4.0"]

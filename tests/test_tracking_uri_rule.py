@@ -22,11 +22,11 @@ def _commands(tmp: Path) -> dict[str, list[str]]:
     return {
         "sweep run": ["sweep", "run", SMOKE, "--runs-dir", runs],
         "tables": ["tables", "--experiment", "smoke", "--runs-dir", runs, "--out", str(tmp / "tables")],
-        "track-eval": ["track-eval", "--experiment", "smoke"],
+        "multicam-eval": ["multicam-eval", "--experiment", "smoke"],
     }
 
 
-@pytest.mark.parametrize("command", ["sweep run", "tables", "track-eval"])
+@pytest.mark.parametrize("command", ["sweep run", "tables", "multicam-eval"])
 def test_env_then_flag(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a dead server fails at once

@@ -19,7 +19,7 @@ import os
 import time
 from typing import Any, Callable, Mapping
 
-from . import names as n
+from . import names
 from .store import TrackingError, quick_failing, scoped_env
 
 __all__ = ["EpochLog", "wait_for_store", "store_wait_seconds"]
@@ -83,7 +83,7 @@ class EpochLog:
         down = time.time() - (self.down_since or time.time())
         self.outage_s += down
         self.down_since = None
-        self.run.set_tags({n.REPLAYED_EPOCHS: self.replayed, n.OUTAGE_SECONDS: round(self.outage_s, 1)})
+        self.run.set_tags({names.REPLAYED_EPOCHS: self.replayed, names.OUTAGE_SECONDS: round(self.outage_s, 1)})
         self.log(f"tracking store back after {down:.0f}s: replayed {self.replayed} epoch(s) in order")
 
     def wait_flushed(self, timeout: float, interval: float = 5.0) -> None:

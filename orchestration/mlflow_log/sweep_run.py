@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from . import names as n
+from . import names
 from .store import artifact_root_for, client_for, quote, search_all, short_error
 
 
@@ -20,9 +20,9 @@ class SweepTracker:
         from mlflow.entities import LifecycleStage
 
         exp = self.client.get_experiment_by_name(name)
-        tags = {n.EXPERIMENT_KIND: n.EXPERIMENT_KIND_VALUE, n.SWEEP: name}
+        tags = {names.EXPERIMENT_KIND: names.EXPERIMENT_KIND_VALUE, names.SWEEP: name}
         if description:
-            tags[n.NOTE] = description
+            tags[names.NOTE] = description
         if exp is None:
             try:
                 return self.client.create_experiment(name, artifact_location=artifact_root_for(self.uri, name), tags=tags)
@@ -41,11 +41,11 @@ class SweepTracker:
                      extra_tags: Mapping[str, str] | None = None) -> str:
         from reid_core.config import SCHEMA_VERSION
 
-        tags = {n.ROLE: n.ROLE_SWEEP, n.SWEEP: sweep, n.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION), **(extra_tags or {})}
+        tags = {names.ROLE: names.ROLE_SWEEP, names.SWEEP: sweep, names.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION), **(extra_tags or {})}
         run = self.client.create_run(experiment_id, tags=tags, run_name=sweep)
         rid = run.info.run_id
-        self.client.log_text(rid, spec_text, n.SPEC_ARTIFACT)
-        self.client.log_text(rid, json.dumps(trials, indent=2), n.TRIALS_ARTIFACT)
+        self.client.log_text(rid, spec_text, names.SPEC_ARTIFACT)
+        self.client.log_text(rid, json.dumps(trials, indent=2), names.TRIALS_ARTIFACT)
         return rid
 
     def reopen_parent(self, run_id: str) -> None:
@@ -54,14 +54,14 @@ class SweepTracker:
             self.client.update_run(run_id, status="RUNNING")
 
     def fail_parent(self, run_id: str, error: str) -> None:
-        self.client.set_tag(run_id, n.ERROR_TAG, error[:2000])
+        self.client.set_tag(run_id, names.ERROR_TAG, error[:2000])
         self.client.set_terminated(run_id, "FAILED")
 
     def log_parent_json(self, run_id: str, obj: Any, name: str) -> None:
         self.client.log_text(run_id, json.dumps(obj, indent=2, default=str), name)
 
     def children(self, parent_run_id: str, experiment_id: str) -> list[Any]:
-        return search_all(self.client, experiment_id, f"tags.`{n.PARENT}` = {quote(parent_run_id)}")
+        return search_all(self.client, experiment_id, f"tags.`{names.PARENT}` = {quote(parent_run_id)}")
 
     def finalize(self, parent_run_id: str, experiment_id: str, outcomes: Mapping[str, Mapping[str, Any]],
                  end_parent: bool = True) -> dict[str, int]:
@@ -77,22 +77,22 @@ class SweepTracker:
         """
         counts: dict[str, int] = {}
         for run in self.children(parent_run_id, experiment_id):
-            out = outcomes.get(run.data.tags.get(n.TRIAL_NAME, run.info.run_name))
+            out = outcomes.get(run.data.tags.get(names.TRIAL_NAME, run.info.run_name))
             status = self._close_child(run, out)
             counts[status] = counts.get(status, 0) + 1
         if end_parent:
             n_failed = sum(1 for o in outcomes.values() if o.get("state") == "ERROR")
             all_failed = bool(outcomes) and n_failed == len(outcomes)
-            self.client.set_tag(parent_run_id, n.TRIALS_FAILED, str(n_failed))
-            self.client.set_tag(parent_run_id, n.TRIALS_TOTAL, str(len(outcomes)))
+            self.client.set_tag(parent_run_id, names.TRIALS_FAILED, str(n_failed))
+            self.client.set_tag(parent_run_id, names.TRIALS_TOTAL, str(len(outcomes)))
             self.client.set_terminated(parent_run_id, "FAILED" if all_failed else "FINISHED")
         return counts
 
     def _close_child(self, run: Any, out: Mapping[str, Any] | None) -> str:
         status, rid, tags = run.info.status, run.info.run_id, run.data.tags
         if out is not None and out.get("state") == "ERROR":
-            if out.get("error") and n.ERROR_TAG not in tags:
-                self.client.set_tag(rid, n.ERROR_TAG, short_error(str(out["error"])))
+            if out.get("error") and names.ERROR_TAG not in tags:
+                self.client.set_tag(rid, names.ERROR_TAG, short_error(str(out["error"])))
             if status != "FAILED":
                 self.client.set_terminated(rid, "FAILED")
             return "FAILED"
@@ -102,6 +102,6 @@ class SweepTracker:
             self.client.set_terminated(rid, "FINISHED")
             return "FINISHED"
         why = ("early" if out.get("state") == "TERMINATED" else "interrupted") if out is not None else "unknown"
-        self.client.set_tag(rid, n.STOPPED, why)
+        self.client.set_tag(rid, names.STOPPED, why)
         self.client.set_terminated(rid, "KILLED")
         return "KILLED"

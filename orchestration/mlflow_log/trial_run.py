@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any, Iterable, Mapping
 
-from . import names as n
+from . import names
 from .store import (client_for, json_default, last_step, now_ms, numeric_items, param_value, quote, search_all,
                     short_error)
 
@@ -37,15 +37,15 @@ class TrialRun:
 
         client = client_for(uri)
         name = trial["trial_name"]
-        filt = (f"tags.`{n.PARENT}` = {quote(parent_run_id)} and tags.`{n.SWEEP}` = {quote(sweep)} "
-                f"and tags.`{n.TRIAL_NAME}` = {quote(name)}")
+        filt = (f"tags.`{names.PARENT}` = {quote(parent_run_id)} and tags.`{names.SWEEP}` = {quote(sweep)} "
+                f"and tags.`{names.TRIAL_NAME}` = {quote(name)}")
         found = search_all(client, experiment_id, filt)
         if not found:
             tags = {
-                n.PARENT: parent_run_id, n.ROLE: n.ROLE_TRIAL, n.SWEEP: sweep,
-                n.PRESET: str(trial["preset"]), n.COLUMN: str(trial["preset"]), n.SEED: str(trial["seed"]),
-                n.TRIAL_ID: trial_id, n.TRIAL_NAME: name, n.GRID_POINT: str(trial["grid_point"]),
-                n.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION), **(extra_tags or {}),
+                names.PARENT: parent_run_id, names.ROLE: names.ROLE_TRIAL, names.SWEEP: sweep,
+                names.PRESET: str(trial["preset"]), names.COLUMN: str(trial["preset"]), names.SEED: str(trial["seed"]),
+                names.TRIAL_ID: trial_id, names.TRIAL_NAME: name, names.GRID_POINT: str(trial["grid_point"]),
+                names.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION), **(extra_tags or {}),
             }
             run = client.create_run(experiment_id, tags=tags, run_name=name)
             return cls(client, run.info.run_id, 0, True, uri)
@@ -53,12 +53,12 @@ class TrialRun:
         rid = run.info.run_id
         if run.info.status not in ("RUNNING", "FINISHED"):
             client.update_run(rid, status="RUNNING")
-            for tag in (n.ERROR_TAG, n.STOPPED):
+            for tag in (names.ERROR_TAG, names.STOPPED):
                 if tag in run.data.tags:
                     client.delete_tag(rid, tag)
-        if trial_id and run.data.tags.get(n.TRIAL_ID) != trial_id:
-            client.set_tag(rid, n.TRIAL_ID, trial_id)
-        return cls(client, rid, last_step(client, rid, n.STEP_KEY), False, uri)
+        if trial_id and run.data.tags.get(names.TRIAL_ID) != trial_id:
+            client.set_tag(rid, names.TRIAL_ID, trial_id)
+        return cls(client, rid, last_step(client, rid, names.STEP_KEY), False, uri)
 
     def start_system_metrics(self, log: Any = print) -> Any:
         """MLflow's own sampler (CPU, memory, disk, network and, with nvidia-ml-py, each
@@ -98,7 +98,7 @@ class TrialRun:
         self.client.set_terminated(self.run_id, "FINISHED")
 
     def fail(self, error: str) -> None:
-        self.client.set_tag(self.run_id, n.ERROR_TAG, short_error(error))
+        self.client.set_tag(self.run_id, names.ERROR_TAG, short_error(error))
         self.client.set_terminated(self.run_id, "FAILED")
 
     # Params and metrics ------------------------------------------------------------------
@@ -114,7 +114,7 @@ class TrialRun:
     def log_epoch(self, metrics: Mapping[str, Any]) -> bool:
         """One log_batch call for one epoch (step = metrics['epoch']); False when the step
         was logged already (a retried/resumed trial recomputing an epoch)."""
-        step = int(metrics[n.STEP_KEY])
+        step = int(metrics[names.STEP_KEY])
         if step <= self.last_step:
             return False
         self._log_metrics(numeric_items(metrics), step)

@@ -14,7 +14,7 @@
 from .collect import load_sweep
 from .figures import build_figures
 from .sweep_data import SweepData, Table, TablesError
-from .tables import build_tables
+from .table_builders import build_tables
 from .write import summary_json, write_report
 
 __all__ = ["load_sweep", "build_tables", "build_figures", "write_report", "summary_json", "SweepData", "Table",

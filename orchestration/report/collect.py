@@ -19,7 +19,7 @@ from reid_core.config import SCHEMA_VERSION, ConfigError, TrainConfig, flatten, 
 from reid_core.metric_keys import SWAG_PREFIX
 from reid_core.presets import SWITCHES, switches_from_flat
 
-from ..mlflow_log import names as n
+from ..mlflow_log import names
 from ..mlflow_log.store import client_for, read_json_artifact, search_all, sqlite_path
 from ..sweep.names import SEED_SUFFIX
 from .sweep_data import CONFIG_PREFIX, FINISHED, SWITCH_PARAMS, SweepData, TablesError, metric, num
@@ -37,10 +37,10 @@ def _client(tracking_uri: str) -> Any:
 
 def _read_trials(client: Any, run_id: str, warnings: list[str]) -> list[dict[str, Any]] | None:
     try:
-        if n.TRIALS_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+        if names.TRIALS_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
             warnings.append("the sweep's parent run has no trials.json: planned seeds unknown (cells show n=...)")
             return None
-        planned = read_json_artifact(client, run_id, n.TRIALS_ARTIFACT)
+        planned = read_json_artifact(client, run_id, names.TRIALS_ARTIFACT)
     except Exception as e:  # noqa: BLE001 - any store/JSON problem becomes a visible warning
         warnings.append(f"trials.json of the parent run could not be read ({e}): planned seeds unknown")
         return None
@@ -53,7 +53,7 @@ def _read_trials(client: Any, run_id: str, warnings: list[str]) -> list[dict[str
 def _read_config(client: Any, run: Any) -> tuple[TrainConfig | None, str]:
     """(the run's config.json as a TrainConfig, "" or why it is excluded)."""
     try:
-        recorded = read_json_artifact(client, run.info.run_id, n.CONFIG_ARTIFACT)
+        recorded = read_json_artifact(client, run.info.run_id, names.CONFIG_ARTIFACT)
     except Exception:  # noqa: BLE001 - no such artifact: stores raise several types
         return None, "no config.json recorded" + (" yet" if run.info.status == "RUNNING" else "")
     missing = [k for k in SWITCH_PARAMS if k not in flatten(recorded if isinstance(recorded, dict) else {})]
@@ -76,9 +76,9 @@ def _dataset_label(name: str) -> str:
 
 def _run_row(client: Any, run: Any) -> dict[str, Any]:
     tags, metrics = run.data.tags, run.data.metrics
-    trial_name = tags.get(n.TRIAL_NAME) or run.info.run_name or run.info.run_id
-    grid_point = tags.get(n.GRID_POINT) or SEED_SUFFIX.sub("", trial_name)
-    schema = tags.get(n.SCHEMA_VERSION_TAG)
+    trial_name = tags.get(names.TRIAL_NAME) or run.info.run_name or run.info.run_id
+    grid_point = tags.get(names.GRID_POINT) or SEED_SUFFIX.sub("", trial_name)
+    schema = tags.get(names.SCHEMA_VERSION_TAG)
     cfg, excluded = None, ""
     if schema is None:
         excluded = f"no compact_reid.schema_version tag (current schema is {SCHEMA_VERSION})"
@@ -87,16 +87,16 @@ def _run_row(client: Any, run: Any) -> dict[str, Any]:
     else:
         cfg, excluded = _read_config(client, run)
     flat = flatten(cfg) if cfg is not None else {}
-    seed = tags.get(n.SEED, flat.get("seed", ""))
+    seed = tags.get(names.SEED, flat.get("seed", ""))
     row: dict[str, Any] = {
         "run_id": run.info.run_id, "run_name": run.info.run_name, "trial_name": trial_name,
         "status": run.info.status, "start_time": run.info.start_time or 0,
-        "preset": tags.get(n.PRESET) or flat.get("preset") or grid_point, "grid_point": grid_point,
+        "preset": tags.get(names.PRESET) or flat.get("preset") or grid_point, "grid_point": grid_point,
         "seed": int(seed) if str(seed).isdigit() else seed,
         # data.name is a plain string param (where the data came from), not part of the config
         "dataset": _dataset_label(run.data.params.get("data.name", "")),
-        "schema_version": schema if schema is not None else "", "error": tags.get(n.ERROR_TAG, ""),
-        "stopped": tags.get(n.STOPPED, ""), "excluded": excluded, "triplet": flat.get("loss.triplet", ""),
+        "schema_version": schema if schema is not None else "", "error": tags.get(names.ERROR_TAG, ""),
+        "stopped": tags.get(names.STOPPED, ""), "excluded": excluded, "triplet": flat.get("loss.triplet", ""),
         "_config": cfg,
     }
     sw = switches_from_flat(flat) if cfg is not None else {}
@@ -115,18 +115,18 @@ def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> Sw
     try:
         exp = client.get_experiment_by_name(experiment)
         if exp is None or exp.lifecycle_stage != "active":
-            names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000))
+            experiment_names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000))
             state = "is deleted" if exp is not None else "does not exist"
             raise TablesError(f"experiment {experiment!r} {state} in {tracking_uri}; "
-                              f"experiments there: {', '.join(names) if names else '(none)'}")
+                              f"experiments there: {', '.join(experiment_names) if experiment_names else '(none)'}")
         runs = search_all(client, exp.experiment_id)
     except MlflowException as e:
         raise TablesError(f"cannot read {tracking_uri}: {e.message}") from None
     if not runs:
         raise TablesError(f"experiment {experiment!r} has no runs yet (nothing to tabulate); start the sweep first")
     warnings: list[str] = []
-    parents = sorted((r for r in runs if r.data.tags.get(n.ROLE) == n.ROLE_SWEEP), key=lambda r: r.info.start_time or 0)
-    trials = [r for r in runs if r.data.tags.get(n.ROLE) == n.ROLE_TRIAL]
+    parents = sorted((r for r in runs if r.data.tags.get(names.ROLE) == names.ROLE_SWEEP), key=lambda r: r.info.start_time or 0)
+    trials = [r for r in runs if r.data.tags.get(names.ROLE) == names.ROLE_TRIAL]
     parent = parents[-1] if parents else None
     if len(parents) > 1:
         warnings.append(f"{len(parents)} sweep (parent) runs; trials.json and artifacts use the latest, "

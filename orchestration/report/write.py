@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..mlflow_log import names as n
+from ..mlflow_log import names
 from .figures import FigureResult
 from .html import counts, render_html_report
 from .render import FORMATS, records, render_latex_report, render_markdown_report, to_latex
@@ -66,7 +66,7 @@ def write_report(data: SweepData, mode: str, tables: dict[str, Table], figures: 
 
         client = client_for(data.tracking_uri)
         for p in files:
-            client.log_artifact(data.parent_run_id, str(p), artifact_path=n.TABLES_DIR)
+            client.log_artifact(data.parent_run_id, str(p), artifact_path=names.TABLES_DIR)
         logged_to = data.parent_run_id
     return {"files": [str(p) for p in files], "logged_to": logged_to}
 

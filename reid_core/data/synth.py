@@ -17,7 +17,7 @@ Rendering is a label map drawn with PIL then coloured with numpy: about a few ms
 128x64 image, so a Market-sized set (~32k images) takes a few minutes on 2 cores.
 
 `sample_identity`, `sample_camera` / `camera_styles`, `sample_pose` and `render_person`
-are public so that other simulations (e.g. multi-camera tracking) can reuse the model.
+are public so that other simulations (e.g. the multicam scene) can reuse the model.
 """
 from __future__ import annotations
 

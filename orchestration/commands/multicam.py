@@ -1,5 +1,6 @@
-"""`compact-reid track-eval`: Table 5 (multi-camera tracking with ReID at entries) on the
-synthetic LAB-like scene, for checkpoints or for every finished trial of a sweep."""
+"""`compact-reid multicam-eval`: Table 5 (multi-camera person identities with ReID at entries) on the
+synthetic LAB-like scene, for checkpoints or for every finished trial of a sweep. `track-eval` is its
+deprecated former name: same options, plus a note on stderr."""
 from __future__ import annotations
 
 import argparse
@@ -9,17 +10,28 @@ import sys
 from typing import Any
 
 
+COMMAND = "multicam-eval"
+DEPRECATED_ALIAS = "track-eval"
+DESCRIPTION = (
+    "Simulates a LAB-like room (5x6 m, 4 corner cameras, up to 7 people entering, sitting, leaving "
+    "and coming back), tracks people inside with a near-perfect tracker and gives each entering "
+    "person a global identity: a new one (No ReID), the model's ReID decision against the people "
+    "not inside (threshold calibrated on a separate sequence), or the true one (Oracle). Prints "
+    "MOTA, IDF1, ID switches and the entries re-identified correctly. With --experiment, "
+    "evaluates every finished trial of a sweep (its weights/final.pt artifact) and logs "
+    "track_mota, track_idf1, track_idsw, track_entry_accuracy, track_idf1_noreid and "
+    "track_idf1_oracle on the trial's MLflow run.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "track-eval", help="Table 5: multi-camera tracking IDF1 with no ReID / a model / the oracle",
-        description="Simulates a LAB-like room (5x6 m, 4 corner cameras, up to 7 people entering, sitting, leaving "
-                    "and coming back), tracks people inside with a near-perfect tracker and gives each entering "
-                    "person a global identity: a new one (No ReID), the model's ReID decision against the people "
-                    "not inside (threshold calibrated on a separate sequence), or the true one (Oracle). Prints "
-                    "MOTA, IDF1, ID switches and the entries re-identified correctly. With --experiment, "
-                    "evaluates every finished trial of a sweep (its weights/final.pt artifact) and logs "
-                    "track_mota, track_idf1, track_idsw, track_entry_accuracy, track_idf1_noreid and "
-                    "track_idf1_oracle on the trial's MLflow run.")
+    _add_options(sub.add_parser(COMMAND, help="Table 5: multicam IDF1 with no ReID / a model / the oracle",
+                                description=DESCRIPTION), run)
+    _add_options(sub.add_parser(DEPRECATED_ALIAS, help=f"deprecated: use {COMMAND}",
+                                description=f"Deprecated name of `compact-reid {COMMAND}`. " + DESCRIPTION),
+                 run_deprecated)
+
+
+def _add_options(p: argparse.ArgumentParser, func) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", action="append", metavar="FILE",
                      help="weights file (weights/final.pt) or checkpoint; repeat for several rows")
@@ -45,7 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fixed ReID distance threshold (skips the calibration sequence)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=func)
+
+
+def run_deprecated(args: argparse.Namespace) -> int:
+    print(f"compact-reid {DEPRECATED_ALIAS} is deprecated: use compact-reid {COMMAND} (same options)",
+          file=sys.stderr, flush=True)
+    return run(args)
 
 
 def _pct(x: float) -> str:
@@ -56,7 +74,7 @@ def format_table(result: dict[str, Any]) -> str:
     """A Table 5 style text table: No ReID, one row per model, Oracle."""
     sc = result["scene"]
     cfg = sc["config"]
-    head = (f"Multi-camera tracking, synthetic LAB-like scene: seed {cfg['seed']}, {cfg['minutes']:g} min at "
+    head = (f"Multicam, synthetic LAB-like scene: seed {cfg['seed']}, {cfg['minutes']:g} min at "
             f"{cfg['fps']:g} Hz, {cfg['num_identities']} identities, {sc['visits']} entries "
             f"({sc['re_entries']} re-entries), up to {sc['max_inside']} people inside")
     cal = result.get("calibration_scene")
@@ -120,14 +138,14 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(_jsonable(result), indent=2))
             return 0
     else:
-        from reid_core.multicam.evaluate import run_tracking_eval_many
+        from reid_core.multicam.evaluate import run_multicam_eval_many
 
         models: list[Any] = list(args.checkpoint)
         if args.train_set:
             if len(args.train_set) != len(models):
                 raise ConfigError(f"--train-set: give one per --checkpoint ({len(models)}), got {len(args.train_set)}")
             models = [{"checkpoint": c, "train_set": t} for c, t in zip(models, args.train_set)]
-        result = run_tracking_eval_many(models, seed=args.seed, calibration_seed=args.calibration_seed,
+        result = run_multicam_eval_many(models, seed=args.seed, calibration_seed=args.calibration_seed,
                                         minutes=args.minutes, device=device, log=log, **kwargs)
     if args.json:
         print(json.dumps(_jsonable(result), indent=2))

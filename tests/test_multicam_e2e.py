@@ -1,4 +1,4 @@
-"""Tracking evaluation end to end: the learning check's model on the LAB-like scene, the CLI,
+"""Multicam evaluation (Table 5) end to end: the learning check's model on the LAB-like scene, the CLI,
 and logging onto a sweep's MLflow trial runs (slow: trains the model once per session)."""
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def trained_weights(learned_compact):
 
 
 def test_reid_beats_no_reid_and_oracle_bounds_it(trained_weights):
-    from reid_core.multicam.evaluate import run_tracking_eval
+    from reid_core.multicam.evaluate import run_multicam_eval
 
-    r = run_tracking_eval(trained_weights, seed=0, calibration_seed=1, minutes=3.0, device="cpu")
+    r = run_multicam_eval(trained_weights, seed=0, calibration_seed=1, minutes=3.0, device="cpu")
     v = r["variants"]
     assert v["reid"]["idf1"] > v["no_reid"]["idf1"], r
     assert v["oracle"]["idf1"] >= v["reid"]["idf1"], r
@@ -32,24 +32,24 @@ def test_reid_beats_no_reid_and_oracle_bounds_it(trained_weights):
 
 
 def test_wrong_kind_of_checkpoint_is_a_clear_error(trained_weights, tmp_path):
-    from reid_core.multicam.evaluate import run_tracking_eval
+    from reid_core.multicam.evaluate import run_multicam_eval
 
     obj = torch.load(trained_weights, weights_only=True)
     torch.save(obj["model"], tmp_path / "bare_state_dict.pt")  # weights without kind/config
     with pytest.raises(CheckpointError, match="not a compact-reid"):
-        run_tracking_eval(tmp_path / "bare_state_dict.pt", minutes=0.5)
+        run_multicam_eval(tmp_path / "bare_state_dict.pt", minutes=0.5)
     bad = dict(obj)
     other = "1x" if obj["config"]["model"]["size"] == "2x" else "2x"
     bad["config"] = {**obj["config"], "model": {**obj["config"]["model"], "size": other}}
     torch.save(bad, tmp_path / "other_arch.pt")  # weights that do not fit the recorded architecture
     with pytest.raises(CheckpointError, match="do not fit"):
-        run_tracking_eval(tmp_path / "other_arch.pt", minutes=0.5)
+        run_multicam_eval(tmp_path / "other_arch.pt", minutes=0.5)
 
 
 def test_cli_table_and_json(trained_weights, capsys):
     from orchestration.cli import main
 
-    args = ["track-eval", "--checkpoint", str(trained_weights), "--checkpoint", str(trained_weights),
+    args = ["multicam-eval", "--checkpoint", str(trained_weights), "--checkpoint", str(trained_weights),
             "--minutes", "1", "--seed", "2", "--calibration-seed", "3", "--device", "cpu"]
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Tracking with ReID at entries: the ReID step, the MOT metrics, the synthetic scene (fast)."""
+"""Multicam identities with ReID at entries: the ReID step, the MOT metrics, the synthetic scene (fast)."""
 from __future__ import annotations
 
 import math
@@ -312,10 +312,10 @@ def colour_embed(images):
     return np.array(out)
 
 
-def test_tracking_eval_variants_on_a_short_scene():
-    from reid_core.multicam.evaluate import run_tracking_eval
+def test_multicam_eval_variants_on_a_short_scene():
+    from reid_core.multicam.evaluate import run_multicam_eval
 
-    r = run_tracking_eval(colour_embed, seed=5, calibration_seed=6, minutes=1.5)
+    r = run_multicam_eval(colour_embed, seed=5, calibration_seed=6, minutes=1.5)
     v = r["variants"]
     assert set(v) == {"no_reid", "reid", "oracle"}
     assert v["oracle"]["entry_accuracy"] == 1.0
@@ -328,7 +328,7 @@ def test_tracking_eval_variants_on_a_short_scene():
     assert 0.0 <= r["threshold"] <= 2.0 and r["calibration"]["seed"] == 6
     assert r["entry_accuracy"] == v["reid"]["entry_accuracy"]
     with pytest.raises(ValueError, match="calibration_seed"):
-        run_tracking_eval(colour_embed, seed=5, calibration_seed=5, minutes=0.5)
+        run_multicam_eval(colour_embed, seed=5, calibration_seed=5, minutes=0.5)
 
 
 def test_tracks_that_overlap_in_time_never_share_an_identity():
@@ -377,9 +377,19 @@ def test_checkpoint_of_the_wrong_kind_is_refused(tmp_path):
 def test_cli_is_registered_and_checks_seeds(capsys):
     from orchestration.cli import build_parser, main
 
+    args = build_parser().parse_args(["multicam-eval", "--checkpoint", "a.pt", "--checkpoint", "b.pt"])
+    assert args.checkpoint == ["a.pt", "b.pt"] and args.seed == 0 and args.calibration_seed == 1
+    assert main(["multicam-eval", "--checkpoint", "a.pt", "--seed", "2", "--calibration-seed", "2"]) == 2
+    assert "must differ" in capsys.readouterr().err
+    assert main(["multicam-eval", "--checkpoint", "/nonexistent/w.pt", "--minutes", "0.2"]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_track_eval_is_a_deprecated_alias(capsys):
+    from orchestration.cli import build_parser, main
+
     args = build_parser().parse_args(["track-eval", "--checkpoint", "a.pt", "--checkpoint", "b.pt"])
     assert args.checkpoint == ["a.pt", "b.pt"] and args.seed == 0 and args.calibration_seed == 1
     assert main(["track-eval", "--checkpoint", "a.pt", "--seed", "2", "--calibration-seed", "2"]) == 2
-    assert "must differ" in capsys.readouterr().err
-    assert main(["track-eval", "--checkpoint", "/nonexistent/w.pt", "--minutes", "0.2"]) == 2
-    assert "no such checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "track-eval is deprecated: use compact-reid multicam-eval" in err and "must differ" in err
