@@ -333,8 +333,8 @@ def part_projection(report: dict) -> None:
 
 
 def part_short_run(report: dict, budget: Budget, data: Path, scratch: Path, device: str, m: dict) -> None:
-    from reid_core.training.trainer import Trainer
     from reid_core.presets import preset_config
+    from reid_core.training.trainer import Trainer
 
     need = 40 if device == "cuda" else 60
     if not budget.fits(need, "short run", report):

@@ -104,7 +104,7 @@ def bench_model(name: str, devices: list[str], batches: list[int], args: argpars
                 x = x.to(dev) if backend == "pytorch" else x.numpy()
                 iters = args.iters_b1 if b == 1 else args.iters
                 with torch.inference_mode():
-                    sec = time_call(lambda: run(x), args.warmup, iters, sync)
+                    sec = time_call(lambda: run(x), args.warmup, iters, sync)  # noqa: B023 (called in this iteration)
                 rows.append({**row, "latency_ms": 1000 * sec, "images_per_second": b / sec,
                              **({"onnx_max_abs_diff": parity} if backend == "onnxruntime" else {})})
                 print(f"  {name:<10} {device:<4} {backend:<11} b{b:<3} {1000 * sec:9.1f} ms  {b / sec:8.1f} img/s",

@@ -21,11 +21,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
-
-from contextlib import contextmanager
 
 from .tether import tethered
 

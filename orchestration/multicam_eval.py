@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .mlflow_log import names
-from .mlflow_log.store import (TrackingError, check_tracking_uri, client_for, last_step, now_ms, resolve_tracking_uri,
-                                search_all)
+from .mlflow_log.store import (
+    TrackingError,
+    check_tracking_uri,
+    client_for,
+    last_step,
+    now_ms,
+    resolve_tracking_uri,
+    search_all,
+)
 
 __all__ = ["evaluate_experiment", "TRACK_METRICS"]
 

@@ -13,6 +13,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
+from .errors import ReIDError
+
 __all__ = [
     "ConfigError",
     "ModelConfig",
@@ -41,9 +43,6 @@ SCHEMA_VERSION = 1
 # Renamed top-level sections, old name -> new. The old name stays a deprecated alias so
 # that checkpoints, config.json files, sweep YAML and `--set` keys written with it load.
 RENAMED_SECTIONS = {"train": "runtime"}
-
-
-from .errors import ReIDError
 
 
 class ConfigError(ReIDError, ValueError):

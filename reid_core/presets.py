@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .config import ConfigError, TrainConfig, from_dict, to_dict, unflatten, flatten
+from .config import ConfigError, TrainConfig, flatten, from_dict, to_dict, unflatten
 
 __all__ = ["SWITCHES", "PRESETS", "TABLE3_COLUMNS", "TABLE4_SETUPS", "switch_overrides",
            "switches_from_flat", "preset_config", "preset_names", "describe_presets"]

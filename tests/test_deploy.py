@@ -11,13 +11,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from _chromium import needs_chromium, screenshot
+
 from orchestration.cli import main
 from reid_core.checkpoint import WEIGHTS_FORMAT
 from reid_core.config import to_dict
-from reid_core.deploy import (EmbeddingNet, OnnxEmbedder, TorchEmbedder, embed_images, export_model, list_images,
-                              load_embedding_net, load_features, save_features, search)
+from reid_core.deploy import (
+    EmbeddingNet,
+    OnnxEmbedder,
+    TorchEmbedder,
+    embed_images,
+    export_model,
+    list_images,
+    load_embedding_net,
+    load_features,
+    save_features,
+    search,
+)
 from reid_core.errors import DataError, ExportError
 from reid_core.models import build_model
 from reid_core.presets import preset_config

@@ -10,8 +10,16 @@ from PIL import Image
 
 from reid_core.errors import CheckpointError, DataError
 from reid_core.multicam.metrics import compute_mot_metrics, distance_matrix
-from reid_core.multicam.reid_step import (Entry, Exit, IdentityGallery, ReIDStep, assign, calibrate_threshold,
-                                          entry_correctness, run_sequence)
+from reid_core.multicam.reid_step import (
+    Entry,
+    Exit,
+    IdentityGallery,
+    ReIDStep,
+    assign,
+    calibrate_threshold,
+    entry_correctness,
+    run_sequence,
+)
 from reid_core.multicam.scene import SceneConfig, build_scene
 
 
@@ -173,7 +181,7 @@ def _calibration_events() -> list:
     rng = np.random.default_rng(1)
     base = np.eye(6, dtype=np.float32)
     ev, track = [], 0
-    for visit in range(3):
+    for _visit in range(3):
         for p in range(3):
             q = base[p] + rng.normal(0, 0.1, (2, 6)).astype(np.float32)
             g = base[p] + rng.normal(0, 0.1, (3, 6)).astype(np.float32)

@@ -22,10 +22,10 @@ sqlalchemy = pytest.importorskip("sqlalchemy")
 pytest.importorskip("psycopg", reason="psycopg 3 (the server's PostgreSQL driver) is in the test extra")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
+from test_tracking import exercise_store  # noqa: E402
 
 from mlflow_server.postgres import BackendStoreError, find_pg_bin, local_postgres  # noqa: E402
 from mlflow_server.server import ServerError, start_server  # noqa: E402
-from test_tracking import exercise_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,8 +21,8 @@ from reid_core.data.synth import (
     sample_pose,
 )
 from reid_core.errors import DataError
-from reid_core.synth_options import SynthOptionError
 from reid_core.evaluation import compute_distance, evaluate
+from reid_core.synth_options import SynthOptionError
 
 NAME = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 SUBSETS = ("bounding_box_train", "query", "bounding_box_test")

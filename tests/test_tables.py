@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 mlflow = pytest.importorskip("mlflow")
+from _chromium import needs_chromium, screenshot  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 
-from _chromium import needs_chromium, screenshot  # noqa: E402
 from orchestration.cli import main  # noqa: E402
 from orchestration.report import build_figures, build_tables, load_sweep, write_report  # noqa: E402
 from orchestration.report.paper import PAPER_TABLE3  # noqa: E402

@@ -49,9 +49,9 @@ def _real_crops(args: argparse.Namespace, height: int, width: int):  # -> torch.
 
 
 def run(args: argparse.Namespace) -> int:
+    from reid_core.config import ConfigError
     from reid_core.deploy.export import ONNX_OPSET, PARITY_TOLERANCE, check_format, export_model
     from reid_core.deploy.model import load_embedding_net
-    from reid_core.config import ConfigError
 
     check_format(args.format)  # before loading anything: unknown format, or a runtime missing here
     if args.crops < 1:

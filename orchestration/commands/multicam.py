@@ -9,7 +9,6 @@ import math
 import sys
 from typing import Any
 
-
 COMMAND = "multicam-eval"
 DEPRECATED_ALIAS = "track-eval"
 DESCRIPTION = (

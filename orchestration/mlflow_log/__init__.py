@@ -15,8 +15,17 @@ call per key per step, no parent run, new runs for restored trials). Named `mlfl
 import mlflow (`compact-reid --help` stays fast).
 """
 from .names import ERROR_TAG, STEP_KEY, TAG
-from .store import (TrackingError, artifact_root_for, check_tracking_uri, client_for, default_tracking_uri,
-                    normalize_tracking_uri, numeric_items, resolve_tracking_uri, search_all)
+from .store import (
+                    TrackingError,
+                    artifact_root_for,
+                    check_tracking_uri,
+                    client_for,
+                    default_tracking_uri,
+                    normalize_tracking_uri,
+                    numeric_items,
+                    resolve_tracking_uri,
+                    search_all,
+)
 from .sweep_run import SweepTracker
 from .trial_run import TrialRun
 

@@ -11,8 +11,17 @@ import os
 from typing import Any, Iterable, Mapping
 
 from . import names
-from .store import (client_for, json_default, last_step, now_ms, numeric_items, param_value, quote, search_all,
-                    short_error)
+from .store import (
+    client_for,
+    json_default,
+    last_step,
+    now_ms,
+    numeric_items,
+    param_value,
+    quote,
+    search_all,
+    short_error,
+)
 
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_METRICS_PER_BATCH = 1000

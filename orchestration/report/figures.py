@@ -118,7 +118,7 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, k, label in ((axes[0], "rank1", "rank-1 (%)"), (axes[1], "mAP", "mAP (%)")):
-        for ci, (g, sgd, swag, ends, n) in enumerate(curves):
+        for ci, (g, sgd, swag, _ends, n) in enumerate(curves):
             colour = PALETTE[ci % len(PALETTE)]
             name = group_label(g, mode)
             for series, style, marker, what in ((sgd[k], "--", "o", "SGD"), (swag[k], "-", "s", "SWAG")):

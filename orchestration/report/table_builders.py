@@ -23,10 +23,20 @@ from reid_core.presets import PRESETS, SWITCH_LABELS, SWITCHES, TABLE3_COLUMNS, 
 
 from ..sweep.names import format_value
 from .arch import table1, table2
-from .groups import (assign_groups, fmt_diff, fmt_num, fmt_stat, group_label, group_order, group_switches,
-                     planned_count, problems_frame, stat)
+from .groups import (
+    assign_groups,
+    fmt_diff,
+    fmt_num,
+    fmt_stat,
+    group_label,
+    group_order,
+    group_switches,
+    planned_count,
+    problems_frame,
+    stat,
+)
 from .paper import PAPER_TABLE3, PAPER_TABLE4, TABLE4_LABELS, TABLE4_PHASES, TRIPLET_LABELS, paper_column, paper_setup
-from .sweep_data import CONFIG_PREFIX, MISSING, NON_AXIS_PARAMS, CHECK, SweepData, Table, metric
+from .sweep_data import CHECK, CONFIG_PREFIX, MISSING, NON_AXIS_PARAMS, SweepData, Table, metric
 
 __all__ = ["table3", "table4", "build_tables"]
 

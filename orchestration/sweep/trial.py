@@ -33,8 +33,17 @@ from typing import Any, Callable, Mapping
 
 from reid_core.metric_keys import EVAL_KEYS, FINAL_KEYS, SWAG_PREFIX, final_metrics
 
-from ..mlflow_log.names import (ATTEMPT, CONFIG_ARTIFACT, HISTORY_ARTIFACT, NODE_ID, NODE_IP, RESUMED_FROM,
-                                SUMMARY_ARTIFACT, TOTAL_EPOCHS, WEIGHTS_DIR)
+from ..mlflow_log.names import (
+    ATTEMPT,
+    CONFIG_ARTIFACT,
+    HISTORY_ARTIFACT,
+    NODE_ID,
+    NODE_IP,
+    RESUMED_FROM,
+    SUMMARY_ARTIFACT,
+    TOTAL_EPOCHS,
+    WEIGHTS_DIR,
+)
 from .sweep_folder import TrialContext
 from .trial_plan import TrialSpec
 

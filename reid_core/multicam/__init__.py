@@ -6,8 +6,18 @@
 - `metrics`: motmetrics (MOTA, IDF1, ...) on ground-plane positions;
 - `evaluate`: no ReID vs a model vs the oracle (`run_multicam_eval`).
 """
-from .reid_step import (Assignment, Calibration, Entry, Exit, IdentityGallery, ReIDStep, assign,
-                        calibrate_threshold, entry_correctness, run_sequence)
+from .reid_step import (
+    Assignment,
+    Calibration,
+    Entry,
+    Exit,
+    IdentityGallery,
+    ReIDStep,
+    assign,
+    calibrate_threshold,
+    entry_correctness,
+    run_sequence,
+)
 from .scene import Scene, SceneConfig, Visit, build_scene
 
 __all__ = [

@@ -43,8 +43,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from ..data.synth import (CameraStyle, PersonAppearance, Pose, camera_styles, render_person, sample_identity,
-                          sample_pose)
+from ..data.synth import CameraStyle, PersonAppearance, Pose, camera_styles, render_person, sample_identity, sample_pose
 
 __all__ = ["SceneConfig", "Visit", "Scene", "build_scene", "ROOM", "CAMERA_POSITIONS"]
 
