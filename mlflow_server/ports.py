@@ -222,3 +222,10 @@ def foreign_listeners(port: int, ours: Iterable[int]) -> tuple[list[Holder], boo
     mine = set(ours)
     holders = listeners(port)
     return [h for h in holders if h.pid not in mine], any(h.pid in mine for h in holders)
+
+
+def find_free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from .ports import busy_port_message, find_free_port, port_problem
 from .tether import tethered
 
 __all__ = ["BackendStoreError", "check_backend_store", "redact", "find_pg_bin", "LocalPostgres", "local_postgres"]
@@ -185,9 +186,6 @@ def local_postgres(port: int | None = None, user: str = "mlflow", database: str 
     (the tether then deletes the temporary folder). A `port` in use is refused before
     anything starts. Needs PostgreSQL's server binaries (Debian: apt-get install postgresql).
     """
-    from .ports import busy_port_message, port_problem
-    from .server import find_free_port
-
     if port is not None:
         problem = port_problem(port, "port", allow_zero=False) or busy_port_message(
             "127.0.0.1", port, "port", free_hint="leave port unset for a free one")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Sequence
 
-from .ports import busy_port_message, describe, foreign_listeners, host_problem, port_problem
+from .ports import busy_port_message, describe, find_free_port, foreign_listeners, host_problem, port_problem
 from .postgres import BackendStoreError, check_backend_store, redact
 from .tether import descendants, tethered
 
@@ -46,12 +45,6 @@ def default_store(runs_dir: str | os.PathLike[str] = "runs") -> tuple[str, str]:
     """(backend store URI, artifacts folder) of the local default: `runs/mlflow.db`, `runs/mlartifacts`."""
     runs = Path(runs_dir).resolve()
     return "sqlite:///" + str(runs / "mlflow.db"), str(runs / "mlartifacts")
-
-
-def find_free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 # MLflow's database stores (mlflow.store.db.db_types), each with an optional +driver.

@@ -11,7 +11,7 @@ packed uint64 keys (distance bits | gallery index, so ties break exactly like a 
 argsort), only the items ranked up to each row's last true match are sorted (one 1-D
 sort per chunk), and the positions of the true matches come from one `searchsorted`.
 Chunks run on a small thread pool (numpy releases the GIL).
-The numbers are identical to the reference per-query loop (see tests/test_evaluation.py).
+The numbers are identical to the reference per-query loop (see tests/core/test_evaluation.py).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fixtures shared across test modules."""
+"""Fixtures shared across test modules (every folder under tests/)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +6,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def make_tiny_market(tmp_path_factory):
+    """`make(name, seed)`: a generated Market-1501-style folder (16 ids, 3 cameras, 6 images
+    each) under a fresh temporary folder `name`; its root."""
+
+    def make(name: str, seed: int) -> Path:
+        from reid_core.data.synth import generate
+
+        root = tmp_path_factory.mktemp(name) / "market"
+        generate(root, num_ids=16, num_cameras=3, images_per_id=6, seed=seed, workers=1)
+        return root
+
+    return make
 
 
 @dataclass
@@ -18,7 +33,7 @@ class LearnedRun:
 @pytest.fixture(scope="session")
 def learned_compact(tmp_path_factory) -> LearnedRun:
     """The learning check's run (tests/learning_check.py), trained once per session (about
-    3 min on 2 cores). tests/test_trainer.py checks that it learned; the multicam tests use
+    3 min on 2 cores). tests/core/test_trainer.py checks that it learned; the multicam tests use
     its weights, so they score a model that learned (a model trained on a few dozen ids has
     a rank-1 near 0 on unseen ids, and whether it then beats no-ReID is down to the seed).
     """

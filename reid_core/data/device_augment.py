@@ -15,7 +15,7 @@ sample for the whole batch at once (no Python loop over images):
   which gives the same distribution as drawing them one by one.
 Differences from the torchvision path: the random numbers come from the device's
 generator in another order, so the same seed gives other (equally distributed) draws;
-nothing else (tests/test_device_pipeline.py checks the statistics).
+nothing else (tests/core/test_device_pipeline.py checks the statistics).
 
 Written here rather than with torchvision.transforms.v2 on a batch: v2 draws ONE set of
 parameters per call, so a batch would share one flip, one crop and one rectangle.

@@ -1,7 +1,7 @@
 """Harmonious attention of HA-CNN (Li et al. 2018): soft spatial x channel, hard regions.
 
 Written to match torchreid's hacnn.py (the public reference implementation), which
-tests/test_hacnn_reference.py checks numerically (modes 'hacnn', used by the `hacnn` and `a`
+tests/core/test_hacnn_reference.py checks numerically (modes 'hacnn', used by the `hacnn` and `a`
 presets). The config defaults, used by the Compact-ReID columns, are this project's variants:
 `model.hard_attention='bounded'` (see `HardAttention`, `crop_regions`) and
 `model.soft_attention='full_range'`.

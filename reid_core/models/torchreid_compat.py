@@ -4,7 +4,7 @@ torchreid names its modules differently (`inception1.0.stream1.0.conv.weight` he
 `stages.0.0.stream1.0.0.weight`) and its convolutions carry a bias, ours none (BN's shift
 makes it redundant). The bias is folded exactly: in train mode BN subtracts the batch mean,
 which removes a constant bias; in eval mode BN(x + b) with running mean mu equals BN(x)
-with running mean mu - b. tests/test_hacnn_reference.py checks the result against an
+with running mean mu - b. tests/core/test_hacnn_reference.py checks the result against an
 independent functional re-computation of torchreid's forward.
 """
 from __future__ import annotations

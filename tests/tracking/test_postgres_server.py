@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sweep_yaml import tiny_sweep_yaml
 
 pytestmark = [pytest.mark.e2e]
 
@@ -27,7 +28,7 @@ from test_tracking import exercise_store  # noqa: E402
 from mlflow_server.postgres import BackendStoreError, find_pg_bin, local_postgres  # noqa: E402
 from mlflow_server.server import ServerError, start_server  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 if find_pg_bin() is None:
     pytest.skip("PostgreSQL server binaries (initdb, postgres) not installed: apt-get install postgresql "
@@ -55,33 +56,12 @@ def test_protocol_through_server_over_postgres(pg, tmp_path: Path) -> None:
     assert "runs" in _tables(pg.uri) and "metrics" in _tables(pg.uri)  # MLflow's schema, in PostgreSQL
 
 
-SPEC = """
-name: pg-sweep
-description: a sweep logging through the PostgreSQL-backed server
-dataset:
-  synthetic: {ids: 24, train_ids: 12, cameras: 2, images_per_id: 6, seed: 0}
-grid:
-  preset: [g]
-seeds: [0, 1]
-overrides:
-  model.width_multiplier: 0.25
-  model.depth_multiplier: 0.25
-  schedule.scale: 0.01
-  data.p: 4
-  data.k: 4
-  data.num_workers: 0
-  eval.every: 2
-  eval.batch_size: 64
-resources: {cpu: 1, gpu: 0}
-max_concurrent: 2
-max_failures: 1
-"""
 
 
 @pytest.mark.slow
 def test_sweep_logs_through_server_over_postgres(pg, tmp_path: Path) -> None:
     spec = tmp_path / "pg.yaml"
-    spec.write_text(SPEC)
+    spec.write_text(tiny_sweep_yaml("pg-sweep", "a sweep logging through the PostgreSQL-backed server"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
     with start_server(port=0, backend_store_uri=pg.uri, artifacts_destination=str(tmp_path / "art"),
                       runs_dir=tmp_path, workers=2) as srv:

@@ -63,12 +63,8 @@ def _weights(path: Path, seed: int = 0, **over) -> Path:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from reid_core.data.synth import generate
-
-    root = tmp_path_factory.mktemp("deploy-data") / "market"
-    generate(root, num_ids=16, num_cameras=3, images_per_id=6, seed=5, workers=1)
-    return root
+def data(make_tiny_market):
+    return make_tiny_market("deploy-data", seed=5)
 
 
 @pytest.fixture(scope="module")

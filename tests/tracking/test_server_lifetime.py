@@ -29,7 +29,7 @@ from mlflow_server.server import ServerError, ServerHandle, _check_answered_by, 
 from mlflow_server.tether import PARENT_GONE, tethered
 from orchestration.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
 
 

@@ -15,12 +15,8 @@ TINY = ["--set", "model.width_multiplier=0.25", "--set", "model.depth_multiplier
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from reid_core.data.synth import generate
-
-    root = tmp_path_factory.mktemp("cli-data") / "market"
-    generate(root, num_ids=16, num_cameras=3, images_per_id=6, seed=4, workers=1)
-    return root
+def data(make_tiny_market):
+    return make_tiny_market("cli-data", seed=4)
 
 
 @pytest.fixture(scope="module")

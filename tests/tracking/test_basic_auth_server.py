@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from sweep_yaml import tiny_sweep_yaml
 
 pytestmark = [pytest.mark.e2e]
 
@@ -28,31 +29,10 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from mlflow_server.server import start_server  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ADMIN_PW = "admin-pw-for-the-test"
 USER, USER_PW, WRONG_PW = "sweeps", "sweeps-pw-for-the-test", "not-the-sweeps-pw"
 
-SPEC = """
-name: {name}
-description: a sweep logging to a basic-auth server
-dataset:
-  synthetic: {{ids: 24, train_ids: 12, cameras: 2, images_per_id: 6, seed: 0}}
-grid:
-  preset: [g]
-seeds: [0, 1]
-overrides:
-  model.width_multiplier: 0.25
-  model.depth_multiplier: 0.25
-  schedule.scale: 0.01
-  data.p: 4
-  data.k: 4
-  data.num_workers: 0
-  eval.every: 2
-  eval.batch_size: 64
-resources: {{cpu: 1, gpu: 0}}
-max_concurrent: 2
-max_failures: 1
-"""
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +65,7 @@ def ray_tmp():
 
 def _sweep(url: str, tmp: Path, ray_tmp: Path, name: str, **creds: str) -> subprocess.CompletedProcess:
     spec = tmp / f"{name}.yaml"
-    spec.write_text(SPEC.format(name=name))
+    spec.write_text(tiny_sweep_yaml(name, "a sweep logging to a basic-auth server"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1", RAY_TMPDIR=str(ray_tmp))
     for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
         env.pop(var, None)

@@ -20,12 +20,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    from reid_core.data.synth import generate
-
-    root = tmp_path_factory.mktemp("synth") / "market"
-    generate(root, num_ids=16, num_cameras=3, images_per_id=6, seed=3, workers=1)
-    return root
+def tiny_data(make_tiny_market):
+    return make_tiny_market("synth", seed=3)
 
 
 def tiny_cfg(**extra) -> TrainConfig:

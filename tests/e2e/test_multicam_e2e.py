@@ -9,7 +9,7 @@ import torch
 
 from reid_core.errors import CheckpointError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_yaml import tiny_sweep_yaml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -24,29 +25,8 @@ pytest.importorskip("mlflow")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
-SPEC = """
-name: cluster
-description: a sweep over two Ray nodes, one of which dies
-dataset:
-  synthetic: {ids: 24, train_ids: 12, cameras: 2, images_per_id: 6, seed: 0}
-grid:
-  preset: [g]
-seeds: [0, 1, 2]
-overrides:
-  model.width_multiplier: 0.25
-  model.depth_multiplier: 0.25
-  schedule.scale: 0.03
-  data.p: 4
-  data.k: 4
-  data.num_workers: 0
-  eval.every: 5
-  eval.batch_size: 64
-resources: {cpu: 1, gpu: 0}
-max_concurrent: 2
-max_failures: 2
-"""
 
 
 
@@ -67,7 +47,8 @@ def test_sweep_survives_losing_a_node(tmp_path: Path) -> None:
     cluster.wait_for_nodes()
     head_id, worker_id = cluster.head_node.node_id, worker.node_id
     spec = tmp_path / "cluster.yaml"
-    spec.write_text(SPEC)
+    spec.write_text(tiny_sweep_yaml("cluster", "a sweep over two Ray nodes, one of which dies", seeds="[0, 1, 2]",
+                                     scale=0.03, eval_every=5, max_failures=2))
     runs = tmp_path / "runs"
     env = dict(os.environ, COMPACT_REID_EPOCH_SLEEP="2", RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
     runs.mkdir()

@@ -136,7 +136,7 @@ def test_epoch_counts_import_no_torch() -> None:
 
     code = "import sys, reid_core.training.epochs; print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       cwd=Path(__file__).resolve().parents[1])
+                       cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 

@@ -13,7 +13,7 @@ import pytest
 from mlflow_server.server import find_free_port
 from orchestration.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMOKE = str(REPO / "sweeps" / "smoke.yaml")
 
 

@@ -15,7 +15,7 @@ from orchestration.sweep.spec import load_spec, parse_text
 from reid_core.config import ConfigError
 from reid_core.presets import TABLE3_COLUMNS, TABLE4_SETUPS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SWEEPS = REPO / "sweeps"
 SHIPPED = sorted(p.name for p in SWEEPS.glob("*.yaml"))
 

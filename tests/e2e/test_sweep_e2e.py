@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_yaml import tiny_sweep_yaml
 
 pytestmark = [pytest.mark.e2e]
 
@@ -31,35 +32,19 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from reid_core.config import flatten  # noqa: E402
 from reid_core.presets import preset_config  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
-SPEC = """
-name: {name}
-description: end-to-end test sweep
-dataset:
-  synthetic: {{ids: 24, train_ids: 12, cameras: 2, images_per_id: 6, seed: 0}}
-{grid}
-seeds: {seeds}
-overrides:
-  model.width_multiplier: 0.25
-  model.depth_multiplier: 0.25
-  schedule.scale: 0.01
-  swag.cycles: 2
-  swag.samples: 2
-  swag.bn_batches: 1
-  data.p: 4
-  data.k: 4
-  data.num_workers: 0
-  eval.every: 2
-  eval.batch_size: 64
-resources: {{cpu: 1, gpu: 0}}
-max_concurrent: {conc}
-max_failures: 1
-"""
 
 TRIAL_TAGS = ("mlflow.parentRunId", "compact_reid.role", "compact_reid.sweep", "compact_reid.preset",
               "compact_reid.column", "compact_reid.seed", "compact_reid.trial_id", "compact_reid.trial_name",
               "compact_reid.grid_point", "compact_reid.schema_version")
+
+
+def _spec(name: str, **kwargs) -> str:
+    return tiny_sweep_yaml(name, "end-to-end test sweep", extra_overrides=SWAG_OVERRIDES, **kwargs)
+
+
+SWAG_OVERRIDES = {"swag.cycles": 2, "swag.samples": 2, "swag.bn_batches": 1}
 
 
 def _env() -> dict:
@@ -88,7 +73,7 @@ def fault_sweep(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("sweep_e2e")
     spec = root / "e2e.yaml"
-    spec.write_text(SPEC.format(name="e2e", grid="grid:\n  preset: [g, h]", seeds="[0, 1]", conc=2))
+    spec.write_text(_spec("e2e", grid="grid:\n  preset: [g, h]", seeds="[0, 1]", max_concurrent=2))
     hooks = {"COMPACT_REID_FAIL_TRIAL": "g-seed1", "COMPACT_REID_FAIL_EPOCH": "1",
              "COMPACT_REID_KILL_TRIAL": "h-seed1", "COMPACT_REID_KILL_EPOCH": "2",
              "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}  # trials last seconds: sample every second
@@ -246,7 +231,7 @@ def _finished_trial_in_store(db) -> bool:
 
 def test_driver_killed_then_resumed(tmp_path):
     spec = tmp_path / "dk.yaml"
-    spec.write_text(SPEC.format(name="dk", grid="base_preset: g", seeds="[0, 1, 2]", conc=1))
+    spec.write_text(_spec("dk", grid="base_preset: g", seeds="[0, 1, 2]", max_concurrent=1))
     runs = tmp_path / "runs"
     log1 = open(tmp_path / "run.log", "w")
     proc = subprocess.Popen(_cli("sweep", "run", str(spec), "--runs-dir", str(runs)), cwd=tmp_path, env=_env(),
