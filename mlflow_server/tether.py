@@ -1,32 +1,11 @@
 """Run a command that ends with the process that started it, even when that one is SIGKILLed.
 
     python -I /path/to/tether.py --parent PID [--stop-signal TERM] [--grace 10] -- CMD ARGS...
+    python -I /path/to/tether.py --parent PID --watch
 
-A small supervisor between the launcher and a long-running service (`mlflow server`,
-PostgreSQL). The service's own workers are grandchildren of the launcher (uvicorn workers,
-MLflow's job runners, PostgreSQL backends), and a parent-death signal reaches only a
-direct child; so the tether:
-
-1. checks that its parent is still PID, after asking the kernel for a signal when the
-   parent dies (PR_SET_PDEATHSIG): a launcher that died before then is seen here, and then
-   nothing starts;
-2. becomes a child subreaper (PR_SET_CHILD_SUBREAPER): every process below it that loses
-   its parent, or daemonizes, is re-parented to the tether instead of init, so it stays
-   findable;
-3. runs CMD and waits. When its parent dies (getppid() is no longer PID, looked at every
-   0.25 s and on the death signal) or it gets SIGTERM/SIGINT/SIGHUP, it sends
-   --stop-signal to its process group (to CMD alone when the tether does not lead a group),
-   waits --grace seconds for CMD, then SIGKILLs every process still below it. When CMD exits on its own, whatever CMD left behind is killed too. Its exit status
-   is CMD's (128 + signal when CMD was killed). With --remove-if-orphaned DIR, DIR is
-   deleted afterwards when the launcher died (nobody else is left to do it).
-
-`--watch` (no CMD) is for a launcher that starts processes it cannot put under a tether
-(Ray starts its own): it remembers, every second, the processes below the launcher and
-ends them when the launcher dies.
-
-Standard library only, and run as a script with `python -I` (not `-m`), so it starts
-without importing this package and whatever the interpreter's working directory holds.
-Linux gets both prctl calls; elsewhere only the getppid() poll and the process group.
+A supervisor between the launcher and a long-running service (PR_SET_PDEATHSIG + child
+subreaper on Linux); standard library only, run as a script so it imports nothing else.
+How it works: docs/ARCHITECTURE.md, "Module notes: mlflow_server/tether.py".
 """
 from __future__ import annotations
 

@@ -1,22 +1,10 @@
 """Run and resume sweeps with Ray Tune (MLflow through orchestration.mlflow_log).
 
-`run_sweep(spec_path, ...)`:
-  1. validate the spec and expand it to trials (each with its resolved config), refuse a
-     sweep that already has state;
-  2. check the tracking URI (TrackingError and NO runs when unreachable or when a server
-     refuses the credentials); say which store was reached (server version, store kind);
-  3. join a cluster (`--address` or RAY_ADDRESS) or start Ray locally (lean: no dashboard);
-     on a cluster, every node must see the local storage path and dataset folder
-     (`storage_check`: refused naming the nodes, nothing created in MLflow);
-  4. check the dataset folder / generate the synthetic dataset (once per sweep);
-  5. MLflow experiment + parent run (spec.yaml, trials.json); write `sweep.json`;
-  6. Tuner: one trial per planned record (`tune.grid_search`) or Optuna (+ ASHA) for a
-     `search`; FailureConfig retries a failed trial from its last checkpoint;
-  7. after fit: child runs still RUNNING whose trial errored -> FAILED, stopped early ->
-     KILLED; the parent run FINISHED (FAILED if every trial failed); a summary table.
-A failing trial never takes the sweep down. A driver stopped in the middle (Ctrl+C,
-crash) leaves the parent run RUNNING: `compact-reid sweep resume NAME` continues (finished
-trials are not re-run; errored ones are retried from their checkpoints).
+`run_sweep`: validate and expand the spec, check the tracking URI, start or join Ray (every
+node must see the storage), prepare the data, create the parent run and `sweep.json`, run the
+Tuner, then settle the runs' states. A failing trial never takes the sweep down; `sweep
+resume` continues a stopped one. The steps in full: docs/ARCHITECTURE.md, "Module notes:
+orchestration/sweep/runner.py".
 """
 from __future__ import annotations
 

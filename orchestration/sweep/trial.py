@@ -1,26 +1,9 @@
 """The Ray Tune function trainable around reid_core's Trainer (one trial = one training run).
 
-Phases (one function each): resolve the trial from Ray's config and build its TrainConfig
-once (`TrialSpec.from_record(config["trial"]).config()`); open (or reopen) its MLflow run,
-and stop there when that run already finished; build the Trainer and restore
-`tune.get_checkpoint()`; log tags, params, config.json and any epochs the checkpoint knows
-but the run does not; train: per epoch log to MLflow (one log_batch), then save a
-checkpoint and `tune.report(metrics, checkpoint=...)`. At the last epoch the MLflow run
-is completed (summary at the final step, artifacts, FINISHED) BEFORE the final report, so
-a scheduler stopping the trial on that report cannot leave it half-logged.
-
-What Ray sees each epoch (`RAY_METRICS` in spec_models.py): the epoch's numbers, the latest
-evaluation carried forward (`rank1`, `mAP`, ... from the untrained evaluation until the
-first evaluation epoch), `final_*` (reid_core.metric_keys.final_metrics of the latest
-evaluations; the summary's at the last epoch), `train_seconds`, `eval_seconds`,
-`total_epochs`, and this attempt's timings: `trial_wall_s` (function entry to now),
-`trainer_init_s` (Trainer construction), `trainer_run_s` (time inside the trainer's
-generator: training, every evaluation including the untrained one, the summary);
-wall - init - run is what orchestration (imports, MLflow, checkpoints, reports) costs.
-
-`on_epoch(name, epoch)` is called after an epoch is handed to MLflow (logged, or queued
-while the store is down) and before its checkpoint: the
-seam of the test-only fault injection (orchestration/sweep/testing.py).
+Resolve the trial's TrainConfig once, open (or reopen) its MLflow run, restore Ray's
+checkpoint, then per epoch: log to MLflow, checkpoint, `tune.report`. The MLflow run is
+completed BEFORE the last report. `on_epoch` is the test-only fault-injection seam. Phases
+and what Ray sees each epoch: docs/ARCHITECTURE.md, "Module notes: orchestration/sweep/trial.py".
 """
 from __future__ import annotations
 

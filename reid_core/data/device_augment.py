@@ -1,24 +1,9 @@
 """Batched training augmentation on the device: uint8 [B, 3, H, W] -> normalised float.
 
-The same steps and distributions as the torchvision path (`transforms.py`), drawn per
-sample for the whole batch at once (no Python loop over images):
-- horizontal flip with p = 0.5 per image (RandomHorizontalFlip);
-- pad(10) with black + random crop back to H x W: offsets uniform in [0, 20] per image
-  and axis (Pad + RandomCrop);
-- to float in [0, 1], ImageNet normalisation (ToDtype(scale=True) + Normalize);
-- random erasing with probability p per image, its own rectangle per image, filled with 0
-  after normalisation (RandomErasing(value=0)). As torchvision does, each image draws up
-  to 10 (area, aspect) tries, area uniform in `erasing_area` x H x W and the aspect
-  log-uniform in `erasing_ratio`, h = round(sqrt(area x aspect)), w = round(sqrt(area /
-  aspect)); the first try with h < H and w < W is used (none: the image is not erased),
-  at a position uniform over the places where it fits. All 10 tries are drawn at once,
-  which gives the same distribution as drawing them one by one.
-Differences from the torchvision path: the random numbers come from the device's
-generator in another order, so the same seed gives other (equally distributed) draws;
-nothing else (tests/core/test_device_pipeline.py checks the statistics).
-
-Written here rather than with torchvision.transforms.v2 on a batch: v2 draws ONE set of
-parameters per call, so a batch would share one flip, one crop and one rectangle.
+The torchvision path's steps and distributions (flip, pad + crop, normalisation, random
+erasing), drawn per sample for the whole batch at once; only the order of the random
+numbers differs (tests/core/test_device_pipeline.py checks the statistics). Each step, and
+why not torchvision.transforms.v2: docs/ARCHITECTURE.md, "Module notes: reid_core/data/device_augment.py".
 """
 from __future__ import annotations
 

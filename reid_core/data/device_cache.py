@@ -1,26 +1,9 @@
 """Each split decoded ONCE into a uint8 tensor [N, 3, H, W] at the model's input size.
 
-The tensor is cached on disk beside the dataset (`<root>/.reid-cache/`), so the trials
-of a grid decode a split once. The pixels are exactly those the torchvision path sees
-after its Resize (PIL bilinear with antialias, then to uint8), so evaluation from the
-cache gives the same features as the reference path.
-
-File layout (our own rather than torch.save: a raw payload can be checked for size
-before it is read, and hashed):
-    MAGIC (8 bytes) | header length (8 bytes, little endian) | header JSON | payload
-The header holds the content key, the shape, the payload's byte count and its BLAKE2b
-digest. A file whose key, size or digest does not match (truncated, torn, another
-version of the dataset, another input size) is never trusted: it is rebuilt.
-
-The key hashes every item's relative path, pid, camid, byte size and mtime (ns) with the
-input size and the format version, so an edited or replaced image invalidates the cache.
-
-Race safety: builders take an exclusive `fcntl` lock on `<file>.lock` (where fcntl exists),
-so when two trials race only one decodes and the other loads its result; the file is
-written under a unique temporary name and `os.replace`d into place, so a reader never
-sees a partial file even without the lock. When the folder beside the dataset is not
-writable, the cache goes to the user cache dir ($COMPACT_REID_CACHE, else
-$XDG_CACHE_HOME/compact-reid, else ~/.cache/compact-reid), and that is logged.
+Cached on disk beside the dataset (`<root>/.reid-cache/`, else the user cache dir), with the
+same pixels as the torchvision path after its Resize. A file whose content key, size or
+BLAKE2b digest does not match is rebuilt; builders take a file lock and write atomically.
+File layout, key and race safety: docs/ARCHITECTURE.md, "Module notes: reid_core/data/device_cache.py".
 """
 from __future__ import annotations
 

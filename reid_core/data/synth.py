@@ -1,23 +1,10 @@
 """Synthetic person-ReID data in the Market-1501 layout, for machines without datasets.
 
-A person (`PersonAppearance`) is a cheap 2-D figure: head, hair (colour, long/short),
-skin tone, upper clothing (colour + solid / stripes / checks / logo, long or short
-sleeves), lower clothing (trousers / shorts / skirt), shoes, an optional backpack,
-shoulder bag or handbag, and body proportions (height, width, leg length). Identity cues
-are those colours and shapes; what changes between views is what changes between real
-cameras (`CameraStyle`): white balance and gain, saturation, contrast, gamma, lighting
-gradient, a textured scene background with clutter, resolution (rendered small then
-upscaled), blur, sensor noise, JPEG quality, the walking directions the camera sees
-(front, back, left, right: the logo is only seen from the front, a backpack mostly from
-the back), scale and position of the box, and occluders (pole, box, passer-by).
-
-Each image is drawn from its own random stream seeded by (seed, kind, id, image index),
-so the output is byte-identical for a seed whatever the number of worker processes.
-Rendering is a label map drawn with PIL then coloured with numpy: about a few ms per
-128x64 image, so a Market-sized set (~32k images) takes a few minutes on 2 cores.
-
-`sample_identity`, `sample_camera` / `camera_styles`, `sample_pose` and `render_person`
-are public so that other simulations (e.g. the multicam scene) can reuse the model.
+A person is a cheap 2-D figure (colours and shapes carry the identity); cameras change
+what real cameras change. Each image has its own random stream seeded by (seed, kind, id,
+image index): byte-identical output whatever the number of workers. `sample_identity`,
+`sample_camera` / `camera_styles`, `sample_pose` and `render_person` are public (the
+multicam scene reuses them). Details: docs/ARCHITECTURE.md, "Module notes: reid_core/data/synth.py".
 """
 from __future__ import annotations
 

@@ -1,32 +1,10 @@
 """The re-identification step of a tracker: who is the person who just ENTERED the room?
 
-As in the paper (Section 5), ReID runs only when a person enters: the entering person
-(one or more crops, e.g. one per camera) is compared with several stored images of every
-identity that is NOT currently tracked inside; the tracker either re-uses the closest
-identity or opens a new one (the right answer may be "new").
-
-Choices (and why):
-- Embeddings are L2-normalised here, whatever the model did, and compared with the
-  Euclidean distance, so distances lie in [0, 2] and a threshold means the same thing for
-  every model (the network's eval output is two unit vectors concatenated).
-- Query-to-identity distance = mean over the query crops of the min over the identity's
-  stored embeddings ("mean of min"). The min lets each query view find the stored view
-  closest to it (a person seen from the front at entry matches a front view stored from
-  another visit, not the average of all views), and the mean over query crops keeps one
-  bad crop (occluded, tiny) from deciding alone. The mean of all pairwise distances
-  would punish identities whose stored images are diverse, i.e. the useful ones.
-- A NEW identity when the best distance is > threshold (distance == threshold re-uses);
-  an empty gallery always gives a new identity (nothing to compare with).
-- The gallery holds at most `max_images_per_id` embeddings per identity. Policy
-  "recent" (default) keeps the newest: appearance drifts (clothes, lighting), and with
-  the min over stored images an odd old crop (occluded, mislabelled by an earlier
-  wrong decision) would keep attracting wrong matches. "diverse" keeps the newest one
-  plus a greedy farthest-point subset of the rest (more viewpoints for the same
-  memory, but also the outliers). On the synthetic scene (3 seeds, 10 images per
-  identity, a small model trained on generated data) "recent" re-identified 80% of the
-  entries and "diverse" 68% (IDF1 0.81 vs 0.80).
-- The threshold is chosen on a SEPARATE calibration sequence (`calibrate_threshold`),
-  never on the sequence that is scored.
+The entering person's crops are compared with the stored embeddings of every identity NOT
+inside ("mean of min" Euclidean distance on L2-normalised embeddings); above a threshold
+calibrated on a SEPARATE sequence the person gets a new identity. The gallery keeps at
+most `max_images_per_id` per identity ("recent" by default, or "diverse"). The choices
+and why: docs/ARCHITECTURE.md, "Module notes: reid_core/multicam/reid_step.py".
 """
 from __future__ import annotations
 

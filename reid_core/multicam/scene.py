@@ -1,38 +1,10 @@
 """A synthetic multi-camera scene in the spirit of the LAB sequence (paper, Section 5).
 
-A 5 x 6 m room seen by 4 cameras at its corners. People from a pool of identities
-(default 12, at most 7 inside at once) enter through a door, walk to random points,
-sit on chairs (around a table, at desks), occlude each other in the cameras' views,
-leave through the door and come back later: several visits per identity.
-
-What is simulated, and how:
-- Motion at `fps` (default 15 Hz, the LAB's rate; positions are cheap, only crops
-  cost). Ground truth per frame: global identity (person), visit, position in metres.
-- The within-room tracker is near-perfect, as the paper's: one track per visit (it
-  keeps the track while the person is inside and loses it at the exit), positions with
-  a little noise, independent detection misses (`p_miss`) and short ghost tracks
-  (false positives, `ghost_rate` per second) so that MOTA < 100. Misses and ghosts do
-  not depend on the ReID variant: the variants differ only in the global identity given
-  to each track at its entry.
-- Crops: the camera's view of a person is a box whose height falls with the distance to
-  the camera (48..96 px high, half as wide: small, like the LAB's far people), rendered
-  by `reid_core.data.synth.render_person` with the camera's style (`camera_styles`)
-  and the walking direction as the camera sees it (front / back / left / right). A
-  person is a 0.25 m-radius cylinder: a nearer person covering part of the body pastes
-  the matching columns of their own crop over it; a view covered over more than 60% is
-  not used. (The renderer has no sitting pose: sitting changes motion and occlusion
-  only.)
-- Seeds: identities, motion and detections come from `seed` (their own random streams
-  in a namespace no training dataset uses), cameras from `camera_seed`: calibration and
-  scored sequences share the room and cameras (`camera_seed`) but not the people or the
-  trajectories (`seed`). The scene's people are not training identities: `generate`
-  draws identities from np.random.default_rng([seed, 0, pid]), this module from
-  default_rng([_NS, seed, ...]).
-- Lazy rendering: only the crops the ReID step uses are rendered (`Scene.crop`, cached):
-  the query crops of each entry (one per camera where the person is visible, the
-  first such frame `query_delay` after the entry) and `gallery_per_visit` crops taken
-  while the person was inside (evenly spaced in time, cameras in turn).
-Everything is deterministic for (config).
+A 5 x 6 m room, 4 corner cameras, a pool of identities (default 12, at most 7 inside) who
+enter, sit, occlude each other, leave and come back; a near-perfect within-room tracker
+(one track per visit) with ground truth, and crops rendered lazily by the synthetic
+person model. Deterministic for (config). What is simulated and how:
+docs/ARCHITECTURE.md, "Module notes: reid_core/multicam/scene.py".
 """
 from __future__ import annotations
 
