@@ -2,7 +2,7 @@
 
 Local default: SQLite backend `runs/mlflow.db` and artifacts in `runs/mlartifacts`, bound
 to 127.0.0.1 (the same store `compact-reid sweep run` writes by default, so the UI shows
-the sweeps). The cluster recipe (PostgreSQL, S3 artifacts, basic auth) is in README.md.
+the sweeps). The cluster recipe (PostgreSQL, S3 artifacts, basic auth) is in mlflow_server/README.md.
 
     from mlflow_server import start_server
     with start_server(port=0) as srv:          # port 0 = a free port

@@ -1,6 +1,7 @@
 """reid_core: the Compact-ReID library in pure PyTorch (never imports ray, mlflow or optuna).
 
-- `config` (TrainConfig), `presets` (the paper's columns as data), `errors`, `metric_keys`;
+- `config` (TrainConfig), `presets` (the paper's columns as data), `errors`, `metric_keys`,
+  `synth_options` (the synthetic-data options' value rules);
 - `models`, `losses`, `complexity` (parameters, MACs);
 - `data`: datasets, PK sampling, transforms and the two input pipelines (`data.pipeline`);
 - `training`: the Trainer, learning-rate plan, SWA/SWAG; `seeding`: seeds per epoch;

@@ -88,7 +88,7 @@ class ModelConfig:
     # sigmoid(ReLU(BN(conv))) in [0.5, 1). The `hacnn` and `a` presets use them. The
     # defaults (Compact-ReID columns): 'bounded' t = (1 - s) tanh(z) keeps every crop inside
     # the image, sampled at its size; 'full_range' mask sigmoid(BN(conv)) in (0, 1). Why
-    # these are the defaults: measured on the CPU learning check (README, "Fidelity to the
+    # these are the defaults: measured on the CPU learning check (docs/FIDELITY.md, "Fidelity to the
     # peer implementations").
     hard_attention: Literal["hacnn", "bounded"] = "bounded"
     soft_attention: Literal["hacnn", "full_range"] = "full_range"

@@ -4,7 +4,7 @@ A preset is a set of the paper's switches (the rows of Table 3); `switch_overrid
 turns switches into config fields and `switches_from_flat` reads them back from a
 run's recorded config (its flattened config.json), so tables never trust a preset's name.
 
-Choices where the paper is silent (also in README):
+Choices where the paper is silent (also in docs/FIDELITY.md):
 - Column a = HA-CNN + the Bag-of-Tricks row only (warm-up, random erasing, label
   smoothing, bias-free classifiers), trained with cross-entropy alone: BoT's row lists
   no triplet; the triplet loss enters in column b (eq. 1, hinge margin).
@@ -12,7 +12,7 @@ Choices where the paper is silent (also in README):
 - `hacnn` and `a` are THE HA-CNN (torchreid's attention and branch-loss mean,
   `HACNN_FIELDS`); the Compact-ReID columns keep the config defaults (bounded regions,
   full-range soft mask, summed branch losses), which learned better in the CPU
-  learning check (figures: README, "Fidelity to the peer implementations").
+  learning check (figures: docs/FIDELITY.md, "Fidelity to the peer implementations").
 """
 from __future__ import annotations
 

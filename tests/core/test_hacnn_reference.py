@@ -243,7 +243,7 @@ def test_train_mode_global_branch_matches_reference() -> None:
     """Train mode (BN on batch statistics): the global branch and its classifier match.
 
     The local branch does not: torchreid runs its local convs once per region (BN
-    statistics per region), reid_core once on the 4 regions stacked (README, fidelity notes)."""
+    statistics per region), reid_core once on the 4 regions stacked (docs/FIDELITY.md)."""
     # float64: batch statistics of 4 samples amplify float32 rounding to ~1e-4.
     state = {k: v.double() if v.is_floating_point() else v for k, v in random_torchreid_state(seed=3).items()}
     model = hacnn_model().double()
