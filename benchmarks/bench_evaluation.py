@@ -7,6 +7,7 @@ Features: identity centre + camera offset + noise, L2-normalised, ~750 test ids 
 cameras, distractors (id 0) in the gallery. The reference per-query loop runs on a
 subset of queries and its time is extrapolated to all of them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,16 +67,19 @@ def main() -> None:
     args = ap.parse_args()
 
     qf, gf, qp, gp, qc, gc = make_problem(args.queries, args.gallery, args.dim)
-    print(f"problem: {args.queries} queries x {args.gallery} gallery, {args.dim}-d features, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"problem: {args.queries} queries x {args.gallery} gallery, {args.dim}-d features, "
+        f"torch threads {torch.get_num_threads()}"
+    )
 
     times = []
     for _ in range(args.repeat):
         t = time.perf_counter()
         dist = compute_distance(qf, gf, metric="euclidean")
         times.append(time.perf_counter() - t)
-    print(f"compute_distance (euclidean, float32 {dist.nbytes / 2**20:.0f} MiB): best {min(times):.3f} s "
-          f"of {args.repeat}")
+    print(
+        f"compute_distance (euclidean, float32 {dist.nbytes / 2**20:.0f} MiB): best {min(times):.3f} s of {args.repeat}"
+    )
 
     times = []
     for _ in range(args.repeat):
@@ -83,8 +87,10 @@ def main() -> None:
         r = evaluate(dist, qp, gp, qc, gc, max_rank=50)
         times.append(time.perf_counter() - t)
     print(f"evaluate (CMC/mAP/mINP): best {min(times):.3f} s, mean {np.mean(times):.3f} s of {args.repeat}")
-    print(f"  rank1 {r['rank1']:.4f}  rank5 {r['rank5']:.4f}  mAP {r['mAP']:.4f}  mINP {r['mINP']:.4f}  "
-          f"valid queries {r['num_valid_queries']}")
+    print(
+        f"  rank1 {r['rank1']:.4f}  rank5 {r['rank5']:.4f}  mAP {r['mAP']:.4f}  mINP {r['mINP']:.4f}  "
+        f"valid queries {r['num_valid_queries']}"
+    )
 
     n = min(args.reference_queries, args.queries)
     if n > 0:
@@ -93,8 +99,10 @@ def main() -> None:
         dt = time.perf_counter() - t
         sub = evaluate(dist[:n], qp[:n], gp, qc[:n], gc)
         same = np.allclose(sub["cmc"], cmc) and abs(sub["mAP"] - m_ap) < 1e-12
-        print(f"reference loop: {dt:.3f} s for {n} queries -> about {dt * args.queries / n:.1f} s for all "
-              f"{args.queries}; same numbers on the subset: {same}")
+        print(
+            f"reference loop: {dt:.3f} s for {n} queries -> about {dt * args.queries / n:.1f} s for all "
+            f"{args.queries}; same numbers on the subset: {same}"
+        )
 
 
 if __name__ == "__main__":

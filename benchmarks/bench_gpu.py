@@ -24,6 +24,7 @@ A global time budget (default 510 s) keeps the whole run inside 9 minutes: a par
 would not fit is skipped with the reason printed. Without a GPU the same parts run small
 on the CPU (a few minutes; compiled cells skipped, packing 1 and 2 processes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,14 +81,36 @@ def _say(msg: str) -> None:
 def _mode(cuda: bool) -> dict[str, Any]:
     """Sizes: the real thing on a GPU, a small stand-in on a CPU."""
     if cuda:
-        return {"ids": MARKET["train_ids"], "images_per_id": 17, "overrides": {"data.num_workers": min(16, os.cpu_count() or 2)},
-                "steps": 60, "warmup": 15, "eval_q": MARKET["query"], "eval_g": MARKET["gallery"],
-                "pack": (1, 2, 4, 8), "pack_seconds": 12.0, "eval_batch": 1024}
-    return {"ids": 40, "images_per_id": 6, "overrides": {"data.num_workers": 2, "model.width_multiplier": 0.25,
-                                                          "model.depth_multiplier": 0.3,
-                                                          "model.input_height": 80, "model.input_width": 32},
-            "steps": 3, "warmup": 1, "eval_q": 300, "eval_g": 1500, "pack": (1, 2), "pack_seconds": 8.0,
-            "eval_batch": 256}
+        return {
+            "ids": MARKET["train_ids"],
+            "images_per_id": 17,
+            "overrides": {"data.num_workers": min(16, os.cpu_count() or 2)},
+            "steps": 60,
+            "warmup": 15,
+            "eval_q": MARKET["query"],
+            "eval_g": MARKET["gallery"],
+            "pack": (1, 2, 4, 8),
+            "pack_seconds": 12.0,
+            "eval_batch": 1024,
+        }
+    return {
+        "ids": 40,
+        "images_per_id": 6,
+        "overrides": {
+            "data.num_workers": 2,
+            "model.width_multiplier": 0.25,
+            "model.depth_multiplier": 0.3,
+            "model.input_height": 80,
+            "model.input_width": 32,
+        },
+        "steps": 3,
+        "warmup": 1,
+        "eval_q": 300,
+        "eval_g": 1500,
+        "pack": (1, 2),
+        "pack_seconds": 8.0,
+        "eval_batch": 256,
+    }
 
 
 # ---------------------------------------------------------------------------------
@@ -96,8 +119,14 @@ def _mode(cuda: bool) -> dict[str, Any]:
 
 def _worker(args: argparse.Namespace) -> None:
     over = json.loads(args.overrides)
-    t = pipeline_trainer(Path(args.data), args.model, args.pipeline, Path(args.scratch), args.device,
-                         {**over, "runtime.compile": args.compile})
+    t = pipeline_trainer(
+        Path(args.data),
+        args.model,
+        args.pipeline,
+        Path(args.scratch),
+        args.device,
+        {**over, "runtime.compile": args.compile},
+    )
     t0 = time.perf_counter()
     if args.seconds <= 0:  # one cell: warm-up (compiles) + timed steps
         time_steps(t, 1, max(0, args.warmup - 1))
@@ -128,8 +157,13 @@ def _spawn(argv: list[str], threads: int | None = None) -> subprocess.Popen:
     """A worker process; `threads` caps its intra-op threads (N processes sharing the cores:
     oversubscribed OpenMP threads spin at barriers and run tens of times slower)."""
     env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
 
 
 def _result(proc: subprocess.Popen, timeout: float) -> tuple[dict[str, Any] | None, str]:
@@ -145,12 +179,43 @@ def _result(proc: subprocess.Popen, timeout: float) -> tuple[dict[str, Any] | No
     return None, f"exit {proc.returncode}: " + " | ".join(out.strip().splitlines()[-3:])
 
 
-def _worker_argv(data: Path, scratch: Path, device: str, model: str, pipeline: str, compile_: str,
-                 overrides: dict[str, Any], steps: int, warmup: int, seconds: float = 0.0,
-                 start_at: float = 0.0) -> list[str]:
-    return ["--data", str(data), "--scratch", str(scratch), "--device", device, "--model", model,
-            "--pipeline", pipeline, "--compile", compile_, "--overrides", json.dumps(overrides),
-            "--steps", str(steps), "--warmup", str(warmup), "--seconds", str(seconds), "--start-at", str(start_at)]
+def _worker_argv(
+    data: Path,
+    scratch: Path,
+    device: str,
+    model: str,
+    pipeline: str,
+    compile_: str,
+    overrides: dict[str, Any],
+    steps: int,
+    warmup: int,
+    seconds: float = 0.0,
+    start_at: float = 0.0,
+) -> list[str]:
+    return [
+        "--data",
+        str(data),
+        "--scratch",
+        str(scratch),
+        "--device",
+        device,
+        "--model",
+        model,
+        "--pipeline",
+        pipeline,
+        "--compile",
+        compile_,
+        "--overrides",
+        json.dumps(overrides),
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+        "--seconds",
+        str(seconds),
+        "--start-at",
+        str(start_at),
+    ]
 
 
 # ---------------------------------------------------------------------------------
@@ -168,8 +233,10 @@ def part_throughput(report: dict, budget: Budget, data: Path, scratch: Path, dev
             r = time_steps(t, m["steps"], m["warmup"])
             del t
             cells[f"{name}/{pipeline}/off"] = r
-            _say(f"train {name:<11} {pipeline:<11} eager            {r['images_per_second']:9.1f} img/s "
-                 f"({r['step_ms']:.1f} ms/step)")
+            _say(
+                f"train {name:<11} {pipeline:<11} eager            {r['images_per_second']:9.1f} img/s "
+                f"({r['step_ms']:.1f} ms/step)"
+            )
 
 
 def part_compiled(report: dict, budget: Budget, data: Path, scratch: Path, device: str, m: dict) -> None:
@@ -193,8 +260,10 @@ def part_compiled(report: dict, budget: Budget, data: Path, scratch: Path, devic
             report.setdefault("failed", []).append(msg)
             continue
         cells[f"{name}/{pipeline}/{mode}"] = r
-        _say(f"train {name:<11} {pipeline:<11} {mode:<16} {r['images_per_second']:9.1f} img/s "
-             f"({r['step_ms']:.1f} ms/step; compile + warm-up {r['first_steps_seconds']:.0f} s)")
+        _say(
+            f"train {name:<11} {pipeline:<11} {mode:<16} {r['images_per_second']:9.1f} img/s "
+            f"({r['step_ms']:.1f} ms/step; compile + warm-up {r['first_steps_seconds']:.0f} s)"
+        )
 
 
 def part_evaluation(report: dict, budget: Budget, device: str, m: dict) -> None:
@@ -245,14 +314,23 @@ def part_evaluation(report: dict, budget: Budget, device: str, m: dict) -> None:
     t0 = time.perf_counter()
     ref = evaluate(compute_distance(qf.cpu(), gf.cpu()), q_pids, g_pids, q_cams, g_cams)
     t_rank_cpu = time.perf_counter() - t0
-    row = {"queries": nq, "gallery": ng, "embed_seconds": t_embed, "embed_images_per_second": (nq + ng) / t_embed,
-           "rank_device_seconds": t_rank_dev, "rank_numpy_seconds": t_rank_cpu,
-           "total_seconds": t_embed + min(t_rank_dev, t_rank_cpu), "same_metrics": res["mAP"] == ref["mAP"]
-           and res["rank1"] == ref["rank1"], "images": "uint8 tensors generated on the device (no JPEG decode)"}
+    row = {
+        "queries": nq,
+        "gallery": ng,
+        "embed_seconds": t_embed,
+        "embed_images_per_second": (nq + ng) / t_embed,
+        "rank_device_seconds": t_rank_dev,
+        "rank_numpy_seconds": t_rank_cpu,
+        "total_seconds": t_embed + min(t_rank_dev, t_rank_cpu),
+        "same_metrics": res["mAP"] == ref["mAP"] and res["rank1"] == ref["rank1"],
+        "images": "uint8 tensors generated on the device (no JPEG decode)",
+    }
     report["evaluation"] = row
-    _say(f"evaluation {nq} x {ng}: embed {t_embed:.2f} s ({row['embed_images_per_second']:.0f} img/s), ranking on "
-         f"{dev.type} {t_rank_dev:.2f} s, numpy ranking (CPU) {t_rank_cpu:.2f} s; total {row['total_seconds']:.2f} s; "
-         f"same metrics {row['same_metrics']}")
+    _say(
+        f"evaluation {nq} x {ng}: embed {t_embed:.2f} s ({row['embed_images_per_second']:.0f} img/s), ranking on "
+        f"{dev.type} {t_rank_dev:.2f} s, numpy ranking (CPU) {t_rank_cpu:.2f} s; total {row['total_seconds']:.2f} s; "
+        f"same metrics {row['same_metrics']}"
+    )
 
 
 def part_packing(report: dict, budget: Budget, data: Path, scratch: Path, device: str, m: dict) -> None:
@@ -266,9 +344,25 @@ def part_packing(report: dict, budget: Budget, data: Path, scratch: Path, device
         if not budget.fits(need, f"packing x{n}", report):
             break
         start_at = time.time() + start_delay
-        procs = [_spawn(_worker_argv(data, scratch, device, "compact-1x", "device", mode, m["overrides"], 0,
-                                     m["warmup"], seconds=m["pack_seconds"], start_at=start_at),
-                        threads=max(1, (os.cpu_count() or 1) // n)) for _ in range(n)]
+        procs = [
+            _spawn(
+                _worker_argv(
+                    data,
+                    scratch,
+                    device,
+                    "compact-1x",
+                    "device",
+                    mode,
+                    m["overrides"],
+                    0,
+                    m["warmup"],
+                    seconds=m["pack_seconds"],
+                    start_at=start_at,
+                ),
+                threads=max(1, (os.cpu_count() or 1) // n),
+            )
+            for _ in range(n)
+        ]
         results = [_result(p, start_delay + m["pack_seconds"] + 30) for p in procs]
         ok = [r for r, _ in results if r is not None]
         errs = [e for r, e in results if r is None]
@@ -281,8 +375,10 @@ def part_packing(report: dict, budget: Budget, data: Path, scratch: Path, device
         agg = sum(r["images"] for r in ok) / max(r["seconds"] for r in ok)
         rows["runs"][str(n)] = {"processes": n, "ok": len(ok), "aggregate_images_per_second": agg}
         base = rows["runs"].get("1", {}).get("aggregate_images_per_second", agg)
-        _say(f"packing {n} process(es) x compact-1x (device, compile={mode}): aggregate {agg:9.1f} img/s "
-             f"({agg / base:.2f}x one process)")
+        _say(
+            f"packing {n} process(es) x compact-1x (device, compile={mode}): aggregate {agg:9.1f} img/s "
+            f"({agg / base:.2f}x one process)"
+        )
 
 
 def part_projection(report: dict) -> None:
@@ -294,23 +390,32 @@ def part_projection(report: dict) -> None:
     fwd_ips = ev["embed_images_per_second"]
     # Scaled to the Market-sized problem when a smaller one was measured (CPU mode).
     rank_s = min(ev["rank_device_seconds"], ev["rank_numpy_seconds"])
-    eval_s = (MARKET["query"] + MARKET["gallery"]) / fwd_ips \
-        + rank_s * (MARKET["query"] * MARKET["gallery"]) / (ev["queries"] * ev["gallery"])
-    proj: dict[str, Any] = {"assumptions": (
-        f"{PAPER_EPOCHS} epochs x {MARKET['train']} images at the best measured train rate; {PAPER_EVALS} "
-        f"evaluations of the Market-sized problem; {SWAG_BN_PASSES} SWAG BatchNorm passes over the training set at "
-        "the embedding rate + an embedding each; evaluation time of compact-1x used for every model; the grid = "
-        f"{GRID_TRIALS} trials of compact-1x")}
+    eval_s = (MARKET["query"] + MARKET["gallery"]) / fwd_ips + rank_s * (MARKET["query"] * MARKET["gallery"]) / (
+        ev["queries"] * ev["gallery"]
+    )
+    proj: dict[str, Any] = {
+        "assumptions": (
+            f"{PAPER_EPOCHS} epochs x {MARKET['train']} images at the best measured train rate; {PAPER_EVALS} "
+            f"evaluations of the Market-sized problem; {SWAG_BN_PASSES} SWAG BatchNorm passes over the training set at "
+            "the embedding rate + an embedding each; evaluation time of compact-1x used for every model; the grid = "
+            f"{GRID_TRIALS} trials of compact-1x"
+        )
+    }
     for name in MODELS:
-        best = max(((k, v["images_per_second"]) for k, v in cells.items() if k.startswith(name + "/")),
-                   key=lambda kv: kv[1], default=None)
+        best = max(
+            ((k, v["images_per_second"]) for k, v in cells.items() if k.startswith(name + "/")),
+            key=lambda kv: kv[1],
+            default=None,
+        )
         if best is None:
             continue
         train_s = PAPER_EPOCHS * MARKET["train"] / best[1]
         extra = PAPER_EVALS * eval_s + SWAG_BN_PASSES * (MARKET["train"] / fwd_ips + eval_s)
         proj[name] = {"best_cell": best[0], "train_hours": train_s / 3600, "trial_hours": (train_s + extra) / 3600}
-        _say(f"projection {name:<11} best {best[0]:<32} training {train_s / 60:6.1f} min, trial with evaluations "
-             f"and SWAG passes {(train_s + extra) / 60:6.1f} min")
+        _say(
+            f"projection {name:<11} best {best[0]:<32} training {train_s / 60:6.1f} min, trial with evaluations "
+            f"and SWAG passes {(train_s + extra) / 60:6.1f} min"
+        )
     base = proj.get("compact-1x")
     pack = report.get("packing", {}).get("runs", {})
     if base:
@@ -318,12 +423,19 @@ def part_projection(report: dict) -> None:
         grid = {"1_gpu_hours": GRID_TRIALS * one, "8_gpus_hours": math.ceil(GRID_TRIALS / 8) * one}
         if pack:
             a1 = pack.get("1", {}).get("aggregate_images_per_second")
-            bestn, besta = max(((int(k), v["aggregate_images_per_second"]) for k, v in pack.items()), key=lambda kv: kv[1])
+            bestn, besta = max(
+                ((int(k), v["aggregate_images_per_second"]) for k, v in pack.items()), key=lambda kv: kv[1]
+            )
             if a1:
                 gain = besta / a1
-                grid.update({"packing_processes": bestn, "packing_gain": gain,
-                             "1_gpu_packed_hours": GRID_TRIALS * one / gain,
-                             "8_gpus_packed_hours": math.ceil(GRID_TRIALS / (8 * bestn)) * one * bestn / gain})
+                grid.update(
+                    {
+                        "packing_processes": bestn,
+                        "packing_gain": gain,
+                        "1_gpu_packed_hours": GRID_TRIALS * one / gain,
+                        "8_gpus_packed_hours": math.ceil(GRID_TRIALS / (8 * bestn)) * one * bestn / gain,
+                    }
+                )
         proj["grid_55"] = grid
         _say("projection 55-trial grid (compact-1x): " + ", ".join(f"{k} {v:.2f}" for k, v in grid.items()))
     if report.get("mode") != "gpu":
@@ -345,15 +457,31 @@ def part_short_run(report: dict, budget: Budget, data: Path, scratch: Path, devi
     mode = "off"  # the fastest measured compile mode whose compile took under a minute
     for cand in ("reduce-overhead", "default"):
         c = cells.get(f"compact-1x/device/{cand}")
-        if c and c["images_per_second"] > 1.05 * eager and c.get("first_steps_seconds", 1e9) < 60 \
-                and c["images_per_second"] >= cells.get(f"compact-1x/device/{mode}", {}).get("images_per_second", 0):
+        if (
+            c
+            and c["images_per_second"] > 1.05 * eager
+            and c.get("first_steps_seconds", 1e9) < 60
+            and c["images_per_second"] >= cells.get(f"compact-1x/device/{mode}", {}).get("images_per_second", 0)
+        ):
             mode = cand
-    cfg = preset_config("compact-1x", {**m["overrides"], "data.pipeline": "device", "runtime.compile": mode,
-                                       "swag.enabled": False, "schedule.epochs": 40, "schedule.warmup_epochs": 2,
-                                       "schedule.milestones": [30], "eval.every": 1000})
+    cfg = preset_config(
+        "compact-1x",
+        {
+            **m["overrides"],
+            "data.pipeline": "device",
+            "runtime.compile": mode,
+            "swag.enabled": False,
+            "schedule.epochs": 40,
+            "schedule.warmup_epochs": 2,
+            "schedule.milestones": [30],
+            "eval.every": 1000,
+        },
+    )
     t = Trainer(cfg, data, scratch / "short-run", device=device, log=None)
     untrained = t.evaluate_current()
-    rate = cells.get(f"compact-1x/device/{mode}", cells.get("compact-1x/device/off", {})).get("images_per_second", 100.0)
+    rate = cells.get(f"compact-1x/device/{mode}", cells.get("compact-1x/device/off", {})).get(
+        "images_per_second", 100.0
+    )
     epoch_s = len(t.sampler.batches()) * t.sampler.batch_size / rate
     eval_s = report.get("evaluation", {}).get("total_seconds", 5.0) + 2.0
     if mode != "off":
@@ -369,16 +497,28 @@ def part_short_run(report: dict, budget: Budget, data: Path, scratch: Path, devi
         t.epoch = e + 1
     train_s = time.perf_counter() - t0
     res = t.evaluate_current()
-    report["short_run"] = {"model": "compact-1x", "pipeline": "device", "compile": mode, "epochs": t.epoch,
-                           "train_images": len(t.dataset.train), "query": len(t.dataset.query),
-                           "gallery": len(t.dataset.gallery), "camera_variation": 1.0, "train_seconds": train_s,
-                           "last_epoch_images_per_second": last.get("images_per_second"),
-                           "untrained_rank1": untrained["rank1"], "untrained_mAP": untrained["mAP"],
-                           "rank1": res["rank1"], "mAP": res["mAP"]}
-    _say(f"short run compact-1x ({len(t.dataset.train)} train / {len(t.dataset.query)} query / "
-         f"{len(t.dataset.gallery)} gallery images, cameras at full strength): {t.epoch} epochs in {train_s:.0f} s "
-         f"({last.get('images_per_second', 0):.0f} img/s), rank-1 {100 * untrained['rank1']:.1f} -> "
-         f"{100 * res['rank1']:.1f}%, mAP {100 * untrained['mAP']:.1f} -> {100 * res['mAP']:.1f}%")
+    report["short_run"] = {
+        "model": "compact-1x",
+        "pipeline": "device",
+        "compile": mode,
+        "epochs": t.epoch,
+        "train_images": len(t.dataset.train),
+        "query": len(t.dataset.query),
+        "gallery": len(t.dataset.gallery),
+        "camera_variation": 1.0,
+        "train_seconds": train_s,
+        "last_epoch_images_per_second": last.get("images_per_second"),
+        "untrained_rank1": untrained["rank1"],
+        "untrained_mAP": untrained["mAP"],
+        "rank1": res["rank1"],
+        "mAP": res["mAP"],
+    }
+    _say(
+        f"short run compact-1x ({len(t.dataset.train)} train / {len(t.dataset.query)} query / "
+        f"{len(t.dataset.gallery)} gallery images, cameras at full strength): {t.epoch} epochs in {train_s:.0f} s "
+        f"({last.get('images_per_second', 0):.0f} img/s), rank-1 {100 * untrained['rank1']:.1f} -> "
+        f"{100 * res['rank1']:.1f}%, mAP {100 * untrained['mAP']:.1f} -> {100 * res['mAP']:.1f}%"
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -407,12 +547,23 @@ def main() -> None:
     cuda = device == "cuda"
     m = _mode(cuda)
     name = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-    report: dict[str, Any] = {"device": name, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                              "torch": torch.__version__, "mode": "gpu" if cuda else "cpu-fallback",
-                              "budget_seconds": args.budget, "batch": f"P x K = {DataConfig().p} x {DataConfig().k}"}
-    _say(f"bench_gpu: {name}, torch {torch.__version__}, budget {args.budget:.0f} s"
-         + ("" if cuda else " -- no GPU: small CPU run (width 0.25, depth 0.3, 80x32, small sets)"))
-    out = Path(args.out) if args.out else (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "runs") / "bench_gpu.json"
+    report: dict[str, Any] = {
+        "device": name,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "torch": torch.__version__,
+        "mode": "gpu" if cuda else "cpu-fallback",
+        "budget_seconds": args.budget,
+        "batch": f"P x K = {DataConfig().p} x {DataConfig().k}",
+    }
+    _say(
+        f"bench_gpu: {name}, torch {torch.__version__}, budget {args.budget:.0f} s"
+        + ("" if cuda else " -- no GPU: small CPU run (width 0.25, depth 0.3, 80x32, small sets)")
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "runs") / "bench_gpu.json"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         scratch = Path(tmp)
         if args.data:
@@ -426,18 +577,28 @@ def main() -> None:
             if cuda:  # Market-1501's counts (751 + 750 ids, distractors and junk in its proportions)
                 spec = {**MARKET_SIZED, "num_train_ids": 751}
             else:
-                spec = {"num_ids": 2 * m["ids"], "num_train_ids": m["ids"], "num_cameras": 6,
-                        "images_per_id": m["images_per_id"]}
+                spec = {
+                    "num_ids": 2 * m["ids"],
+                    "num_train_ids": m["ids"],
+                    "num_cameras": 6,
+                    "images_per_id": m["images_per_id"],
+                }
             s = generate(data, seed=0, workers=workers, camera_variation=1.0, **spec)
-            report["dataset"] = {"generated": True, "seconds": time.perf_counter() - t0, "workers": workers,
-                                 **{k: s[k] for k in ("train_images", "query_images", "gallery_images") if k in s}}
+            report["dataset"] = {
+                "generated": True,
+                "seconds": time.perf_counter() - t0,
+                "workers": workers,
+                **{k: s[k] for k in ("train_images", "query_images", "gallery_images") if k in s},
+            }
             _say(f"generated {report['dataset']} ")
-        parts = [("throughput", lambda: part_throughput(report, budget, data, scratch, device, m)),
-                 ("evaluation", lambda: part_evaluation(report, budget, device, m)),
-                 ("packing", lambda: part_packing(report, budget, data, scratch, device, m)),
-                 ("compiled", lambda: part_compiled(report, budget, data, scratch, device, m)),
-                 ("projection", lambda: part_projection(report)),
-                 ("short run", lambda: part_short_run(report, budget, data, scratch, device, m))]
+        parts = [
+            ("throughput", lambda: part_throughput(report, budget, data, scratch, device, m)),
+            ("evaluation", lambda: part_evaluation(report, budget, device, m)),
+            ("packing", lambda: part_packing(report, budget, data, scratch, device, m)),
+            ("compiled", lambda: part_compiled(report, budget, data, scratch, device, m)),
+            ("projection", lambda: part_projection(report)),
+            ("short run", lambda: part_short_run(report, budget, data, scratch, device, m)),
+        ]
         for label, fn in parts:
             try:
                 fn()

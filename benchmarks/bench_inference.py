@@ -15,6 +15,7 @@ time of one batch after warm-up; images/s = batch / latency.
     python benchmarks/bench_inference.py [--json-out FILE] [--threads N] [--iters 2] [--iters-b1 10]
                                          [--devices cpu,cuda]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,10 @@ def bench_model(name: str, devices: list[str], batches: list[int], args: argpars
         info = ModelInfo(fingerprint=f"bench-{name}", embedding_dim=dim, input_height=h, input_width=w, preset=name)
         res = export_model(net, info, "onnx", tmp / f"{name}.onnx")
         onnx_path, parity = res.path, res.max_abs_diff
-        print(f"  {name}: ONNX export + parity {time.perf_counter() - t0:.1f} s, max |ort - torch| {parity:.1e}",
-              file=sys.stderr)
+        print(
+            f"  {name}: ONNX export + parity {time.perf_counter() - t0:.1f} s, max |ort - torch| {parity:.1e}",
+            file=sys.stderr,
+        )
     for device in devices:
         dev = torch.device(device)
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -105,10 +108,18 @@ def bench_model(name: str, devices: list[str], batches: list[int], args: argpars
                 iters = args.iters_b1 if b == 1 else args.iters
                 with torch.inference_mode():
                     sec = time_call(lambda: run(x), args.warmup, iters, sync)  # noqa: B023 (called in this iteration)
-                rows.append({**row, "latency_ms": 1000 * sec, "images_per_second": b / sec,
-                             **({"onnx_max_abs_diff": parity} if backend == "onnxruntime" else {})})
-                print(f"  {name:<10} {device:<4} {backend:<11} b{b:<3} {1000 * sec:9.1f} ms  {b / sec:8.1f} img/s",
-                      file=sys.stderr)
+                rows.append(
+                    {
+                        **row,
+                        "latency_ms": 1000 * sec,
+                        "images_per_second": b / sec,
+                        **({"onnx_max_abs_diff": parity} if backend == "onnxruntime" else {}),
+                    }
+                )
+                print(
+                    f"  {name:<10} {device:<4} {backend:<11} b{b:<3} {1000 * sec:9.1f} ms  {b / sec:8.1f} img/s",
+                    file=sys.stderr,
+                )
     return rows
 
 
@@ -120,9 +131,16 @@ def ratios(rows: list[dict], fast: str = "compact-1x", slow: str = "resnet50") -
     for r in rows:
         s = slow_rows.get(key(r))
         if r["model"] == fast and s is not None and "latency_ms" in r:
-            out.append({"device": r["device"], "backend": r["backend"], "batch": r["batch"],
-                        "speedup": r["images_per_second"] / s["images_per_second"],
-                        "params_ratio": s["params_m"] / r["params_m"], "macs_ratio": s["macs_g"] / r["macs_g"]})
+            out.append(
+                {
+                    "device": r["device"],
+                    "backend": r["backend"],
+                    "batch": r["batch"],
+                    "speedup": r["images_per_second"] / s["images_per_second"],
+                    "params_ratio": s["params_m"] / r["params_m"],
+                    "macs_ratio": s["macs_g"] / r["macs_g"],
+                }
+            )
     return out
 
 
@@ -134,9 +152,13 @@ def main() -> int:
     p.add_argument("--iters", type=int, default=2, help="timed batches at batch > 1 (median)")
     p.add_argument("--iters-b1", type=int, default=10, help="timed batches at batch 1 (median)")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for PyTorch and ONNX Runtime alike (default: each one's own; on a "
-                        "machine shared with other jobs 1 avoids OpenMP threads waiting on each other)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for PyTorch and ONNX Runtime alike (default: each one's own; on a "
+        "machine shared with other jobs 1 avoids OpenMP threads waiting on each other)",
+    )
     p.add_argument("--no-onnx", action="store_true", help="PyTorch eager only")
     p.add_argument("--json-out", help="write the rows, ratios and machine as JSON")
     args = p.parse_args()
@@ -151,35 +173,51 @@ def main() -> int:
             rows += bench_model(name, devices, batches, args, Path(tmp))
     wall = time.perf_counter() - t0
 
-    print(f"\n{'model':<11}{'input':>8}{'params':>9}{'MACs':>8}  {'device':<7}{'backend':<12}{'batch':>5}"
-          f"{'latency ms':>12}{'img/s':>9}")
+    print(
+        f"\n{'model':<11}{'input':>8}{'params':>9}{'MACs':>8}  {'device':<7}{'backend':<12}{'batch':>5}"
+        f"{'latency ms':>12}{'img/s':>9}"
+    )
     for r in rows:
-        figs = (f"{r['latency_ms']:>12.1f}{r['images_per_second']:>9.1f}" if "latency_ms" in r
-                else f"  n/a: {r['note']}")
-        print(f"{r['model']:<11}{r['input']:>8}{r['params_m']:>8.2f}M{r['macs_g']:>7.2f}G  {r['device']:<7}"
-              f"{r['backend']:<12}{r['batch']:>5}{figs}")
+        figs = f"{r['latency_ms']:>12.1f}{r['images_per_second']:>9.1f}" if "latency_ms" in r else f"  n/a: {r['note']}"
+        print(
+            f"{r['model']:<11}{r['input']:>8}{r['params_m']:>8.2f}M{r['macs_g']:>7.2f}G  {r['device']:<7}"
+            f"{r['backend']:<12}{r['batch']:>5}{figs}"
+        )
     for name, why in UNAVAILABLE.items():
         print(f"{name:<11} unavailable: {why}")
     rat = ratios(rows)
     if rat:
         print("\ncompact-1x (160x64) vs resnet50 (256x128):")
         for r in rat:
-            print(f"  {r['device']:<5}{r['backend']:<12} batch {r['batch']:<3} {r['speedup']:5.1f}x the images/s "
-                  f"({r['params_ratio']:.1f}x fewer parameters, {r['macs_ratio']:.1f}x fewer MACs)")
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
-               "torch_threads": torch.get_num_threads(), "ort_threads": args.threads or "default",
-               "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+            print(
+                f"  {r['device']:<5}{r['backend']:<12} batch {r['batch']:<3} {r['speedup']:5.1f}x the images/s "
+                f"({r['params_ratio']:.1f}x fewer parameters, {r['macs_ratio']:.1f}x fewer MACs)"
+            )
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "ort_threads": args.threads or "default",
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
     try:
         import onnxruntime
 
         machine["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
-    print(f"\nwall {wall:.0f} s; torch {torch.__version__}, {torch.get_num_threads()} threads; onnxruntime "
-          f"{machine.get('onnxruntime', 'missing')}, {args.threads or 'default'} threads")
+    print(
+        f"\nwall {wall:.0f} s; torch {torch.__version__}, {torch.get_num_threads()} threads; onnxruntime "
+        f"{machine.get('onnxruntime', 'missing')}, {args.threads or 'default'} threads"
+    )
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"rows": rows, "ratios": rat, "unavailable": UNAVAILABLE,
-                                                   "machine": machine, "wall_seconds": wall}, indent=2))
+        Path(args.json_out).write_text(
+            json.dumps(
+                {"rows": rows, "ratios": rat, "unavailable": UNAVAILABLE, "machine": machine, "wall_seconds": wall},
+                indent=2,
+            )
+        )
     return 0
 
 

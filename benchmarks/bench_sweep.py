@@ -20,6 +20,7 @@ and for the sweep: wall time (spec validation, data generation, Ray start, all t
 finalisation), the sum of trial walls, and `sweep wall - sum(trial wall) / concurrency`
 as the part no trial accounts for (Ray/actor start-up, scheduling, driver work).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tmp := tempfile.mkdtemp(prefix="bench-sweep-")) / "runs"
     t0 = time.perf_counter()
-    out = run_sweep(args.spec, runs_dir=runs_dir, max_concurrent=args.max_concurrent, verbose=0,
-                    log=lambda m: print(m, file=sys.stderr))
+    out = run_sweep(
+        args.spec,
+        runs_dir=runs_dir,
+        max_concurrent=args.max_concurrent,
+        verbose=0,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     sweep_wall = time.perf_counter() - t0
 
     client = MlflowClient(out.tracking_uri)
@@ -64,8 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         wall, train, ev = t.get("trial_wall_s"), t.get("train_seconds"), t.get("eval_seconds")
         r = mlruns.get(t["trial"])
         mlflow_s = ((r.info.end_time or 0) - r.info.start_time) / 1000.0 if r and r.info.end_time else None
-        row = {"trial": t["trial"], "status": t["status"], "epochs": t.get("epoch"), "wall_s": wall,
-               "train_s": train, "eval_s": ev, "mlflow_run_s": mlflow_s}
+        row = {
+            "trial": t["trial"],
+            "status": t["status"],
+            "epochs": t.get("epoch"),
+            "wall_s": wall,
+            "train_s": train,
+            "eval_s": ev,
+            "mlflow_run_s": mlflow_s,
+        }
         if isinstance(wall, (int, float)) and isinstance(train, (int, float)):
             row["overhead_s"] = wall - train
             row["other_s"] = wall - train - (ev or 0.0)
@@ -76,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     conc = args.max_concurrent or spec.file.max_concurrent or (os.cpu_count() or 1)
     sum_wall = sum(r["wall_s"] or 0.0 for r in rows)
     result = {
-        "spec": str(args.spec), "trials": len(rows), "max_concurrent": conc, "cpu_count": os.cpu_count(),
-        "sweep_wall_s": sweep_wall, "sum_trial_wall_s": sum_wall,
+        "spec": str(args.spec),
+        "trials": len(rows),
+        "max_concurrent": conc,
+        "cpu_count": os.cpu_count(),
+        "sweep_wall_s": sweep_wall,
+        "sum_trial_wall_s": sum_wall,
         "sum_train_s": sum(r["train_s"] or 0.0 for r in rows),
         "unaccounted_s": sweep_wall - sum_wall / max(1, min(conc, len(rows))),
         "per_trial": rows,
@@ -85,29 +102,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+
         def f(v: object) -> str:
             return f"{v:8.1f}" if isinstance(v, (int, float)) else f"{'-':>8}"
 
         w = max(len(r["trial"]) for r in rows)
-        print(f"{'trial':<{w}}  {'status':<10} {'wall':>8} {'train':>8} {'eval':>8} {'overhead':>8} "
-              f"{'other':>8} {'orch':>8} {'mlflow':>8}")
+        print(
+            f"{'trial':<{w}}  {'status':<10} {'wall':>8} {'train':>8} {'eval':>8} {'overhead':>8} "
+            f"{'other':>8} {'orch':>8} {'mlflow':>8}"
+        )
         for r in rows:
-            print(f"{r['trial']:<{w}}  {r['status']:<10} {f(r['wall_s'])} {f(r['train_s'])} {f(r['eval_s'])} "
-                  f"{f(r.get('overhead_s'))} {f(r.get('other_s'))} {f(r.get('orchestration_s'))} "
-                  f"{f(r['mlflow_run_s'])}")
+            print(
+                f"{r['trial']:<{w}}  {r['status']:<10} {f(r['wall_s'])} {f(r['train_s'])} {f(r['eval_s'])} "
+                f"{f(r.get('overhead_s'))} {f(r.get('other_s'))} {f(r.get('orchestration_s'))} "
+                f"{f(r['mlflow_run_s'])}"
+            )
         ov = [r["overhead_s"] for r in rows if "overhead_s" in r]
         oth = [r["other_s"] for r in rows if "other_s" in r]
-        print(f"sweep wall {sweep_wall:.1f}s for {len(rows)} trials ({conc} at a time, {os.cpu_count()} CPUs); "
-              f"sum of trial walls {sum_wall:.1f}s, of train_seconds {result['sum_train_s']:.1f}s")
+        print(
+            f"sweep wall {sweep_wall:.1f}s for {len(rows)} trials ({conc} at a time, {os.cpu_count()} CPUs); "
+            f"sum of trial walls {sum_wall:.1f}s, of train_seconds {result['sum_train_s']:.1f}s"
+        )
         if ov:
-            print(f"per-trial overhead (wall - train): mean {sum(ov) / len(ov):.1f}s, max {max(ov):.1f}s; "
-                  f"without evaluation (wall - train - eval): mean {sum(oth) / len(oth):.1f}s")
+            print(
+                f"per-trial overhead (wall - train): mean {sum(ov) / len(ov):.1f}s, max {max(ov):.1f}s; "
+                f"without evaluation (wall - train - eval): mean {sum(oth) / len(oth):.1f}s"
+            )
         orch = [r["orchestration_s"] for r in rows if "orchestration_s" in r]
         if orch:
-            print(f"orchestration layer itself (wall - Trainer init - trainer generator): mean "
-                  f"{sum(orch) / len(orch):.1f}s, max {max(orch):.1f}s per trial")
-        print(f"not inside any trial (sweep wall - sum of trial walls / {min(conc, len(rows))}): "
-              f"{result['unaccounted_s']:.1f}s")
+            print(
+                f"orchestration layer itself (wall - Trainer init - trainer generator): mean "
+                f"{sum(orch) / len(orch):.1f}s, max {max(orch):.1f}s per trial"
+            )
+        print(
+            f"not inside any trial (sweep wall - sum of trial walls / {min(conc, len(rows))}): "
+            f"{result['unaccounted_s']:.1f}s"
+        )
     if tmp:
         import shutil
 

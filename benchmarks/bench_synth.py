@@ -5,6 +5,7 @@
 Defaults: a Market-1501-sized set (751 + 750 ids, 2,793 distractors, 3,819 junk: ~32k
 images), written to a temporary folder that is removed afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,9 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="keep the dataset here (default: a temporary folder)")
     args = ap.parse_args()
     market = args.ids == MARKET_SIZED["num_ids"] and args.images_per_id == MARKET_SIZED["images_per_id"]
-    distractors = args.distractors if args.distractors is not None else (MARKET_SIZED["num_distractors"] if market else None)
+    distractors = (
+        args.distractors if args.distractors is not None else (MARKET_SIZED["num_distractors"] if market else None)
+    )
     junk = args.junk if args.junk is not None else (MARKET_SIZED["num_junk"] if market else None)
 
     tmp = None if args.out else tempfile.mkdtemp(prefix="bench_synth_")
@@ -42,15 +45,27 @@ def main() -> None:
             print(f"  {done}/{total} images, {time.perf_counter() - t0:.1f} s", flush=True)
 
     try:
-        s = generate(out, num_ids=args.ids, num_cameras=args.cameras, images_per_id=args.images_per_id,
-                     num_distractors=distractors, num_junk=junk, workers=args.workers, progress=progress)
+        s = generate(
+            out,
+            num_ids=args.ids,
+            num_cameras=args.cameras,
+            images_per_id=args.images_per_id,
+            num_distractors=distractors,
+            num_junk=junk,
+            workers=args.workers,
+            progress=progress,
+        )
         wall = time.perf_counter() - t0
         size_mb = sum(f.stat().st_size for f in out.rglob("*.jpg")) / 2**20
-        print(f"{s['total_images']} images ({s['train_images']} train, {s['query_images']} query, "
-              f"{s['gallery_images']} gallery incl. {s['num_distractors']} distractors and {s['num_junk']} junk), "
-              f"{size_mb:.0f} MiB")
-        print(f"time {s['seconds']:.1f} s rendering+writing with {args.workers} workers "
-              f"({wall:.1f} s for the whole generate() call): {s['images_per_second']:.0f} images/s")
+        print(
+            f"{s['total_images']} images ({s['train_images']} train, {s['query_images']} query, "
+            f"{s['gallery_images']} gallery incl. {s['num_distractors']} distractors and {s['num_junk']} junk), "
+            f"{size_mb:.0f} MiB"
+        )
+        print(
+            f"time {s['seconds']:.1f} s rendering+writing with {args.workers} workers "
+            f"({wall:.1f} s for the whole generate() call): {s['images_per_second']:.0f} images/s"
+        )
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -11,6 +11,7 @@ trial's per-epoch metrics per epoch (what the sweep's trial does), timing each c
 Errors are counted, not retried, so "database is locked" shows; afterwards every run's
 history is read back and missing steps are counted as lost writes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,13 +85,25 @@ def measure(label: str, uri: str, writers: int, epochs: int) -> dict:
         for key in KEYS:
             steps = {m.step for m in client.get_metric_history(r["run_id"], key)}
             lost += len(set(range(1, epochs + 1)) - steps)
-    kinds = sorted({e.split(":")[0] + ": " + ("database is locked" if "locked" in e else e.split(":", 2)[1].strip())
-                    for e in errors})
-    return {"backend": label, "writers": writers, "epochs": epochs, "calls": int(lat.size),
-            "errors": len(errors), "error_kinds": kinds[:5], "lost_points": lost,
-            "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
-            "p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
-            "max_ms": round(float(lat.max()), 1) if lat.size else None, "wall_s": round(wall, 1)}
+    kinds = sorted(
+        {
+            e.split(":")[0] + ": " + ("database is locked" if "locked" in e else e.split(":", 2)[1].strip())
+            for e in errors
+        }
+    )
+    return {
+        "backend": label,
+        "writers": writers,
+        "epochs": epochs,
+        "calls": int(lat.size),
+        "errors": len(errors),
+        "error_kinds": kinds[:5],
+        "lost_points": lost,
+        "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
+        "p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
+        "max_ms": round(float(lat.max()), 1) if lat.size else None,
+        "wall_s": round(wall, 1),
+    }
 
 
 def main() -> int:
@@ -109,24 +122,38 @@ def main() -> int:
         root = Path(tmp)
         rows.append(measure("sqlite-direct", f"sqlite:///{root}/direct.db", args.writers, args.epochs))
         print(rows[-1], flush=True)
-        with start_server(port=0, backend_store_uri=f"sqlite:///{root}/served.db", runs_dir=root,
-                          artifacts_destination=str(root / "art1"), workers=args.server_workers) as srv:
+        with start_server(
+            port=0,
+            backend_store_uri=f"sqlite:///{root}/served.db",
+            runs_dir=root,
+            artifacts_destination=str(root / "art1"),
+            workers=args.server_workers,
+        ) as srv:
             rows.append(measure("server/sqlite", srv.url, args.writers, args.epochs))
         print(rows[-1], flush=True)
         if find_pg_bin() is None:
             print("server/postgres: skipped (no PostgreSQL binaries: apt-get install postgresql)")
         else:
-            with local_postgres() as pg, start_server(port=0, backend_store_uri=pg.uri, runs_dir=root,
-                                                      artifacts_destination=str(root / "art2"),
-                                                      workers=args.server_workers) as srv:
+            with (
+                local_postgres() as pg,
+                start_server(
+                    port=0,
+                    backend_store_uri=pg.uri,
+                    runs_dir=root,
+                    artifacts_destination=str(root / "art2"),
+                    workers=args.server_workers,
+                ) as srv,
+            ):
                 rows.append(measure("server/postgres", srv.url, args.writers, args.epochs))
             print(rows[-1], flush=True)
 
     print(f"\n{args.writers} writers x {args.epochs} epochs x {len(KEYS)} metrics (one log_batch per epoch)")
     print(f"{'backend':<16} {'errors':>6} {'lost':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'wall s':>7}")
     for r in rows:
-        print(f"{r['backend']:<16} {r['errors']:>6} {r['lost_points']:>6} {r['p50_ms']:>8} {r['p95_ms']:>8} "
-              f"{r['max_ms']:>8} {r['wall_s']:>7}")
+        print(
+            f"{r['backend']:<16} {r['errors']:>6} {r['lost_points']:>6} {r['p50_ms']:>8} {r['p95_ms']:>8} "
+            f"{r['max_ms']:>8} {r['wall_s']:>7}"
+        )
         for k in r["error_kinds"]:
             print(f"    {k}")
     if args.json_out:

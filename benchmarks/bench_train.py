@@ -11,6 +11,7 @@ loaded machine slows both alike), at `--width` (default 0.25 on CPU, 1.0 on CUDA
     python benchmarks/bench_train.py [--device cpu|cuda] [--steps 5] [--batch 32] [--compile]
     python benchmarks/bench_train.py --pipeline both [--models compact-1x] [--epochs 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,14 +73,24 @@ def bench(name: str, device: torch.device, steps: int, batch: int, warmup: int, 
     return row
 
 
-def pipeline_trainer(root: Path, name: str, pipeline: str, out: Path, device: str, overrides: dict[str, Any],
-                     log: Any = None) -> Any:
+def pipeline_trainer(
+    root: Path, name: str, pipeline: str, out: Path, device: str, overrides: dict[str, Any], log: Any = None
+) -> Any:
     """A Trainer of preset `name` on `root` with data.pipeline=`pipeline` (evaluation off)."""
     from reid_core.training.trainer import Trainer
 
-    cfg = preset_config(name, {"data.pipeline": pipeline, "eval.every": 10_000, "swag.enabled": False,
-                               "schedule.epochs": 1000, "schedule.warmup_epochs": 1, "schedule.milestones": [999],
-                               **overrides})
+    cfg = preset_config(
+        name,
+        {
+            "data.pipeline": pipeline,
+            "eval.every": 10_000,
+            "swag.enabled": False,
+            "schedule.epochs": 1000,
+            "schedule.warmup_epochs": 1,
+            "schedule.milestones": [999],
+            **overrides,
+        },
+    )
     return Trainer(cfg, root, out / f"{name}-{pipeline}", device=device, log=log)
 
 
@@ -119,10 +130,19 @@ def compare_pipelines(args: argparse.Namespace) -> None:
     width = args.width if args.width else (1.0 if args.device.startswith("cuda") else 0.25)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         root = Path(tmp) / "market"
-        generate(root, num_ids=2 * args.ids, num_train_ids=args.ids, num_cameras=4, images_per_id=args.images_per_id,
-                 seed=0, workers=2)
-        print(f"generated {args.ids} train ids x {args.images_per_id} images; width {width}, "
-              f"{args.epochs} timed epochs per pipeline after a warm-up epoch, alternating")
+        generate(
+            root,
+            num_ids=2 * args.ids,
+            num_train_ids=args.ids,
+            num_cameras=4,
+            images_per_id=args.images_per_id,
+            seed=0,
+            workers=2,
+        )
+        print(
+            f"generated {args.ids} train ids x {args.images_per_id} images; width {width}, "
+            f"{args.epochs} timed epochs per pipeline after a warm-up epoch, alternating"
+        )
         for name in args.models.split(","):
             over = {"model.width_multiplier": width, "data.num_workers": args.workers}
             t0 = time.perf_counter()
@@ -134,8 +154,10 @@ def compare_pipelines(args: argparse.Namespace) -> None:
                     m = t._train_epoch(e)
                     if e > 0:
                         rates[p].append(m["images_per_second"])
-            cells = "  ".join(f"{p} {statistics.median(r):7.1f} img/s (epochs {', '.join(f'{x:.1f}' for x in r)})"
-                              for p, r in rates.items())
+            cells = "  ".join(
+                f"{p} {statistics.median(r):7.1f} img/s (epochs {', '.join(f'{x:.1f}' for x in r)})"
+                for p, r in rates.items()
+            )
             print(f"{name:<12} {cells}  [setup incl. cache build {setup:.1f} s]")
             if len(pipelines) == 2:
                 tv, dev = (statistics.median(rates[p]) for p in pipelines)
@@ -150,20 +172,28 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--models", default="hacnn,compact-1x,compact-2x")
-    ap.add_argument("--pipeline", choices=["none", "torchvision", "device", "both"], default="none",
-                    help="none: network only on random tensors; else trainer epochs with that input pipeline")
+    ap.add_argument(
+        "--pipeline",
+        choices=["none", "torchvision", "device", "both"],
+        default="none",
+        help="none: network only on random tensors; else trainer epochs with that input pipeline",
+    )
     ap.add_argument("--epochs", type=int, default=3, help="--pipeline: timed epochs per pipeline")
     ap.add_argument("--ids", type=int, default=100, help="--pipeline: generated training identities")
     ap.add_argument("--images-per-id", type=int, default=8)
-    ap.add_argument("--width", type=float, default=0.0, help="--pipeline: model.width_multiplier (0: 0.25 on CPU, 1 on CUDA)")
+    ap.add_argument(
+        "--width", type=float, default=0.0, help="--pipeline: model.width_multiplier (0: 0.25 on CPU, 1 on CUDA)"
+    )
     ap.add_argument("--workers", type=int, default=2, help="--pipeline: data.num_workers of the torchvision path")
     args = ap.parse_args()
     if args.pipeline != "none":
         compare_pipelines(args)
         return
     device = torch.device(args.device)
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up")
+    print(
+        f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+        f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up"
+    )
     for name in args.models.split(","):
         r = bench(name, device, args.steps, args.batch, args.warmup, args.compile)
         extra = f"  peak {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else ""

@@ -4,6 +4,7 @@ nothing listens on the port yet; and after: the process answering is the one we 
 Who holds a port: /proc on Linux (every process sharing the listening socket: a server and
 its workers), psutil elsewhere (a dependency of the project: MLflow's system metrics).
 """
+
 from __future__ import annotations
 
 import errno
@@ -15,8 +16,7 @@ from typing import Iterable
 
 import psutil
 
-__all__ = ["Holder", "port_problem", "host_problem", "listeners", "describe", "busy_port_message",
-           "foreign_listeners"]
+__all__ = ["Holder", "port_problem", "host_problem", "listeners", "describe", "busy_port_message", "foreign_listeners"]
 
 _ANY = ("0.0.0.0", "::", "")
 
@@ -63,8 +63,10 @@ def host_problem(host: str, flag: str = "--host") -> str | None:
             except OSError as e:
                 if e.errno != errno.EADDRNOTAVAIL:
                     return f"{flag} {host!r}: cannot listen there ({e.strerror})"
-    return (f"{flag} {host!r}: not an address of this machine (its addresses: {', '.join(_local_addresses())}); "
-            "give 127.0.0.1 (this machine only), one of these, or 0.0.0.0 (every interface)")
+    return (
+        f"{flag} {host!r}: not an address of this machine (its addresses: {', '.join(_local_addresses())}); "
+        "give 127.0.0.1 (this machine only), one of these, or 0.0.0.0 (every interface)"
+    )
 
 
 def _bind_fails(host: str, port: int) -> bool:
@@ -93,7 +95,7 @@ def _command(pid: int | None, limit: int = 400) -> str:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return ""
     text = " ".join(argv)  # for people to read, not to paste into a shell
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _ppid(pid: int | None) -> int | None:
@@ -107,7 +109,7 @@ def _addr(hexaddr: str) -> str:
     raw = bytes.fromhex(hexaddr)
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw[::-1])
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))  # four host-order words
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))  # four host-order words
     return socket.inet_ntop(socket.AF_INET6, words)
 
 
@@ -131,8 +133,11 @@ def listeners(port: int) -> list[Holder]:
     """Every process holding a listening TCP socket on `port`, any address (a socket shared
     by a server and its workers lists each of them; psutil names one process per socket)."""
     if not Path("/proc/net/tcp").exists():
-        return [Holder(c.pid, f"{c.laddr.ip}:{port}", _command(c.pid)) for c in psutil.net_connections("tcp")
-                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+        return [
+            Holder(c.pid, f"{c.laddr.ip}:{port}", _command(c.pid))
+            for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+        ]
     wanted = {f"socket:[{inode}]": a for inode, a in _listen_inodes(port).items()}
     if not wanted:
         return []
@@ -205,16 +210,20 @@ def busy_port_message(host: str, port: int, flag: str = "--port", free_hint: str
     who, pid, group = describe(holders)
     hint = ""
     if _ppid(pid) == 1 and any("mlflow" in h.command or "uvicorn" in h.command for h in holders):
-        hint = (" It looks like an MLflow server whose launcher is gone (killed before this version "
-                "tied servers to their launcher); it may serve another store than the one asked for here.")
+        hint = (
+            " It looks like an MLflow server whose launcher is gone (killed before this version "
+            "tied servers to their launcher); it may serve another store than the one asked for here."
+        )
     if group is not None:
         stop = f"stop it (kill -- -{group}: its process group) or "
     elif pid is not None:
         stop = f"stop it (kill {pid}) or "
     else:
         stop = "stop it or "
-    return (f"{flag} {port}: already in use on {host or '0.0.0.0'} by {who}.{hint} Nothing was started: "
-            f"{stop}choose another port ({free_hint or flag + ' 0 picks a free one'}).")
+    return (
+        f"{flag} {port}: already in use on {host or '0.0.0.0'} by {who}.{hint} Nothing was started: "
+        f"{stop}choose another port ({free_hint or flag + ' 0 picks a free one'})."
+    )
 
 
 def foreign_listeners(port: int, ours: Iterable[int]) -> tuple[list[Holder], bool]:

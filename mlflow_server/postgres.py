@@ -10,6 +10,7 @@ Nothing here imports mlflow; the check uses SQLAlchemy and psycopg 3 (what MLflo
 PostgreSQL store uses: SQLAlchemy 2.1 maps postgresql:// to psycopg 3), imported only
 when a postgresql:// URI is checked.
 """
+
 from __future__ import annotations
 
 import glob
@@ -64,7 +65,8 @@ def check_backend_store(uri: str, timeout: float = 10.0, what: str = "--backend-
     except ImportError as e:
         raise BackendStoreError(
             f"{what} {shown}: its PostgreSQL driver is not installed ({e}); "
-            "pip install 'compact-reid[cluster]' (psycopg 3) in the server's environment") from None
+            "pip install 'compact-reid[cluster]' (psycopg 3) in the server's environment"
+        ) from None
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
@@ -118,8 +120,10 @@ class LocalPostgres:
         return self.uri_with()
 
     def uri_with(self, password: str | None = None, database: str | None = None) -> str:
-        return (f"postgresql://{self.user}:{password if password is not None else self.password}"
-                f"@127.0.0.1:{self.port}/{database or self.database}")
+        return (
+            f"postgresql://{self.user}:{password if password is not None else self.password}"
+            f"@127.0.0.1:{self.port}/{database or self.database}"
+        )
 
     @property
     def log_path(self) -> Path:
@@ -134,8 +138,15 @@ def _as_owner(cmd: list[str], owner: str | None) -> list[str]:
 
 def _run(cmd: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> None:
     """A one-shot tool (initdb, createdb) under a tether: it ends with this process too."""
-    proc = subprocess.Popen(tethered(cmd, remove_if_orphaned=cwd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        tethered(cmd, remove_if_orphaned=cwd),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -162,8 +173,9 @@ def _wait_ready(pg: LocalPostgres, timeout: float) -> None:
         if pg.process.poll() is not None:
             raise BackendStoreError(f"local PostgreSQL exited with code {pg.process.returncode} while starting")
         if ready.exists():
-            r = subprocess.run([str(ready), "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-t", "2"],
-                               capture_output=True, timeout=30)
+            r = subprocess.run(
+                [str(ready), "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-t", "2"], capture_output=True, timeout=30
+            )
             if r.returncode == 0:
                 return
         else:
@@ -177,8 +189,9 @@ def _wait_ready(pg: LocalPostgres, timeout: float) -> None:
 
 
 @contextmanager
-def local_postgres(port: int | None = None, user: str = "mlflow", database: str = "mlflow",
-                   timeout: float = 60.0) -> Iterator[LocalPostgres]:
+def local_postgres(
+    port: int | None = None, user: str = "mlflow", database: str = "mlflow", timeout: float = 60.0
+) -> Iterator[LocalPostgres]:
     """initdb, start on loopback, create `database` owned by `user`; stop and delete on exit.
 
     The postmaster runs in the foreground under a tether (mlflow_server/tether.py), not
@@ -188,13 +201,13 @@ def local_postgres(port: int | None = None, user: str = "mlflow", database: str 
     """
     if port is not None:
         problem = port_problem(port, "port", allow_zero=False) or busy_port_message(
-            "127.0.0.1", port, "port", free_hint="leave port unset for a free one")
+            "127.0.0.1", port, "port", free_hint="leave port unset for a free one"
+        )
         if problem:
             raise BackendStoreError(f"local PostgreSQL: {problem}")
     bin_dir = find_pg_bin()
     if bin_dir is None:
-        raise BackendStoreError("PostgreSQL server binaries (initdb, postgres) not found; "
-                                "apt-get install postgresql")
+        raise BackendStoreError("PostgreSQL server binaries (initdb, postgres) not found; apt-get install postgresql")
     owner = "postgres" if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="compact-reid-pg-"))
     data, sock = root / "data", root / "sock"
@@ -210,18 +223,65 @@ def local_postgres(port: int | None = None, user: str = "mlflow", database: str 
     pg = LocalPostgres(bin_dir, root, port, user, password, database)
     log = None
     try:
-        _run(_as_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--pwfile", str(pwfile),
-                        "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"], owner), root, timeout)
+        _run(
+            _as_owner(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    user,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+                owner,
+            ),
+            root,
+            timeout,
+        )
         log = open(pg.log_path, "ab")  # noqa: SIM115 (the postmaster's output for its lifetime)
         # INT: PostgreSQL's fast shutdown (TERM would wait for every client to disconnect)
         pg.process = subprocess.Popen(
-            tethered(_as_owner([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sock),
-                                "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "fsync=off"],
-                               owner), stop_signal="INT", grace=30, remove_if_orphaned=root),
-            cwd=root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            tethered(
+                _as_owner(
+                    [
+                        str(bin_dir / "postgres"),
+                        "-D",
+                        str(data),
+                        "-p",
+                        str(port),
+                        "-k",
+                        str(sock),
+                        "-c",
+                        "listen_addresses=127.0.0.1",
+                        "-c",
+                        "max_connections=200",
+                        "-c",
+                        "fsync=off",
+                    ],
+                    owner,
+                ),
+                stop_signal="INT",
+                grace=30,
+                remove_if_orphaned=root,
+            ),
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         _wait_ready(pg, timeout)
-        _run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database], root, timeout,
-             env=dict(os.environ, PGPASSWORD=password))
+        _run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database],
+            root,
+            timeout,
+            env=dict(os.environ, PGPASSWORD=password),
+        )
     except (subprocess.CalledProcessError, BackendStoreError) as e:
         text = pg.log_path.read_text(errors="replace")[-2000:] if pg.log_path.exists() else ""
         _stop(pg)

@@ -15,6 +15,7 @@ tether ends the server and every process below it when this process dies, SIGKIL
 included; a port in use is refused before anything starts, and the process answering
 /health must be the one started here.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,18 @@ from .ports import busy_port_message, describe, find_free_port, foreign_listener
 from .postgres import BackendStoreError, check_backend_store, redact
 from .tether import descendants, tethered
 
-__all__ = ["ServerHandle", "ServerError", "start_server", "server_command", "default_store", "find_free_port",
-           "basic_auth_env", "store_problem", "probe_health",
-           "wait_healthy"]
+__all__ = [
+    "ServerHandle",
+    "ServerError",
+    "start_server",
+    "server_command",
+    "default_store",
+    "find_free_port",
+    "basic_auth_env",
+    "store_problem",
+    "probe_health",
+    "wait_healthy",
+]
 
 
 class ServerError(RuntimeError):
@@ -57,14 +67,16 @@ def store_problem(uri: str, flag: str = "--backend-store-uri") -> str | None:
     if scheme in STORE_SCHEMES:
         return None
     what = f"unknown scheme {scheme!r}" if scheme else "not a URI (a bare path is MLflow's deprecated file store)"
-    return (f"{flag} {redact(uri)!r}: {what}; give sqlite:///path/mlflow.db, "
-            "postgresql://USER:PASSWORD@HOST:PORT/DB, mysql://... or mssql://...")
+    return (
+        f"{flag} {redact(uri)!r}: {what}; give sqlite:///path/mlflow.db, "
+        "postgresql://USER:PASSWORD@HOST:PORT/DB, mysql://... or mssql://..."
+    )
 
 
 def _abs_store(uri: str) -> str:
     """Relative sqlite paths / bare folders made absolute (the server may run elsewhere)."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+        return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
     return uri
 
 
@@ -72,16 +84,33 @@ def _abs_dest(dest: str) -> str:
     return dest if "://" in dest else str(Path(dest).resolve())
 
 
-def server_command(host: str = "127.0.0.1", port: int = 5000, backend_store_uri: str | None = None,
-                   artifacts_destination: str | None = None, workers: int | None = 1,
-                   app_name: str | None = None, allowed_hosts: str | None = None,
-                   extra_args: Sequence[str] = (), runs_dir: str | os.PathLike[str] = "runs") -> list[str]:
+def server_command(
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    backend_store_uri: str | None = None,
+    artifacts_destination: str | None = None,
+    workers: int | None = 1,
+    app_name: str | None = None,
+    allowed_hosts: str | None = None,
+    extra_args: Sequence[str] = (),
+    runs_dir: str | os.PathLike[str] = "runs",
+) -> list[str]:
     """The `python -m mlflow server ...` argv."""
     store, dest = default_store(runs_dir)
-    cmd = [sys.executable, "-m", "mlflow", "server",
-           "--backend-store-uri", _abs_store(backend_store_uri or store),
-           "--artifacts-destination", _abs_dest(artifacts_destination or dest),
-           "--host", host, "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        _abs_store(backend_store_uri or store),
+        "--artifacts-destination",
+        _abs_dest(artifacts_destination or dest),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     if workers:
         cmd += ["--workers", str(workers)]
     if app_name:
@@ -91,8 +120,7 @@ def server_command(host: str = "127.0.0.1", port: int = 5000, backend_store_uri:
     return cmd + list(extra_args)
 
 
-def basic_auth_env(runs_dir: str | os.PathLike[str] = "runs",
-                   environ: dict[str, str] | None = None) -> dict[str, str]:
+def basic_auth_env(runs_dir: str | os.PathLike[str] = "runs", environ: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for `mlflow server --app-name basic-auth`, checked before it starts.
 
     - MLFLOW_AUTH_CONFIG_PATH unset: `<runs_dir>/basic_auth.ini` (written once) keeps the
@@ -106,8 +134,10 @@ def basic_auth_env(runs_dir: str | os.PathLike[str] = "runs",
     import importlib.util
 
     if importlib.util.find_spec("flask_wtf") is None:  # the server runs on this interpreter
-        raise ServerError("--app-name basic-auth: MLflow's auth app needs Flask-WTF, not installed here: "
-                          "pip install 'compact-reid[cluster]' (or pip install 'mlflow[auth]')")
+        raise ServerError(
+            "--app-name basic-auth: MLflow's auth app needs Flask-WTF, not installed here: "
+            "pip install 'compact-reid[cluster]' (or pip install 'mlflow[auth]')"
+        )
     env = dict(os.environ if environ is None else environ)
     out: dict[str, str] = {}
     if not env.get("MLFLOW_AUTH_CONFIG_PATH"):
@@ -118,12 +148,15 @@ def basic_auth_env(runs_dir: str | os.PathLike[str] = "runs",
             raise ServerError(
                 f"--app-name basic-auth: the first start creates the admin user '{admin}' in {db} and needs "
                 "its password: set MLFLOW_AUTH_ADMIN_PASSWORD (MLflow ships no default; at least 12 characters), "
-                "or point MLFLOW_AUTH_CONFIG_PATH at your basic_auth.ini")
+                "or point MLFLOW_AUTH_CONFIG_PATH at your basic_auth.ini"
+            )
         ini = runs / "basic_auth.ini"
         if not ini.exists():
             runs.mkdir(parents=True, exist_ok=True)
-            ini.write_text("[mlflow]\n# written by compact-reid server --app-name basic-auth (mlflow_server/README.md)\n"
-                           f"default_permission = READ\ndatabase_uri = sqlite:///{db}\nadmin_username = admin\n")
+            ini.write_text(
+                "[mlflow]\n# written by compact-reid server --app-name basic-auth (mlflow_server/README.md)\n"
+                f"default_permission = READ\ndatabase_uri = sqlite:///{db}\nadmin_username = admin\n"
+            )
         out["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
     if not env.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
         out["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
@@ -141,8 +174,9 @@ def probe_health(url: str, timeout: float = 2.0) -> int | str:
         return str(getattr(e, "reason", e))
 
 
-def wait_healthy(url: str, timeout: float = 90.0, process: subprocess.Popen | None = None,
-                 interval: float = 0.25) -> None:
+def wait_healthy(
+    url: str, timeout: float = 90.0, process: subprocess.Popen | None = None, interval: float = 0.25
+) -> None:
     """Poll `url/health` until it answers 200; ServerError on timeout or if `process` exits."""
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -160,8 +194,14 @@ def wait_healthy(url: str, timeout: float = 90.0, process: subprocess.Popen | No
 class ServerHandle:
     """A running `mlflow server`: `.url`, `.stop()`; a context manager."""
 
-    def __init__(self, process: subprocess.Popen, url: str, log_path: Path | None, cmd: list[str],
-                 log_file: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen,
+        url: str,
+        log_path: Path | None,
+        cmd: list[str],
+        log_file: IO[bytes] | None = None,
+    ) -> None:
         self.process = process
         self.url = url
         self.log_path = log_path
@@ -226,11 +266,20 @@ class ServerHandle:
         return f"ServerHandle(url={self.url!r}, pid={self.process.pid}, alive={self.alive})"
 
 
-def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str | None = None,
-                 artifacts_destination: str | None = None, runs_dir: str | os.PathLike[str] = "runs",
-                 workers: int | None = 1, app_name: str | None = None, allowed_hosts: str | None = None,
-                 extra_args: Sequence[str] = (), timeout: float = 120.0,
-                 log_path: str | os.PathLike[str] | None = None, foreground_output: bool = False) -> ServerHandle:
+def start_server(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    backend_store_uri: str | None = None,
+    artifacts_destination: str | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    workers: int | None = 1,
+    app_name: str | None = None,
+    allowed_hosts: str | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 120.0,
+    log_path: str | os.PathLike[str] | None = None,
+    foreground_output: bool = False,
+) -> ServerHandle:
     """Start `mlflow server` and wait until /health answers; returns a ServerHandle.
 
     port 0 picks a free port. The server's output goes to `log_path` (default
@@ -243,8 +292,11 @@ def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str 
     the pid and command). The server ends with this process (tether.py), and the
     process answering /health must be the one started here.
     """
-    for problem in (port_problem(port), host_problem(host),
-                    store_problem(backend_store_uri) if backend_store_uri else None):
+    for problem in (
+        port_problem(port),
+        host_problem(host),
+        store_problem(backend_store_uri) if backend_store_uri else None,
+    ):
         if problem:
             raise ServerError(problem)
     if port == 0:
@@ -253,8 +305,9 @@ def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str 
         busy = busy_port_message(host, port)
         if busy:
             raise ServerError(busy)
-    cmd = server_command(host, port, backend_store_uri, artifacts_destination, workers, app_name, allowed_hosts,
-                         extra_args, runs_dir)
+    cmd = server_command(
+        host, port, backend_store_uri, artifacts_destination, workers, app_name, allowed_hosts, extra_args, runs_dir
+    )
     store = cmd[cmd.index("--backend-store-uri") + 1]
     try:
         check_backend_store(store)
@@ -265,7 +318,7 @@ def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str 
     if app_name == "basic-auth":
         env.update(basic_auth_env(runs_dir, env))  # before any folder or log: a refusal leaves nothing
     if store.startswith("sqlite:///"):
-        Path(store[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(store[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     dest = cmd[cmd.index("--artifacts-destination") + 1]
     if "://" not in dest:
         Path(dest).mkdir(parents=True, exist_ok=True)
@@ -280,8 +333,9 @@ def start_server(host: str = "127.0.0.1", port: int = 0, backend_store_uri: str 
         stdout, stderr = log_file, subprocess.STDOUT
     # Its own session: Ctrl+C at the terminal reaches this process only, which stops the
     # server in order; the tether ends it if this process dies without a word.
-    proc = subprocess.Popen(tethered(cmd), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        tethered(cmd), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{connect_host}:{port}"
     handle = ServerHandle(proc, url, lp, cmd, log_file)
@@ -303,8 +357,10 @@ def _check_answered_by(handle: ServerHandle, port: int) -> None:
         foreign, ours = foreign_listeners(port, handle.processes())
         if foreign:
             shown = describe(foreign)[0]
-            raise ServerError(f"--port {port}: /health was answered by {shown}, not by the server started here; "
-                              "nothing of ours serves this port: stop that process or choose another port")
+            raise ServerError(
+                f"--port {port}: /health was answered by {shown}, not by the server started here; "
+                "nothing of ours serves this port: stop that process or choose another port"
+            )
         if ours or time.monotonic() > deadline:
             return  # none visible at all (no permission to see sockets): /health is all there is
         time.sleep(0.2)

@@ -7,6 +7,7 @@ A supervisor between the launcher and a long-running service (PR_SET_PDEATHSIG +
 subreaper on Linux); standard library only, run as a script so it imports nothing else.
 How it works: docs/ARCHITECTURE.md, "Module notes: mlflow_server/tether.py".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ def _stat(pid: int) -> list[str]:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-        return stat[stat.rindex(")") + 2:].split()
+        return stat[stat.rindex(")") + 2 :].split()
     except (OSError, ValueError):  # gone meanwhile, or read while it exited
         return []
 
@@ -175,6 +176,7 @@ def watch(parent: int, grace: float, interval: float = 1.0) -> int:
     starts its own). Every `interval` s, remember the processes below the launcher; when it
     dies, SIGTERM those still running (the same start time: not a reused pid), and SIGKILL
     them after `grace` s. SIGTERM to the watcher: the launcher ended them itself; leave."""
+
     def on_death(signum: int, frame: object) -> None:
         if os.getppid() != parent:
             raise _ParentGone
@@ -218,10 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parent", type=int, required=True, help="pid of the launcher this command ends with")
     ap.add_argument("--stop-signal", default="TERM", help="signal that asks CMD to stop (default TERM)")
     ap.add_argument("--grace", type=float, default=10.0, help="seconds CMD gets to stop before SIGKILL")
-    ap.add_argument("--remove-if-orphaned", metavar="DIR", default=None,
-                    help="a folder of CMD's (a throw-away database) to delete when the launcher died")
-    ap.add_argument("--watch", action="store_true",
-                    help="no CMD: end the processes found below the launcher when it dies (watch())")
+    ap.add_argument(
+        "--remove-if-orphaned",
+        metavar="DIR",
+        default=None,
+        help="a folder of CMD's (a throw-away database) to delete when the launcher died",
+    )
+    ap.add_argument(
+        "--watch", action="store_true", help="no CMD: end the processes found below the launcher when it dies (watch())"
+    )
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     args = ap.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -237,18 +244,43 @@ def main(argv: list[str] | None = None) -> int:
     return run(args.parent, cmd, int(sig), args.grace, args.remove_if_orphaned)
 
 
-def tethered(cmd: list[str], stop_signal: str = "TERM", grace: float = 10.0, parent: int | None = None,
-             remove_if_orphaned: str | os.PathLike[str] | None = None) -> list[str]:
+def tethered(
+    cmd: list[str],
+    stop_signal: str = "TERM",
+    grace: float = 10.0,
+    parent: int | None = None,
+    remove_if_orphaned: str | os.PathLike[str] | None = None,
+) -> list[str]:
     """The argv that runs `cmd` under a tether to `parent` (default: this process)."""
     extra = ["--remove-if-orphaned", str(remove_if_orphaned)] if remove_if_orphaned else []
-    return [sys.executable, "-I", str(Path(__file__).resolve()), "--parent", str(parent or os.getpid()),
-            "--stop-signal", stop_signal, "--grace", f"{grace:g}", *extra, "--", *cmd]
+    return [
+        sys.executable,
+        "-I",
+        str(Path(__file__).resolve()),
+        "--parent",
+        str(parent or os.getpid()),
+        "--stop-signal",
+        stop_signal,
+        "--grace",
+        f"{grace:g}",
+        *extra,
+        "--",
+        *cmd,
+    ]
 
 
 def watcher(grace: float = 2.0, parent: int | None = None) -> list[str]:
     """The argv of a watcher (watch()) for `parent` (default: this process)."""
-    return [sys.executable, "-I", str(Path(__file__).resolve()), "--parent", str(parent or os.getpid()),
-            "--watch", "--grace", f"{grace:g}"]
+    return [
+        sys.executable,
+        "-I",
+        str(Path(__file__).resolve()),
+        "--parent",
+        str(parent or os.getpid()),
+        "--watch",
+        "--grace",
+        f"{grace:g}",
+    ]
 
 
 if __name__ == "__main__":

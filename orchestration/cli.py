@@ -1,4 +1,5 @@
 """The `compact-reid` command: subcommands are discovered in orchestration.commands."""
+
 from __future__ import annotations
 
 import argparse

@@ -11,6 +11,7 @@ plus the tag `compact_reid.track_eval` (JSON: seed, calibration seed, minutes, .
 figure says which scene it came from). Runs that already have `track_idf1` are skipped
 unless `force`.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,18 @@ from .mlflow_log.store import (
 
 __all__ = ["evaluate_experiment", "TRACK_METRICS"]
 
-TRACK_METRICS = ("track_mota", "track_idf1", "track_idsw", "track_entry_accuracy", "track_threshold",
-                 "track_calibration_accuracy", "track_idf1_noreid", "track_idf1_oracle", "track_mota_noreid",
-                 "track_mota_oracle")
+TRACK_METRICS = (
+    "track_mota",
+    "track_idf1",
+    "track_idsw",
+    "track_entry_accuracy",
+    "track_threshold",
+    "track_calibration_accuracy",
+    "track_idf1_noreid",
+    "track_idf1_oracle",
+    "track_mota_noreid",
+    "track_mota_oracle",
+)
 WEIGHTS_ARTIFACT = names.FINAL_WEIGHTS
 
 
@@ -101,8 +111,13 @@ def evaluate_experiment(
             try:
                 path = client.download_artifacts(run.info.run_id, WEIGHTS_ARTIFACT, str(dst))
             except Exception as e:  # noqa: BLE001 - mlflow raises several types for a missing artifact
-                skipped.append({"run_id": run.info.run_id, "run_name": name,
-                                "reason": f"no {WEIGHTS_ARTIFACT} artifact ({type(e).__name__})"})
+                skipped.append(
+                    {
+                        "run_id": run.info.run_id,
+                        "run_name": name,
+                        "reason": f"no {WEIGHTS_ARTIFACT} artifact ({type(e).__name__})",
+                    }
+                )
                 continue
             # Models are loaded one at a time by the evaluation (a spec, not a model).
             specs.append({"checkpoint": path, "label": name, "train_set": run.data.params.get("data.name")})
@@ -111,18 +126,25 @@ def evaluate_experiment(
             say(f"skip {s['run_name']}: {s['reason']}")
         if not specs:
             say(f"experiment {experiment!r}: no finished trial to evaluate")
-            return {"experiment": experiment, "tracking_uri": uri, "models": [], "skipped": skipped,
-                    "settings": settings}
-        result = run_multicam_eval_many(specs, seed=seed, calibration_seed=calibration_seed, minutes=minutes,
-                                        device=device, log=say, **eval_kwargs)
+            return {
+                "experiment": experiment,
+                "tracking_uri": uri,
+                "models": [],
+                "skipped": skipped,
+                "settings": settings,
+            }
+        result = run_multicam_eval_many(
+            specs, seed=seed, calibration_seed=calibration_seed, minutes=minutes, device=device, log=say, **eval_kwargs
+        )
     tag = json.dumps(settings, sort_keys=True)
     for run, m in zip(runs, result["models"]):
         rid = run.info.run_id
         step = last_step(client, rid, names.STEP_KEY)  # the run's last epoch: summary-like keys go there
         ts = now_ms()
         metrics = run_metrics(result, m)
-        client.log_batch(rid, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()],
-                         tags=[RunTag(names.TRACK_EVAL, tag)])
+        client.log_batch(
+            rid, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()], tags=[RunTag(names.TRACK_EVAL, tag)]
+        )
         m["run_id"], m["run_name"] = rid, run.info.run_name
         m["model"].pop("checkpoint", None)  # a temporary path, gone now
         say(f"{run.info.run_name}: logged {', '.join(f'{k}={v:.4g}' for k, v in metrics.items())}")

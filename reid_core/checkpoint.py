@@ -5,6 +5,7 @@ Both are `torch.save` dicts with 'kind', 'config' (the run's `to_dict(TrainConfi
 run; a weights file (`Trainer.save_weights`) only the network. Kept apart from the trainer
 so that deploy, multicam and the CLI read weights without the training code.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,14 @@ from .config import TrainConfig, from_dict, to_dict
 from .errors import CheckpointError
 from .models import HACNNFamily, build_model
 
-__all__ = ["CHECKPOINT_FORMAT", "WEIGHTS_FORMAT", "check_format", "load_weights", "build_model_from_weights",
-           "check_resumable"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "WEIGHTS_FORMAT",
+    "check_format",
+    "load_weights",
+    "build_model_from_weights",
+    "check_resumable",
+]
 
 CHECKPOINT_FORMAT = "compact-reid-checkpoint"
 WEIGHTS_FORMAT = "compact-reid-weights"
@@ -29,8 +36,12 @@ _RUNTIME_SECTIONS = ("runtime.",)
 
 def check_format(obj: Any, source: str | Path = "") -> Mapping[str, Any]:
     """`obj` if it is a checkpoint or weights dict, else CheckpointError (naming `source`)."""
-    if not isinstance(obj, Mapping) or obj.get("kind") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT) \
-            or "model" not in obj or "config" not in obj:
+    if (
+        not isinstance(obj, Mapping)
+        or obj.get("kind") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT)
+        or "model" not in obj
+        or "config" not in obj
+    ):
         where = f"{source}: " if source else ""
         raise CheckpointError(f"{where}not a compact-reid checkpoint or weights file (no 'kind'/'model'/'config')")
     return obj

@@ -7,6 +7,7 @@ one multiply-add per BatchNorm output element (BN folds into the conv at deploym
 it is reported, not the headline). Parameters are counted once even when a module runs
 several times (the shared local-branch blocks run on 4 regions).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -47,8 +48,9 @@ def count_macs(model: nn.Module, height: int = 160, width: int = 64) -> dict[str
         nonlocal bn_elements
         bn_elements += out.numel()
 
-    hooks = [m.register_forward_hook(bn_hook) for m in model.modules()
-             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    hooks = [
+        m.register_forward_hook(bn_hook) for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))
+    ]
     try:
         device = next(model.parameters()).device
         with FlopCounterMode(display=False) as counter:
@@ -75,7 +77,9 @@ def profile_model(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
-def profile_presets(names: tuple[str, ...] = ("hacnn", "compact-1x", "compact-2x"), num_classes: int = 751) -> dict[str, Any]:
+def profile_presets(
+    names: tuple[str, ...] = ("hacnn", "compact-1x", "compact-2x"), num_classes: int = 751
+) -> dict[str, Any]:
     """Profile of presets, with the paper's figures beside each (None where it gives none)."""
     from .presets import preset_config
 

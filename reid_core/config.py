@@ -4,6 +4,7 @@ Configs are frozen dataclasses built from plain dicts (YAML, JSON, a run's confi
 `from_dict`, which rejects unknown keys and wrong types with an error that names the
 key path and the allowed values. Presets (see `reid_core.presets`) are data on top.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -167,7 +168,9 @@ class LossConfig:
     branch_reduction: Literal["mean", "sum"] = "sum"
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.label_smoothing < 1.0, "loss.label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")
+        _check(
+            0.0 <= self.label_smoothing < 1.0, "loss.label_smoothing", f"must be in [0, 1), got {self.label_smoothing}"
+        )
         _check(self.margin >= 0, "loss.margin", f"must be >= 0, got {self.margin}")
         _check(self.ce_weight >= 0, "loss.ce_weight", f"must be >= 0, got {self.ce_weight}")
         _check(self.triplet_weight >= 0, "loss.triplet_weight", f"must be >= 0, got {self.triplet_weight}")
@@ -236,9 +239,16 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "schedule.epochs", f"must be >= 1, got {self.epochs}")
         _check(self.warmup_epochs >= 0, "schedule.warmup_epochs", f"must be >= 0, got {self.warmup_epochs}")
-        _check(list(self.milestones) == sorted(self.milestones), "schedule.milestones", f"must be increasing, got {self.milestones}")
-        _check(all(0 < m < self.epochs for m in self.milestones), "schedule.milestones",
-               f"must lie in (0, epochs={self.epochs}), got {self.milestones}")
+        _check(
+            list(self.milestones) == sorted(self.milestones),
+            "schedule.milestones",
+            f"must be increasing, got {self.milestones}",
+        )
+        _check(
+            all(0 < m < self.epochs for m in self.milestones),
+            "schedule.milestones",
+            f"must lie in (0, epochs={self.epochs}), got {self.milestones}",
+        )
         _check(0 < self.gamma <= 1, "schedule.gamma", f"must be in (0, 1], got {self.gamma}")
         _check(self.scale > 0, "schedule.scale", f"must be > 0, got {self.scale}")
 
@@ -277,8 +287,11 @@ class SwagConfig:
         _check(self.scale >= 0, "swag.scale", f"must be >= 0, got {self.scale}")
         _check(self.var_clamp >= 0, "swag.var_clamp", f"must be >= 0, got {self.var_clamp}")
         _check(self.bn_batches >= 0, "swag.bn_batches", f"must be >= 0, got {self.bn_batches}")
-        _check(self.low_rank == 0 or self.low_rank >= 2, "swag.low_rank",
-               f"must be 0 (diagonal only) or >= 2 deviation columns, got {self.low_rank}")
+        _check(
+            self.low_rank == 0 or self.low_rank >= 2,
+            "swag.low_rank",
+            f"must be 0 (diagonal only) or >= 2 deviation columns, got {self.low_rank}",
+        )
 
 
 @dataclass(frozen=True)
@@ -373,7 +386,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         _check(ok, path, f"expected an integer, got {value!r}")
         return value
     if tp is float:
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), path, f"expected a number, got {value!r}")
+        _check(
+            isinstance(value, (int, float)) and not isinstance(value, bool), path, f"expected a number, got {value!r}"
+        )
         return float(value)
     if tp is str:
         _check(isinstance(value, str), path, f"expected a string, got {value!r}")

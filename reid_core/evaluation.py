@@ -13,6 +13,7 @@ sort per chunk), and the positions of the true matches come from one `searchsort
 Chunks run on a small thread pool (numpy releases the GIL).
 The numbers are identical to the reference per-query loop (see tests/core/test_evaluation.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,7 @@ import torch.nn.functional as F
 
 from .errors import DataError
 
-__all__ = ["evaluate", "extract_features", "compute_distance", "evaluate_model", "embed_tensor",
-           "evaluate_features"]
+__all__ = ["evaluate", "extract_features", "compute_distance", "evaluate_model", "embed_tensor", "evaluate_features"]
 
 # Rows per chunk: 256 x 16k gallery x 8 bytes = 32 MB of keys per chunk and thread.
 _CHUNK_ROWS = 256
@@ -59,7 +59,9 @@ def _ordered_bits(d32: np.ndarray) -> np.ndarray:
     return u ^ flip
 
 
-def _same_pid_pairs(q_pids: np.ndarray, g_order: np.ndarray, g_sorted_pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _same_pid_pairs(
+    q_pids: np.ndarray, g_order: np.ndarray, g_sorted_pids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(query row, gallery index) of every pair with the same id, without a Q x G pass.
 
     Within a row the gallery indices are increasing (g_order is a stable sort by id).
@@ -224,10 +226,7 @@ def _summarise(parts: list[dict[str, np.ndarray]], nq: int, ng: int, max_rank: i
     valid = np.concatenate([p["valid"] for p in parts])
     nvalid = int(valid.sum())
     if nvalid == 0:
-        raise DataError(
-            f"no valid query: none of the {nq} queries has a true match in the gallery "
-            "from another camera"
-        )
+        raise DataError(f"no valid query: none of the {nq} queries has a true match in the gallery from another camera")
     first = np.concatenate([p["first"] for p in parts])[valid]
     ap = np.concatenate([p["ap"] for p in parts])[valid]
     inp = np.concatenate([p["inp"] for p in parts])[valid]
@@ -352,8 +351,9 @@ def compute_distance(
             # On CPU the result is written straight into `out` (no extra copy).
             target = torch.from_numpy(out[s : s + chunk_size]) if dev.type == "cpu" else None
             if metric == "cosine":
-                dc = torch.addmm(torch.ones((), device=dev), F.normalize(qc, dim=1), g.T, beta=1.0, alpha=-1.0,
-                                 out=target)
+                dc = torch.addmm(
+                    torch.ones((), device=dev), F.normalize(qc, dim=1), g.T, beta=1.0, alpha=-1.0, out=target
+                )
             else:
                 dc = _euclidean(qc, g, g_sq, out=target)
             if target is None:
@@ -403,7 +403,7 @@ def embed_tensor(
     out: list[torch.Tensor] = []
     try:
         for s in range(0, images.shape[0], batch_size):
-            out.append(_embed_batch(model, prepare(images[s:s + batch_size]), flip, "embed_tensor").float())
+            out.append(_embed_batch(model, prepare(images[s : s + batch_size]), flip, "embed_tensor").float())
     finally:
         model.train(was_training)
     if not out:
@@ -411,8 +411,9 @@ def embed_tensor(
     return torch.cat(out)
 
 
-def _positions_torch(d: torch.Tensor, qp: torch.Tensor, qc: torch.Tensor, gp: torch.Tensor,
-                     gc: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _positions_torch(
+    d: torch.Tensor, qp: torch.Tensor, qc: torch.Tensor, gp: torch.Tensor, gc: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """(row, position among valid items) of the true matches of a distance chunk, by a
     stable sort on the chunk's device (ties: lower gallery index first, as `evaluate`)."""
     order = torch.sort(d + 0.0, dim=1, stable=True).indices  # + 0.0: -0.0 == +0.0
@@ -450,9 +451,9 @@ def evaluate_features(
     g_sq = (gf * gf).sum(dim=1)
     parts = []
     for s in range(0, nq, chunk_size):
-        d = _euclidean(qf[s:s + chunk_size], gf, g_sq)  # compute_distance's formula: same ranks
+        d = _euclidean(qf[s : s + chunk_size], gf, g_sq)  # compute_distance's formula: same ranks
         if torch.isnan(d).any():
             raise DataError("the distance matrix contains NaN (non-finite features?)")
-        rows, pos = _positions_torch(d, qp[s:s + chunk_size], qc[s:s + chunk_size], gp, gc)
+        rows, pos = _positions_torch(d, qp[s : s + chunk_size], qc[s : s + chunk_size], gp, gc)
         parts.append(_row_metrics(rows, pos, d.shape[0]))
     return _summarise(parts, nq, ng, max_rank)

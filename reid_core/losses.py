@@ -11,6 +11,7 @@ with no valid anchor gives 0 (still attached to the graph, so `backward()` works
 Losses are computed in float32 whatever the autocast dtype: exp/softplus of distances and
 the 1e-12 clamp are not safe in half precision.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -195,7 +196,9 @@ class ReIDLoss(nn.Module):
         if self.cfg.triplet == "none" or len(output.features) == 0:
             loss_tri = loss_ce.new_zeros(())
         else:
-            loss_tri = self._reduce([triplet_loss(f, labels, self.cfg.triplet, self.cfg.margin) for f in output.features])
+            loss_tri = self._reduce(
+                [triplet_loss(f, labels, self.cfg.triplet, self.cfg.margin) for f in output.features]
+            )
         total = self.cfg.ce_weight * loss_ce + self.cfg.triplet_weight * loss_tri
         return total, {"loss_ce": loss_ce, "loss_triplet": loss_tri, "loss": total}
 

@@ -3,6 +3,7 @@
 Orchestration (Ray reports, MLflow, spec validation, tables) imports these instead of
 writing the tuples again.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping

@@ -14,14 +14,24 @@ Choices where the paper is silent (also in docs/FIDELITY.md):
   full-range soft mask, summed branch losses), which learned better in the CPU
   learning check (figures: docs/FIDELITY.md, "Fidelity to the peer implementations").
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from .config import ConfigError, TrainConfig, flatten, from_dict, to_dict, unflatten
 
-__all__ = ["SWITCHES", "PRESETS", "TABLE3_COLUMNS", "TABLE4_SETUPS", "switch_overrides",
-           "switches_from_flat", "preset_config", "preset_names", "describe_presets"]
+__all__ = [
+    "SWITCHES",
+    "PRESETS",
+    "TABLE3_COLUMNS",
+    "TABLE4_SETUPS",
+    "switch_overrides",
+    "switches_from_flat",
+    "preset_config",
+    "preset_names",
+    "describe_presets",
+]
 
 # Rows of Table 3, in the paper's order.
 SWITCHES = ("bot", "weighted_triplet", "l2", "shuffle", "soft_margin", "gem", "deeper_wider", "swag")
@@ -51,38 +61,60 @@ _NO_SWAG = tuple(s for s in SWITCHES if s != "swag")
 HACNN_FIELDS = {"model.hard_attention": "hacnn", "model.soft_attention": "hacnn", "loss.branch_reduction": "mean"}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "hacnn": {"description": "HA-CNN of Li et al. 2018: Inception blocks, avg pooling, CE only",
-              "switches": _cols(triplet=False), "fields": HACNN_FIELDS},
-    "a": {"description": "HA-CNN + Bag of Tricks (warm-up, random erasing, label smoothing, no bias)",
-          "switches": _cols("bot", triplet=False), "fields": HACNN_FIELDS},
-    "b": {"description": "column b: original triplet loss (eq. 1), L2, shuffle, GeM, 2x",
-          "switches": _cols("bot", "l2", "shuffle", "gem", "deeper_wider")},
-    "c": {"description": "column c: column i without L2 normalisation",
-          "switches": _cols(*(s for s in _NO_SWAG if s != "l2"))},
-    "d": {"description": "column d: column i without shuffle blocks (Inception)",
-          "switches": _cols(*(s for s in _NO_SWAG if s != "shuffle"))},
-    "e": {"description": "column e: column i without soft margin (eq. 3)",
-          "switches": _cols(*(s for s in _NO_SWAG if s != "soft_margin"))},
-    "f": {"description": "column f: column i without GeM (average pooling)",
-          "switches": _cols(*(s for s in _NO_SWAG if s != "gem"))},
-    "g": {"description": "column g: column i at 1x (not deeper & wider)",
-          "switches": _cols(*(s for s in _NO_SWAG if s != "deeper_wider"))},
-    "h": {"description": "column h: column g + SWAG (= Ours 2.9M)",
-          "switches": _cols(*(s for s in _ALL if s != "deeper_wider"))},
-    "i": {"description": "column i: everything but SWAG (2x)",
-          "switches": _cols(*_NO_SWAG)},
-    "compact": {"description": "Compact-ReID: every switch on (2x + SWAG, = Ours 6.4M)",
-                "switches": _cols(*_ALL)},
-    "compact-1x": {"description": "Compact-ReID 1x (= column h, 2.9M)",
-                   "switches": _cols(*(s for s in _ALL if s != "deeper_wider"))},
-    "compact-2x": {"description": "Compact-ReID 2x (= Compact-ReID, 6.4M)",
-                   "switches": _cols(*_ALL)},
-    "table4-setup1": {"description": "Table 4 setup 1: Compact-ReID without GeM, shuffle, deeper & wider; SWAG phase",
-                      "switches": _cols(*(s for s in _ALL if s not in ("gem", "shuffle", "deeper_wider")))},
-    "table4-setup2": {"description": "Table 4 setup 2: column g + SWAG phase",
-                      "switches": _cols(*(s for s in _ALL if s != "deeper_wider"))},
-    "table4-setup3": {"description": "Table 4 setup 3: column i + SWAG phase",
-                      "switches": _cols(*_ALL)},
+    "hacnn": {
+        "description": "HA-CNN of Li et al. 2018: Inception blocks, avg pooling, CE only",
+        "switches": _cols(triplet=False),
+        "fields": HACNN_FIELDS,
+    },
+    "a": {
+        "description": "HA-CNN + Bag of Tricks (warm-up, random erasing, label smoothing, no bias)",
+        "switches": _cols("bot", triplet=False),
+        "fields": HACNN_FIELDS,
+    },
+    "b": {
+        "description": "column b: original triplet loss (eq. 1), L2, shuffle, GeM, 2x",
+        "switches": _cols("bot", "l2", "shuffle", "gem", "deeper_wider"),
+    },
+    "c": {
+        "description": "column c: column i without L2 normalisation",
+        "switches": _cols(*(s for s in _NO_SWAG if s != "l2")),
+    },
+    "d": {
+        "description": "column d: column i without shuffle blocks (Inception)",
+        "switches": _cols(*(s for s in _NO_SWAG if s != "shuffle")),
+    },
+    "e": {
+        "description": "column e: column i without soft margin (eq. 3)",
+        "switches": _cols(*(s for s in _NO_SWAG if s != "soft_margin")),
+    },
+    "f": {
+        "description": "column f: column i without GeM (average pooling)",
+        "switches": _cols(*(s for s in _NO_SWAG if s != "gem")),
+    },
+    "g": {
+        "description": "column g: column i at 1x (not deeper & wider)",
+        "switches": _cols(*(s for s in _NO_SWAG if s != "deeper_wider")),
+    },
+    "h": {
+        "description": "column h: column g + SWAG (= Ours 2.9M)",
+        "switches": _cols(*(s for s in _ALL if s != "deeper_wider")),
+    },
+    "i": {"description": "column i: everything but SWAG (2x)", "switches": _cols(*_NO_SWAG)},
+    "compact": {"description": "Compact-ReID: every switch on (2x + SWAG, = Ours 6.4M)", "switches": _cols(*_ALL)},
+    "compact-1x": {
+        "description": "Compact-ReID 1x (= column h, 2.9M)",
+        "switches": _cols(*(s for s in _ALL if s != "deeper_wider")),
+    },
+    "compact-2x": {"description": "Compact-ReID 2x (= Compact-ReID, 6.4M)", "switches": _cols(*_ALL)},
+    "table4-setup1": {
+        "description": "Table 4 setup 1: Compact-ReID without GeM, shuffle, deeper & wider; SWAG phase",
+        "switches": _cols(*(s for s in _ALL if s not in ("gem", "shuffle", "deeper_wider"))),
+    },
+    "table4-setup2": {
+        "description": "Table 4 setup 2: column g + SWAG phase",
+        "switches": _cols(*(s for s in _ALL if s != "deeper_wider")),
+    },
+    "table4-setup3": {"description": "Table 4 setup 3: column i + SWAG phase", "switches": _cols(*_ALL)},
 }
 
 TABLE3_COLUMNS = ("hacnn", "a", "b", "c", "d", "e", "f", "g", "h", "i", "compact")
@@ -135,8 +167,10 @@ def switches_from_flat(flat: Mapping[str, Any]) -> dict[str, bool]:
 
     triplet = get("loss.triplet")
     return {
-        "bot": num("schedule.warmup_epochs") > 0 and num("data.erasing_p") > 0
-        and num("loss.label_smoothing") > 0 and get("model.classifier_bias") == "false",
+        "bot": num("schedule.warmup_epochs") > 0
+        and num("data.erasing_p") > 0
+        and num("loss.label_smoothing") > 0
+        and get("model.classifier_bias") == "false",
         "weighted_triplet": triplet in ("weighted", "weighted_soft"),
         "l2": get("model.neck") == "l2",
         "shuffle": get("model.block") == "shuffle",

@@ -3,6 +3,7 @@
 So an epoch's batches and augmentations do not depend on what ran before it, which is
 what lets a resumed run reach the same weights as an uninterrupted one (on CPU).
 """
+
 from __future__ import annotations
 
 import random

@@ -5,6 +5,7 @@
 each rule and its message are written once. An option left out (or None) takes
 generate()'s default, which is always valid.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
@@ -51,5 +52,8 @@ def check_options(options: Mapping[str, Any]) -> None:
             raise SynthOptionError(name, f"{must}, got {value!r}")
     num_ids = options.get("num_ids")
     if num_ids is not None and train_ids_of(num_ids, options.get("num_train_ids")) >= num_ids:
-        raise SynthOptionError("num_train_ids", f"must be below the number of identities ({num_ids}): the rest "
-                                                f"are the test identities, got {options['num_train_ids']}")
+        raise SynthOptionError(
+            "num_train_ids",
+            f"must be below the number of identities ({num_ids}): the rest "
+            f"are the test identities, got {options['num_train_ids']}",
+        )

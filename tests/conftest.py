@@ -1,4 +1,5 @@
 """Fixtures shared across test modules (every folder under tests/)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

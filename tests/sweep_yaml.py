@@ -22,10 +22,28 @@ def tiny_sweep_yaml(
 ) -> str:
     """`grid` is the YAML of the grid point (a `grid:` block or `base_preset: x`); `extra_overrides`
     are added after `schedule.scale`."""
-    overrides = {"model.width_multiplier": 0.25, "model.depth_multiplier": 0.25, "schedule.scale": scale,
-                 **(extra_overrides or {}), "data.p": 4, "data.k": 4, "data.num_workers": 0,
-                 "eval.every": eval_every, "eval.batch_size": 64}
-    lines = [f"name: {name}", f"description: {description}", "dataset:", f"  synthetic: {TINY_SYNTHETIC}", grid,
-             f"seeds: {seeds}", "overrides:", *(f"  {k}: {v}" for k, v in overrides.items()),
-             "resources: {cpu: 1, gpu: 0}", f"max_concurrent: {max_concurrent}", f"max_failures: {max_failures}"]
+    overrides = {
+        "model.width_multiplier": 0.25,
+        "model.depth_multiplier": 0.25,
+        "schedule.scale": scale,
+        **(extra_overrides or {}),
+        "data.p": 4,
+        "data.k": 4,
+        "data.num_workers": 0,
+        "eval.every": eval_every,
+        "eval.batch_size": 64,
+    }
+    lines = [
+        f"name: {name}",
+        f"description: {description}",
+        "dataset:",
+        f"  synthetic: {TINY_SYNTHETIC}",
+        grid,
+        f"seeds: {seeds}",
+        "overrides:",
+        *(f"  {k}: {v}" for k, v in overrides.items()),
+        "resources: {cpu: 1, gpu: 0}",
+        f"max_concurrent: {max_concurrent}",
+        f"max_failures: {max_failures}",
+    ]
     return "\n".join(lines) + "\n"

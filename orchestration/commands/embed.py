@@ -1,5 +1,6 @@
 """`compact-reid embed`: features of a folder (or glob) of crops, with PyTorch weights,
 an exported ONNX file (ONNX Runtime) or a TorchScript file."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,21 +31,30 @@ def embed_paths(embedder: Any, paths: list, args: argparse.Namespace, what: str)
 
     from reid_core.deploy.embed import embed_images
 
-    with tqdm(total=len(paths), unit="img", desc=f"embed {what} ({embedder.backend})",
-              disable=args.no_progress, file=sys.stderr) as bar:
-        fs, skipped = embed_images(embedder, paths, args.batch_size, args.workers,
-                                   progress=lambda done, _total: bar.update(done - bar.n))
+    with tqdm(
+        total=len(paths),
+        unit="img",
+        desc=f"embed {what} ({embedder.backend})",
+        disable=args.no_progress,
+        file=sys.stderr,
+    ) as bar:
+        fs, skipped = embed_images(
+            embedder, paths, args.batch_size, args.workers, progress=lambda done, _total: bar.update(done - bar.n)
+        )
     if len(skipped):
         print(skipped.summary(), file=sys.stderr)
     return fs, skipped
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("embed", help="embed a folder or glob of person crops into a features file",
-                       description="Features of every crop (the evaluation's preprocessing: resize to the model's "
-                                   "input, ImageNet normalisation) with their file names and the model's fingerprint, "
-                                   "as .npz or .parquet (by the --out suffix; Parquet needs pyarrow). Files that are "
-                                   "not readable images (non-images, truncated JPEGs) are counted, named and skipped.")
+    p = sub.add_parser(
+        "embed",
+        help="embed a folder or glob of person crops into a features file",
+        description="Features of every crop (the evaluation's preprocessing: resize to the model's "
+        "input, ImageNet normalisation) with their file names and the model's fingerprint, "
+        "as .npz or .parquet (by the --out suffix; Parquet needs pyarrow). Files that are "
+        "not readable images (non-images, truncated JPEGs) are counted, named and skipped.",
+    )
     add_model_args(p, required=True)
     p.add_argument("--images", required=True, nargs="+", metavar="DIR_OR_GLOB", help="folder(s), glob(s) or files")
     p.add_argument("--out", required=True, help="features file: .npz or .parquet")
@@ -60,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     embedder = open_model(args)
     fs, skipped = embed_paths(embedder, paths, args, "images")
     save_features(fs, args.out)
-    print(f"wrote {args.out}: {len(fs.paths)} x {fs.dim} features (model {fs.info.fingerprint}, {embedder.backend}); "
-          f"skipped {len(skipped)} unreadable file(s)")
+    print(
+        f"wrote {args.out}: {len(fs.paths)} x {fs.dim} features (model {fs.info.fingerprint}, {embedder.backend}); "
+        f"skipped {len(skipped)} unreadable file(s)"
+    )
     return 0

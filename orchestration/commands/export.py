@@ -1,4 +1,5 @@
 """`compact-reid export`: the eval-mode embedding network as ONNX or TorchScript, parity-checked."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,12 +8,15 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export the embedding network to ONNX or TorchScript (parity-checked)",
-                       description="Export the eval-mode embedding network of a weights file (global + local "
-                                   "features, L2-normalised, hard attention included; input 'images' [N, 3, H, W] "
-                                   "with a dynamic batch, output 'embedding' [N, D]). The exported file is run "
-                                   "(ONNX Runtime / TorchScript) against PyTorch on random inputs and on real crops "
-                                   "(--images or --data); above --tolerance it is refused and nothing is written.")
+    p = sub.add_parser(
+        "export",
+        help="export the embedding network to ONNX or TorchScript (parity-checked)",
+        description="Export the eval-mode embedding network of a weights file (global + local "
+        "features, L2-normalised, hard attention included; input 'images' [N, 3, H, W] "
+        "with a dynamic batch, output 'embedding' [N, D]). The exported file is run "
+        "(ONNX Runtime / TorchScript) against PyTorch on random inputs and on real crops "
+        "(--images or --data); above --tolerance it is refused and nothing is written.",
+    )
     p.add_argument("--weights", required=True, help="a compact-reid weights file (weights/final.pt) or checkpoint")
     p.add_argument("--format", required=True, help="onnx or torchscript")
     p.add_argument("--out", required=True, help="output file (e.g. model.onnx, model.ts)")
@@ -58,19 +62,39 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--crops: must be >= 1, got {args.crops}")
     net, info = load_embedding_net(args.weights)
     crops = _real_crops(args, info.input_height, info.input_width)
-    res = export_model(net, info, args.format, args.out, crops=crops,
-                       tolerance=PARITY_TOLERANCE if args.tolerance is None else args.tolerance,
-                       opset=ONNX_OPSET if args.opset is None else args.opset)
+    res = export_model(
+        net,
+        info,
+        args.format,
+        args.out,
+        crops=crops,
+        tolerance=PARITY_TOLERANCE if args.tolerance is None else args.tolerance,
+        opset=ONNX_OPSET if args.opset is None else args.opset,
+    )
     if args.json:
-        print(json.dumps({"out": str(res.path), "format": res.format, "fingerprint": info.fingerprint,
-                          "embedding_dim": info.embedding_dim, "input": [info.input_height, info.input_width],
-                          "max_abs_diff": res.max_abs_diff, "tolerance": res.tolerance,
-                          "checks": [vars(c) for c in res.checks], "notes": res.notes}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "out": str(res.path),
+                    "format": res.format,
+                    "fingerprint": info.fingerprint,
+                    "embedding_dim": info.embedding_dim,
+                    "input": [info.input_height, info.input_width],
+                    "max_abs_diff": res.max_abs_diff,
+                    "tolerance": res.tolerance,
+                    "checks": [vars(c) for c in res.checks],
+                    "notes": res.notes,
+                },
+                indent=2,
+            )
+        )
         return 0
     for note in res.notes:
         print(f"note: {note}", file=sys.stderr)
     checks = ", ".join(f"{c.label} x{c.batch}: {c.max_abs_diff:.2e}" for c in res.checks)
     print(f"parity {res.format} vs pytorch: max abs diff {res.max_abs_diff:.2e} <= {res.tolerance:g} ({checks})")
-    print(f"wrote {res.path} ({res.format}, model {info.fingerprint}, {info.embedding_dim}-d embedding, "
-          f"input [N, 3, {info.input_height}, {info.input_width}], dynamic batch)")
+    print(
+        f"wrote {res.path} ({res.format}, model {info.fingerprint}, {info.embedding_dim}-d embedding, "
+        f"input [N, 3, {info.input_height}, {info.input_width}], dynamic batch)"
+    )
     return 0

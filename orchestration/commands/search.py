@@ -1,4 +1,5 @@
 """`compact-reid search`: rank a gallery features file for query images or query features."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,11 +10,14 @@ from .embed import add_model_args, embed_paths, open_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("search", help="rank a gallery for query crops; --html writes a page of the matches",
-                       description="Rank the gallery of a features file (`compact-reid embed`) for each query "
-                                   "(images embedded with the given model, or a query features file) by Euclidean "
-                                   "distance. Both must come from the same model (fingerprint and feature size "
-                                   "are checked). --html writes a self-contained page (images embedded).")
+    p = sub.add_parser(
+        "search",
+        help="rank a gallery for query crops; --html writes a page of the matches",
+        description="Rank the gallery of a features file (`compact-reid embed`) for each query "
+        "(images embedded with the given model, or a query features file) by Euclidean "
+        "distance. Both must come from the same model (fingerprint and feature size "
+        "are checked). --html writes a self-contained page (images embedded).",
+    )
     p.add_argument("--features", required=True, help="gallery features file (.npz or .parquet)")
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--query", nargs="+", metavar="IMG", help="query crops (files, folders or globs)")
@@ -21,9 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p, required=False)
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--html", metavar="OUT", help="write the results as a self-contained HTML page")
-    p.add_argument("--evaluate", action="store_true",
-                   help="instead of listing matches, print rank-1/5/10, mAP, mINP under `compact-reid evaluate`'s "
-                        "protocol (ids and cameras from Market-1501-style names)")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="instead of listing matches, print rank-1/5/10, mAP, mINP under `compact-reid evaluate`'s "
+        "protocol (ids and cameras from Market-1501-style names)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -40,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
         query, what = load_features(args.query_features), args.query_features
     else:
         if not (args.weights or args.onnx or args.torchscript):
-            raise DataError("--query images need the model the gallery was embedded with: "
-                            "--weights, --onnx or --torchscript")
+            raise DataError(
+                "--query images need the model the gallery was embedded with: --weights, --onnx or --torchscript"
+            )
         embedder = open_model(args)
         paths = list_images(args.query)
         query, _ = embed_paths(embedder, paths, args, "queries")
@@ -67,8 +75,10 @@ def _print_metrics(res: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(out, indent=2))
         return
-    print("  ".join(f"{k} {100 * out[k]:.2f}%" for k in ("rank1", "rank5", "rank10", "mAP", "mINP"))
-          + f"  ({out['num_valid_queries']} of {out['num_queries']} queries valid)")
+    print(
+        "  ".join(f"{k} {100 * out[k]:.2f}%" for k in ("rank1", "rank5", "rank10", "mAP", "mINP"))
+        + f"  ({out['num_valid_queries']} of {out['num_queries']} queries valid)"
+    )
 
 
 def _print_results(results: list[Any], as_json: bool) -> None:

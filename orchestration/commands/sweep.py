@@ -2,6 +2,7 @@
 
 `validate` and `show` import neither Ray nor MLflow.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -9,71 +10,112 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="Ray Tune sweeps of presets / hyperparameters, tracked in MLflow",
-                       description="Sweeps are YAML specs (sweeps/*.yaml): a dataset, a grid (presets and/or "
-                                   "config fields) x seeds, fixed overrides, resources, optional Optuna search "
-                                   "with ASHA. Each trial is one training run and one MLflow child run.")
+    p = sub.add_parser(
+        "sweep",
+        help="Ray Tune sweeps of presets / hyperparameters, tracked in MLflow",
+        description="Sweeps are YAML specs (sweeps/*.yaml): a dataset, a grid (presets and/or "
+        "config fields) x seeds, fixed overrides, resources, optional Optuna search "
+        "with ASHA. Each trial is one training run and one MLflow child run.",
+    )
     s = p.add_subparsers(dest="sweep_command", required=True, metavar="SUBCOMMAND")
 
-    v = s.add_parser("validate", help="check a spec (every trial's config) without running anything",
-                     description="Validate a sweep spec: keys, types, presets, dataset path, every trial's "
-                                 "TrainConfig. Errors name the file and the key. Imports neither Ray nor MLflow.")
+    v = s.add_parser(
+        "validate",
+        help="check a spec (every trial's config) without running anything",
+        description="Validate a sweep spec: keys, types, presets, dataset path, every trial's "
+        "TrainConfig. Errors name the file and the key. Imports neither Ray nor MLflow.",
+    )
     v.add_argument("spec", help="sweep YAML")
     v.set_defaults(func=run_validate)
 
-    sc = s.add_parser("schema", help="the JSON Schema of sweep YAML files (for editors)",
-                      description="Print the JSON Schema of a sweep spec: every key, its type, range and "
-                                  "allowed values, and every config field usable in overrides / grid / "
-                                  "search.space. Point an editor's YAML language server at it, e.g. "
-                                  "`# yaml-language-server: $schema=sweep.schema.json` on a spec's first line.")
+    sc = s.add_parser(
+        "schema",
+        help="the JSON Schema of sweep YAML files (for editors)",
+        description="Print the JSON Schema of a sweep spec: every key, its type, range and "
+        "allowed values, and every config field usable in overrides / grid / "
+        "search.space. Point an editor's YAML language server at it, e.g. "
+        "`# yaml-language-server: $schema=sweep.schema.json` on a spec's first line.",
+    )
     sc.add_argument("--out", default=None, help="write it to this file (default: print it)")
     sc.set_defaults(func=run_schema)
 
-    sh = s.add_parser("show", help="the expanded trial list of a spec",
-                      description="Expand a spec into its trials (name, preset, seed, grid values, epochs). "
-                                  "Imports neither Ray nor MLflow.")
+    sh = s.add_parser(
+        "show",
+        help="the expanded trial list of a spec",
+        description="Expand a spec into its trials (name, preset, seed, grid values, epochs). "
+        "Imports neither Ray nor MLflow.",
+    )
     sh.add_argument("spec", help="sweep YAML")
     sh.add_argument("--json", action="store_true", help="machine-readable output (the whole expanded spec)")
     sh.set_defaults(func=run_show)
 
-    r = s.add_parser("run", help="run a sweep with Ray Tune (local Ray, or a cluster)",
-                     description="Validate the spec, check the tracking store, prepare the data, then run one "
-                                 "trial per grid point x seed with Ray Tune. Defaults: storage "
-                                 "./runs/<sweep>/ray (absolute), tracking URI sqlite:///<abs>/runs/mlflow.db. "
-                                 "A failing trial is retried from its checkpoint (max_failures) and never stops "
-                                 "the sweep; an interrupted sweep continues with `sweep resume`. Exit status: 0 "
-                                 "the sweep ran (see the table for failed trials), 1 every trial failed, 3 "
-                                 "interrupted, 2 bad input.")
+    r = s.add_parser(
+        "run",
+        help="run a sweep with Ray Tune (local Ray, or a cluster)",
+        description="Validate the spec, check the tracking store, prepare the data, then run one "
+        "trial per grid point x seed with Ray Tune. Defaults: storage "
+        "./runs/<sweep>/ray (absolute), tracking URI sqlite:///<abs>/runs/mlflow.db. "
+        "A failing trial is retried from its checkpoint (max_failures) and never stops "
+        "the sweep; an interrupted sweep continues with `sweep resume`. Exit status: 0 "
+        "the sweep ran (see the table for failed trials), 1 every trial failed, 3 "
+        "interrupted, 2 bad input.",
+    )
     r.add_argument("spec", help="sweep YAML")
-    r.add_argument("--address", default=None,
-                   help="Ray cluster to join (e.g. ray://head:10001 or auto); default: RAY_ADDRESS, else a local Ray")
-    r.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="GPUs per trial (fractions allowed); default: the spec's, else 1 where GPUs exist, else 0")
-    r.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: the spec's, else "
-                                                                    "as many as resources allow)")
-    r.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI: http://host:port, postgresql://..., sqlite:///path/mlflow.db "
-                        "(default: $MLFLOW_TRACKING_URI, else sqlite:///<abs>/<runs-dir>/mlflow.db)")
-    r.add_argument("--storage", default=None,
-                   help="Ray storage path or URI (default ./runs/<sweep>/ray; a shared path or s3:// on clusters)")
+    r.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (e.g. ray://head:10001 or auto); default: RAY_ADDRESS, else a local Ray",
+    )
+    r.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPUs per trial (fractions allowed); default: the spec's, else 1 where GPUs exist, else 0",
+    )
+    r.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="trials at once (default: the spec's, else as many as resources allow)",
+    )
+    r.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI: http://host:port, postgresql://..., sqlite:///path/mlflow.db "
+        "(default: $MLFLOW_TRACKING_URI, else sqlite:///<abs>/<runs-dir>/mlflow.db)",
+    )
+    r.add_argument(
+        "--storage",
+        default=None,
+        help="Ray storage path or URI (default ./runs/<sweep>/ray; a shared path or s3:// on clusters)",
+    )
     r.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
-    r.add_argument("--fresh", action="store_true",
-                   help="if the sweep already has state, keep it under a timestamped folder name and start "
-                        "over (default: refuse and point to `sweep resume`)")
+    r.add_argument(
+        "--fresh",
+        action="store_true",
+        help="if the sweep already has state, keep it under a timestamped folder name and start "
+        "over (default: refuse and point to `sweep resume`)",
+    )
     r.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
     r.set_defaults(func=run_run)
 
-    re_ = s.add_parser("resume", help="continue an interrupted sweep (finished trials are not re-run)",
-                       description="Restore the sweep's Ray Tune state: unfinished and errored trials continue "
-                                   "from their last checkpoints and their MLflow runs; finished trials are kept.")
+    re_ = s.add_parser(
+        "resume",
+        help="continue an interrupted sweep (finished trials are not re-run)",
+        description="Restore the sweep's Ray Tune state: unfinished and errored trials continue "
+        "from their last checkpoints and their MLflow runs; finished trials are kept.",
+    )
     re_.add_argument("sweep", metavar="NAME|PATH", help="sweep name (under --runs-dir) or its folder")
     re_.add_argument("--address", default=None, help="Ray cluster to join (default: RAY_ADDRESS, else local)")
     re_.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
     re_.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
     re_.set_defaults(func=run_resume)
 
-    st = s.add_parser("status", help="trials of a sweep: state, last epoch, final metrics",
-                      description="Read the sweep's Ray state (no Ray cluster is started).")
+    st = s.add_parser(
+        "status",
+        help="trials of a sweep: state, last epoch, final metrics",
+        description="Read the sweep's Ray state (no Ray cluster is started).",
+    )
     st.add_argument("sweep", metavar="NAME|PATH", help="sweep name (under --runs-dir) or its folder")
     st.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
@@ -119,9 +161,16 @@ def run_show(args: argparse.Namespace) -> int:
 def run_run(args: argparse.Namespace) -> int:
     from orchestration.sweep.runner import run_sweep
 
-    out = run_sweep(args.spec, address=args.address, gpus_per_trial=args.gpus_per_trial,
-                    max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri, storage=args.storage,
-                    runs_dir=args.runs_dir, fresh=args.fresh)
+    out = run_sweep(
+        args.spec,
+        address=args.address,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        tracking_uri=args.tracking_uri,
+        storage=args.storage,
+        runs_dir=args.runs_dir,
+        fresh=args.fresh,
+    )
     if args.json:
         print(json.dumps(out.to_dict(), indent=2, default=str))
     return _exit_code(out)

@@ -1,4 +1,5 @@
 """`compact-reid tables`: the paper's Tables 1-4 and Figures 1 and 6 from a sweep's MLflow runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,24 +14,36 @@ from orchestration.mlflow_log.store import resolve_tracking_uri  # the one URI r
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "tables", help="tables and figures of the paper from a sweep's MLflow runs",
+        "tables",
+        help="tables and figures of the paper from a sweep's MLflow runs",
         description="Reads what MLflow recorded for a sweep (parent run + trials.json, child runs: params, tags, "
-                    "metric histories) and writes Table 3 (ablation, or a grid table for a sweep over a config "
-                    "axis), Table 4 (SWAG study), Table 1 (parameters, MACs), Table 2 (state of the art with "
-                    "this sweep's best runs), Figure 6 (SWAG vs SGD) and Figure 1 (accuracy vs parameters) as "
-                    "Markdown, LaTeX (booktabs), CSV and one self-contained HTML page; the files are also logged "
-                    "on the sweep's parent run under tables/. Exit code 2 for an unusable experiment.")
+        "metric histories) and writes Table 3 (ablation, or a grid table for a sweep over a config "
+        "axis), Table 4 (SWAG study), Table 1 (parameters, MACs), Table 2 (state of the art with "
+        "this sweep's best runs), Figure 6 (SWAG vs SGD) and Figure 1 (accuracy vs parameters) as "
+        "Markdown, LaTeX (booktabs), CSV and one self-contained HTML page; the files are also logged "
+        "on the sweep's parent run under tables/. Exit code 2 for an unusable experiment.",
+    )
     p.add_argument("--experiment", required=True, help="the sweep's MLflow experiment (named after the sweep)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI: sqlite:///path/mlflow.db, a *.db path or http://host:port "
-                        "(default: $MLFLOW_TRACKING_URI, else sqlite:///<abs>/<runs-dir>/mlflow.db)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI: sqlite:///path/mlflow.db, a *.db path or http://host:port "
+        "(default: $MLFLOW_TRACKING_URI, else sqlite:///<abs>/<runs-dir>/mlflow.db)",
+    )
     p.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
     p.add_argument("--out", default=None, help="output folder (default: tables/<experiment>)")
-    p.add_argument("--format", default="md,latex,html,csv",
-                   help="comma-separated subset of md, latex, html, csv (figures are always written as PNG + SVG)")
-    p.add_argument("--group-by", choices=("auto", "preset", "grid_point"), default="auto",
-                   help="table columns: one per preset (Table 3), one per grid point (grid table), or auto: "
-                        "preset when every preset has a single grid point")
+    p.add_argument(
+        "--format",
+        default="md,latex,html,csv",
+        help="comma-separated subset of md, latex, html, csv (figures are always written as PNG + SVG)",
+    )
+    p.add_argument(
+        "--group-by",
+        choices=("auto", "preset", "grid_point"),
+        default="auto",
+        help="table columns: one per preset (Table 3), one per grid point (grid table), or auto: "
+        "preset when every preset has a single grid point",
+    )
     p.add_argument("--no-log", action="store_true", help="do not log the files on the sweep's parent run")
     p.add_argument("--json", action="store_true", help="machine-readable summary on stdout instead of Markdown")
     p.set_defaults(func=run)

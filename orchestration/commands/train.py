@@ -1,4 +1,5 @@
 """`compact-reid train`, `evaluate` and `presets`: single runs without Ray or MLflow."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,9 +11,12 @@ import yaml
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train one preset on a dataset folder (no Ray, no MLflow)",
-                       description="Train one preset; per-epoch progress on the console, metrics.json, "
-                                   "checkpoints/last.pt and weights/{final,best}.pt (+ swa.pt with SWAG) in --out.")
+    p = sub.add_parser(
+        "train",
+        help="train one preset on a dataset folder (no Ray, no MLflow)",
+        description="Train one preset; per-epoch progress on the console, metrics.json, "
+        "checkpoints/last.pt and weights/{final,best}.pt (+ swa.pt with SWAG) in --out.",
+    )
     p.add_argument("--preset", required=True, help="a preset name (see `compact-reid presets`)")
     p.add_argument("--data", required=True, help="dataset root (Market-1501 layout) or the folder containing it")
     p.add_argument("--out", required=True, help="output folder of the run")
@@ -23,12 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--seed", type=int, help="random seed (default: the preset's)")
     p.add_argument("--dataset-name", default="auto", help="auto, market1501, dukemtmcreid or generic")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. --set model.width_multiplier=0.5 (YAML value; repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set model.width_multiplier=0.5 (YAML value; repeatable)",
+    )
     p.set_defaults(func=run_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint or weights file on a dataset",
-                       description="Rank-1/5/10, mAP and mINP under the standard protocol.")
+    e = sub.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint or weights file on a dataset",
+        description="Rank-1/5/10, mAP and mINP under the standard protocol.",
+    )
     e.add_argument("--checkpoint", required=True, help="weights file (weights/final.pt) or checkpoint")
     e.add_argument("--data", required=True, help="dataset root or the folder containing it")
     e.add_argument("--dataset-name", default="auto")
@@ -37,8 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=run_evaluate)
 
-    s = sub.add_parser("presets", help="list the presets (Table 3 columns, Table 4 setups)",
-                       description="Presets are data: the paper's switches and the resolved config of each.")
+    s = sub.add_parser(
+        "presets",
+        help="list the presets (Table 3 columns, Table 4 setups)",
+        description="Presets are data: the paper's switches and the resolved config of each.",
+    )
     s.add_argument("name", nargs="?", help="show one preset's full config")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=run_presets)
@@ -92,9 +107,11 @@ def run_train(args: argparse.Namespace) -> int:
         trainer.save_weights(out / "weights" / f"{which}.pt", which)
     _write_metrics(out, trainer)
     s = trainer.summary
-    print(f"done: final rank1 {100 * s['final_rank1']:.1f}% mAP {100 * s['final_mAP']:.1f}% "
-          f"(untrained {100 * s.get('untrained_rank1', float('nan')):.1f}% / {100 * s.get('untrained_mAP', float('nan')):.1f}%) "
-          f"-> {out / 'metrics.json'}")
+    print(
+        f"done: final rank1 {100 * s['final_rank1']:.1f}% mAP {100 * s['final_mAP']:.1f}% "
+        f"(untrained {100 * s.get('untrained_rank1', float('nan')):.1f}% / {100 * s.get('untrained_mAP', float('nan')):.1f}%) "
+        f"-> {out / 'metrics.json'}"
+    )
     return 0
 
 
@@ -134,8 +151,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"rank1 {100 * out['rank1']:.2f}%  rank5 {100 * out['rank5']:.2f}%  rank10 {100 * out['rank10']:.2f}%  "
-              f"mAP {100 * out['mAP']:.2f}%  mINP {100 * out['mINP']:.2f}%")
+        print(
+            f"rank1 {100 * out['rank1']:.2f}%  rank5 {100 * out['rank5']:.2f}%  rank10 {100 * out['rank10']:.2f}%  "
+            f"mAP {100 * out['mAP']:.2f}%  mINP {100 * out['mINP']:.2f}%"
+        )
     return 0
 
 
@@ -155,8 +174,16 @@ def run_presets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    short = {"bot": "BoT", "weighted_triplet": "wtri", "l2": "L2", "shuffle": "shuf", "soft_margin": "soft",
-             "gem": "GeM", "deeper_wider": "2x", "swag": "SWAG"}
+    short = {
+        "bot": "BoT",
+        "weighted_triplet": "wtri",
+        "l2": "L2",
+        "shuffle": "shuf",
+        "soft_margin": "soft",
+        "gem": "GeM",
+        "deeper_wider": "2x",
+        "swag": "SWAG",
+    }
     print(f"{'preset':<14}" + "".join(f"{short[s]:>6}" for s in SWITCHES) + "  description")
     for name, p in info.items():
         marks = "".join(f"{('x' if p['switches'][s] else '.'):>6}" for s in SWITCHES)

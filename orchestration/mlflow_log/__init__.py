@@ -14,21 +14,35 @@ call per key per step, no parent run, new runs for restored trials). Named `mlfl
 `mlflow`, so that `import mlflow` always means the library. Importing this package does not
 import mlflow (`compact-reid --help` stays fast).
 """
+
 from .names import ERROR_TAG, STEP_KEY, TAG
 from .store import (
-                    TrackingError,
-                    artifact_root_for,
-                    check_tracking_uri,
-                    client_for,
-                    default_tracking_uri,
-                    normalize_tracking_uri,
-                    numeric_items,
-                    resolve_tracking_uri,
-                    search_all,
+    TrackingError,
+    artifact_root_for,
+    check_tracking_uri,
+    client_for,
+    default_tracking_uri,
+    normalize_tracking_uri,
+    numeric_items,
+    resolve_tracking_uri,
+    search_all,
 )
 from .sweep_run import SweepTracker
 from .trial_run import TrialRun
 
-__all__ = ["TrackingError", "TAG", "ERROR_TAG", "STEP_KEY", "default_tracking_uri", "normalize_tracking_uri",
-           "resolve_tracking_uri", "check_tracking_uri", "client_for", "artifact_root_for", "search_all",
-           "numeric_items", "SweepTracker", "TrialRun"]
+__all__ = [
+    "TrackingError",
+    "TAG",
+    "ERROR_TAG",
+    "STEP_KEY",
+    "default_tracking_uri",
+    "normalize_tracking_uri",
+    "resolve_tracking_uri",
+    "check_tracking_uri",
+    "client_for",
+    "artifact_root_for",
+    "search_all",
+    "numeric_items",
+    "SweepTracker",
+    "TrialRun",
+]

@@ -5,6 +5,7 @@ Writers (`sweep_run`, `trial_run`, `outage`, `orchestration.sweep.trial` / `.run
 `orchestration.sweep.status`) import these instead of
 spelling the strings.
 """
+
 from __future__ import annotations
 
 TAG = "compact_reid."

@@ -13,6 +13,7 @@ run lacks (`TrialRun.log_history`). Bound: `max_pending` epochs (default 1000, m
 the paper's 875-epoch schedule); past it the trial fails with an error saying so, and
 its retry backfills from the checkpoint's history once the server is back.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,6 +30,7 @@ def store_wait_seconds() -> float:
     """How long a trial waits for its tracking store at start and at the end
     ($COMPACT_REID_TRACKING_WAIT_S, default 1800: a server restart, not a lost server)."""
     return float(os.environ.get("COMPACT_REID_TRACKING_WAIT_S", "1800"))
+
 
 Log = Callable[[str], None]
 
@@ -47,7 +49,8 @@ class EpochLog:
         if len(self.pending) > self.max_pending:
             raise TrackingError(
                 f"tracking store unreachable for {len(self.pending)} epochs (more than max_pending="
-                f"{self.max_pending}); failing this attempt: its retry backfills the epochs from the checkpoint")
+                f"{self.max_pending}); failing this attempt: its retry backfills the epochs from the checkpoint"
+            )
         return self.flush()
 
     def flush(self) -> bool:
@@ -65,8 +68,10 @@ class EpochLog:
         except Exception as e:  # MlflowException, requests errors, ...: the store is down
             if not outage:
                 self.down_since = started
-                self.log(f"tracking store unreachable ({type(e).__name__}: {str(e)[:160]}); training goes on, "
-                         f"metrics are queued and replayed in order when it answers")
+                self.log(
+                    f"tracking store unreachable ({type(e).__name__}: {str(e)[:160]}); training goes on, "
+                    f"metrics are queued and replayed in order when it answers"
+                )
             return False
         if outage:
             self._recovered()
@@ -91,8 +96,9 @@ class EpochLog:
         deadline = time.monotonic() + timeout
         while not self.flush():
             if time.monotonic() > deadline:
-                raise TrackingError(f"tracking store still unreachable after {timeout:.0f}s with "
-                                    f"{len(self.pending)} epoch(s) queued")
+                raise TrackingError(
+                    f"tracking store still unreachable after {timeout:.0f}s with {len(self.pending)} epoch(s) queued"
+                )
             time.sleep(interval)
 
 
@@ -102,8 +108,9 @@ def _few_retries() -> Any:
     return scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="3", MLFLOW_HTTP_REQUEST_TIMEOUT="30")
 
 
-def wait_for_store(call: Callable[[], Any], timeout: float, log: Log = print, what: str = "tracking store",
-                   interval: float = 5.0) -> Any:
+def wait_for_store(
+    call: Callable[[], Any], timeout: float, log: Log = print, what: str = "tracking store", interval: float = 5.0
+) -> Any:
     """`call()` until it succeeds, for at most `timeout` seconds (a trial starting or
     finishing while the server restarts waits for it instead of failing)."""
     deadline = time.monotonic() + timeout
@@ -116,7 +123,9 @@ def wait_for_store(call: Callable[[], Any], timeout: float, log: Log = print, wh
             return call()
         except Exception as e:
             if time.monotonic() > deadline:
-                raise TrackingError(f"{what} unreachable for {timeout:.0f}s: {type(e).__name__}: {str(e)[:200]}") from None
+                raise TrackingError(
+                    f"{what} unreachable for {timeout:.0f}s: {type(e).__name__}: {str(e)[:200]}"
+                ) from None
             if not warned:
                 log(f"{what} unreachable ({type(e).__name__}); waiting up to {timeout:.0f}s for it")
                 warned = True

@@ -4,6 +4,7 @@ The one tracking-URI rule (`normalize_tracking_uri`): None -> `sqlite:///<abs>/r
 a bare `*.db` path -> sqlite, relative sqlite paths -> absolute (Ray trials run in other
 working directories), http(s)/postgresql/... unchanged without a trailing slash.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a sqlite URI (None for other stores)."""
     if not uri.startswith("sqlite:"):
         return None
-    rest = uri[len("sqlite:"):]
+    rest = uri[len("sqlite:") :]
     if not rest.startswith("///"):
         raise TrackingError(f"tracking URI {uri!r}: expected sqlite:///relative/path.db or sqlite:////abs/path.db")
     path = rest[3:].split("?", 1)[0]
@@ -52,8 +53,10 @@ def normalize_tracking_uri(uri: str | None, runs_dir: str | os.PathLike[str] = "
     if "://" not in uri and not uri.startswith("sqlite:"):
         if uri.endswith((".db", ".sqlite")):
             return "sqlite:///" + str(Path(uri).resolve())
-        raise TrackingError(f"tracking URI {uri!r}: give sqlite:///path/to/mlflow.db, http://host:port or "
-                            "a database URI (the MLflow file store is deprecated)")
+        raise TrackingError(
+            f"tracking URI {uri!r}: give sqlite:///path/to/mlflow.db, http://host:port or "
+            "a database URI (the MLflow file store is deprecated)"
+        )
     p = sqlite_path(uri)
     if p is not None:
         query = uri.split("?", 1)[1] if "?" in uri else ""
@@ -111,7 +114,8 @@ def check_tracking_uri(uri: str, timeout: float = 10.0) -> str:
         if isinstance(answer, str):
             raise TrackingError(
                 f"cannot reach the MLflow tracking server at {uri} ({answer}); start one with "
-                "`compact-reid server` or pass --tracking-uri sqlite:///path/mlflow.db")
+                "`compact-reid server` or pass --tracking-uri sqlite:///path/mlflow.db"
+            )
         if answer != 200:
             raise TrackingError(f"tracking server {uri}: /health answered HTTP {answer}")
         reached = _check_server_access(uri, timeout)
@@ -165,8 +169,9 @@ def _check_server_access(uri: str, timeout: float) -> str:
     creds = get_default_host_creds(uri)
 
     def get(endpoint: str, **params: Any) -> Any:
-        return http_request(creds, endpoint, "GET", max_retries=0, timeout=timeout, raise_on_status=False,
-                            params=params or None)
+        return http_request(
+            creds, endpoint, "GET", max_retries=0, timeout=timeout, raise_on_status=False, params=params or None
+        )
 
     try:
         r = get("/api/2.0/mlflow/experiments/search", max_results=1)
@@ -175,23 +180,33 @@ def _check_server_access(uri: str, timeout: float) -> str:
     user = creds.username
     if r.status_code == 401:
         if creds.token or creds.auth or creds.aws_sigv4:
-            raise TrackingError(f"tracking server {uri} refused the credentials configured for MLflow (HTTP 401): "
-                                "check MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_AUTH")
+            raise TrackingError(
+                f"tracking server {uri} refused the credentials configured for MLflow (HTTP 401): "
+                "check MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_AUTH"
+            )
         if not user and not creds.password:
-            raise TrackingError(f"tracking server {uri} needs a user name and password (HTTP 401): set "
-                                f"{_USER_VAR} and {_PASSWORD_VAR} (here, and for every Ray node)")
+            raise TrackingError(
+                f"tracking server {uri} needs a user name and password (HTTP 401): set "
+                f"{_USER_VAR} and {_PASSWORD_VAR} (here, and for every Ray node)"
+            )
         if not creds.password:
             raise TrackingError(f"tracking server {uri} refused user {user!r} (HTTP 401): {_PASSWORD_VAR} is not set")
         if not user:
             raise TrackingError(f"tracking server {uri} refused the password (HTTP 401): {_USER_VAR} is not set")
-        raise TrackingError(f"tracking server {uri} refused user {user!r} (HTTP 401): wrong user name or password; "
-                            f"check {_PASSWORD_VAR} (and {_USER_VAR})")
+        raise TrackingError(
+            f"tracking server {uri} refused user {user!r} (HTTP 401): wrong user name or password; "
+            f"check {_PASSWORD_VAR} (and {_USER_VAR})"
+        )
     if r.status_code == 403:
-        raise TrackingError(f"tracking server {uri}: user {user!r} may not read experiments (HTTP 403); ask the "
-                            "server's admin for a permission, or use another user")
+        raise TrackingError(
+            f"tracking server {uri}: user {user!r} may not read experiments (HTTP 403); ask the "
+            "server's admin for a permission, or use another user"
+        )
     if r.status_code != 200:
-        raise TrackingError(f"tracking server {uri}: searching experiments answered HTTP {r.status_code} "
-                            f"({_scrub(r.text.strip())[:200]})")
+        raise TrackingError(
+            f"tracking server {uri}: searching experiments answered HTTP {r.status_code} "
+            f"({_scrub(r.text.strip())[:200]})"
+        )
     version = store = None
     try:
         v = get("/version")
@@ -202,8 +217,9 @@ def _check_server_access(uri: str, timeout: float) -> str:
     except Exception:  # noqa: BLE001 - older servers lack these: said below
         pass
     as_who = f"as user {user!r}" if user else "without credentials"
-    return (f"MLflow server {version or '(version not reported)'} at {uri}, store "
-            f"{store or 'kind not reported'}, {as_who}")
+    return (
+        f"MLflow server {version or '(version not reported)'} at {uri}, store {store or 'kind not reported'}, {as_who}"
+    )
 
 
 def client_for(uri: str) -> Any:
@@ -212,14 +228,16 @@ def client_for(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-def search_all(client: Any, experiment_id: str, filter_string: str = "",
-               order_by: Sequence[str] = ("attributes.start_time ASC",)) -> list[Any]:
+def search_all(
+    client: Any, experiment_id: str, filter_string: str = "", order_by: Sequence[str] = ("attributes.start_time ASC",)
+) -> list[Any]:
     """Every run matching `filter_string`, following MLflow's page tokens (the one pager)."""
     runs: list[Any] = []
     token = None
     while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000,
-                                  order_by=list(order_by), page_token=token)
+        page = client.search_runs(
+            [experiment_id], filter_string=filter_string, max_results=1000, order_by=list(order_by), page_token=token
+        )
         runs.extend(page)
         token = page.token
         if not token:

@@ -1,4 +1,5 @@
 """Driver side: the sweep's experiment and parent run, and closing what trials left open."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ class SweepTracker:
             tags[names.NOTE] = description
         if exp is None:
             try:
-                return self.client.create_experiment(name, artifact_location=artifact_root_for(self.uri, name), tags=tags)
+                return self.client.create_experiment(
+                    name, artifact_location=artifact_root_for(self.uri, name), tags=tags
+                )
             except Exception:  # created concurrently by another driver: fall through to get
                 exp = self.client.get_experiment_by_name(name)
                 if exp is None:
@@ -37,11 +40,22 @@ class SweepTracker:
                 self.client.set_experiment_tag(exp.experiment_id, k, v)
         return exp.experiment_id
 
-    def start_parent(self, experiment_id: str, sweep: str, spec_text: str, trials: list[dict[str, Any]],
-                     extra_tags: Mapping[str, str] | None = None) -> str:
+    def start_parent(
+        self,
+        experiment_id: str,
+        sweep: str,
+        spec_text: str,
+        trials: list[dict[str, Any]],
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> str:
         from reid_core.config import SCHEMA_VERSION
 
-        tags = {names.ROLE: names.ROLE_SWEEP, names.SWEEP: sweep, names.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION), **(extra_tags or {})}
+        tags = {
+            names.ROLE: names.ROLE_SWEEP,
+            names.SWEEP: sweep,
+            names.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION),
+            **(extra_tags or {}),
+        }
         run = self.client.create_run(experiment_id, tags=tags, run_name=sweep)
         rid = run.info.run_id
         self.client.log_text(rid, spec_text, names.SPEC_ARTIFACT)
@@ -63,8 +77,9 @@ class SweepTracker:
     def children(self, parent_run_id: str, experiment_id: str) -> list[Any]:
         return search_all(self.client, experiment_id, f"tags.`{names.PARENT}` = {quote(parent_run_id)}")
 
-    def finalize(self, parent_run_id: str, experiment_id: str, outcomes: Mapping[str, Mapping[str, Any]],
-                 end_parent: bool = True) -> dict[str, int]:
+    def finalize(
+        self, parent_run_id: str, experiment_id: str, outcomes: Mapping[str, Mapping[str, Any]], end_parent: bool = True
+    ) -> dict[str, int]:
         """Close what the trials could not close themselves, then the parent run.
 
         outcomes: trial name -> {"state": "TERMINATED" | "ERROR" | ..., "error": str | None,

@@ -4,6 +4,7 @@ A retried (FailureConfig) or resumed (`sweep resume`) trial continues ITS run (f
 parent run + sweep + trial name) and epochs already logged are skipped, so a run has every
 step exactly once; one `log_batch` call per epoch, step = epoch.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,23 +39,40 @@ class TrialRun:
         self.created = created
 
     @classmethod
-    def open(cls, uri: str, experiment_id: str, parent_run_id: str, sweep: str, trial: Mapping[str, Any],
-             trial_id: str = "", extra_tags: Mapping[str, str] | None = None) -> "TrialRun":
+    def open(
+        cls,
+        uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        sweep: str,
+        trial: Mapping[str, Any],
+        trial_id: str = "",
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> "TrialRun":
         """Find this trial's run (parent + sweep + trial name) or create it; reopen it when an
         earlier attempt ended it (FAILED/KILLED). `trial`: a trials.json entry."""
         from reid_core.config import SCHEMA_VERSION
 
         client = client_for(uri)
         name = trial["trial_name"]
-        filt = (f"tags.`{names.PARENT}` = {quote(parent_run_id)} and tags.`{names.SWEEP}` = {quote(sweep)} "
-                f"and tags.`{names.TRIAL_NAME}` = {quote(name)}")
+        filt = (
+            f"tags.`{names.PARENT}` = {quote(parent_run_id)} and tags.`{names.SWEEP}` = {quote(sweep)} "
+            f"and tags.`{names.TRIAL_NAME}` = {quote(name)}"
+        )
         found = search_all(client, experiment_id, filt)
         if not found:
             tags = {
-                names.PARENT: parent_run_id, names.ROLE: names.ROLE_TRIAL, names.SWEEP: sweep,
-                names.PRESET: str(trial["preset"]), names.COLUMN: str(trial["preset"]), names.SEED: str(trial["seed"]),
-                names.TRIAL_ID: trial_id, names.TRIAL_NAME: name, names.GRID_POINT: str(trial["grid_point"]),
-                names.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION), **(extra_tags or {}),
+                names.PARENT: parent_run_id,
+                names.ROLE: names.ROLE_TRIAL,
+                names.SWEEP: sweep,
+                names.PRESET: str(trial["preset"]),
+                names.COLUMN: str(trial["preset"]),
+                names.SEED: str(trial["seed"]),
+                names.TRIAL_ID: trial_id,
+                names.TRIAL_NAME: name,
+                names.GRID_POINT: str(trial["grid_point"]),
+                names.SCHEMA_VERSION_TAG: str(SCHEMA_VERSION),
+                **(extra_tags or {}),
             }
             run = client.create_run(experiment_id, tags=tags, run_name=name)
             return cls(client, run.info.run_id, 0, True, uri)
@@ -80,8 +98,9 @@ class TrialRun:
         try:
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-            monitor = SystemMetricsMonitor(self.run_id, sampling_interval=10, resume_logging=True,
-                                           tracking_uri=self.uri)
+            monitor = SystemMetricsMonitor(
+                self.run_id, sampling_interval=10, resume_logging=True, tracking_uri=self.uri
+            )
             monitor.start()
             return monitor
         except Exception as e:  # never fail a trial for its telemetry
@@ -101,7 +120,7 @@ class TrialRun:
 
         items = [RunTag(k, str(v)) for k, v in tags.items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, tags=items[i:i + 100])
+            self.client.log_batch(self.run_id, tags=items[i : i + 100])
 
     def finish(self) -> None:
         self.client.set_terminated(self.run_id, "FINISHED")
@@ -118,7 +137,7 @@ class TrialRun:
         have = self.get_run().data.params
         items = [Param(k, param_value(v)) for k, v in params.items() if k not in have]
         for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS_PER_BATCH])
+            self.client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS_PER_BATCH])
 
     def log_epoch(self, metrics: Mapping[str, Any]) -> bool:
         """One log_batch call for one epoch (step = metrics['epoch']); False when the step
@@ -155,7 +174,7 @@ class TrialRun:
         ts = now_ms()
         items = [Metric(k, float(v), ts, step) for k, v in values.items()]
         for i in range(0, len(items), _MAX_METRICS_PER_BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS_PER_BATCH])
+            self.client.log_batch(self.run_id, metrics=items[i : i + _MAX_METRICS_PER_BATCH])
 
     # Artifacts ------------------------------------------------------------------------
     def log_json(self, obj: Any, artifact_file: str) -> None:

@@ -11,11 +11,20 @@
 - `tables` (Tables 3 and 4, `build_tables`), `arch` (Tables 1 and 2), `figures`;
 - `render` (Markdown, LaTeX), `html` (jinja2 template), `write` (files + parent-run artifacts).
 """
+
 from .collect import load_sweep
 from .figures import build_figures
 from .sweep_data import SweepData, Table, TablesError
 from .table_builders import build_tables
 from .write import summary_json, write_report
 
-__all__ = ["load_sweep", "build_tables", "build_figures", "write_report", "summary_json", "SweepData", "Table",
-           "TablesError"]
+__all__ = [
+    "load_sweep",
+    "build_tables",
+    "build_figures",
+    "write_report",
+    "summary_json",
+    "SweepData",
+    "Table",
+    "TablesError",
+]

@@ -1,5 +1,6 @@
 """Table 1 (architecture: parameters and multiply-accumulates per distinct model config)
 and Table 2 (the paper's state-of-the-art rows with this sweep's best groups)."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -15,10 +16,17 @@ __all__ = ["table1", "table2", "best_groups"]
 
 def _paper_arch(m: Any) -> str | None:
     if (m.width_multiplier, m.depth_multiplier, m.global_dim, m.local_dim, m.input_height, m.input_width) != (
-            1.0, 1.0, 0, 0, 160, 64):
+        1.0,
+        1.0,
+        0,
+        0,
+        160,
+        64,
+    ):
         return None
     return {("inception", "1x"): "hacnn", ("shuffle", "1x"): "compact-1x", ("shuffle", "2x"): "compact-2x"}.get(
-        (m.block, m.size))
+        (m.block, m.size)
+    )
 
 
 def _arch_label(m: Any) -> str:
@@ -69,29 +77,50 @@ def table1(data: SweepData, mode: str, recompute: bool = True) -> Table:
         mg = None if measured["macs"] is None else measured["macs"] / 1e9
         pct = lambda v, p: MISSING if v is None or not p else f"{100 * (v - p) / p:+.1f}%"  # noqa: E731
         nc = model_cfg.num_classes
-        rows.append({
-            "model": _arch_label(model_cfg),
-            "groups": ", ".join(group_label(g, mode) for g in m["groups"]),
-            "params (M)": fmt_num(pm, 3),
-            "+ classifiers (M)": fmt_num(pwc, 3) + (f" [{nc} ids]" if pwc is not None else ""),
-            "paper params (M)": fmt_num(paper["params_m"]),
-            "Δ params": pct(pm, paper["params_m"]),
-            "MACs (G)": fmt_num(mg, 3),
-            "paper MACs (G)": fmt_num(paper["macs_g"], 2),
-            "Δ MACs": pct(mg, paper["macs_g"]),
-        })
-        records.append({"model": _arch_label(model_cfg), "paper_model": arch or "",
-                        "groups": ";".join(m["groups"]), "num_classes": nc,
-                        "params": measured["params"], "params_with_classifiers": measured["params_with_classifiers"],
-                        "macs": measured["macs"], "source": source,
-                        "paper_params_m": paper["params_m"], "paper_macs_g": paper["macs_g"]})
-    notes.insert(0, "params = unique parameters of the test-time network WITHOUT the two identity classifiers "
-                    "(+ classifiers: with them, for the run's number of training identities); MACs = "
-                    "multiply-accumulates of one 160x64 image at test time (conv + linear). Values logged by "
-                    "the runs (params, params_with_classifiers, macs) or recomputed from the recorded config "
-                    "with reid_core.complexity.profile_model. The paper quotes 2.7 M for HA-CNN (no MACs).")
-    return Table("table1", "Table 1: architecture (parameters and multiply-accumulates)", pd.DataFrame(rows),
-                 pd.DataFrame(records), notes, colour_deltas=False, left_cols=2)
+        rows.append(
+            {
+                "model": _arch_label(model_cfg),
+                "groups": ", ".join(group_label(g, mode) for g in m["groups"]),
+                "params (M)": fmt_num(pm, 3),
+                "+ classifiers (M)": fmt_num(pwc, 3) + (f" [{nc} ids]" if pwc is not None else ""),
+                "paper params (M)": fmt_num(paper["params_m"]),
+                "Δ params": pct(pm, paper["params_m"]),
+                "MACs (G)": fmt_num(mg, 3),
+                "paper MACs (G)": fmt_num(paper["macs_g"], 2),
+                "Δ MACs": pct(mg, paper["macs_g"]),
+            }
+        )
+        records.append(
+            {
+                "model": _arch_label(model_cfg),
+                "paper_model": arch or "",
+                "groups": ";".join(m["groups"]),
+                "num_classes": nc,
+                "params": measured["params"],
+                "params_with_classifiers": measured["params_with_classifiers"],
+                "macs": measured["macs"],
+                "source": source,
+                "paper_params_m": paper["params_m"],
+                "paper_macs_g": paper["macs_g"],
+            }
+        )
+    notes.insert(
+        0,
+        "params = unique parameters of the test-time network WITHOUT the two identity classifiers "
+        "(+ classifiers: with them, for the run's number of training identities); MACs = "
+        "multiply-accumulates of one 160x64 image at test time (conv + linear). Values logged by "
+        "the runs (params, params_with_classifiers, macs) or recomputed from the recorded config "
+        "with reid_core.complexity.profile_model. The paper quotes 2.7 M for HA-CNN (no MACs).",
+    )
+    return Table(
+        "table1",
+        "Table 1: architecture (parameters and multiply-accumulates)",
+        pd.DataFrame(rows),
+        pd.DataFrame(records),
+        notes,
+        colour_deltas=False,
+        left_cols=2,
+    )
 
 
 def best_groups(data: SweepData) -> list[dict[str, Any]]:
@@ -109,8 +138,16 @@ def best_groups(data: SweepData) -> list[dict[str, Any]]:
                 continue
             params = [v for v in (num(x) for x in metric(fg, "params")) if v is not None]
             size = str(fg[CONFIG_PREFIX + "model.size"].iloc[0]) if CONFIG_PREFIX + "model.size" in fg else ""
-            cands.append({"dataset": dataset, "group": g, "rank1": r1, "mAP": mp, "size": size,
-                          "params": params[0] if params else None})
+            cands.append(
+                {
+                    "dataset": dataset,
+                    "group": g,
+                    "rank1": r1,
+                    "mAP": mp,
+                    "size": size,
+                    "params": params[0] if params else None,
+                }
+            )
         cands.sort(key=lambda c: -c["rank1"].mean)
         picked, sizes = [], set()
         for c in cands:
@@ -142,9 +179,11 @@ def table2(data: SweepData, mode: str, arch_params: Mapping[str, float] | None =
         params = b["params"] if b["params"] is not None else (arch_params or {}).get(b["group"])
         pm = None if params is None else params / 1e6
         seeds = b["rank1"].n
-        row = {"family": "This sweep",
-               "method": f"{group_label(b['group'], mode)} ({b['dataset']}, {seeds} seed{'s' if seeds != 1 else ''})",
-               "params (M)": fmt_num(pm)}
+        row = {
+            "family": "This sweep",
+            "method": f"{group_label(b['group'], mode)} ({b['dataset']}, {seeds} seed{'s' if seeds != 1 else ''})",
+            "params (M)": fmt_num(pm),
+        }
         rec = {"family": "This sweep", "method": b["group"], "params_m": pm, "source": data.experiment_name}
         for d, _ in cols:
             mine = d == b["dataset"]
@@ -156,16 +195,25 @@ def table2(data: SweepData, mode: str, arch_params: Mapping[str, float] | None =
         highlight.append(len(rows))
         rows.append(row)
         records.append(rec)
-    notes = ["Literature rows: the paper's Table 2 (orchestration/report/data/sota_market_duke.csv); params (M) only "
-             "where publicly known, else –. This sweep: per dataset (data.name param) the group with the best "
-             "mean final rank-1, and the best of each other model size; % mean ± sample std over its finished "
-             "seeds. A synthetic or other dataset gets its own columns: its numbers are not comparable."]
+    notes = [
+        "Literature rows: the paper's Table 2 (orchestration/report/data/sota_market_duke.csv); params (M) only "
+        "where publicly known, else –. This sweep: per dataset (data.name param) the group with the best "
+        "mean final rank-1, and the best of each other model size; % mean ± sample std over its finished "
+        "seeds. A synthetic or other dataset gets its own columns: its numbers are not comparable."
+    ]
     sections = [i for i in range(1, len(rows)) if rows[i]["family"] != rows[i - 1]["family"]]
     for i in sorted(sections, reverse=True) + [0]:  # the family name once per block, as in the paper
         for j in range(i + 1, len(rows)):
             if j in sections:
                 break
             rows[j] = {**rows[j], "family": ""}
-    return Table("table2", "Table 2: comparison with the state of the art", pd.DataFrame(rows),
-                 pd.DataFrame(records), notes, highlight_rows=highlight, sections=sections, left_cols=2)
-
+    return Table(
+        "table2",
+        "Table 2: comparison with the state of the art",
+        pd.DataFrame(rows),
+        pd.DataFrame(records),
+        notes,
+        highlight_rows=highlight,
+        sections=sections,
+        left_cols=2,
+    )

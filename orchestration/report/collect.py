@@ -8,6 +8,7 @@ logged for the MLflow UI and never parsed back. Runs of an older config schema (
 `compact_reid.schema_version` != SCHEMA_VERSION, or a config.json without the fields the
 switches are read from) are excluded and listed.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,9 @@ HISTORY_KEYS = ("rank1", "mAP", SWAG_PREFIX + "rank1", SWAG_PREFIX + "mAP")  # F
 def _client(tracking_uri: str) -> Any:
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():  # a read-only command must not create a store
-        raise TablesError(f"no MLflow store at {path} (--tracking-uri {tracking_uri}); "
-                          "pass the store the sweep logged to")
+        raise TablesError(
+            f"no MLflow store at {path} (--tracking-uri {tracking_uri}); pass the store the sweep logged to"
+        )
     return client_for(tracking_uri)
 
 
@@ -89,14 +91,21 @@ def _run_row(client: Any, run: Any) -> dict[str, Any]:
     flat = flatten(cfg) if cfg is not None else {}
     seed = tags.get(names.SEED, flat.get("seed", ""))
     row: dict[str, Any] = {
-        "run_id": run.info.run_id, "run_name": run.info.run_name, "trial_name": trial_name,
-        "status": run.info.status, "start_time": run.info.start_time or 0,
-        "preset": tags.get(names.PRESET) or flat.get("preset") or grid_point, "grid_point": grid_point,
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "trial_name": trial_name,
+        "status": run.info.status,
+        "start_time": run.info.start_time or 0,
+        "preset": tags.get(names.PRESET) or flat.get("preset") or grid_point,
+        "grid_point": grid_point,
         "seed": int(seed) if str(seed).isdigit() else seed,
         # data.name is a plain string param (where the data came from), not part of the config
         "dataset": _dataset_label(run.data.params.get("data.name", "")),
-        "schema_version": schema if schema is not None else "", "error": tags.get(names.ERROR_TAG, ""),
-        "stopped": tags.get(names.STOPPED, ""), "excluded": excluded, "triplet": flat.get("loss.triplet", ""),
+        "schema_version": schema if schema is not None else "",
+        "error": tags.get(names.ERROR_TAG, ""),
+        "stopped": tags.get(names.STOPPED, ""),
+        "excluded": excluded,
+        "triplet": flat.get("loss.triplet", ""),
         "_config": cfg,
     }
     sw = switches_from_flat(flat) if cfg is not None else {}
@@ -115,35 +124,54 @@ def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> Sw
     try:
         exp = client.get_experiment_by_name(experiment)
         if exp is None or exp.lifecycle_stage != "active":
-            experiment_names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000))
+            experiment_names = sorted(
+                e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000)
+            )
             state = "is deleted" if exp is not None else "does not exist"
-            raise TablesError(f"experiment {experiment!r} {state} in {tracking_uri}; "
-                              f"experiments there: {', '.join(experiment_names) if experiment_names else '(none)'}")
+            raise TablesError(
+                f"experiment {experiment!r} {state} in {tracking_uri}; "
+                f"experiments there: {', '.join(experiment_names) if experiment_names else '(none)'}"
+            )
         runs = search_all(client, exp.experiment_id)
     except MlflowException as e:
         raise TablesError(f"cannot read {tracking_uri}: {e.message}") from None
     if not runs:
         raise TablesError(f"experiment {experiment!r} has no runs yet (nothing to tabulate); start the sweep first")
     warnings: list[str] = []
-    parents = sorted((r for r in runs if r.data.tags.get(names.ROLE) == names.ROLE_SWEEP), key=lambda r: r.info.start_time or 0)
+    parents = sorted(
+        (r for r in runs if r.data.tags.get(names.ROLE) == names.ROLE_SWEEP), key=lambda r: r.info.start_time or 0
+    )
     trials = [r for r in runs if r.data.tags.get(names.ROLE) == names.ROLE_TRIAL]
     parent = parents[-1] if parents else None
     if len(parents) > 1:
-        warnings.append(f"{len(parents)} sweep (parent) runs; trials.json and artifacts use the latest, "
-                        f"{parent.info.run_id}")
+        warnings.append(
+            f"{len(parents)} sweep (parent) runs; trials.json and artifacts use the latest, {parent.info.run_id}"
+        )
     if parent is None:
-        warnings.append("no sweep (parent) run with tag compact_reid.role=sweep: planned seeds unknown, "
-                        "nothing is logged back to MLflow")
+        warnings.append(
+            "no sweep (parent) run with tag compact_reid.role=sweep: planned seeds unknown, "
+            "nothing is logged back to MLflow"
+        )
     planned = _read_trials(client, parent.info.run_id, warnings) if parent is not None else None
     if not trials:
         planned_n = f" ({len(planned)} trials planned)" if planned else ""
-        raise TablesError(f"experiment {experiment!r} has no trial runs yet{planned_n}; "
-                          "tables need runs tagged compact_reid.role=trial")
+        raise TablesError(
+            f"experiment {experiment!r} has no trial runs yet{planned_n}; "
+            "tables need runs tagged compact_reid.role=trial"
+        )
     df, superseded = _latest_per_trial(pd.DataFrame([_run_row(client, r) for r in trials]))
     if superseded:
         warnings.append(f"{superseded} earlier attempt(s) of re-run trials were replaced by their latest run")
-    data = SweepData(experiment, exp.experiment_id, tracking_uri, parent.info.run_id if parent else None,
-                     planned, df, warnings=warnings, superseded=superseded)
+    data = SweepData(
+        experiment,
+        exp.experiment_id,
+        tracking_uri,
+        parent.info.run_id if parent else None,
+        planned,
+        df,
+        warnings=warnings,
+        superseded=superseded,
+    )
     _refuse_if_nothing_usable(df, experiment)
     if histories:
         _load_histories(client, data)
@@ -164,11 +192,14 @@ def _refuse_if_nothing_usable(df: pd.DataFrame, experiment: str) -> None:
         return
     counts = df.groupby("excluded").size()
     reasons = "; ".join(f"{k} run{'s' if k > 1 else ''}: {r}" for r, k in counts.items())
-    hint = ("runs of an older config schema need the compact-reid version that recorded them (or a re-run "
-            "of the sweep)" if any(not r.startswith("no config.json") for r in counts.index)
-            else "wait until the trials have logged their configs")
-    raise TablesError(f"experiment {experiment!r}: none of its {len(df)} trial runs can be tabulated "
-                      f"({reasons}); {hint}")
+    hint = (
+        "runs of an older config schema need the compact-reid version that recorded them (or a re-run of the sweep)"
+        if any(not r.startswith("no config.json") for r in counts.index)
+        else "wait until the trials have logged their configs"
+    )
+    raise TablesError(
+        f"experiment {experiment!r}: none of its {len(df)} trial runs can be tabulated ({reasons}); {hint}"
+    )
 
 
 def _load_histories(client: Any, data: SweepData) -> None:

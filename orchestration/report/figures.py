@@ -6,6 +6,7 @@
 - Figure 1: rank-1 / mAP against parameters (log scale): the paper's methods with a known
   parameter count, the paper's own models, and this sweep's groups (mean ± std over seeds).
 """
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,7 @@ from .sweep_data import SweepData, metric, num  # noqa: E402
 
 __all__ = ["FigureResult", "figure6", "figure1", "build_figures"]
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
-           "#bcbd22")
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
 
 @dataclass
@@ -86,9 +86,11 @@ def _main_epochs(cfg: Any) -> tuple[int | None, list[int]]:
 
 def figure6(data: SweepData, mode: str) -> FigureResult:
     title = "Figure 6: SWAG vs plain SGD during the cyclic phase"
-    caption = ("Rank-1 and mAP (%) against epoch during the cosine-restart phase: dashed = current weights "
-               "(plain SGD, keys rank1/mAP), solid = the SWAG model at each cycle end (swag_rank1/swag_mAP); "
-               "mean over finished seeds, band = ± sample std.")
+    caption = (
+        "Rank-1 and mAP (%) against epoch during the cosine-restart phase: dashed = current weights "
+        "(plain SGD, keys rank1/mAP), solid = the SWAG model at each cycle end (swag_rank1/swag_mAP); "
+        "mean over finished seeds, band = ± sample std."
+    )
     fin = data.finished
     fin = fin[fin["run_id"].isin(list(data.histories))]
     groups = [g for g in group_order(data, mode) if g in set(fin["group"])]
@@ -113,8 +115,13 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
         if swag["rank1"] or swag["mAP"]:
             curves.append((g, sgd, swag, cycle_ends, len(swag["rank1"])))
     if not curves:
-        return FigureResult("fig6_swag", title, caption, None,
-                            ["no finished run of this sweep recorded SWAG-phase metrics (swag_rank1/swag_mAP)"])
+        return FigureResult(
+            "fig6_swag",
+            title,
+            caption,
+            None,
+            ["no finished run of this sweep recorded SWAG-phase metrics (swag_rank1/swag_mAP)"],
+        )
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, k, label in ((axes[0], "rank1", "rank-1 (%)"), (axes[1], "mAP", "mAP (%)")):
@@ -125,10 +132,24 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
                 steps, m, sd, _ = _mean_band(series)
                 if not steps:
                     continue
-                ax.plot(steps, m, style, color=colour, marker=marker, markersize=3.5, linewidth=1.6,
-                        label=f"{name} {what} (n={n})")
-                ax.fill_between(steps, [a - b for a, b in zip(m, sd)], [a + b for a, b in zip(m, sd)],
-                                color=colour, alpha=0.15 if what == "SWAG" else 0.08, linewidth=0)
+                ax.plot(
+                    steps,
+                    m,
+                    style,
+                    color=colour,
+                    marker=marker,
+                    markersize=3.5,
+                    linewidth=1.6,
+                    label=f"{name} {what} (n={n})",
+                )
+                ax.fill_between(
+                    steps,
+                    [a - b for a, b in zip(m, sd)],
+                    [a + b for a, b in zip(m, sd)],
+                    color=colour,
+                    alpha=0.15 if what == "SWAG" else 0.08,
+                    linewidth=0,
+                )
         for e in curves[0][3]:
             ax.axvline(e, color="#888888", linewidth=0.8, linestyle=":", alpha=0.8, zorder=0)
         ax.set_xlabel("epoch")
@@ -143,9 +164,11 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
 
 def figure1(data: SweepData, mode: str) -> FigureResult:
     title = "Figure 1: accuracy against parameters"
-    caption = ("Rank-1 (top) and mAP (bottom) on Market-1501 against parameters (log scale): grey = methods of "
-               "the paper's Table 2 with a known parameter count, orange = the paper's models, stars = this "
-               "sweep's groups (mean ± std over finished seeds; dataset in brackets when it is not Market-1501).")
+    caption = (
+        "Rank-1 (top) and mAP (bottom) on Market-1501 against parameters (log scale): grey = methods of "
+        "the paper's Table 2 with a known parameter count, orange = the paper's models, stars = this "
+        "sweep's groups (mean ± std over finished seeds; dataset in brackets when it is not Market-1501)."
+    )
     sota = load_sota()
     lit = sota[sota["params_m"].notna() & sota["market_r1"].notna()]
     fin = data.finished
@@ -173,17 +196,41 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
     for ax, col, key, label in ((axes[0], "market_r1", "r1", "rank-1 (%)"), (axes[1], "market_map", "mAP", "mAP (%)")):
         for _, r in lit.iterrows():
             ours = str(r["method"]).startswith("Ours")
-            ax.scatter(r["params_m"], r[col], s=45, color="#ff7f0e" if ours else "#888888", zorder=3,
-                       edgecolor="black", linewidth=0.4)
-            ax.annotate(str(r["method"]), (r["params_m"], r[col]), textcoords="offset points", xytext=(5, 4),
-                        fontsize=8, color="#444444")
+            ax.scatter(
+                r["params_m"],
+                r[col],
+                s=45,
+                color="#ff7f0e" if ours else "#888888",
+                zorder=3,
+                edgecolor="black",
+                linewidth=0.4,
+            )
+            ax.annotate(
+                str(r["method"]),
+                (r["params_m"], r[col]),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=8,
+                color="#444444",
+            )
         for i, (name, pm, r1, mp) in enumerate(pts):
             s = r1 if key == "r1" else mp
             if s.mean is None:
                 continue
             colour = PALETTE[i % len(PALETTE)]
-            ax.errorbar(pm, s.mean, yerr=s.std or 0.0, fmt="*", markersize=12, color=colour, ecolor=colour,
-                        capsize=3, zorder=4, markeredgecolor="black", markeredgewidth=0.4)
+            ax.errorbar(
+                pm,
+                s.mean,
+                yerr=s.std or 0.0,
+                fmt="*",
+                markersize=12,
+                color=colour,
+                ecolor=colour,
+                capsize=3,
+                zorder=4,
+                markeredgecolor="black",
+                markeredgewidth=0.4,
+            )
             ax.annotate(name, (pm, s.mean), textcoords="offset points", xytext=(6, -10), fontsize=8, color=colour)
         ax.set_xscale("log")
         xs = [float(v) for v in lit["params_m"]] + [p[1] for p in pts]

@@ -1,4 +1,5 @@
 """Groups (table columns), statistics over seeds, cell formatting, runs not averaged."""
+
 from __future__ import annotations
 
 import math
@@ -141,16 +142,39 @@ def problems_frame(data: SweepData) -> pd.DataFrame:
     for _, r in runs.iterrows():
         group = r.get("group", r["grid_point"])
         if r["excluded"]:
-            rows.append({"trial": r["trial_name"], "group": group, "status": f"excluded ({r['status']})",
-                         "error": r["excluded"], "error_full": r["excluded"], "run_id": r["run_id"]})
+            rows.append(
+                {
+                    "trial": r["trial_name"],
+                    "group": group,
+                    "status": f"excluded ({r['status']})",
+                    "error": r["excluded"],
+                    "error_full": r["excluded"],
+                    "run_id": r["run_id"],
+                }
+            )
         elif r["status"] != FINISHED:
             err = r["error"] or ""
             if not err and r.get("stopped"):
                 err = "stopped early by the scheduler" if r["stopped"] == "early" else f"stopped ({r['stopped']})"
-            rows.append({"trial": r["trial_name"], "group": group, "status": r["status"],
-                         "error": error_headline(err), "error_full": err, "run_id": r["run_id"]})
+            rows.append(
+                {
+                    "trial": r["trial_name"],
+                    "group": group,
+                    "status": r["status"],
+                    "error": error_headline(err),
+                    "error_full": err,
+                    "run_id": r["run_id"],
+                }
+            )
     for t in data.not_started:
-        rows.append({"trial": str(t["trial_name"]), "group": str(t.get("grid_point", "")), "status": "not started",
-                     "error": "", "error_full": "", "run_id": ""})
+        rows.append(
+            {
+                "trial": str(t["trial_name"]),
+                "group": str(t.get("grid_point", "")),
+                "status": "not started",
+                "error": "",
+                "error_full": "",
+                "run_id": "",
+            }
+        )
     return pd.DataFrame(rows, columns=["trial", "group", "status", "error", "error_full", "run_id"])
-

@@ -1,5 +1,6 @@
 """The self-contained HTML report: `templates/report.html.j2` (jinja2, autoescaped) with
 `templates/report.css` inlined and the figures as base64 PNGs (no network access needed)."""
+
 from __future__ import annotations
 
 import base64
@@ -42,17 +43,26 @@ def _table_view(t: Table) -> dict[str, Any]:
         cells = [(str(v), _cell_class(str(v), j, t.colour_deltas, t.left_cols)) for j, v in enumerate(row)]
         rows.append({"cls": cls, "cells": cells})
     problems = [] if t.problems is None else [{k: str(v) for k, v in p.items()} for p in t.problems.to_dict("records")]
-    return {"key": t.key, "title": t.title, "columns": [str(c) for c in t.display.columns], "rows": rows,
-            "notes": t.notes, "problems": problems}
+    return {
+        "key": t.key,
+        "title": t.title,
+        "columns": [str(c) for c in t.display.columns],
+        "rows": rows,
+        "notes": t.notes,
+        "problems": problems,
+    }
 
 
 def counts(data: SweepData) -> dict[str, int]:
     """Trial runs per state (and planned, not started, excluded)."""
     inc = data.included
-    c = {"finished": int((inc["status"] == FINISHED).sum()), "failed": int((inc["status"] == "FAILED").sum()),
-         "running": int((inc["status"] == "RUNNING").sum()),
-         "other": int((~inc["status"].isin([FINISHED, "FAILED", "RUNNING"])).sum()),
-         "excluded": int((data.runs["excluded"] != "").sum())}
+    c = {
+        "finished": int((inc["status"] == FINISHED).sum()),
+        "failed": int((inc["status"] == "FAILED").sum()),
+        "running": int((inc["status"] == "RUNNING").sum()),
+        "other": int((~inc["status"].isin([FINISHED, "FAILED", "RUNNING"])).sum()),
+        "excluded": int((data.runs["excluded"] != "").sum()),
+    }
     c["not started"] = len(data.not_started)
     if data.planned is not None:
         c["planned"] = len(data.planned)
@@ -64,8 +74,16 @@ def _runs_view(data: SweepData) -> list[list[tuple[str, str]]]:
     out = []
     for _, row in r.sort_values(["group", "trial_name"] if "group" in r else ["trial_name"]).iterrows():
         cells = []
-        for c in ("trial_name", "group", "seed", "dataset", "status", "metric.final_rank1", "metric.final_mAP",
-                  "run_id"):
+        for c in (
+            "trial_name",
+            "group",
+            "seed",
+            "dataset",
+            "status",
+            "metric.final_rank1",
+            "metric.final_mAP",
+            "run_id",
+        ):
             v = row.get(c)
             if c.startswith("metric."):
                 f = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
@@ -80,12 +98,26 @@ def render_html_report(data: SweepData, mode: str, tables: dict[str, Table], fig
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True)
-    figs = [{"key": f.key, "title": f.title, "caption": f.caption, "notes": f.notes,
-             "png_b64": base64.b64encode(f.png_bytes()).decode("ascii") if f.figure is not None else ""}
-            for f in figures]
+    figs = [
+        {
+            "key": f.key,
+            "title": f.title,
+            "caption": f.caption,
+            "notes": f.notes,
+            "png_b64": base64.b64encode(f.png_bytes()).decode("ascii") if f.figure is not None else "",
+        }
+        for f in figures
+    ]
     return env.get_template("report.html.j2").render(
-        data=data, mode=mode, css=(_TEMPLATES / "report.css").read_text(encoding="utf-8"),
-        now=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), counts=counts(data),
-        pill_cls=_PILLS, sections=[(t.key, t.title) for t in tables.values()] + [(f.key, f.title) for f in figures],
-        tables=[_table_view(t) for t in tables.values()], figures=figs, runs=_runs_view(data), missing=MISSING)
-
+        data=data,
+        mode=mode,
+        css=(_TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        now=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        counts=counts(data),
+        pill_cls=_PILLS,
+        sections=[(t.key, t.title) for t in tables.values()] + [(f.key, f.title) for f in figures],
+        tables=[_table_view(t) for t in tables.values()],
+        figures=figs,
+        runs=_runs_view(data),
+        missing=MISSING,
+    )

@@ -1,4 +1,5 @@
 """The paper's own numbers (Tables 2-4) and how a run's switches map to its columns/setups."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,9 +11,17 @@ from reid_core.presets import PRESETS, SWITCHES, TABLE3_COLUMNS, TABLE4_SETUPS
 
 # Table 3 of the paper, Market-1501 rank-1 / mAP (%), by column.
 PAPER_TABLE3: dict[str, tuple[float, float]] = {
-    "hacnn": (91.2, 75.7), "a": (93.2, 82.0), "b": (94.1, 85.3), "c": (94.5, 85.7),
-    "d": (94.9, 86.6), "e": (95.1, 87.1), "f": (95.3, 87.9), "g": (95.4, 87.3),
-    "h": (95.8, 88.7), "i": (95.7, 88.1), "compact": (96.2, 89.7),
+    "hacnn": (91.2, 75.7),
+    "a": (93.2, 82.0),
+    "b": (94.1, 85.3),
+    "c": (94.5, 85.7),
+    "d": (94.9, 86.6),
+    "e": (95.1, 87.1),
+    "f": (95.3, 87.9),
+    "g": (95.4, 87.3),
+    "h": (95.8, 88.7),
+    "i": (95.7, 88.1),
+    "compact": (96.2, 89.7),
 }
 COLUMN_LABELS = {"hacnn": "HA-CNN", "compact": "Compact-ReID"}
 
@@ -29,8 +38,13 @@ TABLE4_LABELS = {
 }
 TABLE4_PHASES = (("plain", "plain"), ("cyclic", "+ cyclic LR"), ("swag", "+ SWAG"))
 
-TRIPLET_LABELS = {"none": "none", "margin": "eq. 1", "batch_hard": "eq. 2", "weighted": "eq. 3",
-                  "weighted_soft": "eq. 4"}
+TRIPLET_LABELS = {
+    "none": "none",
+    "margin": "eq. 1",
+    "batch_hard": "eq. 2",
+    "weighted": "eq. 3",
+    "weighted_soft": "eq. 4",
+}
 
 SOTA_CSV = Path(__file__).parent / "data" / "sota_market_duke.csv"
 PAPER_DATASETS = (("Market1501", "market"), ("DukeMTMC", "duke"))

@@ -1,5 +1,6 @@
 """Markdown and LaTeX (booktabs) renderers of the report; HTML is `html.py` (a jinja2
 template), files and logging `write.py`."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,15 @@ from .figures import FigureResult
 from .html import counts
 from .sweep_data import CHECK, MISSING, SweepData, Table, TablesError
 
-__all__ = ["FORMATS", "parse_formats", "to_markdown", "to_latex", "render_markdown_report", "render_latex_report",
-           "records"]
+__all__ = [
+    "FORMATS",
+    "parse_formats",
+    "to_markdown",
+    "to_latex",
+    "render_markdown_report",
+    "render_latex_report",
+    "records",
+]
 
 FORMATS = ("md", "latex", "html", "csv")
 
@@ -78,11 +86,13 @@ def render_markdown_table(t: Table) -> str:
 
 def _header_lines(data: SweepData, mode: str) -> list[str]:
     counts_ = counts(data)
-    return [f"- tracking URI: `{data.tracking_uri}`",
-            f"- experiment: `{data.experiment_name}` (id {data.experiment_id})",
-            f"- sweep (parent) run: `{data.parent_run_id or 'none'}`",
-            f"- grouped by: {'preset' if mode == 'preset' else 'grid point'}",
-            "- trial runs: " + ", ".join(f"{v} {k}" for k, v in counts_.items() if v)]
+    return [
+        f"- tracking URI: `{data.tracking_uri}`",
+        f"- experiment: `{data.experiment_name}` (id {data.experiment_id})",
+        f"- sweep (parent) run: `{data.parent_run_id or 'none'}`",
+        f"- grouped by: {'preset' if mode == 'preset' else 'grid point'}",
+        "- trial runs: " + ", ".join(f"{v} {k}" for k, v in counts_.items() if v),
+    ]
 
 
 def render_markdown_report(data: SweepData, mode: str, tables: dict[str, Table], figures: list[FigureResult]) -> str:
@@ -104,10 +114,27 @@ def render_markdown_report(data: SweepData, mode: str, tables: dict[str, Table],
 # ---------------------------------------------------------------------------------
 # LaTeX (booktabs)
 
-_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_TEX_UNICODE = {CHECK: r"\checkmark", "±": r"$\pm$", MISSING: "--", "Δ": r"$\Delta$", "→": r"$\rightarrow$",
-                "−": "-", "×": r"$\times$"}
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_TEX_UNICODE = {
+    CHECK: r"\checkmark",
+    "±": r"$\pm$",
+    MISSING: "--",
+    "Δ": r"$\Delta$",
+    "→": r"$\rightarrow$",
+    "−": "-",
+    "×": r"$\times$",
+}
 
 
 def tex(v: Any) -> str:
@@ -125,12 +152,19 @@ def _caption(title: str) -> str:
 def to_latex(t: Table) -> str:
     df = t.display
     ncol = len(df.columns)
-    lines = [f"% {t.title} -- needs \\usepackage{{booktabs,amssymb,graphicx}}",
-             "\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{tex(_caption(t.title))}}}",
-             f"\\label{{tab:{t.key}}}",
-             "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%",  # shrink, never enlarge
-             "\\begin{tabular}{" + "l" * t.left_cols + "c" * (ncol - t.left_cols) + "}", "\\toprule",
-             " & ".join(f"\\textbf{{{tex(c)}}}" if c else "" for c in df.columns) + " \\\\", "\\midrule"]
+    lines = [
+        f"% {t.title} -- needs \\usepackage{{booktabs,amssymb,graphicx}}",
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\small",
+        f"\\caption{{{tex(_caption(t.title))}}}",
+        f"\\label{{tab:{t.key}}}",
+        "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%",  # shrink, never enlarge
+        "\\begin{tabular}{" + "l" * t.left_cols + "c" * (ncol - t.left_cols) + "}",
+        "\\toprule",
+        " & ".join(f"\\textbf{{{tex(c)}}}" if c else "" for c in df.columns) + " \\\\",
+        "\\midrule",
+    ]
     for i, row in enumerate(df.itertuples(index=False)):
         if i in t.sections:
             lines.append("\\midrule")
@@ -141,8 +175,12 @@ def to_latex(t: Table) -> str:
     lines += ["\\bottomrule", "\\end{tabular}}"]
     foot = list(t.notes)
     if t.problems is not None and not t.problems.empty:
-        foot.append("Not in the averages: " + "; ".join(
-            f"{p.trial} ({p.status}{': ' + p.error if p.error else ''})" for p in t.problems.itertuples(index=False)))
+        foot.append(
+            "Not in the averages: "
+            + "; ".join(
+                f"{p.trial} ({p.status}{': ' + p.error if p.error else ''})" for p in t.problems.itertuples(index=False)
+            )
+        )
     if foot:
         lines.append("\\par\\vspace{2pt}{\\footnotesize " + " ".join(tex(n) for n in foot) + "}")
     lines.append("\\end{table}")
@@ -151,4 +189,5 @@ def to_latex(t: Table) -> str:
 
 def render_latex_report(tables: dict[str, Table]) -> str:
     return "% Generated by `compact-reid tables`; needs \\usepackage{booktabs,amssymb,graphicx}\n\n" + "\n".join(
-        to_latex(t) for t in tables.values())
+        to_latex(t) for t in tables.values()
+    )

@@ -1,5 +1,6 @@
 """What the report is built from: `SweepData` (one row per trial run, read from MLflow by
 `collect.load_sweep`) and `Table` (what every renderer takes)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

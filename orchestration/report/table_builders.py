@@ -11,6 +11,7 @@ Conventions of every table:
   `reid_core.presets.switches_from_flat`, never from the preset's name. The paper's figure
   shown beside a group is the paper's column with the SAME switches and triplet loss.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,7 @@ def _axis_keys(data: SweepData, groups: list[str]) -> list[str]:
     inc = data.included
     keys = []
     for col in inc.columns:
-        key = col[len(CONFIG_PREFIX):]
+        key = col[len(CONFIG_PREFIX) :]
         if not col.startswith(CONFIG_PREFIX) or key in NON_AXIS_PARAMS:
             continue
         per_group = {g: frozenset(map(format_value, inc.loc[inc["group"] == g, col])) for g in groups}
@@ -72,8 +73,9 @@ def _overrides(cfg: Any, preset: str) -> dict[str, str] | None:
     if preset not in PRESETS or cfg is None:
         return None
     ref, got = flatten(preset_config(preset)), flatten(cfg)
-    return {k: format_value(got[k]) for k, d in ref.items()
-            if k not in _NOT_OVERRIDES and k in got and not _same(got[k], d)}
+    return {
+        k: format_value(got[k]) for k, d in ref.items() if k not in _NOT_OVERRIDES and k in got and not _same(got[k], d)
+    }
 
 
 def _override_notes(data: SweepData, groups: list[str], axis: set[str], mode: str) -> list[str]:
@@ -90,8 +92,10 @@ def _override_notes(data: SweepData, groups: list[str], axis: set[str], mode: st
     common = dict(set.intersection(*(set(o.items()) for o in per_group.values())))
     notes = []
     if common:
-        notes.append("Every group departs from its preset's defaults in: "
-                     + ", ".join(f"{k}={v}" for k, v in sorted(common.items())))
+        notes.append(
+            "Every group departs from its preset's defaults in: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(common.items()))
+        )
     for g, ov in per_group.items():
         rest = {k: v for k, v in ov.items() if k not in common}
         if rest:
@@ -134,42 +138,88 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
         cells.append(TRIPLET_LABELS.get(trip, trip) if trip else "mixed")
         cells.append(group_label(col, "preset") if col else MISSING)
         cells.append(f"{len(fg)}/{N}" if N is not None else f"{len(fg)}/?")
-        cells += [fmt_stat(r1, N), fmt_num(p1), fmt_diff(r1.mean, d1),
-                  fmt_stat(mp, N), fmt_num(pm), fmt_diff(mp.mean, dm)]
+        cells += [
+            fmt_stat(r1, N),
+            fmt_num(p1),
+            fmt_diff(r1.mean, d1),
+            fmt_stat(mp, N),
+            fmt_num(pm),
+            fmt_diff(mp.mean, dm),
+        ]
         disp[label] = cells
         if any(v is None for v in sw.values()) or trip is None:
             notes.append(f"{label}: its runs recorded different switches (see the runs list)")
         if mode == "preset" and base_of[g] in PRESETS and col != base_of[g] and base_of[g] in TABLE3_COLUMNS:
-            notes.append(f"{label}: the recorded config does not give the switches of the paper's column "
-                         f"{base_of[g]}" + (f" but those of column {col}" if col else ""))
+            notes.append(
+                f"{label}: the recorded config does not give the switches of the paper's column "
+                f"{base_of[g]}" + (f" but those of column {col}" if col else "")
+            )
         rec: dict[str, Any] = {"group": g, "paper_column": col or "", "triplet": trip or "mixed"}
         rec.update({CONFIG_PREFIX + k: c for k, c in zip(axis, cells)})
         rec.update({s: sw[s] for s in SWITCHES})
-        rec.update({"finished": len(fg), "planned": N,
-                    "rank1_mean": r1.mean, "rank1_std": r1.std, "rank1_n": r1.n, "paper_rank1": p1,
-                    "rank1_diff": None if r1.mean is None or d1 is None else r1.mean - d1,
-                    "mAP_mean": mp.mean, "mAP_std": mp.std, "mAP_n": mp.n, "paper_mAP": pm,
-                    "mAP_diff": None if mp.mean is None or dm is None else mp.mean - dm})
+        rec.update(
+            {
+                "finished": len(fg),
+                "planned": N,
+                "rank1_mean": r1.mean,
+                "rank1_std": r1.std,
+                "rank1_n": r1.n,
+                "paper_rank1": p1,
+                "rank1_diff": None if r1.mean is None or d1 is None else r1.mean - d1,
+                "mAP_mean": mp.mean,
+                "mAP_std": mp.std,
+                "mAP_n": mp.n,
+                "paper_mAP": pm,
+                "mAP_diff": None if mp.mean is None or dm is None else mp.mean - dm,
+            }
+        )
         records.append(rec)
-    row_labels = (axis + [SWITCH_LABELS[s] for s in SWITCHES]
-                  + ["Triplet loss", "Paper column (same switches)", "Seeds finished",
-                     "Rank-1 (%)", "Rank-1 paper", "Rank-1 Δ", "mAP (%)", "mAP paper", "mAP Δ"])
+    row_labels = (
+        axis
+        + [SWITCH_LABELS[s] for s in SWITCHES]
+        + [
+            "Triplet loss",
+            "Paper column (same switches)",
+            "Seeds finished",
+            "Rank-1 (%)",
+            "Rank-1 paper",
+            "Rank-1 Δ",
+            "mAP (%)",
+            "mAP paper",
+            "mAP Δ",
+        ]
+    )
     display = pd.DataFrame({"": row_labels, **disp})
     datasets = ", ".join(dict.fromkeys(inc["dataset"]))
-    title = (f"Table 3: ablation ({datasets})" if mode == "preset"
-             else "Grid table: " + (", ".join(axis) if axis else "grid points") + f" ({datasets})")
+    title = (
+        f"Table 3: ablation ({datasets})"
+        if mode == "preset"
+        else "Grid table: " + (", ".join(axis) if axis else "grid points") + f" ({datasets})"
+    )
     if any(d != "Market1501" for d in dict.fromkeys(inc["dataset"])):
-        notes.append(f"The paper's figures are Market-1501 results; this sweep ran on {datasets}: compare the "
-                     "groups with each other, not with the paper.")
+        notes.append(
+            f"The paper's figures are Market-1501 results; this sweep ran on {datasets}: compare the "
+            "groups with each other, not with the paper."
+        )
     notes[0:0] = _override_notes(data, groups, set(axis), mode)
-    notes.insert(0, "Rank-1 / mAP of the reported model (final_rank1 / final_mAP: SWAG when enabled, else the "
-                    "last weights), % mean ± sample std over finished seeds; (n/N) = seeds averaged / planned. "
-                    "Switches are read from each run's recorded config.json; Δ = this sweep − paper, in points (Market-1501 "
-                    "runs only).")
+    notes.insert(
+        0,
+        "Rank-1 / mAP of the reported model (final_rank1 / final_mAP: SWAG when enabled, else the "
+        "last weights), % mean ± sample std over finished seeds; (n/N) = seeds averaged / planned. "
+        "Switches are read from each run's recorded config.json; Δ = this sweep − paper, in points (Market-1501 "
+        "runs only).",
+    )
     na = len(axis)
     sections = [i for i in (na, na + len(SWITCHES), na + len(SWITCHES) + 3) if i > 0]
-    table = Table("table3" if mode == "preset" else "grid", title, display, pd.DataFrame(records), notes,
-                  problems_frame(data), sections=sections)
+    table = Table(
+        "table3" if mode == "preset" else "grid",
+        title,
+        display,
+        pd.DataFrame(records),
+        notes,
+        problems_frame(data),
+        sections=sections,
+    )
     if len(groups) > max_columns:  # a search or a long grid: one row per group instead
         table.display = display.set_index("").T.reset_index(names="group")
         table.sections, table.left_cols = [], 1
@@ -218,18 +268,33 @@ def table4(data: SweepData, mode: str) -> Table | None:
                 paper_row[plabel] = fmt_num(paper)
                 ref = paper if on_market else None
                 delta_row[plabel] = fmt_diff(st.mean, ref)
-                rec.update({f"{phase}_mean": st.mean, f"{phase}_std": st.std, f"{phase}_n": st.n,
-                            f"{phase}_paper": paper,
-                            f"{phase}_diff": None if st.mean is None or ref is None else st.mean - ref})
+                rec.update(
+                    {
+                        f"{phase}_mean": st.mean,
+                        f"{phase}_std": st.std,
+                        f"{phase}_n": st.n,
+                        f"{phase}_paper": paper,
+                        f"{phase}_diff": None if st.mean is None or ref is None else st.mean - ref,
+                    }
+                )
             rows += [ours, paper_row, delta_row]
             records.append(rec)
     display = pd.DataFrame(rows)
-    notes = ["plain = end of the main phase (plain_*), + cyclic LR = last weights after the cosine-restart phase "
-             "(cyclic_*), + SWAG = the SWAG model (swag_*); % mean ± sample std over finished seeds; (n/N) = "
-             "seeds averaged / planned. Paper numbers beside the group whose switches (SWAG aside) equal a setup "
-             "of the paper's Table 4; Δ = this sweep − paper, in points (Market-1501 runs only)."]
-    return Table("table4", "Table 4: SWAG study (plain → + cyclic LR → + SWAG)", display, pd.DataFrame(records),
-                 notes, sections=sections, left_cols=2)
+    notes = [
+        "plain = end of the main phase (plain_*), + cyclic LR = last weights after the cosine-restart phase "
+        "(cyclic_*), + SWAG = the SWAG model (swag_*); % mean ± sample std over finished seeds; (n/N) = "
+        "seeds averaged / planned. Paper numbers beside the group whose switches (SWAG aside) equal a setup "
+        "of the paper's Table 4; Δ = this sweep − paper, in points (Market-1501 runs only)."
+    ]
+    return Table(
+        "table4",
+        "Table 4: SWAG study (plain → + cyclic LR → + SWAG)",
+        display,
+        pd.DataFrame(records),
+        notes,
+        sections=sections,
+        left_cols=2,
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -256,4 +321,3 @@ def build_tables(data: SweepData, group_by: str = "auto", recompute: bool = True
     data.arch_params = arch_params
     tables["table2"] = table2(data, mode, arch_params)
     return mode, tables
-

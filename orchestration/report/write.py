@@ -1,4 +1,5 @@
 """Write the report's files into --out and log them on the sweep's parent run (`tables/`)."""
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,35 @@ __all__ = ["write_report", "summary_json"]
 
 
 def _runs_csv(data: SweepData) -> pd.DataFrame:
-    front = ["trial_name", "group", "preset", "grid_point", "seed", "dataset", "status", "error", "excluded",
-             "schema_version", "run_id", "run_name", "triplet"]
+    front = [
+        "trial_name",
+        "group",
+        "preset",
+        "grid_point",
+        "seed",
+        "dataset",
+        "status",
+        "error",
+        "excluded",
+        "schema_version",
+        "run_id",
+        "run_name",
+        "triplet",
+    ]
     cols = [c for c in front if c in data.runs.columns]
     rest = sorted(c for c in data.runs.columns if c not in cols and not c.startswith("_"))
     return data.runs[cols + rest]
 
 
-def write_report(data: SweepData, mode: str, tables: dict[str, Table], figures: list[FigureResult], out_dir: Path,
-                 formats: Iterable[str] = FORMATS, log: bool = True) -> dict[str, Any]:
+def write_report(
+    data: SweepData,
+    mode: str,
+    tables: dict[str, Table],
+    figures: list[FigureResult],
+    out_dir: Path,
+    formats: Iterable[str] = FORMATS,
+    log: bool = True,
+) -> dict[str, Any]:
     """Writes the files; logs them on the parent run (artifact path `tables/`) unless log=False.
 
     Returns {"files": [...], "logged_to": run id or None}.
@@ -71,12 +92,18 @@ def write_report(data: SweepData, mode: str, tables: dict[str, Table], figures: 
     return {"files": [str(p) for p in files], "logged_to": logged_to}
 
 
-def summary_json(data: SweepData, mode: str, tables: dict[str, Table], figures: list[FigureResult],
-                 written: dict[str, Any]) -> str:
+def summary_json(
+    data: SweepData, mode: str, tables: dict[str, Table], figures: list[FigureResult], written: dict[str, Any]
+) -> str:
     t3 = next(iter(tables.values()))
     out = {
-        "experiment": data.experiment_name, "experiment_id": data.experiment_id, "tracking_uri": data.tracking_uri,
-        "parent_run_id": data.parent_run_id, "group_by": mode, "counts": counts(data), "warnings": data.warnings,
+        "experiment": data.experiment_name,
+        "experiment_id": data.experiment_id,
+        "tracking_uri": data.tracking_uri,
+        "parent_run_id": data.parent_run_id,
+        "group_by": mode,
+        "counts": counts(data),
+        "warnings": data.warnings,
         "tables": {k: {"title": t.title, "rows": records(t.data), "notes": t.notes} for k, t in tables.items()},
         "not_averaged": records(t3.problems),
         "figures": {f.key: {"drawn": f.figure is not None, "notes": f.notes} for f in figures},

@@ -10,6 +10,7 @@ The grid point is the name without `-seed<k>`, so seeds pool under one grid poin
 A trial record (Ray's `config["trial"]`, trial_plan.py) carries its planned name, or for a
 search the keys whose sampled values name it: `record_name`, Ray's `trial_name_creator`.
 """
+
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ fully resolved TrainConfig as a plain dict (`TrialSpec.to_record`). A grid sweep
 Tune's samplers at the searched keys (Optuna fills them in), so each trial gets its
 resolved config from Ray and nothing is looked up elsewhere.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,14 +38,23 @@ def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
             ray.init(address=addr, log_to_driver=True)
         except Exception as e:  # ConnectionError, auth errors, version mismatch...
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise SweepError(f"cannot join the Ray cluster at {addr} ({type(e).__name__}: {first}); check "
-                             "--address / RAY_ADDRESS (and RAY_AUTH_TOKEN for clusters with token "
-                             "authentication)") from None
+            raise SweepError(
+                f"cannot join the Ray cluster at {addr} ({type(e).__name__}: {first}); check "
+                "--address / RAY_ADDRESS (and RAY_AUTH_TOKEN for clusters with token "
+                "authentication)"
+            ) from None
         return True
     _watch_local_ray()  # before ray.init: a driver killed while Ray starts leaves nothing either
     try:
-        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True,
-                 object_store_memory=256 * 1024 * 1024, configure_logging=True, logging_level="warning")
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count() or 1,
+            include_dashboard=False,
+            log_to_driver=True,
+            object_store_memory=256 * 1024 * 1024,
+            configure_logging=True,
+            logging_level="warning",
+        )
     except BaseException:
         shutdown_ray(False)
         raise
@@ -62,8 +72,13 @@ def _watch_local_ray() -> None:
     global _WATCHER
     from mlflow_server.tether import watcher
 
-    _WATCHER = subprocess.Popen(watcher(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+    _WATCHER = subprocess.Popen(
+        watcher(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def check_address(address: str | None, timeout: float = 5.0) -> None:
@@ -77,13 +92,16 @@ def check_address(address: str | None, timeout: float = 5.0) -> None:
     hostport = addr.split("://", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise SweepError(f"--address {addr!r}: expected HOST:PORT (the head's GCS port, 6379 by default), "
-                         "ray://HOST:PORT or auto")
+        raise SweepError(
+            f"--address {addr!r}: expected HOST:PORT (the head's GCS port, 6379 by default), ray://HOST:PORT or auto"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
-        raise SweepError(f"cannot reach the Ray cluster at {addr} ({e}); is `ray start --head` running there, "
-                         "and is the address right (--address / RAY_ADDRESS)?") from None
+        raise SweepError(
+            f"cannot reach the Ray cluster at {addr} ({e}); is `ray start --head` running there, "
+            "and is the address right (--address / RAY_ADDRESS)?"
+        ) from None
 
 
 def shutdown_ray(started: bool) -> None:
@@ -111,8 +129,10 @@ def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, 
     if gpu is None:
         gpu = 1.0 if total.get("GPU", 0) >= 1 else 0.0
     if gpu > total.get("GPU", 0) + 1e-9:
-        raise SweepError(f"trials need {gpu} GPU(s) each but the cluster has {total.get('GPU', 0)}; "
-                         "lower resources.gpu / --gpus-per-trial")
+        raise SweepError(
+            f"trials need {gpu} GPU(s) each but the cluster has {total.get('GPU', 0)}; "
+            "lower resources.gpu / --gpus-per-trial"
+        )
     cpu = spec.file.resources.cpu
     if cpu is None:
         if gpu > 0:
@@ -153,8 +173,11 @@ def tune_config(spec: SweepSpec, max_concurrent: int | None) -> Any:
 
     # reuse_actors: a finished trial's worker process runs the next trial of the same
     # resources, so torch / mlflow / the data listing code are imported once per worker.
-    kwargs: dict[str, Any] = {"trial_name_creator": trial_name_creator,
-                              "trial_dirname_creator": trial_dirname_creator, "reuse_actors": True}
+    kwargs: dict[str, Any] = {
+        "trial_name_creator": trial_name_creator,
+        "trial_dirname_creator": trial_dirname_creator,
+        "reuse_actors": True,
+    }
     if spec.search is not None:
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
@@ -170,9 +193,14 @@ def tune_config(spec: SweepSpec, max_concurrent: int | None) -> Any:
         from ray.tune.schedulers import ASHAScheduler
 
         c = spec.scheduler
-        kwargs["scheduler"] = ASHAScheduler(time_attr="training_iteration", metric=c.metric, mode=c.mode,
-                                            max_t=c.max_t, grace_period=c.grace_period,
-                                            reduction_factor=c.reduction_factor)
+        kwargs["scheduler"] = ASHAScheduler(
+            time_attr="training_iteration",
+            metric=c.metric,
+            mode=c.mode,
+            max_t=c.max_t,
+            grace_period=c.grace_period,
+            reduction_factor=c.reduction_factor,
+        )
     return tune.TuneConfig(**kwargs)
 
 

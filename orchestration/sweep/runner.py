@@ -6,6 +6,7 @@ Tuner, then settle the runs' states. A failing trial never takes the sweep down;
 resume` continues a stopped one. The steps in full: docs/ARCHITECTURE.md, "Module notes:
 orchestration/sweep/runner.py".
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,7 @@ from .storage_check import check_nodes_see, sweep_folders
 from .sweep_folder import SWEEP_FILE, SweepState, find_sweep, prepare_data, storage_and_dir
 from .trial_status import format_table, ray_trials, sweep_status, trial_rows
 
-__all__ = ["SweepError", "SweepOutcome", "run_sweep", "resume_sweep", "sweep_status", "find_sweep",
-           "format_table"]
+__all__ = ["SweepError", "SweepOutcome", "run_sweep", "resume_sweep", "sweep_status", "find_sweep", "format_table"]
 
 Log = Callable[[str], None]
 
@@ -47,15 +47,31 @@ class SweepOutcome:
         return bool(self.trials) and all(r["status"] == "ERROR" for r in self.trials)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sweep_dir": self.sweep_dir, "parent_run_id": self.parent_run_id,
-                "tracking_uri": self.tracking_uri, "wall_seconds": self.wall_seconds,
-                "interrupted": self.interrupted, "counts": self.counts, "trials": self.trials}
+        return {
+            "name": self.name,
+            "sweep_dir": self.sweep_dir,
+            "parent_run_id": self.parent_run_id,
+            "tracking_uri": self.tracking_uri,
+            "wall_seconds": self.wall_seconds,
+            "interrupted": self.interrupted,
+            "counts": self.counts,
+            "trials": self.trials,
+        }
 
 
-def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpus_per_trial: float | None = None,
-              max_concurrent: int | None = None, tracking_uri: str | None = None, storage: str | None = None,
-              runs_dir: str | os.PathLike[str] = "runs", verbose: int = 1, log: Log = print,
-              fresh: bool = False, trial_fn: Callable[..., None] | None = None) -> SweepOutcome:
+def run_sweep(
+    spec_path: str | os.PathLike[str],
+    address: str | None = None,
+    gpus_per_trial: float | None = None,
+    max_concurrent: int | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    verbose: int = 1,
+    log: Log = print,
+    fresh: bool = False,
+    trial_fn: Callable[..., None] | None = None,
+) -> SweepOutcome:
     """Validate, prepare and run a sweep (module docstring); returns its outcome.
 
     A sweep that already has state is refused (resume it), unless `fresh`: then its old
@@ -87,24 +103,40 @@ def run_sweep(spec_path: str | os.PathLike[str], address: str | None = None, gpu
         data_root, data_name = prepare_data(spec, sweep_dir, log)
         tracker = SweepTracker(uri)
         exp_id = tracker.experiment(spec.file.name, spec.file.description)
-        parent = tracker.start_parent(exp_id, spec.file.name, spec.text,
-                                      spec.planned(), extra_tags={STORAGE: str(exp_path)})
+        parent = tracker.start_parent(
+            exp_id, spec.file.name, spec.text, spec.planned(), extra_tags={STORAGE: str(exp_path)}
+        )
         state = SweepState(
-            name=spec.file.name, spec_source=str(Path(spec.source).resolve()), spec_text=spec.text, tracking_uri=uri,
-            experiment_id=exp_id, parent_run_id=parent, storage_path=storage_path, experiment_path=str(exp_path),
-            data_root=data_root, data_name=data_name, resources=resources,
-            max_concurrent=max_concurrent or spec.file.max_concurrent, checkpoint_every=spec.file.checkpoint.every,
-            num_trials=spec.num_trials, planned=spec.planned())
+            name=spec.file.name,
+            spec_source=str(Path(spec.source).resolve()),
+            spec_text=spec.text,
+            tracking_uri=uri,
+            experiment_id=exp_id,
+            parent_run_id=parent,
+            storage_path=storage_path,
+            experiment_path=str(exp_path),
+            data_root=data_root,
+            data_name=data_name,
+            resources=resources,
+            max_concurrent=max_concurrent or spec.file.max_concurrent,
+            checkpoint_every=spec.file.checkpoint.every,
+            num_trials=spec.num_trials,
+            planned=spec.planned(),
+        )
         state.write(sweep_dir)
-        log(f"sweep {spec.file.name}: {spec.num_trials} trial(s), {resources['cpu']:g} CPU + {resources['gpu']:g} GPU "
+        log(
+            f"sweep {spec.file.name}: {spec.num_trials} trial(s), {resources['cpu']:g} CPU + {resources['gpu']:g} GPU "
             f"each, max_concurrent={state.max_concurrent or 'auto'}, max_failures={spec.file.max_failures}; storage "
-            f"{exp_path}; MLflow {uri} (experiment {spec.file.name}, parent run {parent})")
+            f"{exp_path}; MLflow {uri} (experiment {spec.file.name}, parent run {parent})"
+        )
         from ray import tune
 
-        tuner = tune.Tuner(ray_tune.trainable(state.context(), resources, trial_fn),
-                           param_space=ray_tune.param_space(spec),
-                           tune_config=ray_tune.tune_config(spec, state.max_concurrent),
-                           run_config=ray_tune.run_config(spec, storage_path, verbose))
+        tuner = tune.Tuner(
+            ray_tune.trainable(state.context(), resources, trial_fn),
+            param_space=ray_tune.param_space(spec),
+            tune_config=ray_tune.tune_config(spec, state.max_concurrent),
+            run_config=ray_tune.run_config(spec, storage_path, verbose),
+        )
     except BaseException as e:
         if parent is not None:  # never leave a parent run RUNNING for a sweep that did not start
             try:
@@ -120,16 +152,25 @@ def _check_can_start(name: str, sweep_dir: Path, exp_path: Path, fresh: bool) ->
     if not (sweep_dir / SWEEP_FILE).exists():
         return
     if not fresh:
-        raise SweepError(f"sweep {name} already has state in {sweep_dir}: continue it with "
-                         f"`compact-reid sweep resume {sweep_dir}`, start over with --fresh (the old "
-                         "folder is kept under a timestamped name), or pass another --storage")
+        raise SweepError(
+            f"sweep {name} already has state in {sweep_dir}: continue it with "
+            f"`compact-reid sweep resume {sweep_dir}`, start over with --fresh (the old "
+            "folder is kept under a timestamped name), or pass another --storage"
+        )
     if str(exp_path) != str(sweep_dir):
-        raise SweepError(f"--fresh: the Ray state of {name} is at {exp_path}, not a local folder; "
-                         "pass another --storage instead")
+        raise SweepError(
+            f"--fresh: the Ray state of {name} is at {exp_path}, not a local folder; pass another --storage instead"
+        )
 
 
-def resume_sweep(name_or_path: str, address: str | None = None, runs_dir: str | os.PathLike[str] = "runs",
-                 verbose: int = 1, log: Log = print, trial_fn: Callable[..., None] | None = None) -> SweepOutcome:
+def resume_sweep(
+    name_or_path: str,
+    address: str | None = None,
+    runs_dir: str | os.PathLike[str] = "runs",
+    verbose: int = 1,
+    log: Log = print,
+    trial_fn: Callable[..., None] | None = None,
+) -> SweepOutcome:
     """Continue a sweep from its Ray state: unfinished and errored trials run on from their
     checkpoints (their MLflow runs continue), finished trials are not re-run. Each trial's
     record (and so its config) comes back from Ray's own state."""
@@ -141,8 +182,10 @@ def resume_sweep(name_or_path: str, address: str | None = None, runs_dir: str | 
     sweep_dir = find_sweep(name_or_path, runs_dir)
     state = SweepState.read(sweep_dir)
     if not tune.Tuner.can_restore(state.experiment_path):
-        raise SweepError(f"{state.experiment_path}: no Ray Tune state to resume (the driver stopped before Ray "
-                         "saved any); start over with `compact-reid sweep run SPEC --fresh`")
+        raise SweepError(
+            f"{state.experiment_path}: no Ray Tune state to resume (the driver stopped before Ray "
+            "saved any); start over with `compact-reid sweep run SPEC --fresh`"
+        )
     ray_tune.check_address(address)
     log(f"tracking: {check_tracking_uri(state.tracking_uri)}")
     spec = parse_text(state.spec_text, state.spec_source, check_paths=False)
@@ -155,16 +198,21 @@ def resume_sweep(name_or_path: str, address: str | None = None, runs_dir: str | 
         state.resumed += 1
         state.write(sweep_dir)
         log(f"sweep {state.name}: resuming from {state.experiment_path} (MLflow parent run {state.parent_run_id})")
-        tuner = tune.Tuner.restore(state.experiment_path, ray_tune.trainable(state.context(), state.resources, trial_fn),
-                                   resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(
+            state.experiment_path,
+            ray_tune.trainable(state.context(), state.resources, trial_fn),
+            resume_unfinished=True,
+            resume_errored=True,
+        )
     except BaseException:
         ray_tune.shutdown_ray(started)
         raise
     return _fit_and_finish(tuner, state, sweep_dir, t0, log, started)
 
 
-def _fit_and_finish(tuner: Any, state: SweepState, sweep_dir: Path, t0: float, log: Log,
-                    started_ray: bool) -> SweepOutcome:
+def _fit_and_finish(
+    tuner: Any, state: SweepState, sweep_dir: Path, t0: float, log: Log, started_ray: bool
+) -> SweepOutcome:
     from ..mlflow_log import SweepTracker
 
     tracker = SweepTracker(state.tracking_uri)
@@ -177,15 +225,18 @@ def _fit_and_finish(tuner: Any, state: SweepState, sweep_dir: Path, t0: float, l
         outcomes, rows, interrupted = trial_rows(ray_trials(results.experiment_path, results.filesystem))
         counts = tracker.finalize(state.parent_run_id, state.experiment_id, outcomes, end_parent=not interrupted)
         wall = time.perf_counter() - t0
-        out = SweepOutcome(state.name, str(sweep_dir), state.parent_run_id, state.tracking_uri, rows, wall,
-                           interrupted, counts)
+        out = SweepOutcome(
+            state.name, str(sweep_dir), state.parent_run_id, state.tracking_uri, rows, wall, interrupted, counts
+        )
         _save_summary(out, tracker, sweep_dir, log)
         log("")
         log(format_table(rows))
         failed = sum(1 for r in rows if r["status"] == "ERROR")
-        log(f"sweep {state.name}: {len(rows)} trial(s), {failed} failed, wall {wall:.1f}s; "
+        log(
+            f"sweep {state.name}: {len(rows)} trial(s), {failed} failed, wall {wall:.1f}s; "
             f"MLflow {state.tracking_uri} (parent run {state.parent_run_id})"
-            + (f"; INTERRUPTED: resume with `compact-reid sweep resume {state.name}`" if interrupted else ""))
+            + (f"; INTERRUPTED: resume with `compact-reid sweep resume {state.name}`" if interrupted else "")
+        )
         return out
     finally:
         ray_tune.shutdown_ray(started_ray)

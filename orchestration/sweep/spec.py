@@ -14,6 +14,7 @@ and, where there is a choice, the allowed values.
 This module imports neither Ray nor MLflow (nor torch): `compact-reid sweep validate` and
 `compact-reid sweep show` stay fast and run where only the spec matters.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -58,12 +59,16 @@ class _Ctx:
             full = resolve_key(key)
         except ConfigError as e:
             raise self.err(where, str(e).split(": ", 1)[-1]) from None
-        self.check(full not in RESERVED_KEYS and key not in RESERVED_KEYS, where,
-                   "set seeds with `seeds: [...]` and presets with `base_preset` or `grid.preset`")
+        self.check(
+            full not in RESERVED_KEYS and key not in RESERVED_KEYS,
+            where,
+            "set seeds with `seeds: [...]` and presets with `base_preset` or `grid.preset`",
+        )
         return full
 
-    def config(self, preset: str, overrides: Mapping[str, Any], where: str,
-               written: Mapping[str, str] | None = None) -> TrainConfig:
+    def config(
+        self, preset: str, overrides: Mapping[str, Any], where: str, written: Mapping[str, str] | None = None
+    ) -> TrainConfig:
         """The preset with the overrides; an error names `where`, or `where.<key as written>`
         when the field it is about is one of `written` (dotted path -> key as written)."""
         try:
@@ -121,9 +126,17 @@ def parse_spec(data: Any, source: str = "<string>", text: str = "", check_paths:
     search = _search(file, ctx, base, overrides, grid_keys) if file.search is not None else None
     trials, max_epochs = _expand(ctx, grid, grid_keys, base, tuple(file.seeds), overrides)
     scheduler = _scheduler(file, ctx, search, max_epochs) if file.scheduler is not None else None
-    return SweepSpec(file=file, source=source, text=text or yaml.safe_dump(data, sort_keys=False),
-                     dataset=dataset, overrides=overrides, grid=grid, search=search, scheduler=scheduler,
-                     trials=tuple(trials))
+    return SweepSpec(
+        file=file,
+        source=source,
+        text=text or yaml.safe_dump(data, sort_keys=False),
+        dataset=dataset,
+        overrides=overrides,
+        grid=grid,
+        search=search,
+        scheduler=scheduler,
+        trials=tuple(trials),
+    )
 
 
 def _expand_env(value: str, ctx: _Ctx, key: str) -> str:
@@ -132,8 +145,11 @@ def _expand_env(value: str, ctx: _Ctx, key: str) -> str:
     def sub(m: re.Match[str]) -> str:
         var = m.group(1) or m.group(2)
         if not os.environ.get(var):
-            raise ctx.err(key, f"environment variable {var} is not set (it names the dataset folder: "
-                               f"export {var}=/path/to/the/dataset, or write the path here)")
+            raise ctx.err(
+                key,
+                f"environment variable {var} is not set (it names the dataset folder: "
+                f"export {var}=/path/to/the/dataset, or write the path here)",
+            )
         return os.environ[var]
 
     return os.path.expanduser(_ENV_RE.sub(sub, value))
@@ -141,8 +157,11 @@ def _expand_env(value: str, ctx: _Ctx, key: str) -> str:
 
 def _dataset(file: SweepFile, ctx: _Ctx, check_paths: bool) -> DatasetSpec:
     d = file.dataset
-    ctx.check((d.path is None) != (d.synthetic is None), "dataset",
-              "give exactly one of `path: DIR` or `synthetic: {ids, cameras, ...}`")
+    ctx.check(
+        (d.path is None) != (d.synthetic is None),
+        "dataset",
+        "give exactly one of `path: DIR` or `synthetic: {ids, cameras, ...}`",
+    )
     if d.synthetic is not None:
         ctx.check(d.name is None, "dataset.name", "only with `path` (synthetic data is always 'generic')")
         options = d.synthetic.generator_kwargs()
@@ -185,8 +204,11 @@ def _grid(file: SweepFile, ctx: _Ctx, overrides: Mapping[str, Any]) -> tuple[dic
         ctx.check(not dup, key, f"duplicate value {dup[0] if dup else ''}")
         if k == "preset":
             for i, p in enumerate(v):
-                ctx.check(isinstance(p, str) and p in PRESETS, f"{key}[{i}]",
-                          f"unknown preset {p!r}; allowed: {', '.join(PRESETS)}")
+                ctx.check(
+                    isinstance(p, str) and p in PRESETS,
+                    f"{key}[{i}]",
+                    f"unknown preset {p!r}; allowed: {', '.join(PRESETS)}",
+                )
             full = "preset"
         else:
             full = ctx.resolve(k, key)
@@ -196,14 +218,18 @@ def _grid(file: SweepFile, ctx: _Ctx, overrides: Mapping[str, Any]) -> tuple[dic
     return grid, keys
 
 
-def _search(file: SweepFile, ctx: _Ctx, base: str | None, overrides: Mapping[str, Any],
-            grid_keys: Mapping[str, str]) -> SearchSection:
+def _search(
+    file: SweepFile, ctx: _Ctx, base: str | None, overrides: Mapping[str, Any], grid_keys: Mapping[str, str]
+) -> SearchSection:
     """file.search with its space keyed by dotted config path; every bound (or choice) must
     make a valid config with the overrides."""
     s = file.search
     assert s is not None
-    ctx.check(not grid_keys, "grid", "not supported together with `search` (Optuna samples the space; "
-                                     "fix other fields in `overrides`)")
+    ctx.check(
+        not grid_keys,
+        "grid",
+        "not supported together with `search` (Optuna samples the space; fix other fields in `overrides`)",
+    )
     ctx.check(len(file.seeds) == 1, "seeds", "a search trains each sample once: give one seed")
     space = {}
     for k, p in s.space.items():
@@ -219,7 +245,9 @@ def _search(file: SweepFile, ctx: _Ctx, base: str | None, overrides: Mapping[str
             for b in ("low", "high"):
                 ctx.check(getattr(p, b) is not None, f"{key}.{b}", f"required for type {p.type}")
                 if p.type == "int":
-                    ctx.check(float(getattr(p, b)).is_integer(), f"{key}.{b}", f"expected an integer, got {getattr(p, b)}")
+                    ctx.check(
+                        float(getattr(p, b)).is_integer(), f"{key}.{b}", f"expected an integer, got {getattr(p, b)}"
+                    )
             low, high = (int(p.low), int(p.high)) if p.type == "int" else (p.low, p.high)  # type: ignore[arg-type]
             ctx.check(low < high, f"{key}.high", f"must be > low ({low}), got {high}")  # type: ignore[operator]
             if p.type == "loguniform":
@@ -246,8 +274,14 @@ def _scheduler(file: SweepFile, ctx: _Ctx, search: SearchSection | None, max_epo
     return c.model_copy(update={"max_t": max_t, "metric": metric, "mode": mode})
 
 
-def _expand(ctx: _Ctx, grid: Mapping[str, list[Any]], grid_keys: Mapping[str, str], base: str | None,
-            seeds: tuple[int, ...], overrides: Mapping[str, Any]) -> tuple[list[TrialSpec], int]:
+def _expand(
+    ctx: _Ctx,
+    grid: Mapping[str, list[Any]],
+    grid_keys: Mapping[str, str],
+    base: str | None,
+    seeds: tuple[int, ...],
+    overrides: Mapping[str, Any],
+) -> tuple[list[TrialSpec], int]:
     """Every (preset, axis values, seed): its name and its resolved config, built once here."""
     trials: list[TrialSpec] = []
     axes_names = [k for k in grid if k != "preset"]
@@ -256,8 +290,9 @@ def _expand(ctx: _Ctx, grid: Mapping[str, list[Any]], grid_keys: Mapping[str, st
         for combo in itertools.product(*(grid[k] for k in axes_names)):
             axes = dict(zip(axes_names, combo))
             ov = {**overrides, **{grid_keys[k]: v for k, v in axes.items()}}
-            label = ", ".join(([f"preset={preset}"] if "preset" in grid else [])
-                              + [f"{k}={format_value(v)}" for k, v in axes.items()])
+            label = ", ".join(
+                ([f"preset={preset}"] if "preset" in grid else []) + [f"{k}={format_value(v)}" for k, v in axes.items()]
+            )
             where = f"grid ({label})" if label else "overrides"
             for seed in seeds:
                 cfg = ctx.config(preset, {**ov, "seed": seed}, where)

@@ -8,6 +8,7 @@ expands the trials. `error_message` turns pydantic's first error into this proje
 `<dotted.key>: <what is wrong>; allowed: ...` (spec.py prefixes the file).
 `sweep_json_schema()` is what `compact-reid sweep schema` prints, for editors.
 """
+
 from __future__ import annotations
 
 import re
@@ -68,11 +69,17 @@ def _whole_above_one(v: float | None) -> float | None:
 
 def _resource(**bounds: float) -> Any:
     """A number of CPUs/GPUs per trial, or `auto` / nothing (the runner decides)."""
-    number = {"type": "number", **({"exclusiveMinimum": bounds["gt"]} if "gt" in bounds else {}),
-              **({"minimum": bounds["ge"]} if "ge" in bounds else {})}
-    return Annotated[Union[Annotated[float, Field(**bounds)], None], BeforeValidator(_auto_is_none),
-                     AfterValidator(_whole_above_one),
-                     WithJsonSchema({"anyOf": [number, {"const": "auto"}, {"type": "null"}]})]
+    number = {
+        "type": "number",
+        **({"exclusiveMinimum": bounds["gt"]} if "gt" in bounds else {}),
+        **({"minimum": bounds["ge"]} if "ge" in bounds else {}),
+    }
+    return Annotated[
+        Union[Annotated[float, Field(**bounds)], None],
+        BeforeValidator(_auto_is_none),
+        AfterValidator(_whole_above_one),
+        WithJsonSchema({"anyOf": [number, {"const": "auto"}, {"type": "null"}]}),
+    ]
 
 
 class SyntheticSpec(_Strict):
@@ -80,8 +87,11 @@ class SyntheticSpec(_Strict):
     reid_core/synth_options.py (spec.py reports them under these keys); left out: generate()'s default."""
 
     # The YAML's (and `data synth`'s) short names of three generate() options: the one place they map.
-    GENERATOR_NAMES: ClassVar[dict[str, str]] = {"ids": "num_ids", "train_ids": "num_train_ids",
-                                                 "cameras": "num_cameras"}
+    GENERATOR_NAMES: ClassVar[dict[str, str]] = {
+        "ids": "num_ids",
+        "train_ids": "num_train_ids",
+        "cameras": "num_cameras",
+    }
 
     ids: int = Field(description="number of identities, train + test")
     train_ids: int | None = Field(None, description="training identities (default: half of ids)")
@@ -152,13 +162,18 @@ class SweepFile(_Strict):
     """One sweep YAML (sweeps/*.yaml)."""
 
     name: Annotated[str, AfterValidator(_name)] = Field(
-        description="the sweep's name: MLflow experiment and storage folder")
+        description="the sweep's name: MLflow experiment and storage folder"
+    )
     description: Annotated[str, AfterValidator(str.strip)] = ""
     dataset: DatasetSection = Field(description="`path: DIR` or `synthetic: {ids: N, ...}`")
     base_preset: PresetName | None = None
     grid: dict[str, Annotated[list[Annotated[Any, AfterValidator(_grid_value)]], Field(min_length=1)]] | None = None
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), BeforeValidator(
-        lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v), AfterValidator(_unique_seeds)] = [0]
+    seeds: Annotated[
+        list[Annotated[int, Field(ge=0)]],
+        Field(min_length=1),
+        BeforeValidator(lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v),
+        AfterValidator(_unique_seeds),
+    ] = [0]
     overrides: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     max_concurrent: int | None = Field(None, ge=1)
@@ -199,8 +214,12 @@ def _field_at(loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, str | None]
     """(the model that holds the last key of `loc`, that key)."""
     model: Any = SweepFile
     for part in loc[:-1]:
-        if isinstance(part, str) and isinstance(model, type) and issubclass(model, BaseModel) \
-                and part in model.model_fields:
+        if (
+            isinstance(part, str)
+            and isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and part in model.model_fields
+        ):
             model = _unwrap(model.model_fields[part].annotation)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return model, loc[-1] if loc and isinstance(loc[-1], str) else None
@@ -250,11 +269,21 @@ def sweep_json_schema() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - an ambiguous shortcut is simply not offered
             pass
     props = schema["properties"]
-    props["overrides"] = {"type": "object", "properties": fields, "additionalProperties": False,
-                          "description": "config fields (dotted path or a unique leaf name) -> value"}
-    props["grid"] = {"type": "object", "additionalProperties": False, "minProperties": 1,
-                     "properties": {"preset": {"type": "array", "minItems": 1, "items": {"enum": list(PRESETS)}},
-                                    **{k: {"type": "array", "minItems": 1, "items": v} for k, v in fields.items()}}}
+    props["overrides"] = {
+        "type": "object",
+        "properties": fields,
+        "additionalProperties": False,
+        "description": "config fields (dotted path or a unique leaf name) -> value",
+    }
+    props["grid"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "preset": {"type": "array", "minItems": 1, "items": {"enum": list(PRESETS)}},
+            **{k: {"type": "array", "minItems": 1, "items": v} for k, v in fields.items()},
+        },
+    }
     space = schema["$defs"]["SearchSection"]["properties"]["space"]
     space["propertyNames"] = {"enum": list(fields)}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -8,6 +8,7 @@ zero-CPU task pinned to each alive node reads it back and writes a file of its o
 a dataset folder (trials only read it) is compared by its listing. Remote URIs (s3://, gs://,
 ...) are Ray's (pyarrow's) to reach and are not probed.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,31 +33,49 @@ class Folder:
     fix: str  # what the user changes
 
 
-def sweep_folders(storage_path: str, sweep_dir: Path, dataset: DatasetSpec,
-                  data_root: str | None = None) -> list[Folder]:
+def sweep_folders(
+    storage_path: str, sweep_dir: Path, dataset: DatasetSpec, data_root: str | None = None
+) -> list[Folder]:
     """The local folders trials use on whatever node they land: the Ray storage path, the
     folder the synthetic dataset is generated into when that is not under it (storage on
     s3://), and a user's dataset folder (`data_root`: the resolved one, on resume)."""
     folders = []
     local_storage = "://" not in storage_path
     if local_storage:
-        folders.append(Folder(Path(storage_path), "Ray storage path (--storage)", True,
-                              "pass --storage on a filesystem every node mounts at the same path (e.g. NFS), "
-                              "or --storage s3://BUCKET/PREFIX"))
+        folders.append(
+            Folder(
+                Path(storage_path),
+                "Ray storage path (--storage)",
+                True,
+                "pass --storage on a filesystem every node mounts at the same path (e.g. NFS), "
+                "or --storage s3://BUCKET/PREFIX",
+            )
+        )
     if dataset.is_synthetic:
         if not local_storage:
-            folders.append(Folder(sweep_dir, "sweep folder (--runs-dir; the synthetic dataset is generated there)",
-                                  True, "pass --runs-dir on a filesystem every node mounts at the same path "
-                                        "(e.g. NFS), or use a dataset.path every node has"))
+            folders.append(
+                Folder(
+                    sweep_dir,
+                    "sweep folder (--runs-dir; the synthetic dataset is generated there)",
+                    True,
+                    "pass --runs-dir on a filesystem every node mounts at the same path "
+                    "(e.g. NFS), or use a dataset.path every node has",
+                )
+            )
     else:
-        folders.append(Folder(Path(data_root or dataset.path or ""), "dataset folder (dataset.path)", False,
-                              "put the dataset on a filesystem every node mounts at the same path (e.g. NFS), "
-                              "or copy it to that same path on every node"))
+        folders.append(
+            Folder(
+                Path(data_root or dataset.path or ""),
+                "dataset folder (dataset.path)",
+                False,
+                "put the dataset on a filesystem every node mounts at the same path (e.g. NFS), "
+                "or copy it to that same path on every node",
+            )
+        )
     return folders
 
 
-def check_nodes_see(folders: list[Folder], log: Callable[[str], None] = print,
-                    timeout: float = TIMEOUT_S) -> None:
+def check_nodes_see(folders: list[Folder], log: Callable[[str], None] = print, timeout: float = TIMEOUT_S) -> None:
     """Refuse (SweepError naming the nodes, the folder and what to fix) unless every alive
     node of the connected Ray cluster sees `folders` as the driver does. A cluster that is
     only the driver's own node is not probed. A folder the driver must create is removed
@@ -96,16 +115,22 @@ def check_nodes_see(folders: list[Folder], log: Callable[[str], None] = print,
     log(f"storage check: {len(nodes)} Ray node(s) see " + ", ".join(str(f.path) for f in folders))
 
 
-def _run_on_nodes(nodes: list[dict[str, Any]], expected: list[tuple[str, str | None, str | None, list[str] | None]],
-                  timeout: float) -> dict[tuple[str, str], list[tuple[int, str]]]:
+def _run_on_nodes(
+    nodes: list[dict[str, Any]], expected: list[tuple[str, str | None, str | None, list[str] | None]], timeout: float
+) -> dict[tuple[str, str], list[tuple[int, str]]]:
     """(node IP, node id) -> [(index of the folder, what is wrong)] for the nodes that do not
     see them; one task per node, pinned to it (soft=False: never run elsewhere)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     probe = ray.remote(num_cpus=0, max_retries=0)(probe_folders)
-    refs = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nd["NodeID"], soft=False))
-            .remote(expected): (nd["NodeManagerAddress"], nd["NodeID"]) for nd in nodes}
+    refs = {
+        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nd["NodeID"], soft=False)).remote(expected): (
+            nd["NodeManagerAddress"],
+            nd["NodeID"],
+        )
+        for nd in nodes
+    }
     ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
     problems: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for ref in ready:
@@ -169,8 +194,10 @@ def _cleanup(probes: list[Path], created: list[Path]) -> None:
 
 
 def _message(folders: list[Folder], problems: dict[tuple[str, str], list[tuple[int, str]]], n_nodes: int) -> str:
-    lines = [f"{len(problems)} of {n_nodes} Ray node(s) cannot use the sweep's folders, so their trials would "
-             "fail; nothing was started:"]
+    lines = [
+        f"{len(problems)} of {n_nodes} Ray node(s) cannot use the sweep's folders, so their trials would "
+        "fail; nothing was started:"
+    ]
     for (ip, node_id), found in sorted(problems.items()):
         for i, what in found:
             where = f"{folders[i].what} {folders[i].path}: " if i >= 0 else ""

@@ -10,6 +10,7 @@ Layout (defaults; `--storage` moves the Ray part):
       <trial folders with checkpoints>
 With `--storage s3://...` (a cluster), sweep.json and synthetic data stay in runs/<sweep>/.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,8 +69,16 @@ class SweepState:
     resumed: int = 0
 
     def context(self) -> TrialContext:
-        return TrialContext(self.name, self.tracking_uri, self.experiment_id, self.parent_run_id, self.data_root,
-                            self.data_name, max(1, int(self.resources["cpu"])), self.checkpoint_every)
+        return TrialContext(
+            self.name,
+            self.tracking_uri,
+            self.experiment_id,
+            self.parent_run_id,
+            self.data_root,
+            self.data_name,
+            max(1, int(self.resources["cpu"])),
+            self.checkpoint_every,
+        )
 
     def write(self, sweep_dir: Path) -> None:
         """Atomically (temp name + rename)."""
@@ -85,15 +94,17 @@ class SweepState:
             d = json.loads(path.read_text())
             return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
         except (OSError, json.JSONDecodeError, TypeError) as e:
-            raise SweepError(f"{path}: unreadable ({type(e).__name__}: {e}); this sweep was written by another "
-                             "compact-reid version or is damaged") from None
+            raise SweepError(
+                f"{path}: unreadable ({type(e).__name__}: {e}); this sweep was written by another "
+                "compact-reid version or is damaged"
+            ) from None
 
 
 def storage_and_dir(name: str, storage: str | None, runs_dir: Path) -> tuple[str, Path, Path]:
     """(Ray storage_path, local sweep folder, Ray experiment path)."""
     if storage and "://" in storage:
         if storage.startswith("file://"):
-            storage = storage[len("file://"):]
+            storage = storage[len("file://") :]
         else:
             return storage.rstrip("/"), (runs_dir / name).resolve(), Path(storage.rstrip("/")) / name
     st = Path(storage).expanduser().resolve() if storage else (runs_dir / name / "ray").resolve()
@@ -113,8 +124,10 @@ def find_sweep(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs") -> 
         c = c.parent if c.name == SWEEP_FILE else c
         if (c / SWEEP_FILE).is_file():
             return c.resolve()
-    raise SweepError(f"{name_or_path}: no sweep found (looked for {SWEEP_FILE} in {p} and "
-                     f"{runs / name_or_path / 'ray' / name_or_path}); start one with `compact-reid sweep run SPEC`")
+    raise SweepError(
+        f"{name_or_path}: no sweep found (looked for {SWEEP_FILE} in {p} and "
+        f"{runs / name_or_path / 'ray' / name_or_path}); start one with `compact-reid sweep run SPEC`"
+    )
 
 
 def prepare_data(spec: SweepSpec, sweep_dir: Path, log: Callable[[str], None] = print) -> tuple[str, str]:
@@ -140,8 +153,10 @@ def prepare_data(spec: SweepSpec, sweep_dir: Path, log: Callable[[str], None] = 
     kwargs = dict(ds.synthetic or {})
     kwargs.setdefault("workers", max(1, min(4, os.cpu_count() or 1)))
     info = generate(out, overwrite=True, **kwargs)
-    log(f"synthetic dataset: {info.get('train_images')} train / {info.get('query_images')} query / "
-        f"{info.get('gallery_images')} gallery images in {out} ({time.perf_counter() - t0:.1f}s)")
+    log(
+        f"synthetic dataset: {info.get('train_images')} train / {info.get('query_images')} query / "
+        f"{info.get('gallery_images')} gallery images in {out} ({time.perf_counter() - t0:.1f}s)"
+    )
     return str(out), "generic"
 
 

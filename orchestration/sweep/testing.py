@@ -15,6 +15,7 @@ production path never reads these variables. Names are trial names, comma-separa
   COMPACT_REID_EPOCH_SLEEP=SECONDS       sleep after every epoch of every trial (slow trials
                                          down so that an outage test fits inside one)
 """
+
 from __future__ import annotations
 
 import os
@@ -38,10 +39,14 @@ class FaultHooks:
         def names(var: str) -> tuple[str, ...]:
             return tuple(x.strip() for x in os.environ.get(var, "").split(",") if x.strip())
 
-        return cls(names("COMPACT_REID_FAIL_TRIAL"), int(os.environ.get("COMPACT_REID_FAIL_EPOCH", "1")),
-                   names("COMPACT_REID_KILL_TRIAL"), int(os.environ.get("COMPACT_REID_KILL_EPOCH", "2")),
-                   os.environ.get("COMPACT_REID_KILL_MARKER_DIR", str(marker_dir)),
-                   float(os.environ.get("COMPACT_REID_EPOCH_SLEEP", "0")))
+        return cls(
+            names("COMPACT_REID_FAIL_TRIAL"),
+            int(os.environ.get("COMPACT_REID_FAIL_EPOCH", "1")),
+            names("COMPACT_REID_KILL_TRIAL"),
+            int(os.environ.get("COMPACT_REID_KILL_EPOCH", "2")),
+            os.environ.get("COMPACT_REID_KILL_MARKER_DIR", str(marker_dir)),
+            float(os.environ.get("COMPACT_REID_EPOCH_SLEEP", "0")),
+        )
 
     def on_epoch(self, name: str, epoch: int) -> None:
         """Called by run_trial after the epoch is handed to MLflow (logged, or queued while
@@ -65,6 +70,7 @@ class FaultHooks:
 
 def fault_injecting_trial(hooks: FaultHooks) -> Callable[..., None]:
     """A Ray function trainable: the production run_trial with `hooks.on_epoch` plugged in."""
+
     def fault_injecting_trial(config: dict[str, Any], ctx: Any) -> None:
         from .trial import run_trial
 
@@ -87,8 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--address", default=None)
     ap.add_argument("--tracking-uri", default=None)
     args = ap.parse_args(argv)
-    out = run_sweep(args.spec, address=args.address, tracking_uri=args.tracking_uri, runs_dir=args.runs_dir,
-                    verbose=0, trial_fn=fault_injecting_trial(FaultHooks.from_env(marker_dir=args.runs_dir)))
+    out = run_sweep(
+        args.spec,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        runs_dir=args.runs_dir,
+        verbose=0,
+        trial_fn=fault_injecting_trial(FaultHooks.from_env(marker_dir=args.runs_dir)),
+    )
     print("COUNTS", out.counts, "INTERRUPTED", out.interrupted, flush=True)
     return 0 if not out.counts.get("FAILED") and not out.interrupted else 1
 

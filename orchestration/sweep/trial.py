@@ -5,6 +5,7 @@ checkpoint, then per epoch: log to MLflow, checkpoint, `tune.report`. The MLflow
 completed BEFORE the last report. `on_epoch` is the test-only fault-injection seam. Phases
 and what Ray sees each epoch: docs/ARCHITECTURE.md, "Module notes: orchestration/sweep/trial.py".
 """
+
 from __future__ import annotations
 
 import shutil
@@ -53,9 +54,13 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | N
     import torch
 
     torch.set_num_threads(max(1, ctx.threads))
-    run = wait_for_store(lambda: TrialRun.open(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id, ctx.sweep,
-                                               trial.to_dict(), trial_id=_ray_trial_id()),
-                         store_wait_seconds(), log)
+    run = wait_for_store(
+        lambda: TrialRun.open(
+            ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id, ctx.sweep, trial.to_dict(), trial_id=_ray_trial_id()
+        ),
+        store_wait_seconds(),
+        log,
+    )
     if _report_if_finished(run):
         return
 
@@ -108,13 +113,21 @@ def _report_if_finished(run: Any) -> bool:
         return False
     m = info.data.metrics
     wall = ((info.info.end_time or 0) - (info.info.start_time or 0)) / 1000.0
-    tune.report({**dict(m), "epoch": int(m.get("epoch", 0)), "total_epochs": int(m.get("epochs", m.get("epoch", 0))),
-                 "trial_wall_s": max(wall, 0.0), "already_finished": 1})
+    tune.report(
+        {
+            **dict(m),
+            "epoch": int(m.get("epoch", 0)),
+            "total_epochs": int(m.get("epochs", m.get("epoch", 0))),
+            "trial_wall_s": max(wall, 0.0),
+            "already_finished": 1,
+        }
+    )
     return True
 
 
-def _build_trainer(cfg: Any, ctx: TrialContext, workdir: Path, log: Callable[[str], None],
-                   checkpoint: Any) -> tuple[Any, float]:
+def _build_trainer(
+    cfg: Any, ctx: TrialContext, workdir: Path, log: Callable[[str], None], checkpoint: Any
+) -> tuple[Any, float]:
     """(Trainer restored from Ray's checkpoint when there is one, seconds its construction took)."""
     from reid_core.training.trainer import Trainer
 
@@ -133,16 +146,17 @@ def _log_start(run: Any, trainer: Any, log: Callable[[str], None]) -> None:
 
     resumed_from = trainer.epoch
     attempt = int(run.get_run().data.tags.get(ATTEMPT, "0")) + 1
-    run.set_tags({ATTEMPT: attempt, RESUMED_FROM: resumed_from, TOTAL_EPOCHS: trainer.total_epochs,
-                  **_node_tags()})
+    run.set_tags({ATTEMPT: attempt, RESUMED_FROM: resumed_from, TOTAL_EPOCHS: trainer.total_epochs, **_node_tags()})
     run.log_params({**flatten(trainer.cfg), "data.name": trainer.dataset.name, "data.root": trainer.dataset.root})
     run.log_json(to_dict(trainer.cfg), CONFIG_ARTIFACT)
     backfilled = run.log_history(trainer.history)
     if backfilled:
         log(f"backfilled {backfilled} epoch(s) into MLflow run {run.run_id}")
     if resumed_from:
-        log(f"resumed at epoch {resumed_from}/{trainer.total_epochs}; MLflow run {run.run_id} "
-            f"has epochs up to {run.last_step}")
+        log(
+            f"resumed at epoch {resumed_from}/{trainer.total_epochs}; MLflow run {run.run_id} "
+            f"has epochs up to {run.last_step}"
+        )
 
 
 class _Timings:
@@ -182,8 +196,16 @@ class _Carried:
         return out
 
 
-def _train(trainer: Any, run: Any, ctx: TrialContext, workdir: Path, name: str, log: Callable[[str], None],
-           timings: _Timings, on_epoch: EpochHook | None) -> None:
+def _train(
+    trainer: Any,
+    run: Any,
+    ctx: TrialContext,
+    workdir: Path,
+    name: str,
+    log: Callable[[str], None],
+    timings: _Timings,
+    on_epoch: EpochHook | None,
+) -> None:
     from ray import tune
 
     from ..mlflow_log.outage import EpochLog, store_wait_seconds, wait_for_store
@@ -201,8 +223,12 @@ def _train(trainer: Any, run: Any, ctx: TrialContext, workdir: Path, name: str, 
         last = epoch == trainer.total_epochs
         if last:
             epochs.wait_flushed(store_wait_seconds())
-            wait_for_store(lambda: _complete(run, trainer, workdir), store_wait_seconds(), log=log,
-                           what="tracking store (completing the run)")
+            wait_for_store(
+                lambda: _complete(run, trainer, workdir),
+                store_wait_seconds(),
+                log=log,
+                what="tracking store (completing the run)",
+            )
         result = carried.report(m, trainer.summary if last else None, _totals(trainer, timings))
         if last or epoch % every == 0:
             with tempfile.TemporaryDirectory(prefix="ckpt-", dir=workdir) as tmp:

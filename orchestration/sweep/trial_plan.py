@@ -7,6 +7,7 @@ fully resolved config as a plain dict (`config_dict`, built once when the spec i
 expanded); `to_record()` is what travels in Ray's config, `config()` the TrainConfig the
 trial trains. Imports neither Ray nor MLflow.
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,9 +55,15 @@ class TrialSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The trials.json entry (docs/CONTRACTS.md) plus `index` and `axes`."""
-        return {"trial_name": self.name, "grid_point": self.grid_point, "preset": self.preset,
-                "seed": self.seed, "overrides": dict(self.overrides), "axes": dict(self.axes),
-                "index": self.index}
+        return {
+            "trial_name": self.name,
+            "grid_point": self.grid_point,
+            "preset": self.preset,
+            "seed": self.seed,
+            "overrides": dict(self.overrides),
+            "axes": dict(self.axes),
+            "index": self.index,
+        }
 
     def to_record(self) -> dict[str, Any]:
         """The trials.json entry plus `config`: Ray's config of this trial is {"trial": record}."""
@@ -68,9 +75,16 @@ class TrialSpec:
         record = {**d, "config": python_value(d.get("config") or {})}
         name, point = record_name(record)
         overrides = {**d.get("overrides", {}), **sampled_values(record)}
-        return cls(index=int(d.get("index", 0)), name=name, grid_point=point, preset=d["preset"],
-                   seed=int(d["seed"]), axes=dict(d.get("axes", {})), overrides=overrides,
-                   config_dict=record["config"])
+        return cls(
+            index=int(d.get("index", 0)),
+            name=name,
+            grid_point=point,
+            preset=d["preset"],
+            seed=int(d["seed"]),
+            axes=dict(d.get("axes", {})),
+            overrides=overrides,
+            config_dict=record["config"],
+        )
 
 
 @dataclass(frozen=True)
@@ -100,16 +114,28 @@ class SweepSpec:
         """JSON-ready view (what `sweep show --json` prints): every key of the file, the
         derived ones as resolved, then the trials."""
         keys = self.file.model_dump(mode="json", exclude={"search", "scheduler"})
-        out: dict[str, Any] = {"name": keys.pop("name"), "description": keys.pop("description"),
-                               "source": self.source, **keys}
-        out.update(dataset=({"synthetic": self.dataset.synthetic} if self.dataset.is_synthetic
-                            else {"path": self.dataset.path, "name": self.dataset.name}),
-                   grid=self.grid, overrides=self.overrides, num_trials=self.num_trials,
-                   trials=[t.to_dict() for t in self.trials])
+        out: dict[str, Any] = {
+            "name": keys.pop("name"),
+            "description": keys.pop("description"),
+            "source": self.source,
+            **keys,
+        }
+        out.update(
+            dataset=(
+                {"synthetic": self.dataset.synthetic}
+                if self.dataset.is_synthetic
+                else {"path": self.dataset.path, "name": self.dataset.name}
+            ),
+            grid=self.grid,
+            overrides=self.overrides,
+            num_trials=self.num_trials,
+            trials=[t.to_dict() for t in self.trials],
+        )
         if self.search is not None:
-            out["search"] = {**self.search.model_dump(mode="json", exclude={"space"}),
-                             "space": {k: p.model_dump(mode="json", exclude_none=True)
-                                       for k, p in self.search.space.items()}}
+            out["search"] = {
+                **self.search.model_dump(mode="json", exclude={"space"}),
+                "space": {k: p.model_dump(mode="json", exclude_none=True) for k, p in self.search.space.items()},
+            }
         if self.scheduler is not None:
             out["scheduler"] = self.scheduler.model_dump(mode="json")
         return out
@@ -122,28 +148,39 @@ def describe(spec: SweepSpec) -> str:
     if f.description:
         lines.append("  " + " ".join(f.description.split()))
     ds = spec.dataset
-    lines.append("  dataset: " + (f"synthetic {json.dumps(ds.synthetic)}" if ds.is_synthetic
-                                  else f"{ds.path} (name: {ds.name})"))
+    lines.append(
+        "  dataset: " + (f"synthetic {json.dumps(ds.synthetic)}" if ds.is_synthetic else f"{ds.path} (name: {ds.name})")
+    )
     if spec.overrides:
         lines.append("  overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in spec.overrides.items()))
     res = f.resources
-    lines.append(f"  resources/trial: cpu={res.cpu if res.cpu is not None else 'auto'} "
-                 f"gpu={res.gpu if res.gpu is not None else 'auto'}; max_concurrent="
-                 f"{f.max_concurrent or 'auto'}; max_failures={f.max_failures}")
+    lines.append(
+        f"  resources/trial: cpu={res.cpu if res.cpu is not None else 'auto'} "
+        f"gpu={res.gpu if res.gpu is not None else 'auto'}; max_concurrent="
+        f"{f.max_concurrent or 'auto'}; max_failures={f.max_failures}"
+    )
     if spec.search:
         s = spec.search
-        lines.append(f"  search: {s.algorithm} {s.mode} {s.metric}, {s.num_samples} samples over "
-                     + ", ".join(f"{k}~{p.type}" + (f"[{p.low}, {p.high}]" if p.type != 'choice' else f"{p.values}")
-                                 for k, p in s.space.items()))
+        lines.append(
+            f"  search: {s.algorithm} {s.mode} {s.metric}, {s.num_samples} samples over "
+            + ", ".join(
+                f"{k}~{p.type}" + (f"[{p.low}, {p.high}]" if p.type != "choice" else f"{p.values}")
+                for k, p in s.space.items()
+            )
+        )
     if spec.scheduler:
         c = spec.scheduler
-        lines.append(f"  scheduler: {c.type} max_t={c.max_t} grace_period={c.grace_period} "
-                     f"reduction_factor={c.reduction_factor} ({c.mode} {c.metric})")
+        lines.append(
+            f"  scheduler: {c.type} max_t={c.max_t} grace_period={c.grace_period} "
+            f"reduction_factor={c.reduction_factor} ({c.mode} {c.metric})"
+        )
     n = spec.num_trials
     lines.append(f"  {n} trial(s)" + (" (sampled; template below)" if spec.search else ":"))
     width = max((len(t.name) for t in spec.trials), default=10)
     for t in spec.trials:
         cfg = t.config()
-        lines.append(f"    {t.name:<{width}}  preset={t.preset:<13} seed={t.seed}  epochs={epoch_counts(cfg).total_epochs}"
-                     + (f"  {', '.join(f'{k}={format_value(v)}' for k, v in t.axes.items())}" if t.axes else ""))
+        lines.append(
+            f"    {t.name:<{width}}  preset={t.preset:<13} seed={t.seed}  epochs={epoch_counts(cfg).total_epochs}"
+            + (f"  {', '.join(f'{k}={format_value(v)}' for k, v in t.axes.items())}" if t.axes else "")
+        )
     return "\n".join(lines)

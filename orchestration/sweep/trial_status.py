@@ -1,5 +1,6 @@
 """What a sweep's trials did: rows from Ray's experiment state (public
 `tune.ExperimentAnalysis(...).trials`) and from MLflow, the summary table, `sweep status`."""
+
 from __future__ import annotations
 
 import json
@@ -28,18 +29,32 @@ def trial_rows(trials: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], list[d
         error = _trial_error(t) if status == "ERROR" else None
         interrupted |= status not in ("TERMINATED", "ERROR")
         outcomes[name] = {"state": status, "error": error, "complete": complete}
-        rows.append({
-            "trial": name, "trial_id": t.trial_id,
-            "status": status if status != "TERMINATED" or complete else "STOPPED",
-            "epoch": epoch, "total_epochs": total,
-            "final_rank1": last.get("final_rank1") if complete else None,
-            "final_mAP": last.get("final_mAP") if complete else None,
-            **{k: last.get(k) for k in ("rank1", "mAP", "train_seconds", "eval_seconds", "trial_wall_s",
-                                        "trainer_init_s", "trainer_run_s")},
-            "error": (error or "").strip().splitlines()[-1][:200] if error else None,
-            "node": last.get("node_ip"),
-            "eta_s": _eta(last.get("trial_wall_s"), epoch, total) if status == "RUNNING" else None,
-        })
+        rows.append(
+            {
+                "trial": name,
+                "trial_id": t.trial_id,
+                "status": status if status != "TERMINATED" or complete else "STOPPED",
+                "epoch": epoch,
+                "total_epochs": total,
+                "final_rank1": last.get("final_rank1") if complete else None,
+                "final_mAP": last.get("final_mAP") if complete else None,
+                **{
+                    k: last.get(k)
+                    for k in (
+                        "rank1",
+                        "mAP",
+                        "train_seconds",
+                        "eval_seconds",
+                        "trial_wall_s",
+                        "trainer_init_s",
+                        "trainer_run_s",
+                    )
+                },
+                "error": (error or "").strip().splitlines()[-1][:200] if error else None,
+                "node": last.get("node_ip"),
+                "eta_s": _eta(last.get("trial_wall_s"), epoch, total) if status == "RUNNING" else None,
+            }
+        )
     return outcomes, rows, interrupted
 
 
@@ -82,14 +97,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     w = max([len("trial")] + [len(r["trial"]) for r in rows])
     wn = max([len("node")] + [len(str(r.get("node") or "-")) for r in rows])
     head = f"{'trial':<{w}}  {'ray':<10} " + (f"{'mlflow':<9} " if with_mlflow else "")
-    lines = [head + f"{'node':<{wn}} {'epochs':>7} {'rank1':>6} {'mAP':>6}  {'train_s':>7} {'wall_s':>7} "
-                    f"{'eta_s':>6}  error"]
+    lines = [
+        head + f"{'node':<{wn}} {'epochs':>7} {'rank1':>6} {'mAP':>6}  {'train_s':>7} {'wall_s':>7} {'eta_s':>6}  error"
+    ]
     for r in rows:
         ep = f"{r.get('epoch') or 0}/{r.get('total_epochs') or '?'}"
         line = f"{r['trial']:<{w}}  {r['status']:<10} " + (f"{r.get('mlflow') or '-':<9} " if with_mlflow else "")
-        lines.append(line + f"{str(r.get('node') or '-'):<{wn}} {ep:>7} {pct(latest(r, 'rank1')):>6} "
-                     f"{pct(latest(r, 'mAP')):>6}  {sec(r.get('train_seconds')):>7} {sec(r.get('trial_wall_s')):>7} "
-                     f"{sec(r.get('eta_s')):>6}  {r.get('error') or ''}")
+        lines.append(
+            line + f"{str(r.get('node') or '-'):<{wn}} {ep:>7} {pct(latest(r, 'rank1')):>6} "
+            f"{pct(latest(r, 'mAP')):>6}  {sec(r.get('train_seconds')):>7} {sec(r.get('trial_wall_s')):>7} "
+            f"{sec(r.get('eta_s')):>6}  {r.get('error') or ''}"
+        )
     return "\n".join(lines)
 
 
@@ -112,9 +130,15 @@ def mlflow_rows(state: SweepState) -> dict[str, dict[str, Any]] | None:
         total = int(m["epochs"]) if "epochs" in m else (int(tags[TOTAL_EPOCHS]) if TOTAL_EPOCHS in tags else None)
         running = r.info.status == "RUNNING"
         out[tags.get(TRIAL_NAME, r.info.run_name)] = {
-            "status": r.info.status, "epoch": epoch, "final_rank1": m.get("final_rank1"),
-            "final_mAP": m.get("final_mAP"), "rank1": m.get("rank1"), "mAP": m.get("mAP"),
-            "train_seconds": m.get("train_seconds"), "total_epochs": total, "node": tags.get(NODE_IP),
+            "status": r.info.status,
+            "epoch": epoch,
+            "final_rank1": m.get("final_rank1"),
+            "final_mAP": m.get("final_mAP"),
+            "rank1": m.get("rank1"),
+            "mAP": m.get("mAP"),
+            "train_seconds": m.get("train_seconds"),
+            "total_epochs": total,
+            "node": tags.get(NODE_IP),
             # pace over the run's whole life (all attempts): a rough figure, said so in the README
             "eta_s": _eta(now - r.info.start_time / 1000.0, epoch, total) if running and r.info.start_time else None,
             "error": ((tags.get(ERROR_TAG) or "").strip().splitlines() or [None])[0],
@@ -141,8 +165,18 @@ def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", m
     seen = {r["trial"] for r in rows}
     for t in state.planned:
         if t["trial_name"] not in seen:
-            rows.append({"trial": t["trial_name"], "trial_id": None, "status": "PENDING", "epoch": 0,
-                         "total_epochs": None, "final_rank1": None, "final_mAP": None, "error": None})
+            rows.append(
+                {
+                    "trial": t["trial_name"],
+                    "trial_id": None,
+                    "status": "PENDING",
+                    "epoch": 0,
+                    "total_epochs": None,
+                    "final_rank1": None,
+                    "final_mAP": None,
+                    "error": None,
+                }
+            )
     ml = mlflow_rows(state) if mlflow else None
     if ml is not None:
         _merge_mlflow(rows, ml)
@@ -157,10 +191,17 @@ def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", m
     for r in rows:
         key = r.get("mlflow") or r["status"]
         counts[key] = counts.get(key, 0) + 1
-    return {"name": state.name, "sweep_dir": str(sweep_dir), "experiment_path": exp_path,
-            "tracking_uri": state.tracking_uri, "parent_run_id": state.parent_run_id,
-            "ray_state": state_found, "counts": counts, "trials": rows,
-            "last_wall_seconds": (summary or {}).get("wall_seconds")}
+    return {
+        "name": state.name,
+        "sweep_dir": str(sweep_dir),
+        "experiment_path": exp_path,
+        "tracking_uri": state.tracking_uri,
+        "parent_run_id": state.parent_run_id,
+        "ray_state": state_found,
+        "counts": counts,
+        "trials": rows,
+        "last_wall_seconds": (summary or {}).get("wall_seconds"),
+    }
 
 
 def _merge_mlflow(rows: list[dict[str, Any]], ml: dict[str, dict[str, Any]]) -> None:
@@ -177,5 +218,6 @@ def _merge_mlflow(rows: list[dict[str, Any]], ml: dict[str, dict[str, Any]]) -> 
     names = {r["trial"] for r in rows}
     for name, m in ml.items():
         if name not in names:
-            rows.append({"trial": name, "status": "-", "mlflow": m["status"],
-                         **{k: v for k, v in m.items() if k != "status"}})
+            rows.append(
+                {"trial": name, "status": "-", "mlflow": m["status"], **{k: v for k, v in m.items() if k != "status"}}
+            )

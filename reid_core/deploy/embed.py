@@ -1,5 +1,6 @@
 """Embed a list of crops with any Embedder, batched; progress through a callback (the CLI
 plugs tqdm in: reid_core itself needs only torch/torchvision)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,13 @@ from .runtime import Embedder
 __all__ = ["embed_images"]
 
 
-def embed_images(embedder: Embedder, paths: Sequence[str | Path], batch_size: int = 64, num_workers: int = 0,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[FeatureSet, Skipped]:
+def embed_images(
+    embedder: Embedder,
+    paths: Sequence[str | Path],
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[FeatureSet, Skipped]:
     """Features of every readable file of `paths` (in order) and the files skipped.
 
     `progress(done, total)` is called after each batch (skipped files count as done).
@@ -29,8 +35,10 @@ def embed_images(embedder: Embedder, paths: Sequence[str | Path], batch_size: in
     for images, idx in batches:
         f = embedder(images)
         if f.shape != (len(idx), info.embedding_dim):
-            raise DataError(f"the model returned features of shape {f.shape}, expected "
-                            f"({len(idx)}, {info.embedding_dim}) from its metadata")
+            raise DataError(
+                f"the model returned features of shape {f.shape}, expected "
+                f"({len(idx)}, {info.embedding_dim}) from its metadata"
+            )
         feats.append(f.astype(np.float32, copy=False))
         kept += [batches.paths[i] for i in idx]
         if progress is not None:

@@ -11,6 +11,7 @@ random inputs (batch 1 and an odd batch, so the dynamic batch is exercised) and 
 crops when given; it is renamed into place only if the largest difference is within the
 tolerance, otherwise removed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,9 +84,17 @@ def _write_onnx(net: EmbeddingNet, info: ModelInfo, tmp: Path, opset: int) -> li
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("always")
         try:
-            program = torch.onnx.export(net, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                        opset_version=opset, dynamo=True, external_data=False,
-                                        dynamic_shapes={INPUT_NAME: {0: batch}}, verbose=False)
+            program = torch.onnx.export(
+                net,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes={INPUT_NAME: {0: batch}},
+                verbose=False,
+            )
         except Exception as e:
             raise ExportError(f"ONNX export (opset {opset}) failed: {type(e).__name__}: {e}") from e
     program.model.metadata_props[METADATA_KEY] = info.to_json()
@@ -102,13 +111,23 @@ def _write_torchscript(net: EmbeddingNet, info: ModelInfo, tmp: Path) -> list[st
         torch.jit.save(traced, str(tmp), _extra_files={f"{METADATA_KEY}.json": info.to_json()})
     notes = []
     if any("deprecated" in str(w.message) for w in caught):
-        notes.append("torch.jit.trace is deprecated in this torch "
-                     f"({torch.__version__}); the TorchScript file works, prefer --format onnx for new deployments")
+        notes.append(
+            "torch.jit.trace is deprecated in this torch "
+            f"({torch.__version__}); the TorchScript file works, prefer --format onnx for new deployments"
+        )
     return notes
 
 
-def export_model(net: EmbeddingNet, info: ModelInfo, fmt: str, out: str | Path, crops: torch.Tensor | None = None,
-                 tolerance: float = PARITY_TOLERANCE, opset: int = ONNX_OPSET, seed: int = 0) -> ExportResult:
+def export_model(
+    net: EmbeddingNet,
+    info: ModelInfo,
+    fmt: str,
+    out: str | Path,
+    crops: torch.Tensor | None = None,
+    tolerance: float = PARITY_TOLERANCE,
+    opset: int = ONNX_OPSET,
+    seed: int = 0,
+) -> ExportResult:
     """Write `net` as `fmt` to `out` if its outputs match PyTorch's within `tolerance`.
 
     Raises ExportError (with the measured difference) and leaves no file when they do not.
@@ -133,9 +152,11 @@ def export_model(net: EmbeddingNet, info: ModelInfo, fmt: str, out: str | Path, 
                 checks.append(ParityCheck(label, len(x), float(np.abs(got - ref).max())))
         worst = max(c.max_abs_diff for c in checks)
         if not np.isfinite(worst) or worst > tolerance:
-            raise ExportError(f"{fmt} export refused: max |{fmt} - pytorch| = {worst:.3g} > tolerance {tolerance:g} "
-                              f"({', '.join(f'{c.label} batch {c.batch}: {c.max_abs_diff:.3g}' for c in checks)}); "
-                              f"{out} not written")
+            raise ExportError(
+                f"{fmt} export refused: max |{fmt} - pytorch| = {worst:.3g} > tolerance {tolerance:g} "
+                f"({', '.join(f'{c.label} batch {c.batch}: {c.max_abs_diff:.3g}' for c in checks)}); "
+                f"{out} not written"
+            )
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

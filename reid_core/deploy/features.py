@@ -6,6 +6,7 @@ identity (fingerprint, feature size), as NumPy `.npz` or Parquet (when pyarrow i
 (fixed-size list of float32), the same `info`/`kind` in the schema metadata.
 Written under a temporary name and renamed, so a failed run leaves nothing half written.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,15 @@ from ..errors import DataError
 from .model import ModelInfo
 from .optional import require
 
-__all__ = ["FeatureSet", "save_features", "load_features", "check_writable_suffix", "check_compatible",
-           "FEATURES_KIND", "FEATURE_SUFFIXES"]
+__all__ = [
+    "FeatureSet",
+    "save_features",
+    "load_features",
+    "check_writable_suffix",
+    "check_compatible",
+    "FEATURES_KIND",
+    "FEATURE_SUFFIXES",
+]
 
 FEATURES_KIND = "compact-reid-features"
 FEATURE_SUFFIXES = (".npz", ".parquet")
@@ -62,14 +70,21 @@ def save_features(fs: FeatureSet, path: str | Path) -> Path:
     try:
         if suffix == ".npz":
             with open(tmp, "wb") as f:  # a file object: np.savez would otherwise append ".npz"
-                np.savez(f, features=fs.features, paths=np.asarray(fs.paths, dtype=str),
-                         info=np.asarray(fs.info.to_json()), kind=np.asarray(FEATURES_KIND))
+                np.savez(
+                    f,
+                    features=fs.features,
+                    paths=np.asarray(fs.paths, dtype=str),
+                    info=np.asarray(fs.info.to_json()),
+                    kind=np.asarray(FEATURES_KIND),
+                )
         else:
             pa = require("pyarrow", f"writing {path} (Parquet)")
             pq = require("pyarrow.parquet", f"writing {path} (Parquet)")
             feats = pa.FixedSizeListArray.from_arrays(pa.array(fs.features.reshape(-1), pa.float32()), fs.dim)
-            table = pa.table({"path": pa.array(fs.paths, pa.string()), "feature": feats},
-                             metadata={"kind": FEATURES_KIND, "info": fs.info.to_json()})
+            table = pa.table(
+                {"path": pa.array(fs.paths, pa.string()), "feature": feats},
+                metadata={"kind": FEATURES_KIND, "info": fs.info.to_json()},
+            )
             pq.write_table(table, tmp)
         tmp.replace(path)
     finally:
@@ -88,8 +103,9 @@ def load_features(path: str | Path) -> FeatureSet:
             with np.load(path, allow_pickle=False) as z:
                 if "kind" not in z or str(z["kind"]) != FEATURES_KIND:
                     raise DataError(f"{path}: not a compact-reid features file (no kind={FEATURES_KIND!r})")
-                return FeatureSet(z["features"], [str(p) for p in z["paths"]],
-                                  ModelInfo.from_json(str(z["info"]), str(path)))
+                return FeatureSet(
+                    z["features"], [str(p) for p in z["paths"]], ModelInfo.from_json(str(z["info"]), str(path))
+                )
         pq = require("pyarrow.parquet", f"reading {path} (Parquet)")
         table = pq.read_table(path)
         meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
@@ -107,11 +123,14 @@ def load_features(path: str | Path) -> FeatureSet:
 def check_compatible(a: ModelInfo, b: ModelInfo, what_a: str, what_b: str) -> None:
     """Features of two sources are comparable only if they come from the same network."""
     if a.embedding_dim != b.embedding_dim:
-        raise DataError(f"feature dimension mismatch: {what_a} has {a.embedding_dim}-d features "
-                        f"(model {a.fingerprint}), {what_b} {b.embedding_dim}-d (model {b.fingerprint}); "
-                        "embed both with the same model")
+        raise DataError(
+            f"feature dimension mismatch: {what_a} has {a.embedding_dim}-d features "
+            f"(model {a.fingerprint}), {what_b} {b.embedding_dim}-d (model {b.fingerprint}); "
+            "embed both with the same model"
+        )
     if a.fingerprint != b.fingerprint:
-        raise DataError(f"model mismatch: {what_a} comes from model {a.fingerprint} ({a.source}), "
-                        f"{what_b} from model {b.fingerprint} ({b.source}); their features are not comparable; "
-                        "embed both with the same model")
-
+        raise DataError(
+            f"model mismatch: {what_a} comes from model {a.fingerprint} ({a.source}), "
+            f"{what_b} from model {b.fingerprint} ({b.source}); their features are not comparable; "
+            "embed both with the same model"
+        )

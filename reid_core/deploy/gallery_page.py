@@ -6,6 +6,7 @@ green = same person id as the query, red = another id, grey = a name without an 
 (-1) or a distractor (0) (ids come from Market-1501-style names, `0001_c1s1_...`). Built with the standard
 library's html.escape: one small page needs no template engine (and reid_core takes no jinja2).
 """
+
 from __future__ import annotations
 
 import base64
@@ -58,12 +59,15 @@ def _card(path: str, css: str, caption: str, cache: dict[str, str]) -> str:
         cache[path] = _thumbnail(path)
     uri = cache[path]
     img = f'<img src="{uri}" alt="{e(Path(path).name)}">' if uri else '<div class="missing">missing</div>'
-    return (f'<div class="card {css}" title="{e(path)}">{img}<div>{caption}</div>'
-            f'<div class="name">{e(Path(path).name)}</div></div>')
+    return (
+        f'<div class="card {css}" title="{e(path)}">{img}<div>{caption}</div>'
+        f'<div class="name">{e(Path(path).name)}</div></div>'
+    )
 
 
-def render_search_page(results: Sequence[QueryResult], info: ModelInfo, gallery_size: int,
-                       title: str = "compact-reid search") -> str:
+def render_search_page(
+    results: Sequence[QueryResult], info: ModelInfo, gallery_size: int, title: str = "compact-reid search"
+) -> str:
     e = html.escape
     cache: dict[str, str] = {}
     rows = []
@@ -75,19 +79,30 @@ def render_search_page(results: Sequence[QueryResult], info: ModelInfo, gallery_
             cards.append(_card(m.path, css, f"#{m.rank} · d={m.distance:.3f}", cache))
         rows.append(f'<div class="row">{"".join(cards)}</div>')
     k = max((len(q.matches) for q in results), default=0)
-    meta = (f"{len(results)} quer{'y' if len(results) == 1 else 'ies'}, top {k} of {gallery_size} gallery images; "
-            f"model {e(info.fingerprint)} ({e(info.preset or 'custom')}, {info.embedding_dim}-d, "
-            f"{info.input_height}x{info.input_width}); Euclidean distance on L2-normalised embeddings")
-    legend = ('<p class="legend"><span style="border-color:#1f6feb">query</span>'
-              '<span style="border-color:#1a7f37">same id</span><span style="border-color:#cf222e">other id</span>'
-              '<span style="border-color:#999">no id (or junk / distractor)</span></p>')
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
-            f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1><p class=\"meta\">{meta}</p>{legend}"
-            f"{''.join(rows)}</body></html>\n")
+    meta = (
+        f"{len(results)} quer{'y' if len(results) == 1 else 'ies'}, top {k} of {gallery_size} gallery images; "
+        f"model {e(info.fingerprint)} ({e(info.preset or 'custom')}, {info.embedding_dim}-d, "
+        f"{info.input_height}x{info.input_width}); Euclidean distance on L2-normalised embeddings"
+    )
+    legend = (
+        '<p class="legend"><span style="border-color:#1f6feb">query</span>'
+        '<span style="border-color:#1a7f37">same id</span><span style="border-color:#cf222e">other id</span>'
+        '<span style="border-color:#999">no id (or junk / distractor)</span></p>'
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        f'<style>{_CSS}</style></head><body><h1>{e(title)}</h1><p class="meta">{meta}</p>{legend}'
+        f"{''.join(rows)}</body></html>\n"
+    )
 
 
-def write_search_page(results: Sequence[QueryResult], info: ModelInfo, gallery_size: int, out: str | Path,
-                      title: str = "compact-reid search") -> Path:
+def write_search_page(
+    results: Sequence[QueryResult],
+    info: ModelInfo,
+    gallery_size: int,
+    out: str | Path,
+    title: str = "compact-reid search",
+) -> Path:
     """Render and write atomically (temporary name, then rename)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

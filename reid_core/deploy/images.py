@@ -4,6 +4,7 @@ not decode (non-images, truncated JPEGs) counted, named and skipped instead of f
 Preprocessing is `build_test_transform` and decoding is `ImageDataset`'s: exactly what
 `compact-reid evaluate` feeds the network.
 """
+
 from __future__ import annotations
 
 import glob
@@ -84,8 +85,9 @@ def _collate(items: list[tuple[Any, int, str]]) -> tuple[torch.Tensor | None, li
 class CropBatches:
     """Iterate (images [B, 3, H, W], file indices) over `paths`; unreadable files go to `.skipped`."""
 
-    def __init__(self, paths: Sequence[str | Path], height: int, width: int, batch_size: int = 64,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self, paths: Sequence[str | Path], height: int, width: int, batch_size: int = 64, num_workers: int = 0
+    ) -> None:
         if batch_size < 1:
             raise DataError(f"--batch-size: must be >= 1, got {batch_size}")
         self.paths = [str(p) for p in paths]

@@ -5,6 +5,7 @@ model and features file (so a features file from another model is detected).
 by `build_test_transform`), one output `embedding` [N, D] (the L2-normalised global and
 local features, concatenated; hard attention included). No classifier, no tuple.
 """
+
 from __future__ import annotations
 
 import hashlib

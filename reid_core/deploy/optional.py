@@ -1,5 +1,6 @@
 """Optional packages of the deployment path, imported only when a function needs them:
 reid_core itself must import and run with only torch and torchvision."""
+
 from __future__ import annotations
 
 import importlib

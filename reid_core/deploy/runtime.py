@@ -1,6 +1,7 @@
 """Embedders: one call `embedder(batch) -> [N, D] float32 numpy`, whatever runs the model
 (PyTorch weights, an ONNX file through ONNX Runtime, or a TorchScript file). Each carries
 the `ModelInfo` of the network it runs, read from the exported file's metadata."""
+
 from __future__ import annotations
 
 import warnings
@@ -14,8 +15,17 @@ from ..errors import CheckpointError, ExportError
 from .model import EmbeddingNet, ModelInfo, load_embedding_net
 from .optional import require
 
-__all__ = ["Embedder", "TorchEmbedder", "OnnxEmbedder", "TorchScriptEmbedder", "open_embedder",
-           "onnx_providers", "METADATA_KEY", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = [
+    "Embedder",
+    "TorchEmbedder",
+    "OnnxEmbedder",
+    "TorchScriptEmbedder",
+    "open_embedder",
+    "onnx_providers",
+    "METADATA_KEY",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+]
 
 METADATA_KEY = "compact_reid"  # ONNX metadata_props key / TorchScript extra file (".json" added)
 INPUT_NAME, OUTPUT_NAME = "images", "embedding"
@@ -56,8 +66,10 @@ def onnx_providers(device: str = "cpu") -> list[str]:
     wanted = _ORT_PROVIDERS[device]
     available = ort.get_available_providers()
     if wanted not in available:
-        raise ExportError(f"ONNX Runtime here cannot run on {device} ({wanted} missing; available: "
-                          f"{', '.join(available)}); for CUDA install onnxruntime-gpu instead of onnxruntime")
+        raise ExportError(
+            f"ONNX Runtime here cannot run on {device} ({wanted} missing; available: "
+            f"{', '.join(available)}); for CUDA install onnxruntime-gpu instead of onnxruntime"
+        )
     return [wanted] + (["CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [])
 
 
@@ -83,8 +95,9 @@ class OnnxEmbedder:
             raise CheckpointError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from e
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta:
-            raise CheckpointError(f"{path}: an ONNX model without compact-reid metadata "
-                                  f"(export it with `compact-reid export`)")
+            raise CheckpointError(
+                f"{path}: an ONNX model without compact-reid metadata (export it with `compact-reid export`)"
+            )
         self.info = ModelInfo.from_json(meta[METADATA_KEY], str(path))
         self.path = path
 
@@ -119,8 +132,12 @@ class TorchScriptEmbedder:
         return self.module(_as_tensor(images).to(self.device)).float().cpu().numpy()
 
 
-def open_embedder(weights: str | Path | None = None, onnx: str | Path | None = None,
-                  torchscript: str | Path | None = None, device: str = "cpu") -> Embedder:
+def open_embedder(
+    weights: str | Path | None = None,
+    onnx: str | Path | None = None,
+    torchscript: str | Path | None = None,
+    device: str = "cpu",
+) -> Embedder:
     """Exactly one of weights / onnx / torchscript -> an Embedder on `device`."""
     given = [(k, v) for k, v in (("weights", weights), ("onnx", onnx), ("torchscript", torchscript)) if v]
     if len(given) != 1:

@@ -1,6 +1,7 @@
 """Rank a gallery for each query: Euclidean distance on the embeddings
 (`reid_core.evaluation.compute_distance`, the evaluation's metric), stable order (ties go
 to the lower gallery index, as in the evaluation protocol)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ class QueryResult:
     matches: list[Match]
 
 
-def search(query: FeatureSet, gallery: FeatureSet, top_k: int = 10, what_query: str = "query",
-           what_gallery: str = "gallery") -> list[QueryResult]:
+def search(
+    query: FeatureSet, gallery: FeatureSet, top_k: int = 10, what_query: str = "query", what_gallery: str = "gallery"
+) -> list[QueryResult]:
     """The top_k gallery items of every query, nearest first."""
     if top_k < 1:
         raise DataError(f"--top-k: must be >= 1, got {top_k}")
@@ -73,8 +75,9 @@ def _ids(fs: FeatureSet, what: str, drop_distractors: bool) -> tuple[np.ndarray,
     return np.asarray(rows, dtype=np.int64), np.asarray(pids), np.asarray(cams)
 
 
-def evaluate_features(query: FeatureSet, gallery: FeatureSet, what_query: str = "query",
-                      what_gallery: str = "gallery") -> dict[str, Any]:
+def evaluate_features(
+    query: FeatureSet, gallery: FeatureSet, what_query: str = "query", what_gallery: str = "gallery"
+) -> dict[str, Any]:
     """Rank-1/5/10, mAP, mINP of features files whose names carry Market-1501 ids, under the
     protocol of `compact-reid evaluate`: junk (-1) dropped, distractors (0) kept in the gallery
     only, same id + same camera removed, Euclidean distance."""

@@ -6,6 +6,7 @@ presets). The config defaults, used by the Compact-ReID columns, are this projec
 `model.hard_attention='bounded'` (see `HardAttention`, `crop_regions`) and
 `model.soft_attention='full_range'`.
 """
+
 from __future__ import annotations
 
 import math
@@ -124,8 +125,13 @@ def region_thetas(translations: torch.Tensor, scale: torch.Tensor) -> torch.Tens
     return torch.stack([row_x, row_y], dim=-2).reshape(n * NUM_REGIONS, 2, 3)
 
 
-def crop_regions(x: torch.Tensor, translations: torch.Tensor, scale: torch.Tensor, size: tuple[int, int],
-                 mode: HardAttentionMode = "hacnn") -> torch.Tensor:
+def crop_regions(
+    x: torch.Tensor,
+    translations: torch.Tensor,
+    scale: torch.Tensor,
+    size: tuple[int, int],
+    mode: HardAttentionMode = "hacnn",
+) -> torch.Tensor:
     """Sample the 4 regions of every image to `size`: [N, C, H, W] -> [N*4, C, h, w].
 
     mode 'hacnn' (torchreid's stn + upsample): sample each region at the full H x W with

@@ -1,4 +1,5 @@
 """Convolutional blocks: HA-CNN's Inception-A/B and ShuffleNetV2's units (Shuffle-A/B)."""
+
 from __future__ import annotations
 
 import torch
@@ -48,7 +49,9 @@ class InceptionB(nn.Module):
         super().__init__()
         mid = out_c // 4
         self.stream1 = nn.Sequential(ConvBNReLU(in_c, mid, 1), ConvBNReLU(mid, mid, 3, stride=2))
-        self.stream2 = nn.Sequential(ConvBNReLU(in_c, mid, 1), ConvBNReLU(mid, mid, 3), ConvBNReLU(mid, mid, 3, stride=2))
+        self.stream2 = nn.Sequential(
+            ConvBNReLU(in_c, mid, 1), ConvBNReLU(mid, mid, 3), ConvBNReLU(mid, mid, 3, stride=2)
+        )
         self.stream3 = nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), ConvBNReLU(in_c, out_c - 2 * mid, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ the previous attended global output), adds the previous local feature map (s > 1
 applies one down-sampling block. Heads: pool -> Linear -> BN1d -> ReLU per branch, then
 the neck (L2, BNNeck or none) and one classifier per branch.
 """
+
 from __future__ import annotations
 
 import math
@@ -120,8 +121,9 @@ class HACNNFamily(nn.Module):
         x = self.stem(x)
         crop_source = x
         local = None
-        for stage, soft, hard, block, size in zip(self.stages, self.soft_attn, self.hard_attn,
-                                                  self.local_blocks, self.crop_sizes):
+        for stage, soft, hard, block, size in zip(
+            self.stages, self.soft_attn, self.hard_attn, self.local_blocks, self.crop_sizes
+        ):
             x = stage(x)
             regions = crop_regions(crop_source, hard(x), hard.scale, size, hard.mode)
             local = block(regions if local is None else regions + local)

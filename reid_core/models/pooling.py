@@ -1,4 +1,5 @@
 """Global pooling: average, max, their concatenation, and GeM (eq. 6)."""
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ which removes a constant bias; in eval mode BN(x + b) with running mean mu equal
 with running mean mu - b. tests/core/test_hacnn_reference.py checks the result against an
 independent functional re-computation of torchreid's forward.
 """
+
 from __future__ import annotations
 
 import re
@@ -73,8 +74,10 @@ def load_torchreid_hacnn(model: HACNNFamily, state: Mapping[str, torch.Tensor]) 
     not fit (another architecture, GeM / BNNeck / bias-free classifiers, ...)."""
     cfg = model.cfg
     if cfg.hard_attention != "hacnn":
-        raise CheckpointError("torchreid HA-CNN weights need model.hard_attention='hacnn' "
-                              f"(got {cfg.hard_attention!r}): its regions use t = tanh(z)")
+        raise CheckpointError(
+            "torchreid HA-CNN weights need model.hard_attention='hacnn' "
+            f"(got {cfg.hard_attention!r}): its regions use t = tanh(z)"
+        )
     mapped = torchreid_hacnn_state_dict(state)
     try:
         model.load_state_dict(mapped, strict=True)

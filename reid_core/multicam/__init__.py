@@ -6,6 +6,7 @@
 - `metrics`: motmetrics (MOTA, IDF1, ...) on ground-plane positions;
 - `evaluate`: no ReID vs a model vs the oracle (`run_multicam_eval`).
 """
+
 from .reid_step import (
     Assignment,
     Calibration,
@@ -21,9 +22,22 @@ from .reid_step import (
 from .scene import Scene, SceneConfig, Visit, build_scene
 
 __all__ = [
-    "Assignment", "Calibration", "Entry", "Exit", "IdentityGallery", "ReIDStep", "assign",
-    "calibrate_threshold", "entry_correctness", "run_sequence", "Scene", "SceneConfig", "Visit", "build_scene",
-    "run_multicam_eval", "run_multicam_eval_many",
+    "Assignment",
+    "Calibration",
+    "Entry",
+    "Exit",
+    "IdentityGallery",
+    "ReIDStep",
+    "assign",
+    "calibrate_threshold",
+    "entry_correctness",
+    "run_sequence",
+    "Scene",
+    "SceneConfig",
+    "Visit",
+    "build_scene",
+    "run_multicam_eval",
+    "run_multicam_eval_many",
 ]
 
 

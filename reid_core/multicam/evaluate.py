@@ -13,6 +13,7 @@ candidates are the identities outside when the track started.
 Metrics: motmetrics on ground-plane positions (`metrics.compute_mot_metrics`) and the
 fraction of entries given the right identity (`reid_step.entry_correctness`).
 """
+
 from __future__ import annotations
 
 import time
@@ -30,9 +31,18 @@ from .metrics import compute_mot_metrics
 from .reid_step import Entry, Exit, calibrate_threshold, entry_correctness, run_sequence
 from .scene import Scene, SceneConfig, build_scene
 
-__all__ = ["ModelEmbedder", "LoadedModel", "load_model", "scene_events", "evaluate_identities",
-           "run_multicam_eval", "run_multicam_eval_many", "GHOST_ID_BASE",
-           "run_tracking_eval", "run_tracking_eval_many"]
+__all__ = [
+    "ModelEmbedder",
+    "LoadedModel",
+    "load_model",
+    "scene_events",
+    "evaluate_identities",
+    "run_multicam_eval",
+    "run_multicam_eval_many",
+    "GHOST_ID_BASE",
+    "run_tracking_eval",
+    "run_tracking_eval_many",
+]
 
 GHOST_ID_BASE = 1_000_000  # hypothesis ids of ghost tracks (never a global identity)
 Embedder = Callable[[Sequence[Image.Image]], np.ndarray]
@@ -41,8 +51,13 @@ Embedder = Callable[[Sequence[Image.Image]], np.ndarray]
 class ModelEmbedder:
     """PIL crops of any size -> L2-normalised [n, D] embeddings (resized to the model's input)."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device | str = "cpu", batch_size: int = 64,
-                 input_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device | str = "cpu",
+        batch_size: int = 64,
+        input_size: tuple[int, int] | None = None,
+    ) -> None:
         from ..data.transforms import build_test_transform
 
         self.device = torch.device(device)
@@ -59,7 +74,7 @@ class ModelEmbedder:
                 raise DataError(f"crop {i} has zero size ({im.width}x{im.height}); it cannot be embedded")
         out: list[np.ndarray] = []
         for s in range(0, len(images), self.batch_size):
-            x = torch.stack([self.transform(im.convert("RGB")) for im in images[s:s + self.batch_size]])
+            x = torch.stack([self.transform(im.convert("RGB")) for im in images[s : s + self.batch_size]])
             f = self.model(x.to(self.device))
             if not isinstance(f, torch.Tensor) or f.dim() != 2:
                 raise CheckpointError("the model in eval mode must return an [N, D] embedding tensor")
@@ -99,8 +114,13 @@ def _train_set(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def load_model(model_or_checkpoint: Any, device: str | torch.device | None = None, batch_size: int = 64,
-               label: str | None = None, train_set: str | None = None) -> LoadedModel:
+def load_model(
+    model_or_checkpoint: Any,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    label: str | None = None,
+    train_set: str | None = None,
+) -> LoadedModel:
     """A checkpoint / weights path, a weights dict, an nn.Module, an embedding function, or
     a spec {"checkpoint": path, "label": ..., "train_set": ...} (loaded when used).
 
@@ -112,11 +132,19 @@ def load_model(model_or_checkpoint: Any, device: str | torch.device | None = Non
 
     if isinstance(model_or_checkpoint, LoadedModel):
         return model_or_checkpoint
-    if isinstance(model_or_checkpoint, Mapping) and "checkpoint" in model_or_checkpoint \
-            and "kind" not in model_or_checkpoint:  # a spec: {"checkpoint", "label", "train_set"}
+    if (
+        isinstance(model_or_checkpoint, Mapping)
+        and "checkpoint" in model_or_checkpoint
+        and "kind" not in model_or_checkpoint
+    ):  # a spec: {"checkpoint", "label", "train_set"}
         spec = model_or_checkpoint
-        return load_model(spec["checkpoint"], device, batch_size, label=spec.get("label") or label,
-                          train_set=spec.get("train_set") or train_set)
+        return load_model(
+            spec["checkpoint"],
+            device,
+            batch_size,
+            label=spec.get("label") or label,
+            train_set=spec.get("train_set") or train_set,
+        )
     dev = pick_device(None if device is None else str(device))
     info: dict[str, Any] = {}
     if isinstance(model_or_checkpoint, (str, Path)):
@@ -129,8 +157,12 @@ def load_model(model_or_checkpoint: Any, device: str | torch.device | None = Non
         model = build_model_from_weights(obj)  # CheckpointError for any other dict
         cfg = obj["config"]
         info.setdefault("label", label or str(cfg.get("preset", "model")))
-        info.update(preset=cfg.get("preset"), train_set=train_set or _train_set(obj),
-                    epoch=obj.get("epoch"), which=obj.get("which"))
+        info.update(
+            preset=cfg.get("preset"),
+            train_set=train_set or _train_set(obj),
+            epoch=obj.get("epoch"),
+            which=obj.get("which"),
+        )
         model_or_checkpoint = model
     if isinstance(model_or_checkpoint, torch.nn.Module):
         model = model_or_checkpoint
@@ -145,8 +177,10 @@ def load_model(model_or_checkpoint: Any, device: str | torch.device | None = Non
     if callable(model_or_checkpoint):
         info.update(label=label or getattr(model_or_checkpoint, "__name__", "embedder"), train_set=train_set)
         return LoadedModel(model_or_checkpoint, info)
-    raise CheckpointError(f"expected a checkpoint path, a weights dict, a model or an embedding function, "
-                          f"got {type(model_or_checkpoint).__name__}")
+    raise CheckpointError(
+        f"expected a checkpoint path, a weights dict, a model or an embedding function, "
+        f"got {type(model_or_checkpoint).__name__}"
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -159,7 +193,7 @@ def _embed_scene(scene: Scene, embed: Embedder, batch: int = 256) -> dict[tuple[
     keys = sorted({(v.index, f, c) for v in scene.visits for f, c in v.query + v.gallery})
     out: dict[tuple[int, int, int], np.ndarray] = {}
     for s in range(0, len(keys), batch):
-        chunk = keys[s:s + batch]
+        chunk = keys[s : s + batch]
         imgs = [scene.crop(*k) for k in chunk]
         ok = [i for i, im in enumerate(imgs) if im.width > 0 and im.height > 0]
         if not ok:
@@ -210,6 +244,7 @@ def _oracle_events(scene: Scene) -> list[Entry | Exit]:
 def evaluate_identities(scene: Scene, identities: Mapping[int, int], max_distance: float = 0.5) -> dict[str, Any]:
     """MOT metrics of the tracker's output with track (visit) -> global identity, plus the
     entry accuracy."""
+
     def frames():
         for _f, gt, gt_xy, tracks, ghost, det_xy in scene.frames():
             hyp = [GHOST_ID_BASE + int(t) if g else int(identities[int(t)]) for t, g in zip(tracks, ghost)]
@@ -254,8 +289,9 @@ def run_multicam_eval_many(
     """
     say = log or (lambda _m: None)
     if seed == calibration_seed and threshold is None:
-        raise ValueError(f"calibration_seed must differ from seed ({seed}): the threshold is never "
-                         "chosen on the scored sequence")
+        raise ValueError(
+            f"calibration_seed must differ from seed ({seed}): the threshold is never chosen on the scored sequence"
+        )
     for m in models:  # fail fast on a missing file, before minutes of simulation
         path = m.get("checkpoint") if isinstance(m, Mapping) and "kind" not in m else m
         if isinstance(path, (str, Path)) and not Path(path).is_file():
@@ -263,8 +299,10 @@ def run_multicam_eval_many(
     t0 = time.perf_counter()
     scene = build_scene(_scene_config(seed, minutes, scene_config))
     calib = build_scene(_scene_config(calibration_seed, minutes, scene_config)) if threshold is None else None
-    say(f"scene seed {seed}: {len(scene.visits)} entries, {scene.summary()['re_entries']} re-entries, "
-        f"{scene.num_frames} frames ({time.perf_counter() - t0:.1f} s)")
+    say(
+        f"scene seed {seed}: {len(scene.visits)} entries, {scene.summary()['re_entries']} re-entries, "
+        f"{scene.num_frames} frames ({time.perf_counter() - t0:.1f} s)"
+    )
     no_reid = evaluate_identities(scene, {v.index: v.index for v in scene.visits}, max_distance)
     oracle = evaluate_identities(scene, {v.index: v.person for v in scene.visits}, max_distance)
     results = []
@@ -275,8 +313,11 @@ def run_multicam_eval_many(
             cal_events = scene_events(calib, _embed_scene(calib, lm.embed))
             cal = calibrate_threshold(cal_events, max_images_per_id=max_images_per_id, policy=policy)  # type: ignore[arg-type]
             thr = cal.threshold
-            calibration = {"seed": calibration_seed, "entry_accuracy": cal.accuracy,
-                           "entries": sum(isinstance(e, Entry) for e in cal_events)}
+            calibration = {
+                "seed": calibration_seed,
+                "entry_accuracy": cal.accuracy,
+                "entries": sum(isinstance(e, Entry) for e in cal_events),
+            }
         else:
             thr = float(threshold)  # type: ignore[arg-type]
             calibration = {"seed": None, "given": True}
@@ -284,10 +325,13 @@ def run_multicam_eval_many(
         seq = run_sequence(events, thr, max_images_per_id, policy)  # type: ignore[arg-type]
         reid = evaluate_identities(scene, seq.identities, max_distance)
         secs = time.perf_counter() - t1
-        say(f"{lm.label}: threshold {thr:.2f}, IDF1 {100 * reid['idf1']:.1f}, entries "
-            f"{reid['entries_correct']}/{reid['entries']} ({secs:.1f} s)")
-        results.append({"model": lm.info, "threshold": thr, "calibration": calibration, "reid": reid,
-                        "seconds": round(secs, 2)})
+        say(
+            f"{lm.label}: threshold {thr:.2f}, IDF1 {100 * reid['idf1']:.1f}, entries "
+            f"{reid['entries_correct']}/{reid['entries']} ({secs:.1f} s)"
+        )
+        results.append(
+            {"model": lm.info, "threshold": thr, "calibration": calibration, "reid": reid, "seconds": round(secs, 2)}
+        )
     return {
         "scene": scene.summary(),
         "calibration_scene": calib.summary() if calib is not None else None,
@@ -299,8 +343,14 @@ def run_multicam_eval_many(
     }
 
 
-def run_multicam_eval(model_or_checkpoint: Any, seed: int = 0, calibration_seed: int = 1,
-                      device: str | torch.device | None = None, minutes: float = 4.0, **kwargs: Any) -> dict[str, Any]:
+def run_multicam_eval(
+    model_or_checkpoint: Any,
+    seed: int = 0,
+    calibration_seed: int = 1,
+    device: str | torch.device | None = None,
+    minutes: float = 4.0,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """One model: {"variants": {"no_reid", "reid", "oracle"} (metrics + entry accuracy),
     "threshold", "calibration", "model", "scene", "calibration_scene", "settings"}."""
     r = run_multicam_eval_many([model_or_checkpoint], seed, calibration_seed, device, minutes, **kwargs)

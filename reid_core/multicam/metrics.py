@@ -10,6 +10,7 @@ MOTA = 1 - (FN + FP + IDSW) / #gt; IDF1 = 2 IDTP / (#gt + #predictions) under th
 global one-to-one matching of ground-truth and predicted identities. MOTP here is the
 mean distance of matched pairs in metres (lower is better).
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -20,12 +21,28 @@ __all__ = ["distance_matrix", "compute_mot_metrics", "METRICS", "accumulate"]
 
 # The standard motchallenge summary, in its usual order.
 METRICS = (
-    "num_frames", "mota", "motp", "idf1", "idp", "idr", "recall", "precision",
-    "num_objects", "num_predictions", "num_unique_objects", "mostly_tracked", "partially_tracked",
-    "mostly_lost", "num_false_positives", "num_misses", "num_switches", "num_fragmentations",
+    "num_frames",
+    "mota",
+    "motp",
+    "idf1",
+    "idp",
+    "idr",
+    "recall",
+    "precision",
+    "num_objects",
+    "num_predictions",
+    "num_unique_objects",
+    "mostly_tracked",
+    "partially_tracked",
+    "mostly_lost",
+    "num_false_positives",
+    "num_misses",
+    "num_switches",
+    "num_fragmentations",
 )
-_INT_METRICS = {m for m in METRICS if m.startswith("num_") or m in ("mostly_tracked", "partially_tracked",
-                                                                      "mostly_lost")}
+_INT_METRICS = {
+    m for m in METRICS if m.startswith("num_") or m in ("mostly_tracked", "partially_tracked", "mostly_lost")
+}
 
 
 def distance_matrix(gt_xy: object, hyp_xy: object, max_distance: float = 0.5) -> np.ndarray:
@@ -37,8 +54,9 @@ def distance_matrix(gt_xy: object, hyp_xy: object, max_distance: float = 0.5) ->
     return d
 
 
-def accumulate(frames: Iterable[tuple[Sequence[int], object, Sequence[int], object]],
-               max_distance: float = 0.5):  # -> mm.MOTAccumulator
+def accumulate(
+    frames: Iterable[tuple[Sequence[int], object, Sequence[int], object]], max_distance: float = 0.5
+):  # -> mm.MOTAccumulator
     """A motmetrics accumulator fed with (gt_ids, gt_xy, hyp_ids, hyp_xy) per frame."""
     import motmetrics as mm
 
@@ -52,8 +70,11 @@ def accumulate(frames: Iterable[tuple[Sequence[int], object, Sequence[int], obje
     return acc
 
 
-def compute_mot_metrics(frames: Iterable[tuple[Sequence[int], object, Sequence[int], object]],
-                        max_distance: float = 0.5, metrics: Sequence[str] = METRICS) -> dict[str, float | int]:
+def compute_mot_metrics(
+    frames: Iterable[tuple[Sequence[int], object, Sequence[int], object]],
+    max_distance: float = 0.5,
+    metrics: Sequence[str] = METRICS,
+) -> dict[str, float | int]:
     """Summary metrics (motchallenge set by default) of one sequence, as plain numbers."""
     import motmetrics as mm
 

@@ -6,6 +6,7 @@ calibrated on a SEPARATE sequence the person gets a new identity. The gallery ke
 most `max_images_per_id` per identity ("recent" by default, or "diverse"). The choices
 and why: docs/ARCHITECTURE.md, "Module notes: reid_core/multicam/reid_step.py".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -118,8 +119,10 @@ class IdentityGallery:
         if self._dim is None:
             self._dim = new.shape[1]
         elif new.shape[1] != self._dim:
-            raise ValueError(f"gallery.add({identity}): embeddings of dimension {new.shape[1]}, "
-                             f"the gallery holds dimension {self._dim}")
+            raise ValueError(
+                f"gallery.add({identity}): embeddings of dimension {new.shape[1]}, "
+                f"the gallery holds dimension {self._dim}"
+            )
         old = self._store.get(identity)
         allv = new if old is None else np.concatenate([old, new])
         self._store[identity] = self._bound(allv)
@@ -313,8 +316,9 @@ class SequenceResult:
         return float(np.mean(self.correct)) if self.correct else None
 
 
-def run_sequence(events: Iterable[Entry | Exit], threshold: float, max_images_per_id: int = 10,
-                 policy: Policy = "recent") -> SequenceResult:
+def run_sequence(
+    events: Iterable[Entry | Exit], threshold: float, max_images_per_id: int = 10, policy: Policy = "recent"
+) -> SequenceResult:
     """Replay entries and exits (in time order) through a `ReIDStep`; entries with a
     known person are scored by `entry_correctness`."""
     events = list(events)
@@ -341,8 +345,12 @@ class Calibration:
     accuracies: tuple[float, ...]
 
 
-def calibrate_threshold(events: Sequence[Entry | Exit], thresholds: Sequence[float] | None = None,
-                        max_images_per_id: int = 10, policy: Policy = "recent") -> Calibration:
+def calibrate_threshold(
+    events: Sequence[Entry | Exit],
+    thresholds: Sequence[float] | None = None,
+    max_images_per_id: int = 10,
+    policy: Policy = "recent",
+) -> Calibration:
     """The threshold maximising entry accuracy on a CALIBRATION sequence (its own seed).
 
     Every candidate replays the whole sequence (decisions change the gallery, so the

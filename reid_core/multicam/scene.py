@@ -6,6 +6,7 @@ enter, sit, occlude each other, leave and come back; a near-perfect within-room 
 person model. Deterministic for (config). What is simulated and how:
 docs/ARCHITECTURE.md, "Module notes: reid_core/multicam/scene.py".
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,17 @@ CAMERA_HEIGHT = 2.6
 DOOR = (2.5, 0.15)  # where people leave; they appear at ENTRY_POINT
 ENTRY_POINT = (2.5, 0.35)
 TABLE = (2.5, 3.8)
-SEATS = ((1.75, 3.35), (1.75, 4.25), (3.25, 3.35), (3.25, 4.25), (2.5, 4.75),
-         (0.6, 5.4), (4.4, 5.4), (0.6, 1.9), (4.4, 1.9))
+SEATS = (
+    (1.75, 3.35),
+    (1.75, 4.25),
+    (3.25, 3.35),
+    (3.25, 4.25),
+    (2.5, 4.75),
+    (0.6, 5.4),
+    (4.4, 5.4),
+    (0.6, 1.9),
+    (4.4, 1.9),
+)
 BODY_RADIUS = 0.25  # metres: a person as a vertical cylinder (occlusion)
 CAMERA_SEED_OFFSET = 1_000_003  # camera_styles(CAMERA_SEED_OFFSET + camera_seed, 4)
 _NS = 0x5CE4E  # random-stream namespace of this module
@@ -215,7 +225,8 @@ class Scene:
         self.num_frames = int(round(cfg.minutes * 60 * cfg.fps))
         self.cameras: list[CameraStyle] = camera_styles(CAMERA_SEED_OFFSET + cfg.camera_seed, len(CAMERA_POSITIONS))
         self.identities: list[PersonAppearance] = [
-            sample_identity(np.random.default_rng([_NS, cfg.seed, _S_ID, p])) for p in range(cfg.num_identities)]
+            sample_identity(np.random.default_rng([_NS, cfg.seed, _S_ID, p])) for p in range(cfg.num_identities)
+        ]
         rows, visits = _simulate(cfg)
         self._rows = rows
         self.gt_frame = rows[:, 0].astype(np.int64)
@@ -270,8 +281,7 @@ class Scene:
         for f in range(self.num_frames):
             a, b = self._frame_start[f], self._frame_start[f + 1]
             c, d = self._det_start[f], self._det_start[f + 1]
-            yield (f, self.gt_person[a:b], self.gt_xy[a:b], self.det_track[c:d], self.det_ghost[c:d],
-                   self.det_xy[c:d])
+            yield (f, self.gt_person[a:b], self.gt_xy[a:b], self.det_track[c:d], self.det_ghost[c:d], self.det_xy[c:d])
 
     # Views -----------------------------------------------------------------------------
     def _view(self, visit: int, frame: int, cam: int) -> dict:
@@ -317,8 +327,17 @@ class Scene:
         else:
             right = np.array([-to_cam[1], to_cam[0]])  # camera's image-right, seen from above
             direction = "right" if float(heading @ right) > 0 else "left"
-        return {"row": i, "h": h, "w": w, "cols": cols, "cover": cover, "visible": visible, "direction": direction,
-                "theta": theta, "alpha": alpha}
+        return {
+            "row": i,
+            "h": h,
+            "w": w,
+            "cols": cols,
+            "cover": cover,
+            "visible": visible,
+            "direction": direction,
+            "theta": theta,
+            "alpha": alpha,
+        }
 
     def _plan_visit(self, index: int, person: int, start: int, end: int) -> Visit:
         cfg = self.config
@@ -375,7 +394,9 @@ class Scene:
             for j in np.unique(v["cover"][v["cover"] >= 0]):
                 other_visit, fr = int(self.gt_visit[j]), int(self.gt_frame[j])
                 o = self._view(other_visit, fr, cam)
-                oimg = np.array(self.crop(other_visit, fr, cam, occlusion=False).resize((v["w"], v["h"]), Image.BILINEAR))
+                oimg = np.array(
+                    self.crop(other_visit, fr, cam, occlusion=False).resize((v["w"], v["h"]), Image.BILINEAR)
+                )
                 cols = np.nonzero(v["cover"] == j)[0]
                 # Column of the occluder's box showing the same bearing.
                 ox = ((1 - (v["cols"][cols] - o["theta"]) / (2 * o["alpha"])) * v["w"] / 2).astype(np.int64)

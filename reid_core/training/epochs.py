@@ -3,6 +3,7 @@
 Kept apart from `schedules.py` (which needs torch) so that the sweep spec and the report
 count epochs with the same rule without importing torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,13 @@ class EpochCounts:
         main = scaled_epochs(schedule.epochs, s)
         warmup = 0 if schedule.warmup_epochs == 0 else min(main, scaled_epochs(schedule.warmup_epochs, s))
         ms = sorted({scaled_epochs(m, s) for m in schedule.milestones})
-        return cls(main_epochs=main, warmup_epochs=warmup, milestones=tuple(m for m in ms if 0 < m < main),
-                   cycles=swag.cycles if swag.enabled else 0, cycle_epochs=scaled_epochs(swag.cycle_epochs, s))
+        return cls(
+            main_epochs=main,
+            warmup_epochs=warmup,
+            milestones=tuple(m for m in ms if 0 < m < main),
+            cycles=swag.cycles if swag.enabled else 0,
+            cycle_epochs=scaled_epochs(swag.cycle_epochs, s),
+        )
 
     @property
     def cyclic_epochs(self) -> int:

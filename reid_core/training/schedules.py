@@ -6,6 +6,7 @@ phase (only when SWAG is enabled). The scheduler is one `LambdaLR` over the whol
 stepped once per epoch AFTER the epoch, so during epoch `e` every group has
 `initial_lr * schedule.lr_multiplier(e)`.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,14 @@ from torch.optim.lr_scheduler import LambdaLR
 from ..config import ConfigError, OptimConfig, ScheduleConfig, SwagConfig, TrainConfig
 from .epochs import EpochCounts
 
-__all__ = ["Phase", "EpochSchedule", "build_epoch_schedule", "build_scheduler", "build_optimizer", "gem_parameter_names"]
+__all__ = [
+    "Phase",
+    "EpochSchedule",
+    "build_epoch_schedule",
+    "build_scheduler",
+    "build_optimizer",
+    "gem_parameter_names",
+]
 
 Phase = Literal["main", "cyclic"]
 
@@ -42,8 +50,14 @@ class EpochSchedule(EpochCounts):
     def from_configs(cls, schedule: ScheduleConfig, swag: SwagConfig, optim: OptimConfig) -> "EpochSchedule":
         """The scaled epoch counts (`EpochCounts.scaled`) and the lr settings."""
         counts = EpochCounts.scaled(schedule, swag)
-        return cls(**{f.name: getattr(counts, f.name) for f in fields(EpochCounts)}, base_lr=optim.lr,
-                   gamma=schedule.gamma, peak_lr=swag.peak_lr, decay=swag.decay, min_lr=swag.min_lr)
+        return cls(
+            **{f.name: getattr(counts, f.name) for f in fields(EpochCounts)},
+            base_lr=optim.lr,
+            gamma=schedule.gamma,
+            peak_lr=swag.peak_lr,
+            decay=swag.decay,
+            min_lr=swag.min_lr,
+        )
 
     # Per epoch -----------------------------------------------------------------------
     @staticmethod
@@ -155,9 +169,13 @@ def build_optimizer(model: nn.Module, optim_cfg: OptimConfig) -> torch.optim.SGD
         if not p.requires_grad:
             continue
         (gem_p if name in gem else default).append(p)
-    groups: list[dict] = [{"params": default, "lr": optim_cfg.lr, "weight_decay": optim_cfg.weight_decay, "name": "default"}]
+    groups: list[dict] = [
+        {"params": default, "lr": optim_cfg.lr, "weight_decay": optim_cfg.weight_decay, "name": "default"}
+    ]
     if gem_p:
-        groups.append({"params": gem_p, "lr": optim_cfg.lr * optim_cfg.gem_p_lr_mult, "weight_decay": 0.0, "name": "gem_p"})
+        groups.append(
+            {"params": gem_p, "lr": optim_cfg.lr * optim_cfg.gem_p_lr_mult, "weight_decay": 0.0, "name": "gem_p"}
+        )
     return torch.optim.SGD(
         groups,
         lr=optim_cfg.lr,

@@ -10,6 +10,7 @@ Moments are float32 tensors on the model's device, one per floating-point PARAME
 BatchNorm running statistics are buffers, not parameters: they are not averaged but
 recomputed for every weight set (`recompute_bn`), as SWA/SWAG prescribe.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
@@ -83,7 +84,7 @@ class SWAG:
             self.sq_mean[name].mul_(n).add_(w * w).div_(n + 1.0)
             if self.low_rank:
                 dev = (w - mean).reshape(1, -1)
-                self.deviations[name] = torch.cat([self.deviations[name], dev])[-self.low_rank:].clone()
+                self.deviations[name] = torch.cat([self.deviations[name], dev])[-self.low_rank :].clone()
         self.n += 1
 
     def _require_collected(self) -> None:
@@ -200,7 +201,9 @@ def _model_device(model: nn.Module) -> torch.device:
 def _batch_size(batch: Any) -> int:
     x = batch[0] if isinstance(batch, (list, tuple)) else batch
     if not isinstance(x, torch.Tensor) or x.dim() == 0:
-        raise TypeError(f"recompute_bn: cannot tell the batch size of a {type(x).__name__} (expected a tensor [B, ...])")
+        raise TypeError(
+            f"recompute_bn: cannot tell the batch size of a {type(x).__name__} (expected a tensor [B, ...])"
+        )
     return int(x.shape[0])
 
 

@@ -14,6 +14,7 @@ The input pipeline (`data.pipeline`: torchvision or device) gives the training b
 and the evaluation embeddings through one interface: reid_core/data/pipeline.py.
 `runtime.compile` wraps the training forward in torch.compile (off by default).
 """
+
 from __future__ import annotations
 
 import copy
@@ -86,12 +87,15 @@ class Trainer:
         self.loss_fn = ReIDLoss(cfg.loss)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, self.plan)
-        self.swag = SWAG(self.model, var_clamp=cfg.swag.var_clamp, low_rank=cfg.swag.low_rank) if cfg.swag.enabled else None
+        self.swag = (
+            SWAG(self.model, var_clamp=cfg.swag.var_clamp, low_rank=cfg.swag.low_rank) if cfg.swag.enabled else None
+        )
 
         pids = [pid for _, pid, _ in self.dataset.train]
         self.sampler = PKSampler(pids, p=cfg.data.p, k=cfg.data.k, seed=cfg.seed)
-        self.pipeline: InputPipeline = build_pipeline(self.dataset, data_root, cfg, self.device, self.sampler,
-                                                      log=self.log, progress=log is not None)
+        self.pipeline: InputPipeline = build_pipeline(
+            self.dataset, data_root, cfg, self.device, self.sampler, log=self.log, progress=log is not None
+        )
         self.step_model = self._compiled(self.model)
 
         self.epoch = 0  # epochs finished
@@ -117,8 +121,12 @@ class Trainer:
     def _eval_labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Query pids, query cams, gallery pids, gallery cams (built once, used by every evaluation)."""
         q, g = self.dataset.query, self.dataset.gallery
-        return (np.array([p for _, p, _ in q]), np.array([c for _, _, c in q]),
-                np.array([p for _, p, _ in g]), np.array([c for _, _, c in g]))
+        return (
+            np.array([p for _, p, _ in q]),
+            np.array([c for _, _, c in q]),
+            np.array([p for _, p, _ in g]),
+            np.array([c for _, _, c in g]),
+        )
 
     def _score(self, embeddings: torch.Tensor) -> dict[str, float]:
         from ..evaluation import compute_distance, evaluate, evaluate_features
@@ -155,8 +163,17 @@ class Trainer:
             with torch.no_grad():
                 out.update({SWA_PREFIX + k: v for k, v in self._score(self.pipeline.embed(model)).items()})
             gen = torch.Generator(device="cpu").manual_seed(epoch_seed(self.cfg.seed, 5_000_000 + self.epoch))
-            emb = bma_embed(model, self.swag, sw.samples, sw.scale, self._bn_batches(), self.pipeline.embed,
-                            generator=gen, device=self.device, max_bn_batches=sw.bn_batches)
+            emb = bma_embed(
+                model,
+                self.swag,
+                sw.samples,
+                sw.scale,
+                self._bn_batches(),
+                self.pipeline.embed,
+                generator=gen,
+                device=self.device,
+                max_bn_batches=sw.bn_batches,
+            )
         out.update({SWAG_PREFIX + k: v for k, v in self._score(emb).items()})
         return out
 
@@ -239,8 +256,12 @@ class Trainer:
 
     def _is_eval_epoch(self, epoch: int) -> bool:
         n = epoch + 1
-        return (n % self.cfg.eval.every == 0 or n == self.plan.main_epochs or n == self.total_epochs
-                or (self.swag is not None and epoch in self.plan.cycle_end_epochs))
+        return (
+            n % self.cfg.eval.every == 0
+            or n == self.plan.main_epochs
+            or n == self.total_epochs
+            or (self.swag is not None and epoch in self.plan.cycle_end_epochs)
+        )
 
     def run(self) -> Iterator[dict[str, Any]]:
         """Train the remaining epochs, yielding each epoch's metrics; fills `summary`."""
@@ -263,8 +284,11 @@ class Trainer:
                     m.update(self._evaluate_swa_swag())
                 m["eval_seconds"] = time.perf_counter() - t0
                 if m["rank1"] > self.best["rank1"]:
-                    self.best = {"rank1": m["rank1"], "epoch": e + 1,
-                                 "state": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+                    self.best = {
+                        "rank1": m["rank1"],
+                        "epoch": e + 1,
+                        "state": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                    }
                 if e + 1 == self.plan.main_epochs:
                     self.summary["plain_rank1"], self.summary["plain_mAP"] = m["rank1"], m["mAP"]
             self.history.append(m)
@@ -290,14 +314,18 @@ class Trainer:
         s["epochs"] = self.total_epochs
 
     def _format(self, m: dict[str, Any]) -> str:
-        line = (f"epoch {m['epoch']:>4}/{self.total_epochs} [{m['phase']:<6}] lr {m['lr']:.2e} "
-                f"loss {m['loss']:.4f} (ce {m['loss_ce']:.4f}, tri {m['loss_triplet']:.4f}) "
-                f"{m['images_per_second']:.0f} img/s {m['epoch_seconds']:.1f}s")
+        line = (
+            f"epoch {m['epoch']:>4}/{self.total_epochs} [{m['phase']:<6}] lr {m['lr']:.2e} "
+            f"loss {m['loss']:.4f} (ce {m['loss_ce']:.4f}, tri {m['loss_triplet']:.4f}) "
+            f"{m['images_per_second']:.0f} img/s {m['epoch_seconds']:.1f}s"
+        )
         if "rank1" in m:
             line += f" | rank1 {100 * m['rank1']:.1f}% mAP {100 * m['mAP']:.1f}%"
         if "swag_rank1" in m:
-            line += (f" | SWA {100 * m['swa_rank1']:.1f}%/{100 * m['swa_mAP']:.1f}%"
-                     f" SWAG {100 * m['swag_rank1']:.1f}%/{100 * m['swag_mAP']:.1f}%")
+            line += (
+                f" | SWA {100 * m['swa_rank1']:.1f}%/{100 * m['swa_mAP']:.1f}%"
+                f" SWAG {100 * m['swag_rank1']:.1f}%/{100 * m['swag_mAP']:.1f}%"
+            )
         return line
 
     # Persistence ----------------------------------------------------------------------
@@ -367,8 +395,16 @@ class Trainer:
             state = self.model.state_dict() if which == "final" or self.best["state"] is None else self.best["state"]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"kind": WEIGHTS_FORMAT, "config": to_dict(self.cfg), "model": state,
-                    "which": which, "epoch": self.best["epoch"] if which == "best" else self.epoch}, path)
+        torch.save(
+            {
+                "kind": WEIGHTS_FORMAT,
+                "config": to_dict(self.cfg),
+                "model": state,
+                "which": which,
+                "epoch": self.best["epoch"] if which == "best" else self.epoch,
+            },
+            path,
+        )
         return path
 
     def final_model(self) -> HACNNFamily:

@@ -1,5 +1,6 @@
 """The config's renamed section: `train.*` (old) is a deprecated alias of `runtime.*`, for
 override keys (--set, sweep YAML) and for saved config dicts (checkpoints, config.json)."""
+
 from __future__ import annotations
 
 import pytest

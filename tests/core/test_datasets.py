@@ -1,4 +1,5 @@
 """Loading Market-1501-layout folders: parsing, junk/distractors, errors."""
+
 from __future__ import annotations
 
 import os
@@ -31,11 +32,23 @@ def _make(root: Path, files: dict[str, list[str]]) -> Path:
 
 
 HAND_MADE = {
-    "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000551_01.jpg", "0007_c3s3_000101_00.jpg",
-                           "0000_c1s1_000001_00.jpg", "-1_c1s1_000002_00.jpg", "Thumbs.db"],
+    "bounding_box_train": [
+        "0002_c1s1_000451_03.jpg",
+        "0002_c2s1_000551_01.jpg",
+        "0007_c3s3_000101_00.jpg",
+        "0000_c1s1_000001_00.jpg",
+        "-1_c1s1_000002_00.jpg",
+        "Thumbs.db",
+    ],
     "query": ["0003_c1s1_000100_00.jpg", "0005_c2s1_000100_00.jpg"],
-    "bounding_box_test": ["0003_c2s1_000200_00.jpg", "0003_c1s1_000300_00.jpg", "0005_c2s1_000200_00.jpg",
-                          "0000_c4s1_000001_00.jpg", "-1_c5s1_000001_00.jpg", "-1_c6s1_000001_00.jpg"],
+    "bounding_box_test": [
+        "0003_c2s1_000200_00.jpg",
+        "0003_c1s1_000300_00.jpg",
+        "0005_c2s1_000200_00.jpg",
+        "0000_c4s1_000001_00.jpg",
+        "-1_c5s1_000001_00.jpg",
+        "-1_c6s1_000001_00.jpg",
+    ],
 }
 
 
@@ -52,7 +65,10 @@ def test_hand_made_folder_junk_and_distractors(tmp_path):
     assert ds.name == "market1501" and ds.num_cameras == 6  # detected from the folder name
     # train: pid 0 and -1 dropped; 0002 -> 0, 0007 -> 1; cameras 0-based
     assert [(Path(p).name, pid, cam) for p, pid, cam in ds.train] == [
-        ("0002_c1s1_000451_03.jpg", 0, 0), ("0002_c2s1_000551_01.jpg", 0, 1), ("0007_c3s3_000101_00.jpg", 1, 2)]
+        ("0002_c1s1_000451_03.jpg", 0, 0),
+        ("0002_c2s1_000551_01.jpg", 0, 1),
+        ("0007_c3s3_000101_00.jpg", 1, 2),
+    ]
     assert ds.num_train_pids == 2
     assert [(it.pid, it.camid) for it in ds.query] == [(3, 0), (5, 1)]
     # gallery keeps the distractor (pid 0), drops junk (-1); original pids kept

@@ -1,6 +1,7 @@
 """Deployment: export (ONNX / TorchScript, parity-checked), embed, search, the search page,
 and their bad input. A tiny untrained network stands in for a trained one: parity and the
 evaluate-vs-exported equality do not depend on training."""
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,17 @@ def _one_thread():
 
 def _weights(path: Path, seed: int = 0, **over) -> Path:
     """A compact-1x weights file (tiny width, 80x32 input) with non-trivial BatchNorm statistics."""
-    cfg = preset_config("compact-1x", {"model.width_multiplier": 0.25, "model.depth_multiplier": 0.3,
-                                       "model.input_height": 80, "model.input_width": 32,
-                                       "model.num_classes": 8, **over})
+    cfg = preset_config(
+        "compact-1x",
+        {
+            "model.width_multiplier": 0.25,
+            "model.depth_multiplier": 0.3,
+            "model.input_height": 80,
+            "model.input_width": 32,
+            "model.num_classes": 8,
+            **over,
+        },
+    )
     torch.manual_seed(seed)
     model = build_model(cfg.model)
     with torch.no_grad():
@@ -75,8 +84,24 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def onnx_file(weights, data, tmp_path_factory):
     out = tmp_path_factory.mktemp("deploy-onnx") / "model.onnx"
-    assert main(["export", "--weights", str(weights), "--format", "onnx", "--out", str(out),
-                 "--data", str(data), "--crops", "8"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--weights",
+                str(weights),
+                "--format",
+                "onnx",
+                "--out",
+                str(out),
+                "--data",
+                str(data),
+                "--crops",
+                "8",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -97,8 +122,25 @@ def test_onnx_export_dynamic_batch_gridsample_metadata(onnx_file, weights):
 
 def test_export_prints_parity_and_leaves_no_temp_file(weights, data, tmp_path, capsys):
     out = tmp_path / "m.ts"
-    assert main(["export", "--weights", str(weights), "--format", "torchscript", "--out", str(out),
-                 "--images", str(data / "query"), "--crops", "4", "--json"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--weights",
+                str(weights),
+                "--format",
+                "torchscript",
+                "--out",
+                str(out),
+                "--images",
+                str(data / "query"),
+                "--crops",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res["max_abs_diff"] <= 1e-3 and {c["label"] for c in res["checks"]} == {"random", "crops"}
     assert {c["batch"] for c in res["checks"]} == {1, 7, 4}
@@ -147,17 +189,33 @@ def test_bad_export_input(weights, tmp_path, capsys):
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="this onnxruntime runs CUDA")
 def test_onnx_on_a_device_this_runtime_cannot_run(onnx_file, tmp_path, capsys):
     out = tmp_path / "f.npz"
-    assert main(["embed", "--onnx", str(onnx_file), "--device", "cuda", "--images", str(onnx_file.parent),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "embed",
+                "--onnx",
+                str(onnx_file),
+                "--device",
+                "cuda",
+                "--images",
+                str(onnx_file.parent),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "cannot run on cuda" in capsys.readouterr().err and not out.exists()
 
 
 def test_reid_core_deploy_imports_without_onnx_and_names_the_package():
-    code = ("import sys\n"
-            "for m in ('onnx', 'onnxruntime', 'onnxscript', 'pyarrow'): sys.modules[m] = None\n"
-            "import reid_core.deploy\n"
-            "from reid_core.deploy.export import check_format\n"
-            "try:\n    check_format('onnx')\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    code = (
+        "import sys\n"
+        "for m in ('onnx', 'onnxruntime', 'onnxscript', 'pyarrow'): sys.modules[m] = None\n"
+        "import reid_core.deploy\n"
+        "from reid_core.deploy.export import check_format\n"
+        "try:\n    check_format('onnx')\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.startswith("MissingDependencyError") and "pip install onnx" in out
 
@@ -180,8 +238,23 @@ def test_embed_skips_and_names_bad_files_npz_and_parquet(weights, messy_folder, 
     folder, good = messy_folder
     for suffix in (".npz", ".parquet"):
         out = tmp_path / f"f{suffix}"
-        assert main(["embed", "--weights", str(weights), "--images", str(folder), "--out", str(out),
-                     "--batch-size", "3", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "embed",
+                    "--weights",
+                    str(weights),
+                    "--images",
+                    str(folder),
+                    "--out",
+                    str(out),
+                    "--batch-size",
+                    "3",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         err = capsys.readouterr().err
         assert "skipped 3 file(s)" in err
         assert "0900_c1s1_000001_00.jpg" in err and "0901_c2s1_000001_00.jpg: image file is truncated" in err
@@ -230,12 +303,41 @@ def test_exported_rank1_map_equal_compact_reid_evaluate(weights, onnx_file, data
 
 def test_search_ranks_and_rejects_another_models_features(weights, data, tmp_path, capsys):
     g = tmp_path / "g.npz"
-    assert main(["embed", "--weights", str(weights), "--images", str(data / "bounding_box_test"), "--out", str(g),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "--weights",
+                str(weights),
+                "--images",
+                str(data / "bounding_box_test"),
+                "--out",
+                str(g),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     q_img = sorted((data / "query").glob("*.jpg"))[:3]
     capsys.readouterr()
-    assert main(["search", "--features", str(g), "--query", *map(str, q_img), "--weights", str(weights),
-                 "--top-k", "4", "--json", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--features",
+                str(g),
+                "--query",
+                *map(str, q_img),
+                "--weights",
+                str(weights),
+                "--top-k",
+                "4",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert [r["query"] for r in res] == list(map(str, q_img))
     gallery = load_features(g)
@@ -246,8 +348,10 @@ def test_search_ranks_and_rejects_another_models_features(weights, data, tmp_pat
     # A gallery embedded by a model with another feature size: a clear error, no page written.
     other = _weights(tmp_path / "other.pt", seed=1, **{"model.global_dim": 256})
     g2 = tmp_path / "g2.npz"
-    assert main(["embed", "--weights", str(other), "--images", str(data / "query"), "--out", str(g2),
-                 "--no-progress"]) == 0
+    assert (
+        main(["embed", "--weights", str(other), "--images", str(data / "query"), "--out", str(g2), "--no-progress"])
+        == 0
+    )
     page = tmp_path / "p.html"
     assert main(["search", "--features", str(g2), "--query-features", str(g), "--html", str(page)]) == 2
     err = capsys.readouterr().err
@@ -275,12 +379,42 @@ def test_search_function_stable_top_k(weights, data):
 @needs_chromium
 def test_search_page_screenshot(weights, data, tmp_path):
     g = tmp_path / "g.npz"
-    assert main(["embed", "--weights", str(weights), "--images", str(data / "bounding_box_test"), "--out", str(g),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "--weights",
+                str(weights),
+                "--images",
+                str(data / "bounding_box_test"),
+                "--out",
+                str(g),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     page = tmp_path / "search.html"
     q = sorted((data / "query").glob("*.jpg"))[:3]
-    assert main(["search", "--features", str(g), "--query", *map(str, q), "--weights", str(weights),
-                 "--top-k", "6", "--html", str(page), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--features",
+                str(g),
+                "--query",
+                *map(str, q),
+                "--weights",
+                str(weights),
+                "--top-k",
+                "6",
+                "--html",
+                str(page),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = page.read_text()
     assert text.count('class="card query"') == 3 and text.count("data:image/jpeg;base64,") == 3 + 3 * 6
     assert 'class="card ok"' in text or 'class="card bad"' in text
@@ -303,8 +437,25 @@ def test_train_export_embed_search_equals_evaluate_end_to_end(data, tmp_path, ca
     from test_train_cli import TINY
 
     run = tmp_path / "run"
-    assert main(["train", "--preset", "compact-1x", "--data", str(data), "--out", str(run), *TINY,
-                 "--set", "model.input_height=80", "--set", "model.input_width=32"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "compact-1x",
+                "--data",
+                str(data),
+                "--out",
+                str(run),
+                *TINY,
+                "--set",
+                "model.input_height=80",
+                "--set",
+                "model.input_width=32",
+            ]
+        )
+        == 0
+    )
     w = run / "weights" / "swa.pt"
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(w), "--data", str(data), "--device", "cpu", "--json"]) == 0
@@ -314,8 +465,10 @@ def test_train_export_embed_search_equals_evaluate_end_to_end(data, tmp_path, ca
         assert main(["export", "--weights", str(w), "--format", fmt, "--out", str(model), "--data", str(data)]) == 0
         q, g = tmp_path / f"q-{fmt}.npz", tmp_path / f"g-{fmt}.npz"
         for folder, out in (("query", q), ("bounding_box_test", g)):
-            assert main(["embed", flag, str(model), "--images", str(data / folder), "--out", str(out),
-                         "--no-progress"]) == 0
+            assert (
+                main(["embed", flag, str(model), "--images", str(data / folder), "--out", str(out), "--no-progress"])
+                == 0
+            )
         capsys.readouterr()
         assert main(["search", "--features", str(g), "--query-features", str(q), "--evaluate", "--json"]) == 0
         got = json.loads(capsys.readouterr().out)

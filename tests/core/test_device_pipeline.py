@@ -1,6 +1,7 @@
 """data.pipeline=device: the uint8 split cache, batched augmentation statistics, memory
 check, device-side ranking. Statistical tests use fixed seeds and wide tolerances (several
 standard deviations), so they cannot flake."""
+
 from __future__ import annotations
 
 import hashlib
@@ -73,7 +74,7 @@ def test_pad_crop_offsets_are_uniform_per_image_and_match_pad_then_crop():
     padded = torch.nn.functional.pad(x[:50], (PAD, PAD, PAD, PAD))
     for b in range(50):  # exactly T.Pad(10) + crop at that offset
         i, j = int(top[b]), int(left[b])
-        assert torch.equal(out[b], padded[b, :, i:i + H, j:j + W])
+        assert torch.equal(out[b], padded[b, :, i : i + H, j : j + W])
 
 
 def test_flip_and_crop_together_are_flip_then_pad_then_crop():
@@ -88,7 +89,7 @@ def test_flip_and_crop_together_are_flip_then_pad_then_crop():
         img = x[b].flip(2) if flip[b] else x[b]
         padded = torch.nn.functional.pad(img, (PAD, PAD, PAD, PAD))
         i, j = int(off[b, 0]), int(off[b, 1])
-        assert torch.equal(out[b], padded[:, i:i + H, j:j + W]), b
+        assert torch.equal(out[b], padded[:, i : i + H, j : j + W]), b
 
 
 def test_erasing_statistics_match_torchvision_and_the_paper_ranges():
@@ -113,10 +114,12 @@ def test_erasing_statistics_match_torchvision_and_the_paper_ranges():
             continue
         ref_area.append(prm["h"] * prm["w"] / (H * W))
         ref_aspect.append(math.log(prm["h"] / prm["w"]))
-    print(f"erasing: rate {rate:.4f} (p 0.5 x fits {1 - ref_none / m:.4f}); area mean {area.mean():.4f} "
-          f"(torchvision {np.mean(ref_area):.4f}) range [{area.min():.4f}, {area.max():.4f}]; log-aspect mean "
-          f"{log_aspect.mean():.4f} (torchvision {np.mean(ref_aspect):.4f}) range "
-          f"[{math.exp(log_aspect.min()):.3f}, {math.exp(log_aspect.max()):.3f}]")
+    print(
+        f"erasing: rate {rate:.4f} (p 0.5 x fits {1 - ref_none / m:.4f}); area mean {area.mean():.4f} "
+        f"(torchvision {np.mean(ref_area):.4f}) range [{area.min():.4f}, {area.max():.4f}]; log-aspect mean "
+        f"{log_aspect.mean():.4f} (torchvision {np.mean(ref_aspect):.4f}) range "
+        f"[{math.exp(log_aspect.min()):.3f}, {math.exp(log_aspect.max()):.3f}]"
+    )
     assert abs(rate - 0.5 * (1 - ref_none / m)) < 0.02
     # the paper's ranges, up to the rounding of h and w to whole pixels
     assert 0.02 * 0.85 <= float(area.min()) and float(area.max()) <= 0.4 * 1.1
@@ -179,7 +182,7 @@ def test_cache_holds_the_torchvision_pixels_and_is_reused(small_data):
     ds = load_dataset(small_data)
     ref = ImageDataset(ds.train, build_test_transform(H, W))
     for i in (0, len(ref) - 1):
-        assert torch.equal(normalise(first.images[i:i + 1])[0], ref[i][0])
+        assert torch.equal(normalise(first.images[i : i + 1])[0], ref[i][0])
     other = _build(small_data, h=128, w=64)  # another input size: another file
     assert other.built and other.images.shape[2:] == (128, 64)
 

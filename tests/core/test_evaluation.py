@@ -1,4 +1,5 @@
 """CMC / mAP / mINP under the standard protocol, distances and feature extraction."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -109,7 +110,10 @@ def test_equals_reference_loop_on_random_problems_with_ties(seed, dtype):
     d = rng.integers(0, 6, (nq, ng)).astype(dtype) / 4
     d[rng.random((nq, ng)) < 0.05] = -0.0
     for max_rank in (1, 10, 50, ng + 10):
-        assert_same(evaluate(d, q_pids, g_pids, q_cams, g_cams, max_rank), reference_loop(d, q_pids, g_pids, q_cams, g_cams, max_rank))
+        assert_same(
+            evaluate(d, q_pids, g_pids, q_cams, g_cams, max_rank),
+            reference_loop(d, q_pids, g_pids, q_cams, g_cams, max_rank),
+        )
 
 
 def test_equals_reference_on_float64_not_exact_in_float32():
@@ -163,8 +167,15 @@ class _RowMean(torch.nn.Module):
 
 
 def _batches(images: torch.Tensor, pids, camids, bs=3):
-    return [(images[i : i + bs], torch.tensor(pids[i : i + bs]), torch.tensor(camids[i : i + bs]),
-             torch.arange(i, min(i + bs, len(pids)))) for i in range(0, len(pids), bs)]
+    return [
+        (
+            images[i : i + bs],
+            torch.tensor(pids[i : i + bs]),
+            torch.tensor(camids[i : i + bs]),
+            torch.arange(i, min(i + bs, len(pids))),
+        )
+        for i in range(0, len(pids), bs)
+    ]
 
 
 def test_extract_features_with_flip_and_mode_restored():
@@ -188,8 +199,9 @@ def test_evaluate_model_end_to_end():
     base = torch.rand(5, 3, 8, 4) * 10
     q = base + 0.01 * torch.rand(5, 3, 8, 4)
     g = torch.cat([base, base]) + 0.01 * torch.rand(10, 3, 8, 4)
-    r = evaluate_model(_RowMean(), _batches(q, list(range(5)), [0] * 5),
-                       _batches(g, list(range(5)) * 2, [1] * 10), "cpu")
+    r = evaluate_model(
+        _RowMean(), _batches(q, list(range(5)), [0] * 5), _batches(g, list(range(5)) * 2, [1] * 10), "cpu"
+    )
     assert r["rank1"] == 1.0 and r["mAP"] == 1.0 and r["num_valid_queries"] == 5
 
 

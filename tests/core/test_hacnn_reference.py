@@ -4,6 +4,7 @@ torchreid is not a dependency: its parameter names and shapes are written out be
 weights are random (fixed seed), and `reference_forward` re-computes torchreid's forward
 with torch.nn.functional from that state dict alone, independently of reid_core's modules.
 """
+
 from __future__ import annotations
 
 import math
@@ -122,14 +123,23 @@ def random_torchreid_state(seed: int = 0, conv_bias: bool = False) -> dict[str, 
 
 def _cb(p: dict, name: str, x: torch.Tensor, stride: int = 1, padding: int = 0, train: bool = False) -> torch.Tensor:
     y = F.conv2d(x, p[f"{name}.conv.weight"], p[f"{name}.conv.bias"], stride=stride, padding=padding)
-    y = F.batch_norm(y, p[f"{name}.bn.running_mean"].clone(), p[f"{name}.bn.running_var"].clone(),
-                     p[f"{name}.bn.weight"], p[f"{name}.bn.bias"], training=train, eps=BN_EPS)
+    y = F.batch_norm(
+        y,
+        p[f"{name}.bn.running_mean"].clone(),
+        p[f"{name}.bn.running_var"].clone(),
+        p[f"{name}.bn.weight"],
+        p[f"{name}.bn.bias"],
+        training=train,
+        eps=BN_EPS,
+    )
     return F.relu(y)
 
 
 def _inc_a(p: dict, name: str, x: torch.Tensor, train: bool) -> torch.Tensor:
-    s = [_cb(p, f"{name}.stream{i}.1", _cb(p, f"{name}.stream{i}.0", x, train=train), padding=1, train=train)
-         for i in (1, 2, 3)]
+    s = [
+        _cb(p, f"{name}.stream{i}.1", _cb(p, f"{name}.stream{i}.0", x, train=train), padding=1, train=train)
+        for i in (1, 2, 3)
+    ]
     s.append(_cb(p, f"{name}.stream4.1", F.avg_pool2d(x, 3, stride=1, padding=1), train=train))
     return torch.cat(s, dim=1)
 
@@ -165,8 +175,15 @@ def _stn_region(x: torch.Tensor, t: torch.Tensor, size: tuple[int, int]) -> torc
 
 def _fc_bn_relu(p: dict, name: str, x: torch.Tensor, train: bool) -> torch.Tensor:
     y = F.linear(x, p[f"{name}.0.weight"], p[f"{name}.0.bias"])
-    y = F.batch_norm(y, p[f"{name}.1.running_mean"].clone(), p[f"{name}.1.running_var"].clone(),
-                     p[f"{name}.1.weight"], p[f"{name}.1.bias"], training=train, eps=BN_EPS)
+    y = F.batch_norm(
+        y,
+        p[f"{name}.1.running_mean"].clone(),
+        p[f"{name}.1.running_var"].clone(),
+        p[f"{name}.1.weight"],
+        p[f"{name}.1.bias"],
+        training=train,
+        eps=BN_EPS,
+    )
     return F.relu(y)
 
 
@@ -219,8 +236,11 @@ def embedding_difference(state: dict[str, torch.Tensor], model: torch.nn.Module 
 
 def test_state_layout_is_torchreid_hacnn() -> None:
     shapes = torchreid_hacnn_shapes(NUM_CLASSES)
-    n_params = sum(math.prod(s) for k, s in shapes.items()
-                   if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    n_params = sum(
+        math.prod(s)
+        for k, s in shapes.items()
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
     # torchreid's layout = ours + the conv biases it keeps (we fold them into BatchNorm).
     ours = sum(p.numel() for p in hacnn_model().parameters())
     conv_biases = sum(math.prod(s) for k, s in shapes.items() if k.endswith("conv.bias"))
@@ -274,8 +294,9 @@ def test_bad_state_is_a_clear_error() -> None:
     with pytest.raises(CheckpointError, match="size mismatch for classifier_global.weight"):
         load_torchreid_hacnn(build_model(preset_config("hacnn", {"model.num_classes": 5}).model), state)
     with pytest.raises(CheckpointError, match="hard_attention"):
-        bounded = build_model(preset_config("hacnn", {"model.num_classes": NUM_CLASSES,
-                                                      "model.hard_attention": "bounded"}).model)
+        bounded = build_model(
+            preset_config("hacnn", {"model.num_classes": NUM_CLASSES, "model.hard_attention": "bounded"}).model
+        )
         load_torchreid_hacnn(bounded, state)
     del state["fc_local.0.weight"]
     with pytest.raises(CheckpointError, match="head_local.fc.0.weight"):

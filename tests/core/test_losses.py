@@ -10,6 +10,7 @@ Per anchor (one positive each, two negatives):
     a2: d_p = sqrt13,   d_n = (2, sqrt5)    [d02, d12]
     a3: d_p = sqrt13,   d_n = (3, 2)        [d03, d13]
 """
+
 from __future__ import annotations
 
 import math
@@ -53,9 +54,7 @@ def soft_neg(dn: tuple[float, ...]) -> float:
 
 def test_distances_by_hand() -> None:
     d = pairwise_distances(FEATS_A)
-    expected = torch.tensor(
-        [[0.0, 1.0, 2.0, 3.0], [1.0, 0.0, S5, 2.0], [2.0, S5, 0.0, S13], [3.0, 2.0, S13, 0.0]]
-    )
+    expected = torch.tensor([[0.0, 1.0, 2.0, 3.0], [1.0, 0.0, S5, 2.0], [2.0, S5, 0.0, S13], [3.0, 2.0, S13, 0.0]])
     off = ~torch.eye(4, dtype=torch.bool)
     assert torch.allclose(d[off], expected[off], atol=1e-5)
     assert torch.allclose(d.diagonal(), torch.full((4,), 1e-6), atol=1e-6)  # sqrt of the clamp
@@ -198,8 +197,9 @@ def _two_branch_batch() -> tuple[torch.Tensor, tuple, tuple]:
 
 def test_reid_loss_sums_branches_and_weights() -> None:
     y, logits, feats = _two_branch_batch()
-    cfg = LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0,
-                     branch_reduction="sum")
+    cfg = LossConfig(
+        label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0, branch_reduction="sum"
+    )
     total, parts = ReIDLoss(cfg)(ReIDOutput(logits, feats), y)
     ce = sum(F.cross_entropy(lg, y, label_smoothing=0.1) for lg in logits)
     tri = sum(weighted_soft_triplet_loss(f, y) for f in feats)
@@ -227,8 +227,9 @@ def test_reid_loss_averages_branches_like_torchreid() -> None:
 
     y, logits, feats = _two_branch_batch()
     assert preset_config("hacnn").loss.branch_reduction == "mean" and LossConfig().branch_reduction == "sum"
-    cfg = LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0,
-                     branch_reduction="mean")
+    cfg = LossConfig(
+        label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0, branch_reduction="mean"
+    )
     total, parts = ReIDLoss(cfg)(ReIDOutput(logits, feats), y)
     ce = torchreid_deep_supervision(lambda lg, t: F.cross_entropy(lg, t, label_smoothing=0.1), logits, y)
     tri = torchreid_deep_supervision(weighted_soft_triplet_loss, feats, y)
@@ -239,8 +240,11 @@ def test_reid_loss_averages_branches_like_torchreid() -> None:
     grads = torch.autograd.grad(total, logits + feats)
     ref_grads = torch.autograd.grad(reference, logits + feats)
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(grads, ref_grads))
-    summed, _ = ReIDLoss(LossConfig(label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5,
-                                    triplet_weight=2.0, branch_reduction="sum"))(ReIDOutput(logits, feats), y)
+    summed, _ = ReIDLoss(
+        LossConfig(
+            label_smoothing=0.1, triplet="weighted_soft", ce_weight=0.5, triplet_weight=2.0, branch_reduction="sum"
+        )
+    )(ReIDOutput(logits, feats), y)
     assert summed.item() / reference.item() == pytest.approx(2.0, rel=1e-6)
 
 

@@ -1,4 +1,5 @@
 """The network family: shapes, every switch, GeM, hard attention, validation, complexity."""
+
 import math
 
 import pytest
@@ -33,7 +34,7 @@ def test_output_shapes_train_and_eval(block, size):
     with torch.no_grad():
         emb = model(_x(3))
     assert emb.shape == (3, cfg.embedding_dim)
-    g, loc = emb[:, : cfg.global_features], emb[:, cfg.global_features:]
+    g, loc = emb[:, : cfg.global_features], emb[:, cfg.global_features :]
     assert torch.allclose(g.norm(dim=1), torch.ones(3), atol=1e-5)
     assert torch.allclose(loc.norm(dim=1), torch.ones(3), atol=1e-5)
 
@@ -45,12 +46,22 @@ def test_table1_dims_2x():
 
 
 SWITCHES = [
-    {"block": "inception"}, {"block": "shuffle"},
-    {"pooling": "avg"}, {"pooling": "max"}, {"pooling": "avgmax"}, {"pooling": "gem", "gem_p_init": 4.5},
-    {"neck": "l2"}, {"neck": "bnneck"}, {"neck": "none"},
-    {"classifier_bias": True}, {"classifier_bias": False},
-    {"size": "2x"}, {"width_multiplier": 0.5}, {"depth_multiplier": 0.5},
-    {"global_dim": 64, "local_dim": 32}, {"gem_trainable": False},
+    {"block": "inception"},
+    {"block": "shuffle"},
+    {"pooling": "avg"},
+    {"pooling": "max"},
+    {"pooling": "avgmax"},
+    {"pooling": "gem", "gem_p_init": 4.5},
+    {"neck": "l2"},
+    {"neck": "bnneck"},
+    {"neck": "none"},
+    {"classifier_bias": True},
+    {"classifier_bias": False},
+    {"size": "2x"},
+    {"width_multiplier": 0.5},
+    {"depth_multiplier": 0.5},
+    {"global_dim": 64, "local_dim": 32},
+    {"gem_trainable": False},
 ]
 
 
@@ -135,8 +146,9 @@ def test_hacnn_hard_attention_is_torchreids():
     assert out.shape == (4, 2, 6, 3)
     assert out[0, :, -1].abs().max() < 1e-6 and torch.allclose(out[0, :, 0], torch.ones(2, 3))
     # the bounded mode pads with the border instead
-    assert torch.allclose(crop_regions(x, torch.tensor([[[0.0, 1.0]] * 4]), attn.scale, (6, 3), "bounded"),
-                          torch.ones(4, 2, 6, 3))
+    assert torch.allclose(
+        crop_regions(x, torch.tensor([[[0.0, 1.0]] * 4]), attn.scale, (6, 3), "bounded"), torch.ones(4, 2, 6, 3)
+    )
 
 
 def test_soft_attention_mask_in_half_to_one():
@@ -155,15 +167,18 @@ def test_local_blocks_shared_and_counted_once():
     assert len(ids) == len(list(model.parameters()))
 
 
-@pytest.mark.parametrize("data,field", [
-    ({"pooling": "median"}, "model.pooling"),
-    ({"width_multiplier": -1.0}, "model.width_multiplier"),
-    ({"block": "resnet"}, "model.block"),
-    ({"widht_multiplier": 2.0}, "widht_multiplier"),
-    ({"neck": 3}, "model.neck"),
-    ({"input_height": 150}, "model.input_height"),
-    ({"classifier_bias": "yes"}, "model.classifier_bias"),
-])
+@pytest.mark.parametrize(
+    "data,field",
+    [
+        ({"pooling": "median"}, "model.pooling"),
+        ({"width_multiplier": -1.0}, "model.width_multiplier"),
+        ({"block": "resnet"}, "model.block"),
+        ({"widht_multiplier": 2.0}, "widht_multiplier"),
+        ({"neck": 3}, "model.neck"),
+        ({"input_height": 150}, "model.input_height"),
+        ({"classifier_bias": "yes"}, "model.classifier_bias"),
+    ],
+)
 def test_invalid_model_config_names_the_field(data, field):
     with pytest.raises(ConfigError) as e:
         build_model(data)
@@ -201,7 +216,7 @@ def test_overrides_resolve_shortcuts_and_validate():
 def test_complexity_matches_paper_table1():
     prof = profile_presets()
     one, two, ha = prof["compact-1x"], prof["compact-2x"], prof["hacnn"]
-    assert math.isclose(one["params"], 2.9e6, rel_tol=0.05)       # without classifiers
+    assert math.isclose(one["params"], 2.9e6, rel_tol=0.05)  # without classifiers
     assert math.isclose(two["params_with_classifiers"], 6.4e6, rel_tol=0.05)
     assert math.isclose(ha["params"], 2.7e6, rel_tol=0.10)
     assert math.isclose(two["macs"], 1.68e9, rel_tol=0.05)

@@ -1,4 +1,5 @@
 """Multicam identities with ReID at entries: the ReID step, the MOT metrics, the synthetic scene (fast)."""
+
 from __future__ import annotations
 
 import math
@@ -96,7 +97,7 @@ def test_gallery_is_bounded_per_identity(policy):
     g = IdentityGallery(max_images_per_id=5, policy=policy)
     emb = rng.normal(size=(15, 8)).astype(np.float32)
     for s in range(0, 15, 4):
-        g.add(1, emb[s:s + 4])
+        g.add(1, emb[s : s + 4])
     g.add(2, emb[:2])
     kept = g.embeddings(1)
     assert kept.shape == (5, 8) and g.embeddings(2).shape == (2, 8)

@@ -1,4 +1,5 @@
 """PK sampler: batch composition, replacement, determinism, errors."""
+
 from __future__ import annotations
 
 from collections import Counter

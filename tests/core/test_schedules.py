@@ -1,4 +1,5 @@
 """Eq. 5, the cyclic SWAG schedule, scaling, LambdaLR resume and the optimizer groups."""
+
 from __future__ import annotations
 
 import io
@@ -83,7 +84,9 @@ def test_scale_one_fiftieth() -> None:
 
 
 def test_collapsed_milestones_are_deduplicated() -> None:
-    p = EpochSchedule.from_configs(ScheduleConfig(epochs=350, milestones=(150, 151, 300), scale=0.01), SwagConfig(), OptimConfig())
+    p = EpochSchedule.from_configs(
+        ScheduleConfig(epochs=350, milestones=(150, 151, 300), scale=0.01), SwagConfig(), OptimConfig()
+    )
     # 150, 151 -> 2, 2 (dedup); 300 -> 3, and main = 4
     assert p.main_epochs == 4 and p.milestones == (2, 3)
 
@@ -135,8 +138,13 @@ def test_epoch_counts_import_no_torch() -> None:
     from pathlib import Path
 
     code = "import sys, reid_core.training.epochs; print('torch' in sys.modules)"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       cwd=Path(__file__).resolve().parents[2])
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
@@ -189,7 +197,9 @@ def _lrs(opt: torch.optim.Optimizer) -> list[float]:
 
 
 def test_lambdalr_follows_the_schedule_and_keeps_group_multiplier() -> None:
-    schedule = EpochSchedule.from_configs(ScheduleConfig(scale=1 / 50), SwagConfig(enabled=True, cycles=3), OptimConfig())
+    schedule = EpochSchedule.from_configs(
+        ScheduleConfig(scale=1 / 50), SwagConfig(enabled=True, cycles=3), OptimConfig()
+    )
     model = Toy()
     opt = build_optimizer(model, OptimConfig(gem_p_lr_mult=10.0))
     sched = build_scheduler(opt, schedule)

@@ -1,4 +1,5 @@
 """SWA/SWAG moments, sampling, checkpoints, BN recomputation and BMA on toy models."""
+
 from __future__ import annotations
 
 import io
@@ -84,7 +85,9 @@ def test_samples_differ_and_variance_matches() -> None:
     emp_mean, emp_var = draws.mean(0), draws.var(0)
     # Var of a sample variance ~ 2 var^2 / n: a 15 % relative tolerance is > 6 sigma at n = 4000.
     assert torch.allclose(emp_var, scale * var["0.weight"], rtol=0.15)
-    assert torch.allclose(emp_mean, swag.mean["0.weight"], atol=float(5 * (scale * var["0.weight"].max() / n_draws) ** 0.5))
+    assert torch.allclose(
+        emp_mean, swag.mean["0.weight"], atol=float(5 * (scale * var["0.weight"].max() / n_draws) ** 0.5)
+    )
 
 
 def test_default_scale_is_the_swag_authors_value() -> None:
@@ -158,7 +161,12 @@ def reid_loader(n_batches: int = 10, mean: float = 5.0, d: int = 3, seed: int = 
     """A list of (img, pid, camid, idx) batches like the ReID loaders yield."""
     g = torch.Generator().manual_seed(seed)
     return [
-        (mean + torch.randn(16, d, generator=g), torch.zeros(16, dtype=torch.long), torch.zeros(16, dtype=torch.long), torch.arange(16))
+        (
+            mean + torch.randn(16, d, generator=g),
+            torch.zeros(16, dtype=torch.long),
+            torch.zeros(16, dtype=torch.long),
+            torch.arange(16),
+        )
         for _ in range(n_batches)
     ]
 
@@ -250,8 +258,15 @@ def test_bma_embed_normalised_and_restores_weights() -> None:
         assert not m.training
         return m(queries)
 
-    emb = bma_embed(model, swag, n_samples=3, scale=0.5, bn_loader=reid_loader(), embed_fn=embed_fn,
-                    generator=torch.Generator().manual_seed(1))
+    emb = bma_embed(
+        model,
+        swag,
+        n_samples=3,
+        scale=0.5,
+        bn_loader=reid_loader(),
+        embed_fn=embed_fn,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert emb.shape == (7, 3)
     assert torch.allclose(emb.norm(dim=1), torch.ones(7), atol=1e-5)
     after = model.state_dict()
@@ -304,8 +319,12 @@ def test_low_rank_sample_covariance() -> None:
     expected = scale * (torch.diag(flat_var) + d.t() @ d / (k - 1))
     g = torch.Generator().manual_seed(9)
     n_draws = 8000
-    draws = torch.stack([torch.cat([s["weight"].flatten(), s["bias"].flatten()])
-                         for s in (swag.sample(scale, g) for _ in range(n_draws))]).double()
+    draws = torch.stack(
+        [
+            torch.cat([s["weight"].flatten(), s["bias"].flatten()])
+            for s in (swag.sample(scale, g) for _ in range(n_draws))
+        ]
+    ).double()
     emp = torch.cov(draws.t())
     se = ((torch.diag(expected)[:, None] * torch.diag(expected)[None, :] + expected**2) / n_draws).sqrt()
     assert ((emp - expected.double()).abs() <= 6 * se.double()).all(), (emp, expected)

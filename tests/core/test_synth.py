@@ -1,4 +1,5 @@
 """Synthetic dataset: layout and names, determinism, protocol rules, learnability."""
+
 from __future__ import annotations
 
 import hashlib
@@ -110,10 +111,18 @@ def test_refuses_to_mix_with_existing_files_and_bad_arguments(tmp_path, tiny):
             generate(tmp_path / "bad", **kwargs)
 
 
-@pytest.mark.parametrize("kwargs,option", [
-    ({"num_cameras": 10}, "num_cameras"), ({"num_ids": 10000}, "num_ids"), ({"num_junk": -1}, "num_junk"),
-    ({"num_ids": 10, "num_train_ids": 10}, "num_train_ids"), ({"workers": 0}, "workers"),
-    ({"size": (64,)}, "size"), ({"camera_variation": 1.5}, "camera_variation")])
+@pytest.mark.parametrize(
+    "kwargs,option",
+    [
+        ({"num_cameras": 10}, "num_cameras"),
+        ({"num_ids": 10000}, "num_ids"),
+        ({"num_junk": -1}, "num_junk"),
+        ({"num_ids": 10, "num_train_ids": 10}, "num_train_ids"),
+        ({"workers": 0}, "workers"),
+        ({"size": (64,)}, "size"),
+        ({"camera_variation": 1.5}, "camera_variation"),
+    ],
+)
 def test_bad_option_is_named_and_nothing_is_written(tmp_path, kwargs, option):
     with pytest.raises(SynthOptionError) as ei:
         generate(tmp_path / "bad", **kwargs)
@@ -168,12 +177,19 @@ def test_learnable_but_not_trivial(tmp_path):
 
     def score(feats_q, feats_g):
         d = compute_distance(feats_q, feats_g)
-        return evaluate(d, [i.pid for i in ds.query], [i.pid for i in ds.gallery],
-                        [i.camid for i in ds.query], [i.camid for i in ds.gallery])
+        return evaluate(
+            d,
+            [i.pid for i in ds.query],
+            [i.pid for i in ds.gallery],
+            [i.camid for i in ds.query],
+            [i.camid for i in ds.gallery],
+        )
 
     def hist_score(grey_world):
-        return score(np.stack([_strip_hist(i.path, grey_world) for i in ds.query]),
-                     np.stack([_strip_hist(i.path, grey_world) for i in ds.gallery]))
+        return score(
+            np.stack([_strip_hist(i.path, grey_world) for i in ds.query]),
+            np.stack([_strip_hist(i.path, grey_world) for i in ds.gallery]),
+        )
 
     rng = np.random.default_rng(0)
     chance = score(rng.random((len(ds.query), 32)), rng.random((len(ds.gallery), 32)))
@@ -193,8 +209,24 @@ def test_cli_data_synth_and_summary(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="compact-reid")
     register(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "cli"
-    args = parser.parse_args(["data", "synth", "--out", str(out), "--ids", "12", "--images-per-id", "4",
-                              "--cameras", "3", "--workers", "1", "--seed", "2"])
+    args = parser.parse_args(
+        [
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--ids",
+            "12",
+            "--images-per-id",
+            "4",
+            "--cameras",
+            "3",
+            "--workers",
+            "1",
+            "--seed",
+            "2",
+        ]
+    )
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "rendered" in text and "subset" in text and "images/s" in text
@@ -222,7 +254,8 @@ def test_camera_variation_softens_cameras_and_is_recorded(tmp_path):
             soften_camera(full[0], bad)
         with pytest.raises(DataError, match="camera_variation"):
             generate(tmp_path / "bad", num_ids=4, images_per_id=4, camera_variation=bad)
-    summary = generate(tmp_path / "soft", num_ids=6, images_per_id=4, num_cameras=2, seed=1, workers=1,
-                       camera_variation=0.5)
+    summary = generate(
+        tmp_path / "soft", num_ids=6, images_per_id=4, num_cameras=2, seed=1, workers=1, camera_variation=0.5
+    )
     assert summary["camera_variation"] == 0.5
     assert '"camera_variation": 0.5' in (tmp_path / "soft" / "synth.json").read_text()

@@ -1,4 +1,5 @@
 """The trainer: exact resume, SWAG phase, error cases, learning on generated data."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,11 +12,21 @@ from reid_core.presets import preset_config
 from reid_core.training.trainer import Trainer
 
 TINY = {
-    "model.width_multiplier": 0.25, "model.depth_multiplier": 0.3,
-    "data.p": 4, "data.k": 2, "data.num_workers": 0,
-    "schedule.epochs": 3, "schedule.warmup_epochs": 1, "schedule.milestones": [2],
-    "swag.enabled": True, "swag.cycles": 2, "swag.cycle_epochs": 1, "swag.samples": 2, "swag.bn_batches": 1,
-    "eval.every": 100, "eval.batch_size": 64,
+    "model.width_multiplier": 0.25,
+    "model.depth_multiplier": 0.3,
+    "data.p": 4,
+    "data.k": 2,
+    "data.num_workers": 0,
+    "schedule.epochs": 3,
+    "schedule.warmup_epochs": 1,
+    "schedule.milestones": [2],
+    "swag.enabled": True,
+    "swag.cycles": 2,
+    "swag.cycle_epochs": 1,
+    "swag.samples": 2,
+    "swag.bn_batches": 1,
+    "eval.every": 100,
+    "eval.batch_size": 64,
 }
 
 

@@ -1,4 +1,5 @@
 """Train / test transforms: output shapes, normalisation, random erasing."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@
 - every MLflow run ends FINISHED with each epoch exactly once; the finished ones are not
   re-run; the run count equals the planned count.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,6 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 
 
-
-
 def _trials(client: MlflowClient) -> list:
     exp = client.get_experiment_by_name("cluster")
     if exp is None:
@@ -41,31 +40,57 @@ def _trials(client: MlflowClient) -> list:
 def test_sweep_survives_losing_a_node(tmp_path: Path) -> None:
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                           "object_store_memory": 200 * 1024 * 1024})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, "object_store_memory": 200 * 1024 * 1024},
+    )
     worker = cluster.add_node(num_cpus=1, object_store_memory=200 * 1024 * 1024)
     cluster.wait_for_nodes()
     head_id, worker_id = cluster.head_node.node_id, worker.node_id
     spec = tmp_path / "cluster.yaml"
-    spec.write_text(tiny_sweep_yaml("cluster", "a sweep over two Ray nodes, one of which dies", seeds="[0, 1, 2]",
-                                     scale=0.03, eval_every=5, max_failures=2))
+    spec.write_text(
+        tiny_sweep_yaml(
+            "cluster",
+            "a sweep over two Ray nodes, one of which dies",
+            seeds="[0, 1, 2]",
+            scale=0.03,
+            eval_every=5,
+            max_failures=2,
+        )
+    )
     runs = tmp_path / "runs"
     env = dict(os.environ, COMPACT_REID_EPOCH_SLEEP="2", RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
     runs.mkdir()
     client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
     client.search_experiments()  # the store's schema exists before two processes open it
     log = open(tmp_path / "sweep.log", "wb")
-    sweep = subprocess.Popen([sys.executable, "-m", "orchestration.sweep.testing", str(spec), "--address", cluster.address,
-                              "--runs-dir", str(runs)],
-                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestration.sweep.testing",
+            str(spec),
+            "--address",
+            cluster.address,
+            "--runs-dir",
+            str(runs),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         # both nodes busy, and the worker's trial a few epochs in
         deadline = time.monotonic() + 600
         while True:
             assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-4000:]
             assert time.monotonic() < deadline, "never saw a trial on each node"
-            running = {r.data.tags.get("compact_reid.node_id"): r for r in _trials(client)
-                       if r.info.status == "RUNNING" and r.data.metrics.get("epoch", 0) >= 1}
+            running = {
+                r.data.tags.get("compact_reid.node_id"): r
+                for r in _trials(client)
+                if r.info.status == "RUNNING" and r.data.metrics.get("epoch", 0) >= 1
+            }
             on_worker = running.get(worker_id)
             if head_id in running and on_worker is not None and on_worker.data.metrics.get("epoch", 0) >= 3:
                 break
@@ -90,8 +115,10 @@ def test_sweep_survives_losing_a_node(tmp_path: Path) -> None:
         for name, r in trials.items():
             if name != victim and r.data.tags["compact_reid.node_id"] == head_id:
                 assert r.data.tags["compact_reid.attempt"] == "1"  # nothing finished was re-run
-        print(f"victim {victim} killed at epoch {killed_at_epoch}, resumed from {resumed}; "
-              f"nodes: {sorted({r.data.tags['compact_reid.node_id'][:8] for r in trials.values()})}")
+        print(
+            f"victim {victim} killed at epoch {killed_at_epoch}, resumed from {resumed}; "
+            f"nodes: {sorted({r.data.tags['compact_reid.node_id'][:8] for r in trials.values()})}"
+        )
     finally:
         if sweep.poll() is None:
             sweep.kill()

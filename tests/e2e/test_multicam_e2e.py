@@ -1,5 +1,6 @@
 """Multicam evaluation (Table 5) end to end: the learning check's model on the LAB-like scene, the CLI,
 and logging onto a sweep's MLflow trial runs (slow: trains the model once per session)."""
+
 from __future__ import annotations
 
 import json
@@ -49,13 +50,26 @@ def test_wrong_kind_of_checkpoint_is_a_clear_error(trained_weights, tmp_path):
 def test_cli_table_and_json(trained_weights, capsys):
     from orchestration.cli import main
 
-    args = ["multicam-eval", "--checkpoint", str(trained_weights), "--checkpoint", str(trained_weights),
-            "--minutes", "1", "--seed", "2", "--calibration-seed", "3", "--device", "cpu"]
+    args = [
+        "multicam-eval",
+        "--checkpoint",
+        str(trained_weights),
+        "--checkpoint",
+        str(trained_weights),
+        "--minutes",
+        "1",
+        "--seed",
+        "2",
+        "--calibration-seed",
+        "3",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("Model"))
-    table = lines[head + 2:]  # after the header and its rule (progress lines come before)
+    table = lines[head + 2 :]  # after the header and its rule (progress lines come before)
     assert [line.split()[0] for line in table] == ["No", "learned-compact", "learned-compact", "Oracle"]
     assert "MOTA" in out and "IDF1" in out and "IDSW" in out and "Entries re-identified" in out
     assert main(args + ["--json"]) == 0
@@ -77,8 +91,9 @@ def test_experiment_mode_logs_track_metrics_on_trial_runs(trained_weights, tmp_p
     client.set_terminated(parent, "FINISHED")
 
     def trial(name: str, status: str, weights: bool) -> str:
-        rid = client.create_run(exp, run_name=name, tags={"compact_reid.role": "trial",
-                                                          "mlflow.parentRunId": parent}).info.run_id
+        rid = client.create_run(
+            exp, run_name=name, tags={"compact_reid.role": "trial", "mlflow.parentRunId": parent}
+        ).info.run_id
         client.log_param(rid, "data.name", "synth-market")
         for epoch in (1, 2, 3):
             client.log_metric(rid, "epoch", epoch, step=epoch)

@@ -9,6 +9,7 @@ must exit non-zero naming the worker node, both folders and what to fix; the tra
 holds no experiment and no run, and no trial started (no Ray experiment folder).
 The probe itself (`probe_folders`, `sweep_folders`) is also checked without Ray.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,7 @@ resources: {{cpu: 1, gpu: 0}}
 """
 # Token authentication (this Ray's default for `ray start`) needs one token shared by every
 # process; off for all of them here, whatever ~/.ray holds: not what this test is about.
-ENV = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1",
-           PYTHONUNBUFFERED="1")
+ENV = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 NODES = """
 import json, sys, time, ray
 ray.init(address=sys.argv[1], log_to_driver=False, logging_level="error")
@@ -64,8 +64,11 @@ def test_probe_folders_tells_what_a_node_sees(tmp_path: Path) -> None:
     ok = [(str(shared), f"{PROBE_PREFIX}x", "token-1", None), (str(data), None, None, ["a.jpg"])]
     assert probe_folders(ok) == []
     assert [p.name for p in shared.iterdir()] == [f"{PROBE_PREFIX}x"]  # its own write test is removed
-    bad = [(str(shared), f"{PROBE_PREFIX}x", "token-2", None), (str(tmp_path / "nope"), "p", "t", None),
-           (str(data), None, None, ["b.jpg"])]
+    bad = [
+        (str(shared), f"{PROBE_PREFIX}x", "token-2", None),
+        (str(tmp_path / "nope"), "p", "t", None),
+        (str(data), None, None, ["b.jpg"]),
+    ]
     found = dict(probe_folders(bad))
     assert "another token" in found[0] and "FileNotFoundError" in found[1] and "other contents" in found[2]
 
@@ -74,9 +77,11 @@ def test_sweep_folders_are_the_local_ones_trials_use(tmp_path: Path) -> None:
     synth, folder = DatasetSpec(synthetic={"ids": 4}), DatasetSpec(path=str(tmp_path / "data"))
     assert [f.path for f in sweep_folders(str(tmp_path / "st"), tmp_path / "st" / "s", synth)] == [tmp_path / "st"]
     assert [(f.path, f.writable) for f in sweep_folders("s3://b/p", tmp_path / "runs" / "s", synth)] == [
-        (tmp_path / "runs" / "s", True)]  # the synthetic data is generated there, not on s3
+        (tmp_path / "runs" / "s", True)
+    ]  # the synthetic data is generated there, not on s3
     assert [(f.path, f.writable) for f in sweep_folders("s3://b/p", tmp_path / "s", folder)] == [
-        (tmp_path / "data", False)]
+        (tmp_path / "data", False)
+    ]
 
 
 def _mount_namespace_refusal(tmp: Path) -> str | None:
@@ -86,8 +91,12 @@ def _mount_namespace_refusal(tmp: Path) -> str | None:
     target = tmp / "mnt-probe"
     target.mkdir()
     try:
-        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                            f"mount -t tmpfs tmpfs {target}"], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"mount -t tmpfs tmpfs {target}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"unshare failed: {e}"
     return None if r.returncode == 0 else f"unshare --mount / mount -t tmpfs not permitted: {r.stderr.strip()}"
@@ -144,23 +153,61 @@ def head_and_hidden_worker(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str
     port = find_free_port()
     address = f"127.0.0.1:{port}"
     ray = str(BIN / "ray")
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", str(100 * 1024 ** 2),
-              "--block"]
+    common = [
+        "--node-ip-address",
+        "127.0.0.1",
+        "--num-cpus",
+        "1",
+        "--object-store-memory",
+        str(100 * 1024**2),
+        "--block",
+    ]
     procs = []
     try:
         with open(tmp_path / "head.log", "wb") as log:
-            procs.append(subprocess.Popen(
-                [ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(temp),
-                 *common], env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        ray,
+                        "start",
+                        "--head",
+                        "--port",
+                        str(port),
+                        "--include-dashboard",
+                        "false",
+                        "--temp-dir",
+                        str(temp),
+                        *common,
+                    ],
+                    env=ENV,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         _wait_for_gcs(procs[0], port, tmp_path / "head.log")
         worker = " ".join([ray, "start", "--address", address, *common])
         with open(tmp_path / "worker.log", "wb") as log:
-            procs.append(subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                 f"mount -t tmpfs tmpfs {hidden} && mkdir {hidden}/data && exec {worker}"],
-                env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        out = subprocess.run([sys.executable, "-c", NODES, address, "240"], env=ENV, capture_output=True,
-                             text=True, timeout=360)
+            procs.append(
+                subprocess.Popen(
+                    [
+                        "unshare",
+                        "--mount",
+                        "--propagation",
+                        "private",
+                        "sh",
+                        "-c",
+                        f"mount -t tmpfs tmpfs {hidden} && mkdir {hidden}/data && exec {worker}",
+                    ],
+                    env=ENV,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        out = subprocess.run(
+            [sys.executable, "-c", NODES, address, "240"], env=ENV, capture_output=True, text=True, timeout=360
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         nodes = json.loads(out.stdout.strip().splitlines()[-1])
         assert len(nodes) == 2, (nodes, (tmp_path / "worker.log").read_text()[-3000:])
@@ -184,9 +231,27 @@ def test_storage_only_the_head_sees_is_refused(head_and_hidden_worker, tmp_path:
     db = tmp_path / "mlflow.db"
     runs = tmp_path / "runs"
     t0 = time.monotonic()
-    r = subprocess.run([str(BIN / "compact-reid"), "sweep", "run", str(spec), "--address", address,
-                        "--storage", str(storage), "--tracking-uri", f"sqlite:///{db}", "--runs-dir", str(runs)],
-                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            str(BIN / "compact-reid"),
+            "sweep",
+            "run",
+            str(spec),
+            "--address",
+            address,
+            "--storage",
+            str(storage),
+            "--tracking-uri",
+            f"sqlite:///{db}",
+            "--runs-dir",
+            str(runs),
+        ],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     wall = time.monotonic() - t0
     err = r.stderr
     assert r.returncode == 2 and "Traceback" not in err, err[-4000:]

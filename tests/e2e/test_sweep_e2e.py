@@ -8,6 +8,7 @@
 - a sweep whose driver is SIGKILLed after its first trial finished, then
   `compact-reid sweep resume`: the finished trial is not trained again, the others finish.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,9 +36,18 @@ from reid_core.presets import preset_config  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 
 
-TRIAL_TAGS = ("mlflow.parentRunId", "compact_reid.role", "compact_reid.sweep", "compact_reid.preset",
-              "compact_reid.column", "compact_reid.seed", "compact_reid.trial_id", "compact_reid.trial_name",
-              "compact_reid.grid_point", "compact_reid.schema_version")
+TRIAL_TAGS = (
+    "mlflow.parentRunId",
+    "compact_reid.role",
+    "compact_reid.sweep",
+    "compact_reid.preset",
+    "compact_reid.column",
+    "compact_reid.seed",
+    "compact_reid.trial_id",
+    "compact_reid.trial_name",
+    "compact_reid.grid_point",
+    "compact_reid.schema_version",
+)
 
 
 def _spec(name: str, **kwargs) -> str:
@@ -74,9 +84,13 @@ def fault_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep_e2e")
     spec = root / "e2e.yaml"
     spec.write_text(_spec("e2e", grid="grid:\n  preset: [g, h]", seeds="[0, 1]", max_concurrent=2))
-    hooks = {"COMPACT_REID_FAIL_TRIAL": "g-seed1", "COMPACT_REID_FAIL_EPOCH": "1",
-             "COMPACT_REID_KILL_TRIAL": "h-seed1", "COMPACT_REID_KILL_EPOCH": "2",
-             "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}  # trials last seconds: sample every second
+    hooks = {
+        "COMPACT_REID_FAIL_TRIAL": "g-seed1",
+        "COMPACT_REID_FAIL_EPOCH": "1",
+        "COMPACT_REID_KILL_TRIAL": "h-seed1",
+        "COMPACT_REID_KILL_EPOCH": "2",
+        "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1",
+    }  # trials last seconds: sample every second
     t0 = time.perf_counter()
     with pytest.MonkeyPatch.context() as mp:  # module-scoped: the function-scoped fixture can't be used
         for k, v in hooks.items():
@@ -221,7 +235,8 @@ def _finished_trial_in_store(db) -> bool:
         try:
             row = con.execute(
                 "select count(*) from runs r join tags t on r.run_uuid = t.run_uuid "
-                "where t.key = 'compact_reid.role' and t.value = 'trial' and r.status = 'FINISHED'").fetchone()
+                "where t.key = 'compact_reid.role' and t.value = 'trial' and r.status = 'FINISHED'"
+            ).fetchone()
         finally:
             con.close()
     except sqlite3.Error:  # tables not created yet, or locked
@@ -234,8 +249,14 @@ def test_driver_killed_then_resumed(tmp_path):
     spec.write_text(_spec("dk", grid="base_preset: g", seeds="[0, 1, 2]", max_concurrent=1))
     runs = tmp_path / "runs"
     log1 = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen(_cli("sweep", "run", str(spec), "--runs-dir", str(runs)), cwd=tmp_path, env=_env(),
-                            stdout=log1, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        _cli("sweep", "run", str(spec), "--runs-dir", str(runs)),
+        cwd=tmp_path,
+        env=_env(),
+        stdout=log1,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     uri = "sqlite:///" + str((runs / "mlflow.db").resolve())
     first = None
     deadline = time.time() + 300
@@ -246,12 +267,15 @@ def test_driver_killed_then_resumed(tmp_path):
                 continue
             client = MlflowClient(uri)
             exp = client.get_experiment_by_name("dk")
-            done = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial' and "
-                                                           "attributes.status = 'FINISHED'")
+            done = client.search_runs(
+                [exp.experiment_id], "tags.`compact_reid.role` = 'trial' and attributes.status = 'FINISHED'"
+            )
             if done:
                 first = done[0]
                 break
-        assert proc.poll() is None, "the sweep ended before it could be killed: " + (tmp_path / "run.log").read_text()[-3000:]
+        assert proc.poll() is None, (
+            "the sweep ended before it could be killed: " + (tmp_path / "run.log").read_text()[-3000:]
+        )
         assert first is not None, "no trial finished in time: " + (tmp_path / "run.log").read_text()[-3000:]
         time.sleep(2)
     finally:
@@ -266,8 +290,14 @@ def test_driver_killed_then_resumed(tmp_path):
     assert parent.info.status == "RUNNING"  # the driver died before it could end it
     before = {m.step: m.value for m in client.get_metric_history(first.info.run_id, "loss")}
 
-    res = subprocess.run(_cli("sweep", "resume", "dk", "--runs-dir", str(runs)), cwd=tmp_path, env=_env(),
-                         capture_output=True, text=True, timeout=400)
+    res = subprocess.run(
+        _cli("sweep", "resume", "dk", "--runs-dir", str(runs)),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
 
     runs_by = _children(client, "dk")
@@ -283,8 +313,14 @@ def test_driver_killed_then_resumed(tmp_path):
         assert _steps(client, r.info.run_id, "loss") == list(range(1, total + 1))
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
-    st = subprocess.run(_cli("sweep", "status", "dk", "--runs-dir", str(runs), "--json"), cwd=tmp_path, env=_env(),
-                        capture_output=True, text=True, timeout=120)
+    st = subprocess.run(
+        _cli("sweep", "status", "dk", "--runs-dir", str(runs), "--json"),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert st.returncode == 0, st.stderr
     data = json.loads(st.stdout)
     assert {t["trial"]: t["mlflow"] for t in data["trials"]} == {n: "FINISHED" for n in runs_by}
@@ -297,14 +333,18 @@ def test_tables_from_the_real_sweep(fault_sweep, tmp_path):
 
     uri = fault_sweep["outcome"].tracking_uri
     out = tmp_path / "tables"
-    assert main(["tables", "--experiment", "e2e", "--tracking-uri", uri, "--out", str(out),
-                 "--format", "md,latex,html,csv"]) == 0
+    assert (
+        main(
+            ["tables", "--experiment", "e2e", "--tracking-uri", uri, "--out", str(out), "--format", "md,latex,html,csv"]
+        )
+        == 0
+    )
     md = (out / "tables.md").read_text()
-    assert "g-seed1" in md and "FAILED" in md          # listed, not averaged in
-    assert "(1/2)" in md                                 # column g: one of two planned seeds
+    assert "g-seed1" in md and "FAILED" in md  # listed, not averaged in
+    assert "(1/2)" in md  # column g: one of two planned seeds
     t3 = {r["group"]: r for r in csv.DictReader((out / "table3.csv").open())}
     g = next(r for name, r in t3.items() if name.startswith("g"))
-    assert g["paper_rank1"] and not g["rank1_diff"]      # synthetic data: the paper's figure, no Δ
+    assert g["paper_rank1"] and not g["rank1_diff"]  # synthetic data: the paper's figure, no Δ
     assert (out / "report.html").stat().st_size > 10_000
     assert list(out.glob("*.tex")) and list(out.glob("*.csv"))
     client = fault_sweep["client"]

@@ -1,5 +1,6 @@
 """Sweep specs: the shipped YAMLs validate and expand; bad input names the file and the key;
 `sweep validate` / `sweep show` import neither Ray nor MLflow."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,15 @@ def market_root(tmp_path, monkeypatch):
 
 
 def test_every_shipped_spec_is_listed():
-    for name in ("smoke.yaml", "table3_ablation.yaml", "table4_swag.yaml", "gem_p_init.yaml",
-                 "width_multiplier.yaml", "swag_cycles.yaml", "optuna_search.yaml"):
+    for name in (
+        "smoke.yaml",
+        "table3_ablation.yaml",
+        "table4_swag.yaml",
+        "gem_p_init.yaml",
+        "width_multiplier.yaml",
+        "swag_cycles.yaml",
+        "optuna_search.yaml",
+    ):
         assert name in SHIPPED
 
 
@@ -100,17 +108,22 @@ def test_trial_names():
     assert trial_name(None, {"gem_p_init": 4.0}, 0) == ("gem_p_init=4.0-seed0", "gem_p_init=4.0")
     assert trial_name("compact-1x", {"width_multiplier": 0.5}, 1)[0] == "compact-1x-width_multiplier=0.5-seed1"
     assert format_value(True) == "true" and format_value(3) == "3"
-    assert search_trial_name({"optim.lr": 0.021345, "loss.label_smoothing": 0.1}, 0)[0] == \
-        "lr=0.0213-label_smoothing=0.1-seed0"
+    assert (
+        search_trial_name({"optim.lr": 0.021345, "loss.label_smoothing": 0.1}, 0)[0]
+        == "lr=0.0213-label_smoothing=0.1-seed0"
+    )
 
 
 def test_two_axes_cross_product(tmp_path):
-    spec = parse_text("""
+    spec = parse_text(
+        """
 name: two
 dataset: {synthetic: {ids: 20}}
 grid: {width_multiplier: [0.25, 0.5], preset: [g, h]}
 seeds: [0, 1]
-""", "two.yaml")
+""",
+        "two.yaml",
+    )
     assert len(spec.trials) == 8
     assert spec.trials[0].name == "g-width_multiplier=0.25-seed0"
     assert spec.trials[0].overrides == {"model.width_multiplier": 0.25}
@@ -153,17 +166,26 @@ BAD_CASES = [
     ("null grid", GOOD.replace("grid:\n  preset: [g, h]", "grid:"), "grid"),
     ("empty axis", GOOD.replace("preset: [g, h]", "preset: []"), "grid.preset"),
     ("axis not a list", GOOD.replace("preset: [g, h]", "preset: g"), "grid.preset"),
-    ("unknown config key in grid", GOOD.replace("preset: [g, h]", "preset: [g]\n  not_a_field: [1, 2]"),
-     "grid.not_a_field"),
+    (
+        "unknown config key in grid",
+        GOOD.replace("preset: [g, h]", "preset: [g]\n  not_a_field: [1, 2]"),
+        "grid.not_a_field",
+    ),
     ("ambiguous shortcut", GOOD.replace("preset: [g, h]", "preset: [g]\n  scale: [0.5, 1.0]"), "grid.scale"),
-    ("duplicate grid value", GOOD.replace("preset: [g, h]", "preset: [g]\n  gem_p_init: [2.0, 2.0]"),
-     "grid.gem_p_init"),
+    (
+        "duplicate grid value",
+        GOOD.replace("preset: [g, h]", "preset: [g]\n  gem_p_init: [2.0, 2.0]"),
+        "grid.gem_p_init",
+    ),
     ("invalid value in grid", GOOD.replace("preset: [g, h]", "preset: [g]\n  gem_p_init: [0.5]"), "gem_p_init"),
     ("wrong type in overrides", GOOD.replace("schedule.scale: 0.01", "schedule.scale: fast"), "schedule.scale"),
     ("unknown override", GOOD.replace("schedule.scale: 0.01", "schedule.speed: 2"), "overrides.schedule.speed"),
     ("seed in overrides", GOOD.replace("schedule.scale: 0.01", "seed: 3"), "overrides.seed"),
-    ("axis also overridden", GOOD.replace("preset: [g, h]", "preset: [g]\n  schedule.scale: [0.5]"),
-     "grid.schedule.scale"),
+    (
+        "axis also overridden",
+        GOOD.replace("preset: [g, h]", "preset: [g]\n  schedule.scale: [0.5]"),
+        "grid.schedule.scale",
+    ),
     ("seeds not integers", GOOD.replace("seeds: [0, 1]", "seeds: [a]"), "seeds[0]"),
     ("duplicate seeds", GOOD.replace("seeds: [0, 1]", "seeds: [1, 1]"), "seeds"),
     ("dataset with both", GOOD.replace("dataset:\n", "dataset:\n  path: /tmp\n"), "dataset"),
@@ -171,45 +193,93 @@ BAD_CASES = [
     ("synthetic without ids", GOOD.replace("ids: 20, ", ""), "dataset.synthetic.ids"),
     ("synthetic bad type", GOOD.replace("ids: 20", "ids: many"), "dataset.synthetic.ids"),
     ("unknown synthetic option", GOOD.replace("seed: 0}", "seed: 0, colour: red}"), "dataset.synthetic.colour"),
-    ("synthetic cameras out of range", GOOD.replace("cameras: 2", "cameras: 12"), "dataset.synthetic.cameras: must be in 2..9"),
-    ("synthetic train_ids not below ids", GOOD.replace("ids: 20,", "ids: 20, train_ids: 20,"),
-     "dataset.synthetic.train_ids: must be below the number of identities (20)"),
+    (
+        "synthetic cameras out of range",
+        GOOD.replace("cameras: 2", "cameras: 12"),
+        "dataset.synthetic.cameras: must be in 2..9",
+    ),
+    (
+        "synthetic train_ids not below ids",
+        GOOD.replace("ids: 20,", "ids: 20, train_ids: 20,"),
+        "dataset.synthetic.train_ids: must be below the number of identities (20)",
+    ),
     ("synthetic size not two numbers", GOOD.replace("seed: 0}", "seed: 0, size: [64]}"), "dataset.synthetic.size"),
-    ("synthetic camera variation", GOOD.replace("seed: 0}", "seed: 0, camera_variation: 1.5}"),
-     "dataset.synthetic.camera_variation: must be in [0, 1]"),
-    ("nonexistent dataset path", GOOD.replace("  synthetic: {ids: 20, cameras: 2, images_per_id: 6, seed: 0}",
-                                             "  path: /nonexistent/market"), "dataset.path"),
-    ("unset env var", GOOD.replace("  synthetic: {ids: 20, cameras: 2, images_per_id: 6, seed: 0}",
-                                   "  path: ${COMPACT_REID_TEST_UNSET_VAR}"), "dataset.path"),
-    ("unknown dataset name", GOOD.replace("  synthetic: {ids: 20, cameras: 2, images_per_id: 6, seed: 0}",
-                                          "  path: /tmp\n  name: cuhk03"), "dataset.name"),
+    (
+        "synthetic camera variation",
+        GOOD.replace("seed: 0}", "seed: 0, camera_variation: 1.5}"),
+        "dataset.synthetic.camera_variation: must be in [0, 1]",
+    ),
+    (
+        "nonexistent dataset path",
+        GOOD.replace("  synthetic: {ids: 20, cameras: 2, images_per_id: 6, seed: 0}", "  path: /nonexistent/market"),
+        "dataset.path",
+    ),
+    (
+        "unset env var",
+        GOOD.replace(
+            "  synthetic: {ids: 20, cameras: 2, images_per_id: 6, seed: 0}", "  path: ${COMPACT_REID_TEST_UNSET_VAR}"
+        ),
+        "dataset.path",
+    ),
+    (
+        "unknown dataset name",
+        GOOD.replace("  synthetic: {ids: 20, cameras: 2, images_per_id: 6, seed: 0}", "  path: /tmp\n  name: cuhk03"),
+        "dataset.name",
+    ),
     ("resources wrong type", GOOD + "resources: {gpu: lots}\n", "resources.gpu"),
     ("resources unknown key", GOOD + "resources: {tpu: 1}\n", "resources.tpu"),
     ("resources fractional above 1", GOOD + "resources: {gpu: 1.5}\n", "resources.gpu"),
     ("max_concurrent zero", GOOD + "max_concurrent: 0\n", "max_concurrent"),
     ("max_failures negative", GOOD + "max_failures: -1\n", "max_failures"),
-    ("search with grid", GOOD + "search: {num_samples: 2, space: {optim.lr: {type: uniform, low: 0.01, high: 0.1}}}\n",
-     "grid"),
-    ("search unknown algorithm", GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
-     + "search: {algorithm: hyperopt, num_samples: 2, space: {lr: {type: uniform, low: 0.01, high: 0.1}}}\n",
-     "search.algorithm"),
-    ("search bad space type", GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
-     + "search: {num_samples: 2, space: {lr: {type: normal, low: 0.01, high: 0.1}}}\n", "search.space.lr.type"),
-    ("search low >= high", GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
-     + "search: {num_samples: 2, space: {lr: {type: loguniform, low: 0.1, high: 0.01}}}\n", "search.space.lr.high"),
-    ("search invalid bound", GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
-     + "search: {num_samples: 2, space: {label_smoothing: {type: uniform, low: 0.0, high: 1.5}}}\n",
-     "search.space.label_smoothing"),
-    ("search unknown metric", GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
-     + "search: {metric: accuracy, num_samples: 2, space: {lr: {type: uniform, low: 0.01, high: 0.1}}}\n",
-     "search.metric"),
-    ("scheduler metric differs from search", GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g")
-     .replace("[0, 1]", "[0]") + "search: {metric: final_mAP, num_samples: 2, space: {lr: {type: uniform, low: 0.01, "
-     "high: 0.1}}}\nscheduler: {type: asha, metric: loss}\n", "scheduler.metric"),
+    (
+        "search with grid",
+        GOOD + "search: {num_samples: 2, space: {optim.lr: {type: uniform, low: 0.01, high: 0.1}}}\n",
+        "grid",
+    ),
+    (
+        "search unknown algorithm",
+        GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
+        + "search: {algorithm: hyperopt, num_samples: 2, space: {lr: {type: uniform, low: 0.01, high: 0.1}}}\n",
+        "search.algorithm",
+    ),
+    (
+        "search bad space type",
+        GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
+        + "search: {num_samples: 2, space: {lr: {type: normal, low: 0.01, high: 0.1}}}\n",
+        "search.space.lr.type",
+    ),
+    (
+        "search low >= high",
+        GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
+        + "search: {num_samples: 2, space: {lr: {type: loguniform, low: 0.1, high: 0.01}}}\n",
+        "search.space.lr.high",
+    ),
+    (
+        "search invalid bound",
+        GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
+        + "search: {num_samples: 2, space: {label_smoothing: {type: uniform, low: 0.0, high: 1.5}}}\n",
+        "search.space.label_smoothing",
+    ),
+    (
+        "search unknown metric",
+        GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
+        + "search: {metric: accuracy, num_samples: 2, space: {lr: {type: uniform, low: 0.01, high: 0.1}}}\n",
+        "search.metric",
+    ),
+    (
+        "scheduler metric differs from search",
+        GOOD.replace("grid:\n  preset: [g, h]", "base_preset: g").replace("[0, 1]", "[0]")
+        + "search: {metric: final_mAP, num_samples: 2, space: {lr: {type: uniform, low: 0.01, "
+        "high: 0.1}}}\nscheduler: {type: asha, metric: loss}\n",
+        "scheduler.metric",
+    ),
     ("scheduler unknown type", GOOD + "scheduler: {type: pbt, metric: mAP}\n", "scheduler.type"),
     ("scheduler without metric", GOOD + "scheduler: {type: asha}\n", "scheduler.metric"),
-    ("scheduler bad grace", GOOD + "scheduler: {type: asha, metric: mAP, max_t: 2, grace_period: 5}\n",
-     "scheduler.grace_period"),
+    (
+        "scheduler bad grace",
+        GOOD + "scheduler: {type: asha, metric: mAP, max_t: 2, grace_period: 5}\n",
+        "scheduler.grace_period",
+    ),
 ]
 
 
@@ -231,14 +301,22 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 
 def _run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    code = ("import sys, runpy\n"
-            "from orchestration.cli import main\n"
-            "rc = main(sys.argv[1:])\n"
-            "bad = sorted(m for m in ('ray', 'mlflow', 'optuna') if m in sys.modules)\n"
-            "print('HEAVY_IMPORTS=' + ','.join(bad))\n"
-            "sys.exit(rc)\n")
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    code = (
+        "import sys, runpy\n"
+        "from orchestration.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "bad = sorted(m for m in ('ray', 'mlflow', 'optuna') if m in sys.modules)\n"
+        "print('HEAVY_IMPORTS=' + ','.join(bad))\n"
+        "sys.exit(rc)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_show_and_validate_do_not_import_ray_or_mlflow(market_root):
@@ -299,8 +377,18 @@ def test_synthetic_options_are_the_generators():
     from reid_core.synth_options import SynthOptionError, check_options
 
     params = set(inspect.signature(generate).parameters) - {"out_dir", "overwrite", "progress"}
-    every = SyntheticSpec(ids=10, train_ids=4, cameras=3, images_per_id=5, seed=1, num_distractors=1, num_junk=1,
-                          workers=1, size=[64, 32], camera_variation=0.5).generator_kwargs()
+    every = SyntheticSpec(
+        ids=10,
+        train_ids=4,
+        cameras=3,
+        images_per_id=5,
+        seed=1,
+        num_distractors=1,
+        num_junk=1,
+        workers=1,
+        size=[64, 32],
+        camera_variation=0.5,
+    ).generator_kwargs()
     assert set(every) == params and len(every) == len(SyntheticSpec.model_fields)
     check_options(every)  # a valid set passes
     with pytest.raises(SynthOptionError) as ei:
@@ -310,14 +398,20 @@ def test_synthetic_options_are_the_generators():
     assert str(spec_error.value) == f"g.yaml: dataset.synthetic.cameras: {ei.value.problem}"
 
 
-@pytest.mark.parametrize("order", [("schedule.epochs", "schedule.warmup_epochs", "schedule.milestones"),
-                                   ("schedule.milestones", "schedule.warmup_epochs", "schedule.epochs")])
+@pytest.mark.parametrize(
+    "order",
+    [
+        ("schedule.epochs", "schedule.warmup_epochs", "schedule.milestones"),
+        ("schedule.milestones", "schedule.warmup_epochs", "schedule.epochs"),
+    ],
+)
 def test_overrides_are_applied_together_in_any_order(order):
     """Each override alone against the preset refused `epochs: 10` (the preset's milestones
     150, 225 lie past it); together, as `train --set` applies them, they are one valid schedule."""
     values = {"schedule.epochs": 10, "schedule.warmup_epochs": 1, "schedule.milestones": [8]}
-    text = ("name: o\ndataset: {synthetic: {ids: 20}}\nbase_preset: g\noverrides:\n"
-            + "".join(f"  {k}: {values[k]}\n" for k in order))
+    text = "name: o\ndataset: {synthetic: {ids: 20}}\nbase_preset: g\noverrides:\n" + "".join(
+        f"  {k}: {values[k]}\n" for k in order
+    )
     schedule = parse_text(text, "o.yaml").trials[0].config().schedule
     assert (schedule.epochs, schedule.warmup_epochs, schedule.milestones) == (10, 1, (8,))
 
@@ -342,8 +436,11 @@ def test_trial_record_carries_the_resolved_config():
     assert record["config"]["schedule"]["scale"] == 0.01 and record["config"]["preset"] == "h"
     back = TrialSpec.from_record(json.loads(json.dumps(record)))  # what Ray's experiment state gives back
     assert back == t and back.config() == t.config()
-    searched = {**record, "search_keys": ["optim.lr"], "config": {**record["config"], "optim": {
-        **record["config"]["optim"], "lr": 0.0213456}}}
+    searched = {
+        **record,
+        "search_keys": ["optim.lr"],
+        "config": {**record["config"], "optim": {**record["config"]["optim"], "lr": 0.0213456}},
+    }
     s = TrialSpec.from_record(searched)
     assert s.name == "lr=0.0213-seed1" and s.config().optim.lr == 0.0213456 and s.overrides["optim.lr"] == 0.0213456
 
@@ -354,8 +451,11 @@ def test_ray_names_a_trial_after_its_record():
     from orchestration.sweep.names import trial_dirname_creator, trial_name_creator
 
     record = parse_text(GOOD, "good.yaml").trials[3].to_record()
-    searched = {**record, "search_keys": ["optim.lr"],
-                "config": {**record["config"], "optim": {**record["config"]["optim"], "lr": 0.0213456}}}
+    searched = {
+        **record,
+        "search_keys": ["optim.lr"],
+        "config": {**record["config"], "optim": {**record["config"]["optim"], "lr": 0.0213456}},
+    }
     assert trial_name_creator(SimpleNamespace(config={"trial": record}, trial_id="t1")) == "h-seed1"
     assert trial_name_creator(SimpleNamespace(config={"trial": searched}, trial_id="t2")) == "lr=0.0213-seed1"
     assert trial_name_creator(SimpleNamespace(config={}, trial_id="t3")) == "t3"
@@ -364,9 +464,11 @@ def test_ray_names_a_trial_after_its_record():
 
 def test_reid_core_needs_no_pydantic_ray_or_mlflow():
     """reid_core runs on a GPU machine with only torch/torchvision/numpy/pyyaml."""
-    code = ("import sys\n"
-            "import reid_core.config, reid_core.presets, reid_core.metric_keys, reid_core.training.trainer\n"
-            "print(','.join(sorted(m for m in ('pydantic', 'ray', 'mlflow', 'optuna') if m in sys.modules)))\n")
+    code = (
+        "import sys\n"
+        "import reid_core.config, reid_core.presets, reid_core.metric_keys, reid_core.training.trainer\n"
+        "print(','.join(sorted(m for m in ('pydantic', 'ray', 'mlflow', 'optuna') if m in sys.modules)))\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""

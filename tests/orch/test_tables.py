@@ -1,5 +1,6 @@
 """`compact-reid tables`: a SQLite MLflow store filled through MlflowClient exactly as
 docs/CONTRACTS.md says a sweep records itself, then tables, figures, files and artifacts."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,13 @@ SCALE = 0.1  # main phase 35 epochs, cycles of 4 epochs
 
 # final_rank1 / final_mAP per (preset, seed); None = not logged
 FINAL = {
-    ("a", 0): (0.90, 0.70), ("a", 1): (0.92, 0.72), ("a", 2): (0.94, 0.77),
-    ("c", 0): (0.93, 0.80), ("c", 1): (0.95, 0.84),  # seed 2 never started
-    ("h", 0): (0.95, 0.86), ("h", 1): (0.97, 0.90),  # seed 2 FAILED (logged a bad final_rank1)
+    ("a", 0): (0.90, 0.70),
+    ("a", 1): (0.92, 0.72),
+    ("a", 2): (0.94, 0.77),
+    ("c", 0): (0.93, 0.80),
+    ("c", 1): (0.95, 0.84),  # seed 2 never started
+    ("h", 0): (0.95, 0.86),
+    ("h", 1): (0.97, 0.90),  # seed 2 FAILED (logged a bad final_rank1)
     ("compact", 0): (0.96, None),  # final_mAP absent; seed 1 RUNNING; seed 2 never started
 }
 LOG_COMPLEXITY = {"c", "h", "compact"}  # "a" gets its params/MACs recomputed
@@ -51,8 +56,9 @@ def _text(v: Any, style: str) -> str:
 
 
 def _cfg(preset: str, seed: int, **over: Any) -> Any:
-    return preset_config(preset, {"seed": seed, "schedule.scale": SCALE, "swag.cycles": CYCLES,
-                                  "model.num_classes": 10, **over})
+    return preset_config(
+        preset, {"seed": seed, "schedule.scale": SCALE, "swag.cycles": CYCLES, "model.num_classes": 10, **over}
+    )
 
 
 def _params(preset: str, seed: int, style: str = "tracking", **over: Any) -> dict[str, str]:
@@ -86,12 +92,15 @@ class Store:
         return self.t0 + self.clock
 
     def experiment(self, name: str) -> str:
-        return self.client.create_experiment(name, tags={
-            "mlflow.experimentKind": "custom_model_development", "mlflow.note.content": f"test sweep {name}"})
+        return self.client.create_experiment(
+            name,
+            tags={"mlflow.experimentKind": "custom_model_development", "mlflow.note.content": f"test sweep {name}"},
+        )
 
     def parent(self, exp: str, name: str, trials: list[dict[str, Any]] | None) -> str:
-        run = self.client.create_run(exp, run_name=name, start_time=self._now(),
-                                     tags={"compact_reid.role": "sweep", "compact_reid.sweep": name})
+        run = self.client.create_run(
+            exp, run_name=name, start_time=self._now(), tags={"compact_reid.role": "sweep", "compact_reid.sweep": name}
+        )
         d = self.tmp / f"parent-{run.info.run_id}"
         d.mkdir()
         (d / "spec.yaml").write_text(f"name: {name}\n")
@@ -102,17 +111,36 @@ class Store:
         self.client.set_terminated(run.info.run_id, "FINISHED")
         return run.info.run_id
 
-    def trial(self, exp: str, parent: str, sweep: str, preset: str, seed: int, grid_point: str | None = None,
-              status: str = "FINISHED", metrics: dict[str, float] | None = None,
-              history: dict[str, list[tuple[int, float]]] | None = None, error: str | None = None,
-              schema: Any = SCHEMA_VERSION, params: dict[str, str] | None = None,
-              extra_tags: dict[str, str] | None = None, config: dict[str, Any] | None = None) -> str:
+    def trial(
+        self,
+        exp: str,
+        parent: str,
+        sweep: str,
+        preset: str,
+        seed: int,
+        grid_point: str | None = None,
+        status: str = "FINISHED",
+        metrics: dict[str, float] | None = None,
+        history: dict[str, list[tuple[int, float]]] | None = None,
+        error: str | None = None,
+        schema: Any = SCHEMA_VERSION,
+        params: dict[str, str] | None = None,
+        extra_tags: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> str:
         gp = grid_point or preset
         name = f"{gp}-seed{seed}"
-        tags = {"mlflow.parentRunId": parent, "compact_reid.role": "trial", "compact_reid.sweep": sweep,
-                "compact_reid.preset": preset, "compact_reid.column": preset, "compact_reid.seed": str(seed),
-                "compact_reid.trial_id": f"abc_{name}", "compact_reid.trial_name": name,
-                "compact_reid.grid_point": gp}
+        tags = {
+            "mlflow.parentRunId": parent,
+            "compact_reid.role": "trial",
+            "compact_reid.sweep": sweep,
+            "compact_reid.preset": preset,
+            "compact_reid.column": preset,
+            "compact_reid.seed": str(seed),
+            "compact_reid.trial_id": f"abc_{name}",
+            "compact_reid.trial_name": name,
+            "compact_reid.grid_point": gp,
+        }
         if schema is not None:
             tags["compact_reid.schema_version"] = str(schema)
         if error:
@@ -133,7 +161,7 @@ class Store:
         for key, v in (metrics or {}).items():
             ms.append(Metric(key, v, ts, last))
         for i in range(0, len(ms), 900):
-            self.client.log_batch(rid, metrics=ms[i:i + 900])
+            self.client.log_batch(rid, metrics=ms[i : i + 900])
         if status != "RUNNING":
             self.client.set_terminated(rid, status)
         return rid
@@ -157,8 +185,14 @@ def _swag_history(seed: int) -> tuple[dict[str, list[tuple[int, float]]], dict[s
         "swag_mAP": [(e, 0.85 + 0.01 * i + off) for i, e in enumerate(ends)],
         "swa_rank1": [(e, 0.92 + off) for e in ends],
     }
-    summary = {"plain_rank1": 0.94 + off, "plain_mAP": 0.84 + off, "cyclic_rank1": 0.945 + off,
-               "cyclic_mAP": 0.85 + off, "swag_rank1": 0.95 + off, "swag_mAP": 0.86 + off}
+    summary = {
+        "plain_rank1": 0.94 + off,
+        "plain_mAP": 0.84 + off,
+        "cyclic_rank1": 0.945 + off,
+        "cyclic_mAP": 0.85 + off,
+        "swag_rank1": 0.95 + off,
+        "swag_mAP": 0.86 + off,
+    }
     return hist, summary
 
 
@@ -171,8 +205,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     s = Store(uri, tmp)
     exp = s.experiment(SWEEP)
-    trials = [{"trial_name": f"{p}-seed{sd}", "grid_point": p, "preset": p, "seed": sd, "overrides": {}}
-              for p in PRESETS_RUN for sd in SEEDS]
+    trials = [
+        {"trial_name": f"{p}-seed{sd}", "grid_point": p, "preset": p, "seed": sd, "overrides": {}}
+        for p in PRESETS_RUN
+        for sd in SEEDS
+    ]
     parent = s.parent(exp, SWEEP, trials)
     ids: dict[str, str] = {}
     # an earlier attempt of h-seed0 that a resumed run replaced: must not be counted or listed
@@ -188,40 +225,83 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             hist, summ = _swag_history(seed)
             metrics.update(summ)
         ids[f"{preset}-seed{seed}"] = s.trial(exp, parent, SWEEP, preset, seed, metrics=metrics, history=hist)
-    ids["h-seed2"] = s.trial(exp, parent, SWEEP, "h", 2, status="FAILED", metrics={"final_rank1": 0.10},
-                             error="Traceback (most recent call last):\n  File \"trainer.py\", line 3\n"
-                                   "RuntimeError: CUDA out of memory")
-    ids["compact-seed1"] = s.trial(exp, parent, SWEEP, "compact", 1, status="RUNNING",
-                                   history={"rank1": [(5, 0.5)]})
+    ids["h-seed2"] = s.trial(
+        exp,
+        parent,
+        SWEEP,
+        "h",
+        2,
+        status="FAILED",
+        metrics={"final_rank1": 0.10},
+        error='Traceback (most recent call last):\n  File "trainer.py", line 3\nRuntimeError: CUDA out of memory',
+    )
+    ids["compact-seed1"] = s.trial(exp, parent, SWEEP, "compact", 1, status="RUNNING", history={"rank1": [(5, 0.5)]})
     # a run of an older config schema (would otherwise count as column g)
     ids["g-seed0"] = s.trial(exp, parent, SWEEP, "g", 0, metrics={"final_rank1": 0.99, "final_mAP": 0.99}, schema=0)
 
     # a grid sweep over gem_p_init (same preset, two grid points)
     gexp = s.experiment("gem-grid")
-    gtrials = [{"trial_name": f"gem_p_init={v}-seed{sd}", "grid_point": f"gem_p_init={v}", "preset": "compact",
-                "seed": sd, "overrides": {"model.gem_p_init": v}} for v in (3.0, 4.0) for sd in (0, 1)]
+    gtrials = [
+        {
+            "trial_name": f"gem_p_init={v}-seed{sd}",
+            "grid_point": f"gem_p_init={v}",
+            "preset": "compact",
+            "seed": sd,
+            "overrides": {"model.gem_p_init": v},
+        }
+        for v in (3.0, 4.0)
+        for sd in (0, 1)
+    ]
     gparent = s.parent(gexp, "gem-grid", gtrials)
     for v, vals in ((3.0, (0.90, 0.92)), (4.0, (0.91, None))):
         for sd, r1 in zip((0, 1), vals):
             if r1 is None:  # stopped early by ASHA: KILLED, tag compact_reid.stopped
-                s.trial(gexp, gparent, "gem-grid", "compact", sd, grid_point=f"gem_p_init={v}", status="KILLED",
-                        metrics={"rank1": 0.5}, extra_tags={"compact_reid.stopped": "early"},
-                        params=_params("compact", sd, style="str", **{"model.gem_p_init": v}),
-                        config=_config("compact", sd, **{"model.gem_p_init": v}))
-                continue
-            s.trial(gexp, gparent, "gem-grid", "compact", sd, grid_point=f"gem_p_init={v}",
-                    metrics={"final_rank1": r1, "final_mAP": r1 - 0.1, "params": 5.26e6,
-                             "params_with_classifiers": 5.28e6, "macs": 1.62e9},
+                s.trial(
+                    gexp,
+                    gparent,
+                    "gem-grid",
+                    "compact",
+                    sd,
+                    grid_point=f"gem_p_init={v}",
+                    status="KILLED",
+                    metrics={"rank1": 0.5},
+                    extra_tags={"compact_reid.stopped": "early"},
                     params=_params("compact", sd, style="str", **{"model.gem_p_init": v}),
-                    config=_config("compact", sd, **{"model.gem_p_init": v}))
+                    config=_config("compact", sd, **{"model.gem_p_init": v}),
+                )
+                continue
+            s.trial(
+                gexp,
+                gparent,
+                "gem-grid",
+                "compact",
+                sd,
+                grid_point=f"gem_p_init={v}",
+                metrics={
+                    "final_rank1": r1,
+                    "final_mAP": r1 - 0.1,
+                    "params": 5.26e6,
+                    "params_with_classifiers": 5.28e6,
+                    "macs": 1.62e9,
+                },
+                params=_params("compact", sd, style="str", **{"model.gem_p_init": v}),
+                config=_config("compact", sd, **{"model.gem_p_init": v}),
+            )
 
     s.experiment("empty-sweep")
     oexp = s.experiment("old-sweep")
     oparent = s.parent(oexp, "old-sweep", None)
     s.trial(oexp, oparent, "old-sweep", "a", 0, metrics={"final_rank1": 0.9}, schema=None)
-    s.trial(oexp, oparent, "old-sweep", "c", 0, metrics={"final_rank1": 0.9},
-            params={k: v for k, v in _params("c", 0).items() if k != "model.pooling"},
-            config=_config("c", 0, drop="model.pooling"))
+    s.trial(
+        oexp,
+        oparent,
+        "old-sweep",
+        "c",
+        0,
+        metrics={"final_rank1": 0.9},
+        params={k: v for k, v in _params("c", 0).items() if k != "model.pooling"},
+        config=_config("c", 0, drop="model.pooling"),
+    )
     pexp = s.experiment("parent-only")
     s.parent(pexp, "parent-only", trials[:2])
     return {"uri": uri, "tmp": tmp, "ids": ids, "parent": parent, "client": s.client}
@@ -253,8 +333,20 @@ def test_runs_frame(built: dict[str, Any]) -> None:
     runs = data.runs
     assert data.superseded == 1  # the pre-empted first attempt of h-seed0
     assert sorted(runs["trial_name"]) == sorted(
-        ["a-seed0", "a-seed1", "a-seed2", "c-seed0", "c-seed1", "h-seed0", "h-seed1", "h-seed2",
-         "compact-seed0", "compact-seed1", "g-seed0"])
+        [
+            "a-seed0",
+            "a-seed1",
+            "a-seed2",
+            "c-seed0",
+            "c-seed1",
+            "h-seed0",
+            "h-seed1",
+            "h-seed2",
+            "compact-seed0",
+            "compact-seed1",
+            "g-seed0",
+        ]
+    )
     assert runs.set_index("trial_name").loc["h-seed0", "status"] == "FINISHED"
     assert runs.set_index("trial_name").loc["g-seed0", "excluded"].startswith("config schema 0")
     assert built["mode"] == "preset"
@@ -321,14 +413,14 @@ def test_table4(built: dict[str, Any]) -> None:
     assert list(t.columns) == ["setup", "", "plain", "+ cyclic LR", "+ SWAG"]
     starts = [i for i, v in enumerate(t["setup"]) if v]
     assert [t["setup"][i] for i in starts] == ["h (paper setup 2: column g)", "Compact-ReID (paper setup 3: column i)"]
-    h = dict((row[""], row) for _, row in t.iloc[starts[0]:starts[1]].iterrows())
+    h = dict((row[""], row) for _, row in t.iloc[starts[0] : starts[1]].iterrows())
     # plain 94, 95; cyclic 94.5, 95.5; swag 95, 96 (rank-1 %, seeds 0 and 1; seed 2 FAILED)
     assert h["Rank-1 (%)"]["plain"] == f"94.5 ± {_sd(94, 95):.1f} (2/3)"
     assert h["Rank-1 paper"]["plain"] == "95.4"
     assert h["Rank-1 (%)"]["+ SWAG"] == f"95.5 ± {_sd(95, 96):.1f} (2/3)" and h["Rank-1 paper"]["+ SWAG"] == "95.8"
     assert h["Rank-1 Δ"]["+ cyclic LR"] == "-0.8"  # 95.0 - 95.8
     assert h["mAP (%)"]["+ SWAG"] == f"87.5 ± {_sd(86, 87):.1f} (2/3)" and h["mAP Δ"]["+ SWAG"] == "-1.2"
-    comp = t.iloc[starts[1]:]
+    comp = t.iloc[starts[1] :]
     assert (comp[comp[""] == "Rank-1 (%)"][["plain", "+ cyclic LR", "+ SWAG"]] == MISSING).all().all()
     rec = built["tables"]["table4"].data.set_index(["group", "metric"]).loc[("h", "mAP")]
     assert rec["swag_mean"] == pytest.approx(87.5) and rec["swag_paper"] == 88.7 and rec["swag_n"] == 2
@@ -356,8 +448,9 @@ def test_table2(built: dict[str, Any]) -> None:
     assert "HA-CNN" in set(d["method"]) and "Ours (6.4M)" in set(d["method"])
     ours = d.iloc[t2.highlight_rows]
     # best 2x group (compact, 96.0) and best 1x group (h, 96.0 ± 1.4) on Market-1501
-    assert list(ours["method"]) == ["Compact-ReID (Market1501, 1 seed)", "h (Market1501, 2 seeds)"] or \
-        list(ours["method"]) == ["h (Market1501, 2 seeds)", "Compact-ReID (Market1501, 1 seed)"]
+    assert list(ours["method"]) == ["Compact-ReID (Market1501, 1 seed)", "h (Market1501, 2 seeds)"] or list(
+        ours["method"]
+    ) == ["h (Market1501, 2 seeds)", "Compact-ReID (Market1501, 1 seed)"]
     hrow = ours[ours["method"].str.startswith("h ")].iloc[0]
     assert hrow["Market1501 R1"] == f"96.0 ± {_sd(95, 97):.1f}" and hrow["DukeMTMC R1"] == MISSING
     assert hrow["params (M)"] == "2.9"
@@ -431,15 +524,30 @@ def test_cli_writes_every_format_and_logs(store: dict[str, Any], tmp_path: Path,
     summary = json.loads(capsys.readouterr().out)
     assert summary["logged_to"] == store["parent"]
     names = {p.name for p in out.iterdir()}
-    for f in ("tables.md", "tables.tex", "table3.tex", "table4.tex", "table1.tex", "table2.tex", "table3.csv",
-              "table4.csv", "table1.csv", "table2.csv", "runs.csv", "report.html", "fig6_swag.png", "fig6_swag.svg",
-              "fig1_params.png", "fig1_params.svg"):
+    for f in (
+        "tables.md",
+        "tables.tex",
+        "table3.tex",
+        "table4.tex",
+        "table1.tex",
+        "table2.tex",
+        "table3.csv",
+        "table4.csv",
+        "table1.csv",
+        "table2.csv",
+        "runs.csv",
+        "report.html",
+        "fig6_swag.png",
+        "fig6_swag.svg",
+        "fig1_params.png",
+        "fig1_params.svg",
+    ):
         assert f in names, f
         assert (out / f).stat().st_size > 0
     logged = {Path(a.path).name for a in store["client"].list_artifacts(store["parent"], "tables")}
     assert names <= logged
     html = (out / "report.html").read_text()
-    for bad in ("http://", "https://", "<script", "<link", "src=\"http", "url("):
+    for bad in ("http://", "https://", "<script", "<link", 'src="http', "url("):
         assert bad not in html, bad
     assert html.count('src="data:image/png;base64,') == 2
     assert "h-seed2" in html and "CUDA out of memory" in html
@@ -449,18 +557,36 @@ def test_cli_writes_every_format_and_logs(store: dict[str, Any], tmp_path: Path,
 
 def test_cli_formats_subset(store: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "md-only"
-    assert main(["tables", "--experiment", SWEEP, "--tracking-uri", store["uri"], "--out", str(out),
-                 "--format", "md", "--no-log"]) == 0
+    assert (
+        main(
+            [
+                "tables",
+                "--experiment",
+                SWEEP,
+                "--tracking-uri",
+                store["uri"],
+                "--out",
+                str(out),
+                "--format",
+                "md",
+                "--no-log",
+            ]
+        )
+        == 0
+    )
     names = {p.name for p in out.iterdir()}
     assert "tables.md" in names and "report.html" not in names and "table3.csv" not in names
 
 
-@pytest.mark.parametrize("experiment, message", [
-    ("no-such-sweep", "does not exist"),
-    ("empty-sweep", "has no runs"),
-    ("old-sweep", "none of its 2 trial runs can be tabulated"),
-    ("parent-only", "no trial runs yet (2 trials planned)"),
-])
+@pytest.mark.parametrize(
+    "experiment, message",
+    [
+        ("no-such-sweep", "does not exist"),
+        ("empty-sweep", "has no runs"),
+        ("old-sweep", "none of its 2 trial runs can be tabulated"),
+        ("parent-only", "no trial runs yet (2 trials planned)"),
+    ],
+)
 def test_cli_bad_input(store: dict[str, Any], tmp_path: Path, capsys, experiment: str, message: str) -> None:
     rc = main(["tables", "--experiment", experiment, "--tracking-uri", store["uri"], "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err

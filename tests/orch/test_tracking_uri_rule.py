@@ -4,6 +4,7 @@ $MLFLOW_TRACKING_URI, else the local default (orchestration.mlflow_log.resolve_t
 Each command is pointed at a dead server, once through the environment and once through
 the flag (which must win); the error names the URI it actually used, and nothing starts.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,9 @@ def test_env_then_flag(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not (tmp_path / "tables").exists()
 
 
-def test_unreachable_ray_address_refused_before_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         capsys) -> None:
+def test_unreachable_ray_address_refused_before_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     """An --address nothing answers on: a clear error at once (ray.init alone retries for
     minutes), and neither the tracking store nor the sweep folder is created."""
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,5 @@
 """`compact-reid train` / `evaluate` end to end on a tiny generated set, and their bad input."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,36 @@ import pytest
 
 from orchestration.cli import main
 
-TINY = ["--set", "model.width_multiplier=0.25", "--set", "model.depth_multiplier=0.3",
-        "--set", "data.p=4", "--set", "data.k=2", "--set", "data.num_workers=0",
-        "--set", "schedule.epochs=2", "--set", "schedule.warmup_epochs=1", "--set", "schedule.milestones=[1]",
-        "--set", "swag.cycles=2", "--set", "swag.cycle_epochs=1", "--set", "swag.samples=2",
-        "--set", "swag.bn_batches=1", "--set", "eval.batch_size=64", "--device", "cpu"]
+TINY = [
+    "--set",
+    "model.width_multiplier=0.25",
+    "--set",
+    "model.depth_multiplier=0.3",
+    "--set",
+    "data.p=4",
+    "--set",
+    "data.k=2",
+    "--set",
+    "data.num_workers=0",
+    "--set",
+    "schedule.epochs=2",
+    "--set",
+    "schedule.warmup_epochs=1",
+    "--set",
+    "schedule.milestones=[1]",
+    "--set",
+    "swag.cycles=2",
+    "--set",
+    "swag.cycle_epochs=1",
+    "--set",
+    "swag.samples=2",
+    "--set",
+    "swag.bn_batches=1",
+    "--set",
+    "eval.batch_size=64",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +64,21 @@ def test_train_writes_metrics_checkpoint_and_weights(trained):
 
 def test_evaluate_a_weights_file_as_json(trained, data, capsys):
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(trained / "weights" / "swa.pt"), "--data", str(data),
-                 "--device", "cpu", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained / "weights" / "swa.pt"),
+                "--data",
+                str(data),
+                "--device",
+                "cpu",
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert 0.0 <= res["mAP"] <= 1.0 and res["rank1"] <= res["rank5"] <= res["rank10"]
 
@@ -56,8 +95,12 @@ def test_unknown_preset_and_bad_override_create_nothing(data, tmp_path, capsys):
     assert main(["train", "--preset", "nope", "--data", str(data), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and "compact-1x" in err  # names the allowed presets
-    assert main(["train", "--preset", "compact-1x", "--data", str(data), "--out", str(out),
-                 "--set", "model.pooling=median"]) == 2
+    assert (
+        main(
+            ["train", "--preset", "compact-1x", "--data", str(data), "--out", str(out), "--set", "model.pooling=median"]
+        )
+        == 2
+    )
     assert "model.pooling" in capsys.readouterr().err
     assert not out.exists()
 

@@ -6,6 +6,7 @@
 - A real 2-trial sweep (Ray Tune) with MLFLOW_TRACKING_USERNAME/PASSWORD of a non-admin
   user: every trial FINISHED; the preflight says which server it reached.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,6 @@ ADMIN_PW = "admin-pw-for-the-test"
 USER, USER_PW, WRONG_PW = "sweeps", "sweeps-pw-for-the-test", "not-the-sweeps-pw"
 
 
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("basic-auth")
@@ -42,8 +42,12 @@ def server(tmp_path_factory):
         mp.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PW)  # first start: the admin user is created
         srv = start_server(port=0, runs_dir=root / "srv", app_name="basic-auth", workers=2, timeout=180)
     with srv:
-        r = requests.post(f"{srv.url}/api/2.0/mlflow/users/create", json={"username": USER, "password": USER_PW},
-                          auth=("admin", ADMIN_PW), timeout=30)
+        r = requests.post(
+            f"{srv.url}/api/2.0/mlflow/users/create",
+            json={"username": USER, "password": USER_PW},
+            auth=("admin", ADMIN_PW),
+            timeout=30,
+        )
         r.raise_for_status()
         yield srv
 
@@ -70,9 +74,25 @@ def _sweep(url: str, tmp: Path, ray_tmp: Path, name: str, **creds: str) -> subpr
     for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
         env.pop(var, None)
     env.update(creds)
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", "sweep", "run", str(spec),
-                           "--tracking-uri", url, "--runs-dir", str(tmp / "runs")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestration.cli",
+            "sweep",
+            "run",
+            str(spec),
+            "--tracking-uri",
+            url,
+            "--runs-dir",
+            str(tmp / "runs"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def _all_runs(client: MlflowClient) -> int:
@@ -81,15 +101,18 @@ def _all_runs(client: MlflowClient) -> int:
 
 
 @pytest.mark.timeout(600)
-def test_missing_or_wrong_credentials_refused_before_anything(server, tmp_path: Path, ray_tmp: Path,
-                                                               monkeypatch) -> None:
+def test_missing_or_wrong_credentials_refused_before_anything(
+    server, tmp_path: Path, ray_tmp: Path, monkeypatch
+) -> None:
     admin = _admin(monkeypatch, server.url)
     runs_before = _all_runs(admin)
     cases = [
         ({}, "needs a user name and password (HTTP 401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"),
         ({"MLFLOW_TRACKING_USERNAME": USER}, f"refused user '{USER}' (HTTP 401): MLFLOW_TRACKING_PASSWORD is not set"),
-        ({"MLFLOW_TRACKING_USERNAME": USER, "MLFLOW_TRACKING_PASSWORD": WRONG_PW},
-         f"refused user '{USER}' (HTTP 401): wrong user name or password; check MLFLOW_TRACKING_PASSWORD"),
+        (
+            {"MLFLOW_TRACKING_USERNAME": USER, "MLFLOW_TRACKING_PASSWORD": WRONG_PW},
+            f"refused user '{USER}' (HTTP 401): wrong user name or password; check MLFLOW_TRACKING_PASSWORD",
+        ),
     ]
     for creds, expected in cases:
         r = _sweep(server.url, tmp_path, ray_tmp, "auth-refused", **creds)
@@ -107,7 +130,9 @@ def test_missing_or_wrong_credentials_refused_before_anything(server, tmp_path: 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_trial_sweep_with_credentials(server, tmp_path: Path, ray_tmp: Path, monkeypatch) -> None:
-    r = _sweep(server.url, tmp_path, ray_tmp, "auth-sweep", MLFLOW_TRACKING_USERNAME=USER, MLFLOW_TRACKING_PASSWORD=USER_PW)
+    r = _sweep(
+        server.url, tmp_path, ray_tmp, "auth-sweep", MLFLOW_TRACKING_USERNAME=USER, MLFLOW_TRACKING_PASSWORD=USER_PW
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     assert USER_PW not in out
@@ -121,5 +146,7 @@ def test_two_trial_sweep_with_credentials(server, tmp_path: Path, ray_tmp: Path,
     (parent,) = admin.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'sweep'")
     assert parent.info.status == "FINISHED"
     print(reached)
-    print(f"2-trial sweep with credentials: {[(t.info.run_name, t.info.status) for t in trials]}, "
-          f"parent {parent.info.status}")
+    print(
+        f"2-trial sweep with credentials: {[(t.info.run_name, t.info.status) for t in trials]}, "
+        f"parent {parent.info.status}"
+    )

@@ -6,6 +6,7 @@ server that the test starts on loopback (Debian's postgresql package; .ci/run in
 - a wrong password / a missing database: refused before the server starts, naming what
   to fix, and nothing created in the database.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,10 @@ from mlflow_server.server import ServerError, start_server  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 
 if find_pg_bin() is None:
-    pytest.skip("PostgreSQL server binaries (initdb, postgres) not installed: apt-get install postgresql "
-                "(.ci/run does)", allow_module_level=True)
+    pytest.skip(
+        "PostgreSQL server binaries (initdb, postgres) not installed: apt-get install postgresql (.ci/run does)",
+        allow_module_level=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +53,11 @@ def _tables(uri: str) -> list[str]:
 
 
 def test_protocol_through_server_over_postgres(pg, tmp_path: Path) -> None:
-    with start_server(port=0, backend_store_uri=pg.uri, artifacts_destination=str(tmp_path / "art"),
-                      runs_dir=tmp_path, workers=2) as srv:
+    with start_server(
+        port=0, backend_store_uri=pg.uri, artifacts_destination=str(tmp_path / "art"), runs_dir=tmp_path, workers=2
+    ) as srv:
         exercise_store(srv.url, sweep="pg-protocol")
     assert "runs" in _tables(pg.uri) and "metrics" in _tables(pg.uri)  # MLflow's schema, in PostgreSQL
-
-
 
 
 @pytest.mark.slow
@@ -63,11 +65,29 @@ def test_sweep_logs_through_server_over_postgres(pg, tmp_path: Path) -> None:
     spec = tmp_path / "pg.yaml"
     spec.write_text(tiny_sweep_yaml("pg-sweep", "a sweep logging through the PostgreSQL-backed server"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
-    with start_server(port=0, backend_store_uri=pg.uri, artifacts_destination=str(tmp_path / "art"),
-                      runs_dir=tmp_path, workers=2) as srv:
-        proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "sweep", "run", str(spec), "--fresh",
-                               "--tracking-uri", srv.url, "--runs-dir", str(tmp_path / "runs")],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    with start_server(
+        port=0, backend_store_uri=pg.uri, artifacts_destination=str(tmp_path / "art"), runs_dir=tmp_path, workers=2
+    ) as srv:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orchestration.cli",
+                "sweep",
+                "run",
+                str(spec),
+                "--fresh",
+                "--tracking-uri",
+                srv.url,
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         client = MlflowClient(srv.url)
         exp = client.get_experiment_by_name("pg-sweep")
@@ -84,9 +104,24 @@ def test_wrong_password_refused_before_start(pg, tmp_path: Path) -> None:
     bad = pg.uri_with(password="not-the-password")
     with pytest.raises(ServerError, match="password authentication failed.*fix the user name or password"):
         start_server(port=0, backend_store_uri=bad, runs_dir=tmp_path, timeout=30)
-    proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "server", "--port", "0",
-                           "--backend-store-uri", bad, "--runs-dir", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestration.cli",
+            "server",
+            "--port",
+            "0",
+            "--backend-store-uri",
+            bad,
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "password authentication failed" in proc.stderr and "not-the-password" not in proc.stderr
     assert "***" in proc.stderr  # the URI is named, its password redacted
@@ -124,10 +159,24 @@ def test_sweep_refuses_wrong_postgres_password(tmp_path: Path) -> None:
     password is refused before Ray starts or anything is written, in the store or on disk."""
     with local_postgres() as fresh:
         bad = fresh.uri_with(password="wrong-pw")
-        proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "sweep", "run",
-                               str(REPO / "sweeps" / "smoke.yaml"), "--tracking-uri", bad,
-                               "--runs-dir", str(tmp_path / "runs")],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orchestration.cli",
+                "sweep",
+                "run",
+                str(REPO / "sweeps" / "smoke.yaml"),
+                "--tracking-uri",
+                bad,
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert "password authentication failed" in proc.stderr and "wrong-pw" not in proc.stderr
         assert _tables(fresh.uri) == []

@@ -11,6 +11,7 @@
 - Bad input: --port out of range, a --host that is not this machine's, a store URI of an
   unknown scheme; each names its flag, and nothing is created.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,16 +76,24 @@ def _wait_line(proc: subprocess.Popen, log: Path, text: str, timeout: float) -> 
 
 
 def _launcher(code: str, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=ENV, stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=ENV,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture
 def holder():
     """A plain process listening on a free loopback port: (port, process)."""
     port = find_free_port()
-    code = (f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); "
-            "print('LISTENING', flush=True); time.sleep(120)")
+    code = (
+        f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); "
+        "print('LISTENING', flush=True); time.sleep(120)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "LISTENING"
     yield port, proc
@@ -100,9 +109,11 @@ def test_tether_ends_daemonized_grandchildren_with_a_killed_launcher(tmp_path: P
     """The launcher is SIGKILLed; the command had a child that left its session (setsid)
     and whose parent then exited: it was re-parented to the tether, which ends it too."""
     cmd = ["sh", "-c", "setsid sh -c 'sleep 300 & echo $! > escaped.pid' & sleep 300"]
-    code = ("import subprocess, time; from mlflow_server.tether import tethered; "
-            f"p = subprocess.Popen(tethered({cmd!r}), cwd={str(tmp_path)!r}); "
-            "print('TETHER', p.pid, flush=True); time.sleep(300)")
+    code = (
+        "import subprocess, time; from mlflow_server.tether import tethered; "
+        f"p = subprocess.Popen(tethered({cmd!r}), cwd={str(tmp_path)!r}); "
+        "print('TETHER', p.pid, flush=True); time.sleep(300)"
+    )
     log = tmp_path / "launcher.log"
     launcher = _launcher(code, log)
     try:
@@ -178,13 +189,19 @@ def test_health_answered_by_another_process_is_refused(holder) -> None:
         ours.wait(10)
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--port", "-1"], "--port -1: must be 0 (any free port) or 1-65535"),
-    (["--port", "65536"], "--port 65536: must be 0 (any free port) or 1-65535"),
-    (["--host", "203.0.113.7"], "--host '203.0.113.7': not an address of this machine (its addresses: 127.0.0.1"),
-    (["--backend-store-uri", "foo://u:secret@x/db"], "--backend-store-uri 'foo://u:***@x/db': unknown scheme 'foo'"),
-    (["--backend-store-uri", "mlruns"], "--backend-store-uri 'mlruns': not a URI"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--port", "-1"], "--port -1: must be 0 (any free port) or 1-65535"),
+        (["--port", "65536"], "--port 65536: must be 0 (any free port) or 1-65535"),
+        (["--host", "203.0.113.7"], "--host '203.0.113.7': not an address of this machine (its addresses: 127.0.0.1"),
+        (
+            ["--backend-store-uri", "foo://u:secret@x/db"],
+            "--backend-store-uri 'foo://u:***@x/db': unknown scheme 'foo'",
+        ),
+        (["--backend-store-uri", "mlruns"], "--backend-store-uri 'mlruns': not a URI"),
+    ],
+)
 def test_bad_input_names_the_flag(argv: list[str], expected: str, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
     assert main(["server", "--runs-dir", str(runs), *argv]) == 2
@@ -202,10 +219,21 @@ def test_bad_input_names_the_flag(argv: list[str], expected: str, tmp_path: Path
 def test_killed_cli_server_takes_its_processes_and_port(tmp_path: Path) -> None:
     port = find_free_port()
     log = tmp_path / "server.log"
-    cmd = [sys.executable, "-m", "orchestration.cli", "server", "--port", str(port), "--workers", "2",
-           "--runs-dir", str(tmp_path / "runs")]
-    launcher = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestration.cli",
+        "server",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
+    launcher = subprocess.Popen(
+        cmd, cwd=REPO, env=ENV, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         line = _wait_line(launcher, log, "MLflow server at", 180)
         assert f"http://127.0.0.1:{port}" in line and f"pid {launcher.pid})" in line, line
@@ -215,8 +243,9 @@ def test_killed_cli_server_takes_its_processes_and_port(tmp_path: Path) -> None:
         assert len(tree) >= 5, names  # tether, mlflow server, uvicorn, 2 workers (+ MLflow's job runners)
 
         # A second start on the busy port: refused, naming the live server and its launcher.
-        second = subprocess.run([*cmd[:-1], str(tmp_path / "other")], cwd=REPO, env=ENV, capture_output=True,
-                                text=True, timeout=120)
+        second = subprocess.run(
+            [*cmd[:-1], str(tmp_path / "other")], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120
+        )
         assert second.returncode == 2, second.stdout + second.stderr
         assert f"--port {port}: already in use on 127.0.0.1 by pid " in second.stderr, second.stderr
         assert "-m mlflow server" in second.stderr and f"started by pid {launcher.pid}" in second.stderr
@@ -228,8 +257,10 @@ def test_killed_cli_server_takes_its_processes_and_port(tmp_path: Path) -> None:
         left, waited = _wait_gone(tree)
         assert left == [], [p.cmdline() for p in left]
         assert _port_free(port)
-        print(f"compact-reid server: {len(tree)} processes started, {len(left)} alive {waited:.1f}s after "
-              f"SIGKILL; port {port} free")
+        print(
+            f"compact-reid server: {len(tree)} processes started, {len(left)} alive {waited:.1f}s after "
+            f"SIGKILL; port {port} free"
+        )
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
@@ -242,10 +273,12 @@ def test_killed_local_postgres_takes_its_processes_and_port(tmp_path: Path) -> N
 
     if find_pg_bin() is None:
         pytest.skip("PostgreSQL server binaries not installed: apt-get install postgresql")
-    code = ("import time\nfrom mlflow_server.postgres import local_postgres\n"
-            "with local_postgres() as pg:\n"
-            "    print('READY', pg.port, pg.process.pid, pg.root, flush=True)\n"
-            "    time.sleep(300)\n")
+    code = (
+        "import time\nfrom mlflow_server.postgres import local_postgres\n"
+        "with local_postgres() as pg:\n"
+        "    print('READY', pg.port, pg.process.pid, pg.root, flush=True)\n"
+        "    time.sleep(300)\n"
+    )
     log = tmp_path / "launcher.log"
     launcher = _launcher(code, log)
     try:
@@ -262,8 +295,10 @@ def test_killed_local_postgres_takes_its_processes_and_port(tmp_path: Path) -> N
         while Path(root).exists() and time.monotonic() < deadline:  # the tether deletes it last
             time.sleep(0.1)
         assert not Path(root).exists()
-        print(f"local_postgres: {len(tree)} processes started, {len(left)} alive {waited:.1f}s after SIGKILL; "
-              f"port {port} free; {root} deleted")
+        print(
+            f"local_postgres: {len(tree)} processes started, {len(left)} alive {waited:.1f}s after SIGKILL; "
+            f"port {port} free; {root} deleted"
+        )
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)

@@ -1,4 +1,5 @@
 """MLflow tracking layer (orchestration/mlflow_log) against SQLite and a real `mlflow server`."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,16 @@ TRIALS = [
 
 
 def _epoch(e: int, evaluate: bool = False) -> dict:
-    m = {"epoch": e, "phase": "main", "lr": 0.03, "loss": 1.0 / e, "loss_ce": 0.5 / e, "loss_triplet": 0.5 / e,
-         "epoch_seconds": 0.1, "images_per_second": 100.0}
+    m = {
+        "epoch": e,
+        "phase": "main",
+        "lr": 0.03,
+        "loss": 1.0 / e,
+        "loss_ce": 0.5 / e,
+        "loss_triplet": 0.5 / e,
+        "epoch_seconds": 0.1,
+        "images_per_second": 100.0,
+    }
     if evaluate:
         m.update({"rank1": 0.1 * e, "rank5": 0.2, "rank10": 0.3, "mAP": 0.05 * e, "mINP": 0.01})
     return m
@@ -126,11 +135,15 @@ def exercise_store(uri: str, sweep: str = "unit") -> None:
 
     # Driver-side finalize: errored child RUNNING -> FAILED; unknown RUNNING child -> KILLED.
     stray = TrialRun.open(uri, exp_id, parent, sweep, TRIALS[2], trial_id="abc_00002")
-    counts = tracker.finalize(parent, exp_id, {
-        "c-seed0": {"state": "TERMINATED", "complete": True},
-        "c-seed1": {"state": "ERROR", "error": "worker died"},
-        "h-seed0": {"state": "TERMINATED", "complete": False},
-    })
+    counts = tracker.finalize(
+        parent,
+        exp_id,
+        {
+            "c-seed0": {"state": "TERMINATED", "complete": True},
+            "c-seed1": {"state": "ERROR", "error": "worker died"},
+            "h-seed0": {"state": "TERMINATED", "complete": False},
+        },
+    )
     assert counts == {"FINISHED": 1, "FAILED": 1, "KILLED": 1}
     r = retry.get_run()
     assert r.info.status == "FAILED" and "worker died" in r.data.tags[ERROR_TAG]
@@ -194,8 +207,9 @@ def test_real_mlflow_server(tmp_path):
     with start_server(port=0, runs_dir=tmp_path / "srv") as srv:
         assert srv.url.startswith("http://127.0.0.1:")
         # what the server says about itself: its version and store kind
-        assert check_tracking_uri(srv.url) == (f"MLflow server {mlflow.__version__} at {srv.url}, store SqlStore, "
-                                               "without credentials")
+        assert check_tracking_uri(srv.url) == (
+            f"MLflow server {mlflow.__version__} at {srv.url}, store SqlStore, without credentials"
+        )
         exercise_store(srv.url, sweep="unit_server")
         # artifacts went through the server's proxy into its artifacts destination
         assert any((tmp_path / "srv" / "mlartifacts").rglob("trials.json"))
