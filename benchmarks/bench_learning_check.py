@@ -61,9 +61,12 @@ def _one(args: argparse.Namespace) -> None:
         v = run_tracking_eval(weights, seed=0, calibration_seed=1, minutes=3.0, device="cpu")["variants"]
         track = {f"{m}_{k}": round(100 * v[k][m], 2) for k in ("no_reid", "reid", "oracle")
                  for m in ("idf1", "mota", "entry_accuracy")}
+    losses = [h["loss"] for h in t.history if "loss" in h]  # per epoch, main phase then SWAG
+    track["loss_first"], track["loss_last"] = round(losses[0], 4), round(losses[-1], 4)
     row = {"seed": args.seed, "threads": args.threads_one, "coretype": os.environ.get("OPENBLAS_CORETYPE", "none"),
            "seconds": round(seconds, 1),
            **{f"{w}_{m}": round(100 * s[f"{w}_{m}"], 2) for w in ("untrained", "swag") for m in _METRICS}, **track}
+    (Path(args.out) / "row.json").write_text(json.dumps(row) + "\n")
     print("ROW " + json.dumps(row), flush=True)
 
 

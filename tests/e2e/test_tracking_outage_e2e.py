@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from mlflow_server.server import find_free_port, wait_healthy  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # The queue / quick-probe / replay path starts once the trial's 3 HTTP retries run out: MLflow's
 # backoff (factor 2, jitter <= 1 s) sleeps 0 + 4 + 8 s, so within about 15 s. 60 s is four times
 # that window: several epochs (about 8 at 3 s of sleep + training each) are trained while the
