@@ -10,6 +10,7 @@ minimum: the test's MIN_GAIN_* must not exceed it.
     python benchmarks/bench_learning_check.py --seeds 0,1,2,3,4 --threads 1,2 --coretype none,Haswell
     python benchmarks/bench_learning_check.py --seeds 0,1 --set schedule.epochs=16 --data-set camera_variation=0.25
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,17 +56,25 @@ def _one(args: argparse.Namespace) -> None:
     s, seconds = t.summary, time.perf_counter() - t0
     track = {}
     if args.track:  # the tracking e2e test's scene and assertion: ReID's IDF1 over no-ReID's
-        from reid_core.multicam.evaluate import run_tracking_eval
+        from reid_core.multicam.evaluate import run_multicam_eval
 
         weights = t.save_weights(Path(args.out) / "weights" / "final.pt", "final")
-        v = run_tracking_eval(weights, seed=0, calibration_seed=1, minutes=3.0, device="cpu")["variants"]
-        track = {f"{m}_{k}": round(100 * v[k][m], 2) for k in ("no_reid", "reid", "oracle")
-                 for m in ("idf1", "mota", "entry_accuracy")}
+        v = run_multicam_eval(weights, seed=0, calibration_seed=1, minutes=3.0, device="cpu")["variants"]
+        track = {
+            f"{m}_{k}": round(100 * v[k][m], 2)
+            for k in ("no_reid", "reid", "oracle")
+            for m in ("idf1", "mota", "entry_accuracy")
+        }
     losses = [h["loss"] for h in t.history if "loss" in h]  # per epoch, main phase then SWAG
     track["loss_first"], track["loss_last"] = round(losses[0], 4), round(losses[-1], 4)
-    row = {"seed": args.seed, "threads": args.threads_one, "coretype": os.environ.get("OPENBLAS_CORETYPE", "none"),
-           "seconds": round(seconds, 1),
-           **{f"{w}_{m}": round(100 * s[f"{w}_{m}"], 2) for w in ("untrained", "swag") for m in _METRICS}, **track}
+    row = {
+        "seed": args.seed,
+        "threads": args.threads_one,
+        "coretype": os.environ.get("OPENBLAS_CORETYPE", "none"),
+        "seconds": round(seconds, 1),
+        **{f"{w}_{m}": round(100 * s[f"{w}_{m}"], 2) for w in ("untrained", "swag") for m in _METRICS},
+        **track,
+    }
     (Path(args.out) / "row.json").write_text(json.dumps(row) + "\n")
     print("ROW " + json.dumps(row), flush=True)
 
@@ -92,13 +101,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts")
-    ap.add_argument("--coretype", default="none,Haswell",
-                    help="comma-separated OPENBLAS_CORETYPE values; none = unset")
+    ap.add_argument("--coretype", default="none,Haswell", help="comma-separated OPENBLAS_CORETYPE values; none = unset")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="threads running at once, at most")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a training override (explore)")
     ap.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="a generator option (explore)")
-    ap.add_argument("--track", action="store_true",
-                    help="also score each cell's final weights on the tracking test's scene (IDF1 ReID - no-ReID)")
+    ap.add_argument(
+        "--track",
+        action="store_true",
+        help="also score each cell's final weights on the tracking test's scene (IDF1 ReID - no-ReID)",
+    )
     ap.add_argument("--verbose", action="store_true", help="each cell's per-epoch lines (to stderr)")
     ap.add_argument("--json-out", help="write the rows and statistics here")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
@@ -133,8 +144,25 @@ def main() -> None:
                 env.pop("OPENBLAS_CORETYPE", None)
                 if c != "none":
                     env["OPENBLAS_CORETYPE"] = c
-                cmd = [sys.executable, __file__, "--one", "--data", str(data), "--out", f"{tmp}/run-{s}-{t}-{c}",
-                       "--seed", str(s), "--threads-one", str(t), "--overrides", json.dumps(overrides)] + ["--track"] * args.track + ["--verbose"] * args.verbose
+                cmd = (
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        "--data",
+                        str(data),
+                        "--out",
+                        f"{tmp}/run-{s}-{t}-{c}",
+                        "--seed",
+                        str(s),
+                        "--threads-one",
+                        str(t),
+                        "--overrides",
+                        json.dumps(overrides),
+                    ]
+                    + ["--track"] * args.track
+                    + ["--verbose"] * args.verbose
+                )
                 running.append((subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True), cell))
                 used += t
             time.sleep(1)
@@ -148,21 +176,32 @@ def main() -> None:
                     print(f"cell seed {cell[0]} threads {cell[1]} coretype {cell[2]} failed (exit {proc.returncode})")
                     continue
                 rows.append(row)
-                print(f"seed {row['seed']} threads {row['threads']} coretype {row['coretype']:>7}: rank-1 "
-                      f"{row['untrained_rank1']:5.1f} -> {row['swag_rank1']:5.1f}  mAP {row['untrained_mAP']:5.1f} -> "
-                      f"{row['swag_mAP']:5.1f}" + (f"  IDF1 no-ReID {row['idf1_no_reid']:.1f} ReID {row['idf1_reid']:.1f}"
-                                              if "idf1_reid" in row else "")
-                      + f"  ({row['seconds']:.0f} s)  [{time.perf_counter() - t0:.0f} s]", flush=True)
+                print(
+                    f"seed {row['seed']} threads {row['threads']} coretype {row['coretype']:>7}: rank-1 "
+                    f"{row['untrained_rank1']:5.1f} -> {row['swag_rank1']:5.1f}  mAP {row['untrained_mAP']:5.1f} -> "
+                    f"{row['swag_mAP']:5.1f}"
+                    + (
+                        f"  IDF1 no-ReID {row['idf1_no_reid']:.1f} ReID {row['idf1_reid']:.1f}"
+                        if "idf1_reid" in row
+                        else ""
+                    )
+                    + f"  ({row['seconds']:.0f} s)  [{time.perf_counter() - t0:.0f} s]",
+                    flush=True,
+                )
     if not rows:
         raise SystemExit("no cell finished")
     stats = _stats(rows)
     print(f"\n{len(rows)} cells; gain of the SWAG model over the untrained one (idf1: ReID over no-ReID), points:")
     for m, st in stats.items():
-        print(f"  {m:<5} min {st['min']:5.1f}  mean {st['mean']:5.1f}  sd {st['sd']:4.1f}  "
-              f"-> a bar of at most {st['max_bar']:5.1f} (min - 3 sd)")
+        print(
+            f"  {m:<5} min {st['min']:5.1f}  mean {st['mean']:5.1f}  sd {st['sd']:4.1f}  "
+            f"-> a bar of at most {st['max_bar']:5.1f} (min - 3 sd)"
+        )
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"data": learning_check.DATA, "overrides": overrides,
-                                                   "rows": rows, "stats": stats}, indent=2) + "\n")
+        Path(args.json_out).write_text(
+            json.dumps({"data": learning_check.DATA, "overrides": overrides, "rows": rows, "stats": stats}, indent=2)
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

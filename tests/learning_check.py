@@ -6,6 +6,7 @@ differ with the thread count and the CPU's kernels, so the trajectory is not the
 every machine: the test's bar comes from the spread measured over seeds x threads
 (docs/BENCHMARKS.md, "The learning check"), not from one run.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,14 +18,28 @@ from typing import Any, Callable
 # network takes off within the first epochs, where 500 ids x 6 images took off after a
 # seed-dependent plateau (rank-1 from 13 to 33 % at the same budget). Cameras at low strength.
 DATA: dict[str, Any] = {
-    "num_ids": 350, "num_train_ids": 250, "num_cameras": 4, "images_per_id": 12, "seed": 11,
+    "num_ids": 350,
+    "num_train_ids": 250,
+    "num_cameras": 4,
+    "images_per_id": 12,
+    "seed": 11,
     "camera_variation": 0.2,
 }
 OVERRIDES: dict[str, Any] = {
-    "model.width_multiplier": 0.25, "model.depth_multiplier": 0.3,
-    "model.input_height": 80, "model.input_width": 32, "data.num_workers": 0,
-    "schedule.epochs": 8, "schedule.warmup_epochs": 2, "schedule.milestones": [6], "optim.lr": 0.03,
-    "swag.cycles": 2, "swag.cycle_epochs": 1, "swag.samples": 3, "swag.bn_batches": 12, "eval.every": 100,
+    "model.width_multiplier": 0.25,
+    "model.depth_multiplier": 0.3,
+    "model.input_height": 80,
+    "model.input_width": 32,
+    "data.num_workers": 0,
+    "schedule.epochs": 8,
+    "schedule.warmup_epochs": 2,
+    "schedule.milestones": [6],
+    "optim.lr": 0.03,
+    "swag.cycles": 2,
+    "swag.cycle_epochs": 1,
+    "swag.samples": 3,
+    "swag.bn_batches": 12,
+    "eval.every": 100,
 }
 THREADS = 2  # the test pins torch's intra-op threads (the bars hold at 1 and 2: measured)
 
@@ -49,8 +64,9 @@ def config(seed: int = 0, **extra: Any) -> Any:
     return preset_config("compact", {**OVERRIDES, "seed": seed, **extra})
 
 
-def train(root: Path, out: Path, seed: int = 0, threads: int | None = THREADS,
-          log: Callable[[str], None] | None = print) -> Any:
+def train(
+    root: Path, out: Path, seed: int = 0, threads: int | None = THREADS, log: Callable[[str], None] | None = print
+) -> Any:
     """Train the recipe (torch pinned to `threads` intra-op threads for the run); the Trainer."""
     import torch
 
@@ -72,5 +88,9 @@ def environment() -> dict[str, str]:
     """What besides the seed decides the trajectory: threads and BLAS kernels."""
     import torch
 
-    return {"torch": torch.__version__, "threads": str(THREADS), "cpu": platform.processor() or platform.machine(),
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "")}
+    return {
+        "torch": torch.__version__,
+        "threads": str(THREADS),
+        "cpu": platform.processor() or platform.machine(),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", ""),
+    }

@@ -42,7 +42,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # the evaluation pulls torch models and motmetrics: import on use
-    if name in ("run_multicam_eval", "run_multicam_eval_many", "run_tracking_eval", "run_tracking_eval_many"):
+    if name in ("run_multicam_eval", "run_multicam_eval_many"):
         from . import evaluate
 
         return getattr(evaluate, name)

@@ -40,8 +40,6 @@ __all__ = [
     "run_multicam_eval",
     "run_multicam_eval_many",
     "GHOST_ID_BASE",
-    "run_tracking_eval",
-    "run_tracking_eval_many",
 ]
 
 GHOST_ID_BASE = 1_000_000  # hypothesis ids of ghost tracks (never a global identity)
@@ -366,9 +364,3 @@ def run_multicam_eval(
         "settings": r["settings"],
         "seconds": r["seconds"],
     }
-
-
-# Former names (before "tracking" came to mean MLflow tracking only); benchmarks/bench_learning_check.py
-# still calls run_tracking_eval.
-run_tracking_eval = run_multicam_eval
-run_tracking_eval_many = run_multicam_eval_many

@@ -5,6 +5,7 @@ epoch by the test-only COMPACT_REID_EPOCH_SLEEP hook) and restarted on the same 
 store a minute later. The trial does not fail; the epochs it trained meanwhile are
 replayed in order: every epoch exactly once, the run FINISHED and tagged as replayed.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ pytest.importorskip("mlflow")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from mlflow_server.server import find_free_port, wait_healthy  # noqa: E402
+from mlflow_server.server import ServerError, find_free_port, wait_healthy  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 # The queue / quick-probe / replay path starts once the trial's 3 HTTP retries run out: MLflow's
@@ -56,12 +57,25 @@ max_failures: 0
 """
 
 
-
 def _server(port: int, root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestration.cli", "server", "--port", str(port),
-                             "--runs-dir", str(root / "store"), "--workers", "1"],
-                            cwd=REPO, stdout=open(root / f"server-{time.time():.0f}.log", "wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestration.cli",
+            "server",
+            "--port",
+            str(port),
+            "--runs-dir",
+            str(root / "store"),
+            "--workers",
+            "1",
+        ],
+        cwd=REPO,
+        stdout=open(root / f"server-{time.time():.0f}.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -96,13 +110,31 @@ def test_trial_survives_a_tracking_outage(tmp_path: Path) -> None:
     spec.write_text(SPEC)
     server = _server(port, tmp_path)
     wait_healthy(url, 120, server)
-    env = dict(os.environ, COMPACT_REID_EPOCH_SLEEP=str(EPOCH_SLEEP_S), RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
-               MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="2")
+    env = dict(
+        os.environ,
+        COMPACT_REID_EPOCH_SLEEP=str(EPOCH_SLEEP_S),
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONUNBUFFERED="1",
+        MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="2",
+    )
     env.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)  # the trial's own retry policy is what is tested
     log = open(tmp_path / "sweep.log", "wb")
-    sweep = subprocess.Popen([sys.executable, "-m", "orchestration.sweep.testing", str(spec), "--tracking-uri", url,
-                              "--runs-dir", str(tmp_path / "runs")],
-                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestration.sweep.testing",
+            str(spec),
+            "--tracking-uri",
+            url,
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     client = MlflowClient(url)
     try:
         deadline = time.monotonic() + 400
@@ -111,11 +143,13 @@ def test_trial_survives_a_tracking_outage(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the trial never reached epoch 3"
             time.sleep(2)
         _kill_tree(server)  # the server dies without a word
-        with pytest.raises(Exception):
+        with pytest.raises(ServerError):
             wait_healthy(url, 3)
         killed_at = time.monotonic()
         time.sleep(OUTAGE_S)
-        assert sweep.poll() is None, "the sweep ended during the outage:\n" + (tmp_path / "sweep.log").read_text()[-3000:]
+        assert sweep.poll() is None, (
+            "the sweep ended during the outage:\n" + (tmp_path / "sweep.log").read_text()[-3000:]
+        )
         server = _server(port, tmp_path)
         wait_healthy(url, 120, server)
         outage = time.monotonic() - killed_at
@@ -138,8 +172,10 @@ def test_trial_survives_a_tracking_outage(tmp_path: Path) -> None:
         assert run.data.tags["compact_reid.attempt"] == "1"  # the trial never failed
         text = (tmp_path / "sweep.log").read_text()
         assert "tracking store unreachable" in text and "replayed" in text
-        print(f"outage {outage:.0f}s (the trial's tag: {seen:.0f}s), {replayed} epochs replayed of {total}, "
-              f"gaps 0, duplicates 0")
+        print(
+            f"outage {outage:.0f}s (the trial's tag: {seen:.0f}s), {replayed} epochs replayed of {total}, "
+            f"gaps 0, duplicates 0"
+        )
     finally:
         if sweep.poll() is None:
             sweep.kill()
@@ -158,8 +194,9 @@ def test_epoch_log_queues_replays_and_bounds(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'm.db'}"
 
     def serve():
-        return start_server(port=port, backend_store_uri=store, artifacts_destination=str(tmp_path / "art"),
-                            runs_dir=tmp_path)
+        return start_server(
+            port=port, backend_store_uri=store, artifacts_destination=str(tmp_path / "art"), runs_dir=tmp_path
+        )
 
     trial = {"trial_name": "g-seed0", "grid_point": "g", "preset": "g", "seed": 0, "overrides": {}}
     msgs: list[str] = []
