@@ -15,10 +15,11 @@ direct child; so the tether:
    findable;
 3. runs CMD and waits. When its parent dies (getppid() is no longer PID, looked at every
    0.25 s and on the death signal) or it gets SIGTERM/SIGINT/SIGHUP, it sends
-   --stop-signal to its process group (to CMD alone when the tether does not lead a group),
-   waits --grace seconds for CMD, then SIGKILLs every process still below it. When CMD exits on its own, whatever CMD left behind is killed too. Its exit status
-   is CMD's (128 + signal when CMD was killed). With --remove-if-orphaned DIR, DIR is
-   deleted afterwards when the launcher died (nobody else is left to do it).
+   --stop-signal to its process group (to CMD alone when the tether does not lead a
+   group), waits --grace seconds for CMD, then SIGKILLs every process still below it.
+   When CMD exits on its own, whatever CMD left behind is killed too. Its exit status is
+   CMD's (128 + signal when CMD was killed). With --remove-if-orphaned DIR, DIR is deleted
+   afterwards when the launcher died (nobody else is left to do it).
 
 `--watch` (no CMD) is for a launcher that starts processes it cannot put under a tether
 (Ray starts its own): it remembers, every second, the processes below the launcher and
