@@ -3,9 +3,32 @@
     python -I /path/to/tether.py --parent PID [--stop-signal TERM] [--grace 10] -- CMD ARGS...
     python -I /path/to/tether.py --parent PID --watch
 
-A supervisor between the launcher and a long-running service (PR_SET_PDEATHSIG + child
-subreaper on Linux); standard library only, run as a script so it imports nothing else.
-How it works: docs/ARCHITECTURE.md, "Module notes: mlflow_server/tether.py".
+A small supervisor between the launcher and a long-running service (`mlflow server`,
+PostgreSQL). The service's own workers are grandchildren of the launcher (uvicorn workers,
+MLflow's job runners, PostgreSQL backends), and a parent-death signal reaches only a
+direct child; so the tether:
+
+1. checks that its parent is still PID, after asking the kernel for a signal when the
+   parent dies (PR_SET_PDEATHSIG): a launcher that died before then is seen here, and then
+   nothing starts;
+2. becomes a child subreaper (PR_SET_CHILD_SUBREAPER): every process below it that loses
+   its parent, or daemonizes, is re-parented to the tether instead of init, so it stays
+   findable;
+3. runs CMD and waits. When its parent dies (getppid() is no longer PID, looked at every
+   0.25 s and on the death signal) or it gets SIGTERM/SIGINT/SIGHUP, it sends
+   --stop-signal to its process group (to CMD alone when the tether does not lead a
+   group), waits --grace seconds for CMD, then SIGKILLs every process still below it.
+   When CMD exits on its own, whatever CMD left behind is killed too. Its exit status is
+   CMD's (128 + signal when CMD was killed). With --remove-if-orphaned DIR, DIR is deleted
+   afterwards when the launcher died (nobody else is left to do it).
+
+`--watch` (no CMD) is for a launcher that starts processes it cannot put under a tether
+(Ray starts its own): it remembers, every second, the processes below the launcher and
+ends them when the launcher dies.
+
+Standard library only, and run as a script with `python -I` (not `-m`), so it starts
+without importing this package and whatever the interpreter's working directory holds.
+Linux gets both prctl calls; elsewhere only the getppid() poll and the process group.
 """
 
 from __future__ import annotations
@@ -59,10 +82,46 @@ def _stat(pid: int) -> list[str]:
         return []
 
 
+def _children(pid: int) -> list[int] | None:
+    """Children of `pid` from /proc/PID/task/*/children (reads only that process's files);
+    None where the kernel has no such files (then the whole /proc is scanned)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return [] if os.path.isdir("/proc/self/task") else None
+    out: list[int] = []
+    for tid in tasks:
+        try:
+            out += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+        except FileNotFoundError:
+            if not Path(f"/proc/{pid}/task/{tid}").exists():
+                continue  # the thread ended meanwhile
+            return None  # no CONFIG_PROC_CHILDREN
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (children first). Linux /proc; [] elsewhere."""
+    """Every live process below `pid` (children first). Linux /proc; [] elsewhere.
+
+    Walks the tree through each process's own children files rather than scanning all of
+    /proc: it touches no other job's processes (on a loaded machine a watcher scanning all
+    of /proc was seen to stall for a minute, cause not pinned down) and costs less."""
     if not os.path.isdir("/proc"):
         return []
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = _children(todo.pop(0))
+        if kids is None:
+            return _descendants_by_scan(pid)
+        found += kids
+        todo += kids
+    return found
+
+
+def _descendants_by_scan(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for p, pp in _parents().items():
         children.setdefault(pp, []).append(p)
@@ -78,8 +137,11 @@ def _reap(keep: int | None = None) -> None:
     """Collect exited children other than `keep` (as a subreaper, re-parented orphans are
     ours to wait for; `keep`, the command, is left to Popen.wait so its status is not lost)."""
     me = os.getpid()
-    for p, pp in _parents().items():
-        if pp == me and p != keep:
+    kids = _children(me)
+    if kids is None:
+        kids = [p for p, pp in _parents().items() if pp == me]
+    for p in kids:
+        if p != keep:
             try:
                 os.waitpid(p, os.WNOHANG)
             except ChildProcessError:

@@ -72,13 +72,8 @@ def _watch_local_ray() -> None:
     global _WATCHER
     from mlflow_server.tether import watcher
 
-    _WATCHER = subprocess.Popen(
-        watcher(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    # stdout/stderr inherited: it prints nothing, unless it fails
+    _WATCHER = subprocess.Popen(watcher(), stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def check_address(address: str | None, timeout: float = 5.0) -> None:

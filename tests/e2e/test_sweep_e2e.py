@@ -5,7 +5,8 @@
   (COMPACT_REID_FAIL_TRIAL) and ends FAILED, one SIGKILLs its own worker once at epoch 2
   (COMPACT_REID_KILL_TRIAL) and is retried from its checkpoint into the SAME MLflow run
   without a gap or a duplicate step; the sweep itself does not fail;
-- a sweep whose driver is SIGKILLed after its first trial finished, then
+- a sweep whose driver (alone) is SIGKILLed after its first trial finished: no process it
+  started (local Ray, trial workers) is left a few seconds later; then
   `compact-reid sweep resume`: the finished trial is not trained again, the others finish.
 """
 
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from sweep_yaml import tiny_sweep_yaml
 
@@ -244,6 +246,17 @@ def _finished_trial_in_store(db) -> bool:
     return bool(row and row[0])
 
 
+def _alive(procs: list) -> list:
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def test_driver_killed_then_resumed(tmp_path):
     spec = tmp_path / "dk.yaml"
     spec.write_text(_spec("dk", grid="base_preset: g", seeds="[0, 1, 2]", max_concurrent=1))
@@ -278,9 +291,24 @@ def test_driver_killed_then_resumed(tmp_path):
         )
         assert first is not None, "no trial finished in time: " + (tmp_path / "run.log").read_text()[-3000:]
         time.sleep(2)
+        # The driver alone is SIGKILLed (as the OOM killer would): the local Ray it started
+        # (GCS, raylet, agents, trial workers) must end with it, through its watcher.
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        assert any("ray::" in " ".join(p.cmdline()) for p in tree if p.is_running())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        t0 = time.monotonic()
+        while _alive(tree) and time.monotonic() - t0 < 30:
+            time.sleep(0.2)
+        left = _alive(tree)
+        assert left == [], [p.cmdline() for p in left]
+        print(
+            f"sweep driver SIGKILLed: {len(tree)} processes below it, {len(left)} alive "
+            f"{time.monotonic() - t0:.1f}s later"
+        )
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
         log1.close()
 

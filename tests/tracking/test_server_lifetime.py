@@ -76,14 +76,15 @@ def _wait_line(proc: subprocess.Popen, log: Path, text: str, timeout: float) -> 
 
 
 def _launcher(code: str, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=ENV,
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            env=ENV,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 @pytest.fixture
@@ -171,9 +172,11 @@ def test_local_postgres_refuses_busy_port(holder) -> None:
     from mlflow_server.postgres import BackendStoreError, local_postgres
 
     port, proc = holder
-    with pytest.raises(BackendStoreError, match=rf"port {port}: already in use .* pid {proc.pid}.*leave port unset"):
-        with local_postgres(port=port):
-            pass
+    with (
+        pytest.raises(BackendStoreError, match=rf"port {port}: already in use .* pid {proc.pid}.*leave port unset"),
+        local_postgres(port=port),
+    ):
+        pass
 
 
 def test_health_answered_by_another_process_is_refused(holder) -> None:
@@ -231,9 +234,10 @@ def test_killed_cli_server_takes_its_processes_and_port(tmp_path: Path) -> None:
         "--runs-dir",
         str(tmp_path / "runs"),
     ]
-    launcher = subprocess.Popen(
-        cmd, cwd=REPO, env=ENV, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with open(log, "wb") as out:
+        launcher = subprocess.Popen(
+            cmd, cwd=REPO, env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         line = _wait_line(launcher, log, "MLflow server at", 180)
         assert f"http://127.0.0.1:{port}" in line and f"pid {launcher.pid})" in line, line
@@ -282,7 +286,7 @@ def test_killed_local_postgres_takes_its_processes_and_port(tmp_path: Path) -> N
     log = tmp_path / "launcher.log"
     launcher = _launcher(code, log)
     try:
-        _, port, tether, root = _wait_line(launcher, log, "READY", 180).split()
+        _, port, _tether, root = _wait_line(launcher, log, "READY", 180).split()
         tree = psutil.Process(launcher.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
         assert "tether.py" in names and "postgres -D" in names and "checkpointer" in names, names
