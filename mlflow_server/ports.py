@@ -184,16 +184,20 @@ def describe(holders: list[Holder]) -> tuple[str, int | None, int | None]:
         p = _ppid(p) or 0
     if leader != group or not any(k in _command(leader) for k in ("tether.py", "mlflow")):
         group = None
-    command = _command(leader, limit=10_000)
-    tethered = "tether.py" in command and " -- " in command  # a server started by this project
-    if tethered:
-        command = command.split(" -- ", 1)[1]  # the server's own command, not the tether's
-    command = command if len(command) <= 400 else command[:397] + "..."
-    launcher = _ppid(leader) if tethered else None
-    if launcher not in (None, 0, 1):
-        command += f"; started by pid {launcher}: {_command(launcher)}"
-    text = f"pid {leader} ({command})"
-    if leader != top:
+    shown, command = leader, _command(leader)
+    if "tether.py" in command:  # a server started by this project: name the server itself
+        try:
+            kids = psutil.Process(leader).children()
+        except psutil.NoSuchProcess:
+            kids = []
+        shown = kids[0].pid if kids else leader
+        command = _command(shown)
+        launcher = _ppid(leader)
+        command += f"; under its tether, pid {leader}"
+        if launcher not in (None, 0, 1):
+            command += f", started by pid {launcher}: {_command(launcher)}"
+    text = f"pid {shown} ({command})"
+    if shown != top:
         text += f", listening through its pid {top}"
     others = len(pids - {top})
     if others:
