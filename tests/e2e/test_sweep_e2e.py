@@ -298,7 +298,7 @@ def test_driver_killed_then_resumed(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
         t0 = time.monotonic()
-        while _alive(tree) and time.monotonic() - t0 < 30:
+        while _alive(tree) and time.monotonic() - t0 < 90:  # a loaded machine schedules the watcher late
             time.sleep(0.2)
         left = _alive(tree)
         assert left == [], [p.cmdline() for p in left]
