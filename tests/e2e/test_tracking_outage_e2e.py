@@ -28,10 +28,10 @@ from mlflow_server.server import ServerError, find_free_port, wait_healthy  # no
 
 REPO = Path(__file__).resolve().parents[2]
 # The queue / quick-probe / replay path starts once the trial's 3 HTTP retries run out: MLflow's
-# backoff (factor 2, jitter <= 1 s) sleeps 0 + 4 + 8 s, so within about 15 s. 60 s is four times
-# that window: several epochs (about 8 at 3 s of sleep + training each) are trained while the
+# backoff (factor 2, jitter <= 1 s) sleeps 0 + 4 + 8 s, so within about 15 s. 45 s is three times
+# that window: several epochs (about 6 at 3 s of sleep + training each) are trained while the
 # server is down, queued and replayed in order. A longer outage exercises nothing more.
-OUTAGE_S = 60
+OUTAGE_S = 45
 EPOCH_SLEEP_S = 3
 
 SPEC = """
