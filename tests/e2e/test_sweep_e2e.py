@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from processes import wait_gone
 from sweep_yaml import tiny_sweep_yaml
 
 pytestmark = [pytest.mark.e2e]
@@ -246,17 +247,6 @@ def _finished_trial_in_store(db) -> bool:
     return bool(row and row[0])
 
 
-def _alive(procs: list) -> list:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 def test_driver_killed_then_resumed(tmp_path):
     spec = tmp_path / "dk.yaml"
     spec.write_text(_spec("dk", grid="base_preset: g", seeds="[0, 1, 2]", max_concurrent=1))
@@ -297,15 +287,9 @@ def test_driver_killed_then_resumed(tmp_path):
         assert any("ray::" in " ".join(p.cmdline()) for p in tree if p.is_running())
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-        t0 = time.monotonic()
-        while _alive(tree) and time.monotonic() - t0 < 90:  # a loaded machine schedules the watcher late
-            time.sleep(0.2)
-        left = _alive(tree)
+        left, waited = wait_gone(tree, 90)  # a loaded machine schedules the watcher late
         assert left == [], [p.cmdline() for p in left]
-        print(
-            f"sweep driver SIGKILLed: {len(tree)} processes below it, {len(left)} alive "
-            f"{time.monotonic() - t0:.1f}s later"
-        )
+        print(f"sweep driver SIGKILLed: {len(tree)} processes below it, {len(left)} alive {waited:.1f}s later")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

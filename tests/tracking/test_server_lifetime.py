@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from processes import wait_gone
 
 from mlflow_server.ports import listeners
 from mlflow_server.server import ServerError, ServerHandle, _check_answered_by, find_free_port, start_server
@@ -32,25 +33,6 @@ from orchestration.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-
-
-def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def _wait_gone(procs: list[psutil.Process], timeout: float = 30) -> tuple[list[psutil.Process], float]:
-    """Poll until none of `procs` is alive; (those still alive, seconds waited)."""
-    t0 = time.monotonic()
-    while _alive(procs) and time.monotonic() - t0 < timeout:
-        time.sleep(0.1)
-    return _alive(procs), time.monotonic() - t0
 
 
 def _port_free(port: int) -> bool:
@@ -132,7 +114,7 @@ def test_tether_ends_daemonized_grandchildren_with_a_killed_launcher(tmp_path: P
         tree = [psutil.Process(tether), *psutil.Process(tether).children(recursive=True), escaped]
         os.kill(launcher.pid, signal.SIGKILL)
         launcher.wait(10)
-        left, waited = _wait_gone(tree)
+        left, waited = wait_gone(tree)
         assert left == [], [p.cmdline() for p in left]
         print(f"tether: {len(tree)} processes, alive {waited:.1f}s after SIGKILL: {len(left)}")
     finally:
@@ -258,7 +240,7 @@ def test_killed_cli_server_takes_its_processes_and_port(tmp_path: Path) -> None:
 
         os.kill(launcher.pid, signal.SIGKILL)
         launcher.wait(10)
-        left, waited = _wait_gone(tree)
+        left, waited = wait_gone(tree)
         assert left == [], [p.cmdline() for p in left]
         assert _port_free(port)
         print(
@@ -292,7 +274,7 @@ def test_killed_local_postgres_takes_its_processes_and_port(tmp_path: Path) -> N
         assert "tether.py" in names and "postgres -D" in names and "checkpointer" in names, names
         os.kill(launcher.pid, signal.SIGKILL)
         launcher.wait(10)
-        left, waited = _wait_gone(tree)
+        left, waited = wait_gone(tree)
         assert left == [], [p.cmdline() for p in left]
         assert _port_free(int(port))
         deadline = time.monotonic() + 30
