@@ -24,6 +24,7 @@ __all__ = [
     "load_weights",
     "build_model_from_weights",
     "check_resumable",
+    "check_shareable",
 ]
 
 CHECKPOINT_FORMAT = "compact-reid-checkpoint"
@@ -82,6 +83,33 @@ def check_resumable(ckpt: Mapping[str, Any], cfg: TrainConfig, path: str | Path)
     diff = [d for d in _config_diff(theirs, to_dict(cfg)) if not d.startswith(_RUNTIME_SECTIONS)]
     if diff:
         raise CheckpointError(f"{path}: made for a different configuration: " + "; ".join(diff[:6]))
+
+
+def check_shareable(ckpt: Mapping[str, Any], cfg: TrainConfig, epoch: int, main_epochs: int, path: str | Path) -> None:
+    """CheckpointError unless `ckpt` (another run's, at `epoch`) is where `cfg` would be after
+    `epoch` epochs: equal in every field that acts by then (reid_core/config_phases.py)."""
+    from .config_phases import prefix_fields
+
+    if ckpt.get("kind") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: a weights file, not a training checkpoint (it cannot start a run)")
+    if int(ckpt.get("epoch", -1)) != epoch:
+        raise CheckpointError(f"{path}: holds epoch {ckpt.get('epoch')}, not {epoch}")
+    try:
+        theirs = from_dict(TrainConfig, ckpt["config"])
+    except Exception as e:
+        raise CheckpointError(f"{path}: its configuration is not valid here ({e})") from e
+    through = "main" if epoch <= main_epochs else "swag"
+    a, b = prefix_fields(theirs, through), prefix_fields(cfg, through)
+    if through == "swag":  # a shorter run is a prefix of a longer one
+        a.pop("swag.cycles", None), b.pop("swag.cycles", None)
+    a.pop("model.num_classes", None), b.pop("model.num_classes", None)  # the dataset's, checked by the weights
+    diff = [
+        f"{k}: checkpoint {a.get(k)!r} vs this run {b.get(k)!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+    if diff:
+        raise CheckpointError(f"{path}: not a prefix of this run (epoch {epoch}): " + "; ".join(diff[:6]))
 
 
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

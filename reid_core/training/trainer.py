@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..checkpoint import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, check_resumable, load_weights
+from ..checkpoint import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, check_resumable, check_shareable, load_weights
 from ..config import TrainConfig, to_dict, with_overrides
 from ..errors import CheckpointError, TrainingError
 from ..losses import ReIDLoss
@@ -380,6 +380,47 @@ class Trainer:
         self.best = {"rank1": best.get("rank1", -1.0), "epoch": best.get("epoch", 0), "state": best.get("state")}
         self._train_seconds = float(ckpt.get("train_seconds", 0.0))
         self.log(f"resumed from {path} at epoch {self.epoch}/{self.total_epochs}")
+
+    # Keys of a summary that exist before the run ends (the rest is written by _finish).
+    _PREFIX_SUMMARY = ("untrained_rank1", "untrained_mAP", "plain_rank1", "plain_mAP")
+
+    def start_from(self, path: str | Path, epoch: int) -> None:
+        """Continue from ANOTHER run's checkpoint at `epoch` (shared training): that run must
+        equal this one in every field acting before `epoch` (reid_core/config_phases.py),
+        so this run then reaches exactly what it would have trained alone."""
+        ckpt = load_weights(path, map_location=self.device)
+        check_shareable(ckpt, self.cfg, epoch, self.plan.main_epochs, path)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.swag is not None and ckpt.get("swag"):
+                self.swag.load_state_dict(ckpt["swag"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: does not fit this model ({e})") from e
+        self.epoch = epoch
+        self.history = [dict(h) for h in ckpt.get("history", [])[:epoch]]
+        self.summary = {k: v for k, v in dict(ckpt.get("summary", {})).items() if k in self._PREFIX_SUMMARY}
+        best = ckpt.get("best") or {}
+        self.best = {"rank1": best.get("rank1", -1.0), "epoch": best.get("epoch", 0), "state": best.get("state")}
+        self._train_seconds = float(ckpt.get("train_seconds", 0.0))
+        self.log(f"started from {path} at epoch {epoch}/{self.total_epochs} (shared training)")
+
+    def finish_inherited(self, reevaluate: bool) -> dict[str, Any]:
+        """Complete a run that inherited all its epochs: its last epoch re-evaluated with this
+        run's evaluation settings when they differ from the producer's, then the summary."""
+        last = dict(self.history[-1])
+        if reevaluate:
+            t0 = time.perf_counter()
+            last.update(self.evaluate_current())
+            if self.swag is not None and (self.epoch - 1) in self.plan.cycle_end_epochs:
+                last.update(self._evaluate_swa_swag())
+            last["eval_seconds"] = time.perf_counter() - t0
+            if last["epoch"] == self.plan.main_epochs:
+                self.summary["plain_rank1"], self.summary["plain_mAP"] = last["rank1"], last["mAP"]
+            self.history[-1] = last
+        self._finish(last)
+        return last
 
     def weight_kinds(self) -> tuple[str, ...]:
         """What `save_weights` can write now: 'final' (last weights), 'best' (best rank-1
