@@ -45,8 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Expand a spec into its trials (name, preset, seed, grid values, epochs). "
         "Imports neither Ray nor MLflow.",
     )
-    sh.add_argument("spec", help="sweep YAML")
+    sh.add_argument("spec", nargs="+", help="sweep YAML (several with --cost)")
     sh.add_argument("--json", action="store_true", help="machine-readable output (the whole expanded spec)")
+    sh.add_argument(
+        "--cost",
+        action="store_true",
+        help="planned trial-epochs: every trial alone, after shared training, and after reuse of FINISHED "
+        "runs (with --tracking-uri); the specs are planned together",
+    )
+    sh.add_argument("--tracking-uri", default=None, help="with --cost: the store to look up reusable runs in")
+    sh.add_argument(
+        "--images-per-second", type=float, default=None, help="with --cost: training throughput, for GPU-hours"
+    )
     sh.set_defaults(func=run_show)
 
     r = s.add_parser(
@@ -95,6 +105,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="if the sweep already has state, keep it under a timestamped folder name and start "
         "over (default: refuse and point to `sweep resume`)",
+    )
+    r.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="train every trial even when an identical FINISHED run is in the tracking store",
     )
     r.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
     r.set_defaults(func=run_run)
@@ -150,7 +165,16 @@ def run_show(args: argparse.Namespace) -> int:
     from orchestration.sweep.spec import load_spec
     from orchestration.sweep.trial_plan import describe
 
-    spec = load_spec(args.spec)
+    if args.cost:
+        from orchestration.sweep.cost import format_cost, sweep_cost
+
+        specs = [load_spec(p, check_paths=False) for p in args.spec]
+        c = sweep_cost(specs, args.tracking_uri, args.images_per_second)
+        print(json.dumps(c, indent=2) if args.json else format_cost(c))
+        return 0
+    if len(args.spec) > 1:
+        raise SystemExit("sweep show: one spec (several only with --cost)")
+    spec = load_spec(args.spec[0])
     if args.json:
         print(json.dumps(spec.to_dict(), indent=2, default=str))
     else:
@@ -170,6 +194,7 @@ def run_run(args: argparse.Namespace) -> int:
         storage=args.storage,
         runs_dir=args.runs_dir,
         fresh=args.fresh,
+        reuse=not args.no_reuse,
     )
     if args.json:
         print(json.dumps(out.to_dict(), indent=2, default=str))

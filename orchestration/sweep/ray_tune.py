@@ -163,7 +163,9 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return {"trial": record}
 
 
-def tune_config(spec: SweepSpec, max_concurrent: int | None) -> Any:
+def tune_config(spec: SweepSpec, max_concurrent: int | None, live_plan: Any = None) -> Any:
+    """`live_plan`: a LivePlanSearcher (shared training, adaptive seeds) releasing the grid's
+    trials as their inputs appear; None: Ray's grid (or the search) plans every trial."""
     from ray import tune
 
     # reuse_actors: a finished trial's worker process runs the next trial of the same
@@ -173,7 +175,11 @@ def tune_config(spec: SweepSpec, max_concurrent: int | None) -> Any:
         "trial_dirname_creator": trial_dirname_creator,
         "reuse_actors": True,
     }
-    if spec.search is not None:
+    if live_plan is not None:
+        kwargs.update(search_alg=live_plan, num_samples=-1)  # the plan says when it is FINISHED
+        if max_concurrent:
+            kwargs["max_concurrent_trials"] = max_concurrent
+    elif spec.search is not None:
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 

@@ -71,13 +71,15 @@ def run_sweep(
     log: Log = print,
     fresh: bool = False,
     trial_fn: Callable[..., None] | None = None,
+    reuse: bool = True,
 ) -> SweepOutcome:
     """Validate, prepare and run a sweep (module docstring); returns its outcome.
 
     A sweep that already has state is refused (resume it), unless `fresh`: then its old
     local folder is renamed `<folder>-<timestamp>` and a new sweep (new MLflow parent run in
     the same experiment) starts. `trial_fn`: the trainable (default `run_trial`; tests pass
-    a fault-injecting wrapper)."""
+    a fault-injecting wrapper). `reuse`: copy trials identical to FINISHED runs in the
+    tracking store instead of training them (`--no-reuse` turns it off)."""
     from ..mlflow_log import SweepTracker, check_tracking_uri, resolve_tracking_uri
 
     t0 = time.perf_counter()
@@ -101,6 +103,7 @@ def run_sweep(
             sweep_dir.rename(old)
             log(f"--fresh: the previous state of {spec.file.name} moved to {old}")
         data_root, data_name = prepare_data(spec, sweep_dir, log)
+        plan = _live_plan(spec, uri, data_root, sweep_dir, reuse, log)
         tracker = SweepTracker(uri)
         exp_id = tracker.experiment(spec.file.name, spec.file.description)
         parent = tracker.start_parent(
@@ -122,6 +125,8 @@ def run_sweep(
             checkpoint_every=spec.file.checkpoint.every,
             num_trials=spec.num_trials,
             planned=spec.planned(),
+            shared_dir=str(sweep_dir / SHARED_DIR),
+            sharing=plan.summary if plan is not None else {},
         )
         state.write(sweep_dir)
         log(
@@ -133,8 +138,8 @@ def run_sweep(
 
         tuner = tune.Tuner(
             ray_tune.trainable(state.context(), resources, trial_fn),
-            param_space=ray_tune.param_space(spec),
-            tune_config=ray_tune.tune_config(spec, state.max_concurrent),
+            param_space=ray_tune.param_space(spec) if plan is None else {},
+            tune_config=ray_tune.tune_config(spec, state.max_concurrent, plan and plan.searcher()),
             run_config=ray_tune.run_config(spec, storage_path, verbose),
         )
     except BaseException as e:
@@ -146,6 +151,66 @@ def run_sweep(
         ray_tune.shutdown_ray(started)
         raise
     return _fit_and_finish(tuner, state, sweep_dir, t0, log, started)
+
+
+SHARED_DIR = "shared"  # producers' checkpoints for the trials that start from them
+
+
+class _Plan:
+    """A sweep's live plan and what it saves compared with training every trial alone."""
+
+    def __init__(self, live: Any, summary: dict[str, Any]) -> None:
+        self.live, self.summary = live, summary
+
+    def searcher(self) -> Any:
+        from .live_plan import LivePlanSearcher
+
+        return LivePlanSearcher(self.live)
+
+
+def _live_plan(spec: Any, uri: str, data_root: str, sweep_dir: Path, reuse: bool, log: Log) -> _Plan | None:
+    """Shared training for a grid sweep (a search samples its trials and ASHA stops them
+    early: those run every trial alone, as Ray plans them)."""
+    if spec.search is not None or spec.scheduler is not None:
+        return None
+    from .live_plan import LivePlan
+    from .shared_plan import dataset_fingerprint, keys_of, plan_cost, plan_sharing
+
+    fp = dataset_fingerprint(spec.dataset, data_root)
+    reusable: dict[str, str] = {}
+    if reuse:
+        from ..mlflow_log.reuse import find_reusable
+
+        try:
+            reusable = find_reusable(uri, {keys_of(t.config_dict, fp).identity for t in spec.trials})
+        except Exception as e:
+            raise SweepError(
+                f"cannot look up runs to reuse in the tracking store {uri} ({type(e).__name__}: {e}); "
+                "fix the store or pass --no-reuse"
+            ) from None
+    alone = plan_sharing(spec.trials, fp)
+    steps = plan_sharing(spec.trials, fp, reusable) if reusable else alone
+    cost = plan_cost(alone, steps)
+    summary = {
+        "trial_epochs_alone": cost.naive,
+        "trial_epochs_shared": cost.shared,
+        "trial_epochs_after_reuse": cost.after_reuse,
+        "reused_trials": cost.reused_trials,
+        "steps": {n: s.to_record() for n, s in steps.items()},
+    }
+    log(
+        f"shared training: {cost.naive} trial-epochs if every trial trained alone, {cost.shared} after sharing, "
+        f"{cost.after_reuse} to train"
+        + (f" ({cost.reused_trials} trial(s) reused from the tracking store)" if reuse else " (--no-reuse)")
+    )
+    for n, s in steps.items():
+        if s.reuse_run:
+            log(f"  {n}: reuses FINISHED run {s.reuse_run}")
+        elif s.start_from:
+            what = "finishes from" if s.start_epoch == s.keys.total_epochs else "starts from"
+            log(f"  {n}: {what} {s.start_from} at epoch {s.start_epoch}/{s.keys.total_epochs}")
+    records = [{**t.to_record(), "share": steps[t.name].to_record()} for t in spec.trials]
+    return _Plan(LivePlan(records, sweep_dir / SHARED_DIR), summary)
 
 
 def _check_can_start(name: str, sweep_dir: Path, exp_path: Path, fresh: bool) -> None:

@@ -44,6 +44,7 @@ class TrialContext:
     data_name: str
     threads: int = 1
     checkpoint_every: int = 1
+    shared_dir: str = ""  # where producers publish checkpoints for shared training (live_plan.py)
 
 
 @dataclass
@@ -67,6 +68,8 @@ class SweepState:
     planned: list[dict[str, Any]] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     resumed: int = 0
+    shared_dir: str = ""
+    sharing: dict[str, Any] = field(default_factory=dict)  # what shared training planned (cost, steps)
 
     def context(self) -> TrialContext:
         return TrialContext(
@@ -78,6 +81,7 @@ class SweepState:
             self.data_name,
             max(1, int(self.resources["cpu"])),
             self.checkpoint_every,
+            self.shared_dir,
         )
 
     def write(self, sweep_dir: Path) -> None:

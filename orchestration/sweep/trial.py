@@ -21,11 +21,17 @@ from ..mlflow_log.names import (
     ATTEMPT,
     CONFIG_ARTIFACT,
     HISTORY_ARTIFACT,
+    IDENTITY,
+    INHERITED_EPOCHS,
     NODE_ID,
     NODE_IP,
     RESUMED_FROM,
+    REUSED_FROM,
+    SEMANTICS_VERSION,
+    SHARED_FROM,
     SUMMARY_ARTIFACT,
     TOTAL_EPOCHS,
+    TRAINED_ALONE,
     WEIGHTS_DIR,
 )
 from .sweep_folder import TrialContext
@@ -47,6 +53,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | N
 
     trial = TrialSpec.from_record(config["trial"])
     cfg = trial.config()  # the one TrainConfig of this trial
+    share: dict[str, Any] = dict(config["trial"].get("share") or {})  # shared training (shared_plan.py)
 
     def log(msg: str) -> None:
         print(f"[{trial.name}] {msg}", flush=True)
@@ -56,20 +63,28 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | N
     torch.set_num_threads(max(1, ctx.threads))
     run = wait_for_store(
         lambda: TrialRun.open(
-            ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id, ctx.sweep, trial.to_dict(), trial_id=_ray_trial_id()
+            ctx.tracking_uri,
+            ctx.experiment_id,
+            ctx.parent_run_id,
+            ctx.sweep,
+            trial.to_dict(),
+            trial_id=_ray_trial_id(),
+            extra_tags=_identity_tags(share),
         ),
         store_wait_seconds(),
         log,
     )
     if _report_if_finished(run):
         return
+    if share.get("reuse_run") and tune.get_checkpoint() is None and _reuse(run, share["reuse_run"], log):
+        return
 
     workdir = Path(tempfile.mkdtemp(prefix=f"compact-reid-{trial.name}-"))
     monitor = run.start_system_metrics(log)
     try:
-        trainer, init_s = _build_trainer(cfg, ctx, workdir, log, tune.get_checkpoint())
+        trainer, init_s = _build_trainer(cfg, ctx, workdir, log, tune.get_checkpoint(), share, run)
         _log_start(run, trainer, log)
-        _train(trainer, run, ctx, workdir, trial.name, log, _Timings(t_start, init_s), on_epoch)
+        _train(trainer, run, ctx, workdir, trial.name, log, _Timings(t_start, init_s), on_epoch, share)
     except Exception as e:
         err = f"{type(e).__name__}: {e}"
         log(f"failed: {err}")
@@ -125,19 +140,90 @@ def _report_if_finished(run: Any) -> bool:
     return True
 
 
+def _identity_tags(share: Mapping[str, Any]) -> dict[str, str]:
+    from reid_core.config_phases import TRAINING_SEMANTICS_VERSION
+
+    if not share.get("identity"):
+        return {}
+    return {IDENTITY: str(share["identity"]), SEMANTICS_VERSION: str(TRAINING_SEMANTICS_VERSION)}
+
+
+def _reuse(run: Any, source: str, log: Callable[[str], None]) -> bool:
+    """Copy an identical FINISHED run into this trial's run and report its results; False
+    (the trial trains instead, and its run says why) when that run cannot be copied."""
+    from ray import tune
+
+    from ..mlflow_log.reuse import ReuseError, copy_run
+
+    try:
+        m = copy_run(run.client, source, run.run_id)
+    except ReuseError as e:
+        log(f"not reused, training instead: {e}")
+        run.set_tags({TRAINED_ALONE: f"reuse of {source} refused: {e}"})
+        return False
+    total = int(m.get("epochs", m.get("epoch", 0)))
+    run.set_tags({REUSED_FROM: source, SHARED_FROM: f"{source}@{total}", INHERITED_EPOCHS: total, TOTAL_EPOCHS: total})
+    run.finish()
+    log(f"reused run {source}: identical training config, seed and data; every epoch copied, nothing trained")
+    tune.report({**m, "epoch": int(m.get("epoch", total)), "total_epochs": total, "reused": 1})
+    return True
+
+
 def _build_trainer(
-    cfg: Any, ctx: TrialContext, workdir: Path, log: Callable[[str], None], checkpoint: Any
+    cfg: Any,
+    ctx: TrialContext,
+    workdir: Path,
+    log: Callable[[str], None],
+    checkpoint: Any,
+    share: Mapping[str, Any] | None = None,
+    run: Any = None,
 ) -> tuple[Any, float]:
-    """(Trainer restored from Ray's checkpoint when there is one, seconds its construction took)."""
+    """(Trainer restored from Ray's checkpoint when there is one, else started from its
+    producer's shared checkpoint when it has one; seconds its construction took)."""
     from reid_core.training.trainer import Trainer
 
     t0 = time.perf_counter()
     trainer = Trainer(cfg, ctx.data_root, workdir, dataset_name=ctx.data_name, log=log)
     init_s = time.perf_counter() - t0
+    share = share or {}
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             trainer.resume_from(Path(d) / CHECKPOINT_FILE)
+    elif share.get("start_from"):
+        trainer = _start_shared(trainer, cfg, ctx, workdir, log, share, run)
+    elif share.get("alone_because") and run is not None:
+        run.set_tags({TRAINED_ALONE: share["alone_because"]})
     return trainer, init_s
+
+
+def _start_shared(
+    trainer: Any, cfg: Any, ctx: TrialContext, workdir: Path, log: Callable[[str], None], share: Mapping, run: Any
+) -> Any:
+    """Start from the producer's checkpoint; on any problem train alone and say why."""
+    from reid_core.errors import ReIDError
+    from reid_core.training.trainer import Trainer
+
+    from .live_plan import producer_run, shared_checkpoint
+
+    producer, epoch = share["start_from"], int(share["start_epoch"])
+    path = shared_checkpoint(ctx.shared_dir, producer, epoch)
+    try:
+        trainer.start_from(path, epoch)
+    except ReIDError as e:
+        log(f"training alone: cannot start from {producer} at epoch {epoch}: {e}")
+        if run is not None:
+            run.set_tags({TRAINED_ALONE: f"checkpoint of {producer} at epoch {epoch} refused: {e}"})
+        return Trainer(cfg, ctx.data_root, workdir, dataset_name=ctx.data_name, log=log)
+    if trainer.epoch == trainer.total_epochs:
+        trainer.finish_inherited(bool(share.get("reevaluate")))
+    if run is not None:
+        src = producer_run(ctx.shared_dir, producer) or producer
+        run.set_tags({SHARED_FROM: f"{src}@{epoch}", INHERITED_EPOCHS: epoch})
+    log(
+        f"inherited epochs 1-{epoch} from {producer}"
+        + (" (re-evaluated with this trial's evaluation settings)" if share.get("reevaluate") else "")
+    )
+    return trainer
 
 
 def _log_start(run: Any, trainer: Any, log: Callable[[str], None]) -> None:
@@ -205,18 +291,29 @@ def _train(
     log: Callable[[str], None],
     timings: _Timings,
     on_epoch: EpochHook | None,
+    share: Mapping[str, Any] | None = None,
 ) -> None:
     from ray import tune
 
     from ..mlflow_log.outage import EpochLog, store_wait_seconds, wait_for_store
+    from .live_plan import publish
 
     carried = _Carried(trainer)
     every = max(1, ctx.checkpoint_every)
     epochs = EpochLog(run, log)  # survives a store outage
+    publish_at = {int(e) for e in (share or {}).get("publish", ())}
+
+    def publish_now() -> None:
+        if trainer.epoch in publish_at:
+            publish(ctx.shared_dir, name, trainer.epoch, trainer.save_checkpoint, run.run_id)
+
+    publish_now()  # a trial that inherited up to a published epoch
+    reported = False
     t_gen = time.perf_counter()
     for m in trainer.run():
         timings.run_s += time.perf_counter() - t_gen
         epoch = int(m["epoch"])
+        publish_now()  # before the report: consumers may start as soon as it exists
         epochs.epoch(m)
         if on_epoch is not None:
             on_epoch(name, epoch)
@@ -236,10 +333,16 @@ def _train(
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
         else:
             tune.report(result)
+        reported = True
         t_gen = time.perf_counter()
     if trainer.epoch >= trainer.total_epochs and run.status != "FINISHED":
-        # Resumed from the final checkpoint (nothing left to train): complete the run.
+        # Resumed from the final checkpoint, or inherited every epoch: complete the run.
         _complete(run, trainer, workdir)
+    if not reported and trainer.history:
+        result = carried.report(trainer.history[-1], trainer.summary, _totals(trainer, timings))
+        with tempfile.TemporaryDirectory(prefix="ckpt-", dir=workdir) as tmp:
+            trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
 def _totals(trainer: Any, timings: _Timings) -> dict[str, float]:

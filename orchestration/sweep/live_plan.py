@@ -1,0 +1,197 @@
+"""The live plan: trials released to Ray Tune as their inputs appear, or as a policy adds them.
+
+`LivePlan` holds a sweep's planned trial records (the grid's, with `record['share']` from
+shared_plan.py) and releases each when it can start: at once, or, for a trial that starts
+from another trial's checkpoint, once that checkpoint exists in the sweep's shared folder.
+A waiting trial is not a Ray trial yet, so it holds no GPU. A producer that ends in ERROR
+(its retries spent) releases its consumers to train alone, saying why. A `policy` (adaptive
+seeds) may add trials while the sweep runs.
+
+`LivePlanSearcher` is the Ray Tune Searcher around it: Tune asks `suggest` whenever it can
+queue a trial; None means "nothing now, ask again", FINISHED ends the sweep. Its state is
+saved with Tune's experiment state, so `sweep resume` continues the plan, releasing
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+__all__ = ["LivePlan", "LivePlanSearcher", "PlanPolicy", "shared_checkpoint", "SHARED_INFO"]
+
+SHARED_INFO = "producer.json"
+
+
+def shared_checkpoint(shared_dir: str | Path, producer: str, epoch: int) -> Path:
+    """Where `producer` publishes its checkpoint at `epoch` for the trials that start from it."""
+    return Path(shared_dir) / producer / f"epoch-{epoch:05d}.pt"
+
+
+class PlanPolicy(Protocol):
+    """Adds trials while a sweep runs (adaptive seeds): called after each trial ends."""
+
+    def more(self, plan: "LivePlan") -> list[dict[str, Any]]:
+        """New trial records to plan now (may be empty)."""
+        ...
+
+    def settled(self, plan: "LivePlan") -> bool:
+        """True when no finished or running trial could still make it add trials."""
+        ...
+
+
+class LivePlan:
+    def __init__(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        shared_dir: str | Path,
+        policy: PlanPolicy | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.records: dict[str, dict[str, Any]] = {r["trial_name"]: copy.deepcopy(dict(r)) for r in records}
+        self.shared_dir = str(shared_dir)
+        self.policy = policy
+        self.log = log
+        self.released: list[str] = []
+        self.ended: dict[str, str] = {}  # trial name -> "ok" | "error"
+        self.results: dict[str, dict[str, float]] = {}  # last reported numbers of each ended trial
+
+    # What Tune asks -------------------------------------------------------------------
+    def next_ready(self) -> dict[str, Any] | None:
+        """The next record that can start now (marked released), or None."""
+        for name, rec in self.records.items():
+            if name in self.released:
+                continue
+            if self._ready(rec):
+                self.released.append(name)
+                return copy.deepcopy(rec)
+        return None
+
+    def done(self) -> bool:
+        """Every trial released and, with a policy, nothing more to add."""
+        if len(self.released) < len(self.records):
+            return False
+        if self.policy is None:
+            return True
+        return all(n in self.ended for n in self.released) and self.policy.settled(self)
+
+    def waiting(self) -> list[str]:
+        return [n for n in self.records if n not in self.released]
+
+    def _ready(self, rec: dict[str, Any]) -> bool:
+        share = rec.get("share") or {}
+        producer = share.get("start_from")
+        if not producer:
+            return True
+        epoch = int(share["start_epoch"])
+        if shared_checkpoint(self.shared_dir, producer, epoch).is_file():
+            return True
+        state = self.ended.get(producer)
+        if state is None and producer in self.records:
+            return False  # still to run or running: wait for it
+        why = (
+            f"its producer {producer} failed"
+            if state == "error"
+            else f"the checkpoint of {producer} at epoch {epoch} is missing"
+        )
+        self._train_alone(rec, why)
+        return True
+
+    def _train_alone(self, rec: dict[str, Any], why: str) -> None:
+        share = rec["share"]
+        self.log(f"[{rec['trial_name']}] trains alone: {why}")
+        share.update(start_from=None, start_epoch=0, reevaluate=False, alone_because=why)
+
+    # What Tune tells ------------------------------------------------------------------
+    def on_complete(self, name: str, result: Mapping[str, Any] | None, error: bool) -> None:
+        self.ended[name] = "error" if error else "ok"
+        if result:
+            self.results[name] = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
+        if self.policy is not None and not error:
+            for rec in self.policy.more(self):
+                if rec["trial_name"] not in self.records:
+                    self.records[rec["trial_name"]] = copy.deepcopy(rec)
+
+    # Saved with Tune's state ----------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "released": self.released,
+            "ended": self.ended,
+            "results": self.results,
+            "policy": self.policy,
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.records = dict(state["records"])
+        self.released = list(state["released"])
+        self.ended = dict(state["ended"])
+        self.results = dict(state.get("results", {}))
+        self.policy = state.get("policy", self.policy)
+
+
+def publish(shared_dir: str | Path, producer: str, epoch: int, save: Callable[[Path], Any], run_id: str) -> Path:
+    """Write `producer`'s checkpoint at `epoch` (atomically: consumers start when it appears)."""
+    path = shared_checkpoint(shared_dir, producer, epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / SHARED_INFO).write_text(json.dumps({"trial": producer, "run_id": run_id}) + "\n")
+    tmp = path.with_name(path.name + ".part")
+    save(tmp)
+    tmp.replace(path)
+    return path
+
+
+def producer_run(shared_dir: str | Path, producer: str) -> str:
+    """The MLflow run id of a producer (written beside its checkpoints), or '' when unknown."""
+    try:
+        return str(json.loads((Path(shared_dir) / producer / SHARED_INFO).read_text()).get("run_id", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def _searcher_base() -> type:
+    from ray.tune.search import Searcher
+
+    return Searcher
+
+
+class LivePlanSearcher(_searcher_base()):  # type: ignore[misc]
+    """Ray Tune's view of a LivePlan (module docstring)."""
+
+    def __init__(self, plan: LivePlan) -> None:
+        super().__init__(metric=None, mode=None)
+        self.plan = plan
+        self.trial_names: dict[str, str] = {}  # Ray trial id -> trial name
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        rec = self.plan.next_ready()
+        if rec is None:
+            return self.FINISHED if self.plan.done() else None
+        self.trial_names[trial_id] = rec["trial_name"]
+        return {"trial": rec}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        name = self.trial_names.get(trial_id)
+        if name is not None:
+            self.plan.on_complete(name, result, error)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"plan": self.plan.state(), "trial_names": dict(self.trial_names)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.plan.set_state(state["plan"])
+        self.trial_names = dict(state["trial_names"])
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))
