@@ -111,6 +111,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="train every trial even when an identical FINISHED run is in the tracking store",
     )
+    r.add_argument(
+        "--no-sharing",
+        action="store_true",
+        help="train every trial from scratch, even where it could start from training another trial "
+        "shares with it (e.g. column h from column g's main phase)",
+    )
     r.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
     r.set_defaults(func=run_run)
 
@@ -195,6 +201,7 @@ def run_run(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir,
         fresh=args.fresh,
         reuse=not args.no_reuse,
+        share=not args.no_sharing,
     )
     if args.json:
         print(json.dumps(out.to_dict(), indent=2, default=str))

@@ -13,7 +13,7 @@ import tempfile
 from typing import Any, Iterable
 
 from . import names
-from .store import client_for
+from .store import client_for, scoped_env
 
 __all__ = ["ReuseError", "find_reusable", "copy_run"]
 
@@ -71,7 +71,8 @@ def copy_run(client: Any, source_id: str, target_id: str) -> dict[str, float]:
         raise ReuseError(f"run {source_id} lacks {', '.join(missing)} (its artifacts are gone)")
     with tempfile.TemporaryDirectory(prefix="compact-reid-reuse-") as tmp:
         try:
-            local = client.download_artifacts(source_id, "", tmp)
+            with scoped_env(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"):  # one bar per file in a trial's log
+                local = client.download_artifacts(source_id, "", tmp)
         except Exception as e:
             raise ReuseError(f"the artifacts of run {source_id} cannot be read ({type(e).__name__}: {e})") from None
         client.log_artifacts(target_id, local)

@@ -72,6 +72,7 @@ def run_sweep(
     fresh: bool = False,
     trial_fn: Callable[..., None] | None = None,
     reuse: bool = True,
+    share: bool = True,
 ) -> SweepOutcome:
     """Validate, prepare and run a sweep (module docstring); returns its outcome.
 
@@ -79,7 +80,8 @@ def run_sweep(
     local folder is renamed `<folder>-<timestamp>` and a new sweep (new MLflow parent run in
     the same experiment) starts. `trial_fn`: the trainable (default `run_trial`; tests pass
     a fault-injecting wrapper). `reuse`: copy trials identical to FINISHED runs in the
-    tracking store instead of training them (`--no-reuse` turns it off)."""
+    tracking store instead of training them (`--no-reuse` turns it off). `share`: trials
+    start from the training they share with others (`--no-sharing`: each trains alone)."""
     from ..mlflow_log import SweepTracker, check_tracking_uri, resolve_tracking_uri
 
     t0 = time.perf_counter()
@@ -103,7 +105,7 @@ def run_sweep(
             sweep_dir.rename(old)
             log(f"--fresh: the previous state of {spec.file.name} moved to {old}")
         data_root, data_name = prepare_data(spec, sweep_dir, log)
-        plan = _live_plan(spec, uri, data_root, sweep_dir, reuse, log)
+        plan = _live_plan(spec, uri, data_root, sweep_dir, reuse, share, log)
         tracker = SweepTracker(uri)
         exp_id = tracker.experiment(spec.file.name, spec.file.description)
         parent = tracker.start_parent(
@@ -168,7 +170,9 @@ class _Plan:
         return LivePlanSearcher(self.live)
 
 
-def _live_plan(spec: Any, uri: str, data_root: str, sweep_dir: Path, reuse: bool, log: Log) -> _Plan | None:
+def _live_plan(
+    spec: Any, uri: str, data_root: str, sweep_dir: Path, reuse: bool, share: bool, log: Log
+) -> _Plan | None:
     """Shared training for a grid sweep (a search samples its trials and ASHA stops them
     early: those run every trial alone, as Ray plans them)."""
     if spec.search is not None or spec.scheduler is not None:
@@ -189,7 +193,7 @@ def _live_plan(spec: Any, uri: str, data_root: str, sweep_dir: Path, reuse: bool
                 "fix the store or pass --no-reuse"
             ) from None
     alone = plan_sharing(spec.trials, fp)
-    steps = plan_sharing(spec.trials, fp, reusable) if reusable else alone
+    steps = plan_sharing(spec.trials, fp, reusable, share=share)
     cost = plan_cost(alone, steps)
     summary = {
         "trial_epochs_alone": cost.naive,
@@ -199,7 +203,8 @@ def _live_plan(spec: Any, uri: str, data_root: str, sweep_dir: Path, reuse: bool
         "steps": {n: s.to_record() for n, s in steps.items()},
     }
     log(
-        f"shared training: {cost.naive} trial-epochs if every trial trained alone, {cost.shared} after sharing, "
+        f"shared training{'' if share else ' OFF (--no-sharing)'}: {cost.naive} trial-epochs if every trial "
+        f"trained alone, {cost.shared} after sharing, "
         f"{cost.after_reuse} to train"
         + (f" ({cost.reused_trials} trial(s) reused from the tracking store)" if reuse else " (--no-reuse)")
     )

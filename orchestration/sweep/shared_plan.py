@@ -110,8 +110,10 @@ def plan_sharing(
     trials: Sequence[TrialSpec],
     dataset_fingerprint: str,
     reusable: Mapping[str, str] | None = None,
+    share: bool = True,
 ) -> dict[str, Step]:
-    """Each trial's Step (module docstring). `reusable`: identity -> FINISHED run id."""
+    """Each trial's Step (module docstring). `reusable`: identity -> FINISHED run id.
+    `share=False`: every trial trains alone (reuse still applies)."""
     reusable = reusable or {}
     keys = {t.name: keys_of(t.config_dict, dataset_fingerprint) for t in trials}
     steps = {t.name: Step(t.name, keys[t.name]) for t in trials}
@@ -124,6 +126,8 @@ def plan_sharing(
             todo.append(t.name)
 
     publish: dict[str, set[int]] = {n: set() for n in steps}
+    if not share:
+        return steps
     # Train groups: the longest member runs, the others finish from its checkpoint.
     runners: list[str] = []
     for members in _groups(todo, lambda n: keys[n].train):

@@ -1,10 +1,11 @@
 """End to end: real Ray Tune + SQLite MLflow on tiny synthetic data (2 CPU cores).
 
-- a 4-trial sweep through the test-only fault-injecting trainable
-  (orchestration/sweep/testing.py): two trials finish (one with the SWAG phase), one raises at every attempt
-  (COMPACT_REID_FAIL_TRIAL) and ends FAILED, one SIGKILLs its own worker once at epoch 2
-  (COMPACT_REID_KILL_TRIAL) and is retried from its checkpoint into the SAME MLflow run
-  without a gap or a duplicate step; the sweep itself does not fail;
+- a 4-trial sweep (columns g and h: h = g + SWAG, so h starts from g's main phase) through the
+  test-only fault-injecting trainable (orchestration/sweep/testing.py): g-seed1 raises at
+  every attempt (COMPACT_REID_FAIL_TRIAL) and ends FAILED, so h-seed1 trains alone and says
+  why; g-seed0 SIGKILLs its own worker once at epoch 2 (COMPACT_REID_KILL_TRIAL) and is
+  retried from its checkpoint into the SAME MLflow run without a gap or a duplicate step, and
+  h-seed0 starts from its main phase only after that retry; the sweep itself does not fail;
 - a sweep whose driver (alone) is SIGKILLed after its first trial finished: no process it
   started (local Ray, trial workers) is left a few seconds later; then
   `compact-reid sweep resume`: the finished trial is not trained again, the others finish.
@@ -90,7 +91,7 @@ def fault_sweep(tmp_path_factory):
     hooks = {
         "COMPACT_REID_FAIL_TRIAL": "g-seed1",
         "COMPACT_REID_FAIL_EPOCH": "1",
-        "COMPACT_REID_KILL_TRIAL": "h-seed1",
+        "COMPACT_REID_KILL_TRIAL": "g-seed0",
         "COMPACT_REID_KILL_EPOCH": "2",
         "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1",
     }  # trials last seconds: sample every second
@@ -184,16 +185,40 @@ def test_failing_trial_is_failed_others_finish(fault_sweep):
 @pytest.mark.timeout(600)
 def test_killed_worker_resumes_from_checkpoint_into_the_same_run(fault_sweep):
     client, root = fault_sweep["client"], fault_sweep["root"]
-    marker = next((root / "runs").rglob("kill-h-seed1.marker"))
+    marker = next((root / "runs").rglob("kill-g-seed0.marker"))
     assert "epoch 2" in marker.read_text()
-    r = _children(client, "e2e")["h-seed1"]
+    r = _children(client, "e2e")["g-seed0"]
     assert r.info.status == "FINISHED"
     assert r.data.tags["compact_reid.attempt"] == "2"
     assert r.data.tags["compact_reid.resumed_from_epoch"] == "1"  # killed before epoch 2's checkpoint
     total = int(r.data.tags["compact_reid.total_epochs"])
     for key in ("loss", "lr", "epoch_seconds"):
         assert _steps(client, r.info.run_id, key) == list(range(1, total + 1)), key  # no gap, no duplicate
-    assert _steps(client, r.info.run_id, "rank1") == [2, 4, 5, 6]
+    assert _steps(client, r.info.run_id, "rank1") == [2, 4]
+
+
+@pytest.mark.timeout(600)
+def test_h_starts_from_g_main_phase_after_the_producer_retry(fault_sweep):
+    """Shared training: h-seed0 inherits g-seed0's 4 main-phase epochs (g was killed once and
+    retried first) and trains only its 2 SWAG epochs; its run still has every epoch once."""
+    client, root = fault_sweep["client"], fault_sweep["root"]
+    runs = _children(client, "e2e")
+    g, h = runs["g-seed0"], runs["h-seed0"]
+    assert h.data.tags["compact_reid.shared_from"] == f"{g.info.run_id}@4"
+    assert h.data.tags["compact_reid.inherited_epochs"] == "4"
+    assert h.data.tags["compact_reid.attempt"] == "1" and h.data.tags["compact_reid.identity"]
+    marker = next((root / "runs").rglob("kill-g-seed0.marker"))
+    assert h.info.start_time / 1000 > marker.stat().st_mtime  # released after the producer's retry
+    for key in ("loss", "lr"):  # inherited epochs 1-4 are g's, bit for bit
+        hv = {m.step: m.value for m in client.get_metric_history(h.info.run_id, key)}
+        gv = {m.step: m.value for m in client.get_metric_history(g.info.run_id, key)}
+        assert sorted(hv) == list(range(1, 7)) and all(hv[e] == gv[e] for e in range(1, 5)), key
+    ray_rows = {t["trial"]: t for t in fault_sweep["outcome"].trials}
+    assert ray_rows["h-seed0"]["epoch"] == 6
+    # g-seed1 failed at every attempt: its consumer trained alone, and says why
+    alone = runs["h-seed1"]
+    assert alone.info.status == "FINISHED" and "compact_reid.shared_from" not in alone.data.tags
+    assert "g-seed1 failed" in alone.data.tags["compact_reid.trained_alone_because"]
 
 
 @pytest.mark.timeout(600)
@@ -249,7 +274,8 @@ def _finished_trial_in_store(db) -> bool:
 
 def test_driver_killed_then_resumed(tmp_path):
     spec = tmp_path / "dk.yaml"
-    spec.write_text(_spec("dk", grid="base_preset: g", seeds="[0, 1, 2]", max_concurrent=1))
+    # h-seed0 starts from g-seed0's main phase: the live plan's state resumes with the sweep
+    spec.write_text(_spec("dk", grid="grid:\n  preset: [g, h]", seeds="[0, 1]", max_concurrent=1))
     runs = tmp_path / "runs"
     log1 = open(tmp_path / "run.log", "w")
     proc = subprocess.Popen(
@@ -313,7 +339,7 @@ def test_driver_killed_then_resumed(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
 
     runs_by = _children(client, "dk")
-    assert set(runs_by) == {"g-seed0", "g-seed1", "g-seed2"}
+    assert set(runs_by) == {"g-seed0", "g-seed1", "h-seed0", "h-seed1"}
     assert all(r.info.status == "FINISHED" for r in runs_by.values()), {n: r.info.status for n, r in runs_by.items()}
     again = runs_by[first.info.run_name]
     assert again.info.run_id == first.info.run_id
@@ -323,6 +349,9 @@ def test_driver_killed_then_resumed(tmp_path):
     for r in runs_by.values():
         total = int(r.data.tags["compact_reid.total_epochs"])
         assert _steps(client, r.info.run_id, "loss") == list(range(1, total + 1))
+    for seed in (0, 1):  # shared training survived the driver's death
+        g, h = runs_by[f"g-seed{seed}"], runs_by[f"h-seed{seed}"]
+        assert h.data.tags["compact_reid.shared_from"] == f"{g.info.run_id}@4"
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
     st = subprocess.run(

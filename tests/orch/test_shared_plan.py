@@ -1,0 +1,135 @@
+"""Shared training's plan (no Ray, no training): who trains what, who starts from whom, the
+cost of the paper's reproduction, the live plan's release rules, reuse from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sweep_yaml import tiny_sweep_yaml
+
+from orchestration.sweep.cost import format_cost, sweep_cost
+from orchestration.sweep.live_plan import LivePlan, shared_checkpoint
+from orchestration.sweep.shared_plan import dataset_fingerprint, keys_of, plan_cost, plan_sharing
+from orchestration.sweep.spec import load_spec, parse_text
+
+REPO = Path(__file__).resolve().parents[2]
+REPRODUCTION = ("table3_ablation", "table4_swag", "swag_cycles", "gem_p_init", "width_multiplier")
+
+
+def _spec(grid: str, seeds: str = "[0, 1]", **kw):
+    return parse_text(tiny_sweep_yaml("t", "test", grid=grid, seeds=seeds, **kw))
+
+
+def _steps(spec, reusable=None):
+    return plan_sharing(spec.trials, dataset_fingerprint(spec.dataset), reusable)
+
+
+def test_h_starts_from_g_and_compact_1x_is_h():
+    spec = _spec("grid:\n  preset: [g, h, compact-1x]", extra_overrides={"swag.cycles": 2})
+    steps = _steps(spec)
+    # g trains its 4 main epochs; h starts after them; compact-1x (= h, switch for switch) trains nothing
+    assert (steps["g-seed0"].start_from, steps["g-seed0"].publish) == (None, (4,))
+    assert (steps["h-seed0"].start_from, steps["h-seed0"].start_epoch, steps["h-seed0"].publish) == ("g-seed0", 4, (6,))
+    assert (steps["compact-1x-seed0"].start_from, steps["compact-1x-seed0"].start_epoch) == ("h-seed0", 6)
+    assert steps["compact-1x-seed0"].trained_epochs == 0 and not steps["compact-1x-seed0"].reevaluate
+    assert steps["h-seed1"].start_from == "g-seed1"  # never across seeds
+    assert plan_cost(steps).naive == 2 * (4 + 6 + 6) and plan_cost(steps).shared == 2 * (4 + 2)
+    assert keys_of(spec.trials[2].config_dict, "x").identity == keys_of(spec.trials[4].config_dict, "x").identity
+
+
+def test_a_cycles_grid_trains_once_to_the_largest_count():
+    spec = _spec("base_preset: h\ngrid:\n  swag.cycles: [1, 3, 2]", seeds="[0]")
+    steps = _steps(spec)
+    runner = steps["swag.cycles=3-seed0"]
+    assert runner.start_from is None and runner.publish == (5, 6)
+    assert (steps["swag.cycles=1-seed0"].start_from, steps["swag.cycles=1-seed0"].start_epoch) == (runner.name, 5)
+    assert plan_cost(steps).shared == 7 and plan_cost(steps).naive == 5 + 7 + 6
+
+
+def test_an_eval_only_difference_is_re_evaluated_and_a_main_difference_shares_nothing():
+    spec = _spec("base_preset: g\ngrid:\n  eval.max_rank: [50, 10]\n  optim.lr: [0.03, 0.01]", seeds="[0]")
+    steps = {s.name.split("-seed")[0]: s for s in _steps(spec).values()}
+    re_eval = [s for s in steps.values() if s.reevaluate]
+    assert len(re_eval) == 2 and all(s.trained_epochs == 0 for s in re_eval)
+    assert len({s.start_from for s in re_eval}) == 2  # one producer per learning rate
+
+
+def test_the_paper_reproduction_cost():
+    """The five reproduction specs together: 66,605 trial-epochs alone, 40,600 shared (61%)."""
+    import os
+
+    os.environ.setdefault("MARKET1501_ROOT", "/nonexistent/market")
+    specs = [load_spec(REPO / "sweeps" / f"{n}.yaml", check_paths=False) for n in REPRODUCTION]
+    c = sweep_cost(specs, images_per_second=1000.0)
+    assert (c["trials"], c["alone"], c["shared"]) == (115, 66605, 40600)
+    by = {r["spec"]: r for r in c["specs"]}
+    assert by["table3_ablation"]["shared"] == 24500 - 2 * 5 * 350  # h inherits g's main phase, compact i's
+    assert by["swag_cycles"]["shared"] == 3 * (350 + 20 * 35)  # one 20-cycle run per seed
+    assert c["gpu_hours"]["alone"] == pytest.approx(66605 * 12936 / 1000 / 3600)
+    assert "40600" in format_cost(c)
+
+
+def test_live_plan_releases_a_consumer_when_its_checkpoint_appears(tmp_path):
+    spec = _spec("grid:\n  preset: [g, h]", seeds="[0]")
+    steps = _steps(spec)
+    records = [{**t.to_record(), "share": steps[t.name].to_record()} for t in spec.trials]
+    plan = LivePlan(records, tmp_path, log=lambda _m: None)
+    assert plan.next_ready()["trial_name"] == "g-seed0"
+    assert plan.next_ready() is None and not plan.done()  # h waits, holding nothing
+    ckpt = shared_checkpoint(tmp_path, "g-seed0", 4)
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    assert plan.next_ready()["trial_name"] == "h-seed0"
+    assert plan.done()
+
+
+def test_live_plan_releases_consumers_of_a_failed_producer_alone(tmp_path):
+    spec = _spec("grid:\n  preset: [g, h]", seeds="[0]")
+    steps = _steps(spec)
+    plan = LivePlan([{**t.to_record(), "share": steps[t.name].to_record()} for t in spec.trials], tmp_path, log=print)
+    plan.next_ready()
+    plan.on_complete("g-seed0", None, error=True)
+    rec = plan.next_ready()
+    assert rec["trial_name"] == "h-seed0" and rec["share"]["start_from"] is None
+    assert "g-seed0 failed" in rec["share"]["alone_because"]
+    # the state round-trips (saved with Tune's experiment state)
+    again = LivePlan([], tmp_path)
+    again.set_state(plan.state())
+    assert again.released == ["g-seed0", "h-seed0"] and again.done()
+
+
+def test_reusable_trials_train_nothing_and_leave_the_plan():
+    spec = _spec("grid:\n  preset: [g, h]", seeds="[0]", extra_overrides={"swag.cycles": 2})
+    fp = dataset_fingerprint(spec.dataset)
+    g_id = keys_of(spec.trials[0].config_dict, fp).identity
+    steps = plan_sharing(spec.trials, fp, {g_id: "RUN"})
+    assert steps["g-seed0"].reuse_run == "RUN" and steps["g-seed0"].trained_epochs == 0
+    assert steps["h-seed0"].start_from is None  # a store run has no main-phase checkpoint
+    assert plan_cost(plan_sharing(spec.trials, fp), steps).after_reuse == 6
+
+
+def test_find_reusable_takes_finished_runs_only_and_copy_refuses_lost_artifacts(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from orchestration.mlflow_log import names
+    from orchestration.mlflow_log.reuse import ReuseError, copy_run, find_reusable
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("e", artifact_location=str(tmp_path / "art"))
+    failed = client.create_run(exp, tags={names.IDENTITY: "A"}).info.run_id
+    client.set_terminated(failed, "FAILED")
+    assert find_reusable(uri, {"A"}) == {}  # a FAILED run is never reused
+    done = client.create_run(exp, tags={names.IDENTITY: "A"}).info.run_id
+    client.log_metric(done, "loss", 1.0, step=1)
+    client.set_terminated(done, "FINISHED")
+    assert find_reusable(uri, {"A", "B"}) == {"A": done}
+    target = client.create_run(exp).info.run_id
+    with pytest.raises(ReuseError, match="artifacts are gone"):
+        copy_run(client, done, target)
+    for name in (names.HISTORY_ARTIFACT, names.SUMMARY_ARTIFACT, "weights/final.pt"):
+        client.log_text(done, "{}", name)
+    copy_run(client, done, target)
+    assert [m.step for m in client.get_metric_history(target, "loss")] == [1]
+    assert {a.path for a in client.list_artifacts(target)} >= {names.HISTORY_ARTIFACT, "weights"}
