@@ -124,7 +124,8 @@ def parse_spec(data: Any, source: str = "<string>", text: str = "", check_paths:
     # checked against the preset's milestones before `milestones: [8]` could move them.
     ctx.config(first, overrides, "overrides", written)
     search = _search(file, ctx, base, overrides, grid_keys) if file.search is not None else None
-    trials, max_epochs = _expand(ctx, grid, grid_keys, base, tuple(file.seeds), overrides)
+    trials, max_epochs = _expand(ctx, grid, grid_keys, base, tuple(file.seed_list), overrides)
+    _check_comparison(file, ctx, trials)
     scheduler = _scheduler(file, ctx, search, max_epochs) if file.scheduler is not None else None
     return SweepSpec(
         file=file,
@@ -230,7 +231,9 @@ def _search(
         "grid",
         "not supported together with `search` (Optuna samples the space; fix other fields in `overrides`)",
     )
-    ctx.check(len(file.seeds) == 1, "seeds", "a search trains each sample once: give one seed")
+    ctx.check(
+        len(file.seed_list) == 1 and file.adaptive is None, "seeds", "a search trains each sample once: give one seed"
+    )
     space = {}
     for k, p in s.space.items():
         key = f"search.space.{k}"
@@ -257,6 +260,28 @@ def _search(
             ctx.config(base, {**overrides, full: value}, key)  # type: ignore[arg-type]
         space[full] = p
     return s.model_copy(update={"space": space})
+
+
+def _check_comparison(file: SweepFile, ctx: _Ctx, trials: list[TrialSpec]) -> None:
+    """`reference` names a grid point; adaptive seeds need something to compare with."""
+    points = list(dict.fromkeys(t.grid_point for t in trials))
+    if file.reference is not None:
+        ctx.check(
+            file.reference in points, "reference", f"no grid point {file.reference!r}; allowed: {', '.join(points)}"
+        )
+    a = file.adaptive
+    if a is None:
+        return
+    ctx.check(a.max >= a.initial, "seeds.max", f"must be >= seeds.initial ({a.initial}), got {a.max}")
+    ctx.check(
+        file.search is None and file.scheduler is None, "seeds", "adaptive seeds need a grid (no search, no scheduler)"
+    )
+    ctx.check(
+        len(points) >= 2,
+        "reference",
+        f"adaptive seeds compare grid points with a reference group, but this grid has one point ({points[0]}); "
+        "add a grid axis (e.g. grid.preset) with the reference among its values",
+    )
 
 
 def _scheduler(file: SweepFile, ctx: _Ctx, search: SearchSection | None, max_epochs: int) -> SchedulerSection:

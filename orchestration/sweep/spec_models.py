@@ -16,7 +16,17 @@ import types
 import typing
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from reid_core.metric_keys import EVAL_KEYS, FINAL_KEYS, LOSS_KEYS
 from reid_core.presets import PRESETS
@@ -153,6 +163,28 @@ class ResourcesSection(_Strict):
     gpu: _resource(ge=0) = None  # type: ignore[valid-type]
 
 
+class AdaptiveSeeds(_Strict):
+    """`seeds: {initial: 3, max: 10, until: resolved}`: seeds 0..initial-1 first; while the
+    sweep runs, a comparison (each grid point against its reference) that is not resolved at
+    its seeds gets one more seed on both sides, until resolved or `max` seeds."""
+
+    initial: int = Field(3, ge=2, description="seeds every grid point starts with (0..initial-1)")
+    max: int = Field(10, ge=2, description="most seeds a grid point gets")
+    until: Literal["resolved"] = "resolved"
+    metric: Literal["final_rank1", "final_mAP"] = Field("final_rank1", description="what the comparison reads")
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.initial))
+
+
+def _seeds(v: Any) -> Any:
+    return [v] if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+SeedList = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), AfterValidator(_unique_seeds)]
+
+
 class CheckpointSection(_Strict):
     every: int = Field(1, ge=1)
     num_to_keep: int = Field(2, ge=1)
@@ -169,11 +201,13 @@ class SweepFile(_Strict):
     base_preset: PresetName | None = None
     grid: dict[str, Annotated[list[Annotated[Any, AfterValidator(_grid_value)]], Field(min_length=1)]] | None = None
     seeds: Annotated[
-        list[Annotated[int, Field(ge=0)]],
-        Field(min_length=1),
-        BeforeValidator(lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v),
-        AfterValidator(_unique_seeds),
-    ] = [0]
+        Union[Annotated[SeedList, Tag("list")], Annotated[AdaptiveSeeds, Tag("adaptive")]],
+        Discriminator(lambda v: "adaptive" if isinstance(v, (dict, AdaptiveSeeds)) else "list"),
+        BeforeValidator(_seeds),
+    ] = Field(default_factory=lambda: [0], description="a seed, a list of seeds, or {initial, max, until: resolved}")
+    reference: str | None = Field(
+        None, description="the grid point every other one is compared with (default: the first grid value)"
+    )
     overrides: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     max_concurrent: int | None = Field(None, ge=1)
@@ -181,6 +215,15 @@ class SweepFile(_Strict):
     checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
     search: SearchSection | None = None
     scheduler: SchedulerSection | None = None
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds every grid point starts with."""
+        return self.seeds.seeds if isinstance(self.seeds, AdaptiveSeeds) else list(self.seeds)
+
+    @property
+    def adaptive(self) -> AdaptiveSeeds | None:
+        return self.seeds if isinstance(self.seeds, AdaptiveSeeds) else None
 
 
 # ---------------------------------------------------------------------------------
@@ -230,8 +273,10 @@ def error_message(e: ValidationError) -> tuple[str, str]:
     """(dotted key, message) of a validation error's first problem."""
     err = e.errors()[0]
     loc, typ = tuple(err["loc"]), err["type"]
+    if loc[:1] == ("seeds",) and loc[1:2] in (("list",), ("adaptive",)):  # the union's branch is no key
+        loc = loc[:1] + loc[2:]
     key = _dotted(loc) or "(top level)"
-    model, name = _field_at(loc)
+    model, name = _field_at(loc) if loc[:1] != ("seeds",) or len(loc) < 2 else (AdaptiveSeeds, loc[-1])
     if typ == "extra_forbidden" and model is not None:
         return key, f"unknown key; allowed here: {', '.join(model.model_fields)}"
     if typ == "missing":
