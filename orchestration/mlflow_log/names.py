@@ -33,6 +33,7 @@ NODE_IP, NODE_ID = f"{TAG}node_ip", f"{TAG}node_id"  # where the trial's current
 IDENTITY, SEMANTICS_VERSION = f"{TAG}identity", f"{TAG}training_semantics_version"
 SHARED_FROM, INHERITED_EPOCHS = f"{TAG}shared_from", f"{TAG}inherited_epochs"
 REUSED_FROM, TRAINED_ALONE = f"{TAG}reused_from", f"{TAG}trained_alone_because"
+SEED_ADDED = f"{TAG}seed_added_because"  # adaptive seeds (orchestration/sweep/adaptive_seeds.py)
 
 # Artifacts.
 SPEC_ARTIFACT, TRIALS_ARTIFACT, SWEEP_SUMMARY_ARTIFACT = "spec.yaml", "trials.json", "sweep_summary.json"

@@ -110,7 +110,7 @@ class LivePlan:
         self.ended[name] = "error" if error else "ok"
         if result:
             self.results[name] = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
-        if self.policy is not None and not error:
+        if self.policy is not None:  # after a failure too: the comparison may need a seed in its place
             for rec in self.policy.more(self):
                 if rec["trial_name"] not in self.records:
                     self.records[rec["trial_name"]] = copy.deepcopy(rec)

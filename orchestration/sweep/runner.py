@@ -215,7 +215,19 @@ def _live_plan(
             what = "finishes from" if s.start_epoch == s.keys.total_epochs else "starts from"
             log(f"  {n}: {what} {s.start_from} at epoch {s.start_epoch}/{s.keys.total_epochs}")
     records = [{**t.to_record(), "share": steps[t.name].to_record()} for t in spec.trials]
-    return _Plan(LivePlan(records, sweep_dir / SHARED_DIR), summary)
+    policy = None
+    if spec.file.adaptive is not None:
+        from .adaptive_seeds import AdaptiveSeedsPolicy
+
+        a = spec.file.adaptive
+        policy = AdaptiveSeedsPolicy(
+            spec.trials, a.metric, a.max, spec.file.reference, "preset" in spec.grid, fp, str(sweep_dir)
+        )
+        log(
+            f"adaptive seeds: {a.initial} seed(s) each, up to {a.max} where a comparison is not resolved on "
+            f"{a.metric}: " + ", ".join(f"{o} vs {r}" for o, r in policy.pairs.items())
+        )
+    return _Plan(LivePlan(records, sweep_dir / SHARED_DIR, policy), summary)
 
 
 def _check_can_start(name: str, sweep_dir: Path, exp_path: Path, fresh: bool) -> None:
@@ -292,6 +304,7 @@ def _fit_and_finish(
         except KeyboardInterrupt:
             log(f"interrupted: the sweep stays resumable with `compact-reid sweep resume {state.name}`")
             raise
+        _record_added_trials(state, sweep_dir, tracker, log)
         outcomes, rows, interrupted = trial_rows(ray_trials(results.experiment_path, results.filesystem))
         counts = tracker.finalize(state.parent_run_id, state.experiment_id, outcomes, end_parent=not interrupted)
         wall = time.perf_counter() - t0
@@ -310,6 +323,24 @@ def _fit_and_finish(
         return out
     finally:
         ray_tune.shutdown_ray(started_ray)
+
+
+def _record_added_trials(state: SweepState, sweep_dir: Path, tracker: Any, log: Log) -> None:
+    """Trials adaptive seeds added join the planned list (sweep.json, the parent's trials.json)."""
+    from ..mlflow_log.names import TRIALS_ARTIFACT
+    from .adaptive_seeds import read_added
+
+    have = {t["trial_name"] for t in state.planned}
+    added = [t for t in read_added(sweep_dir) if t["trial_name"] not in have]
+    if not added:
+        return
+    state.planned = state.planned + added
+    state.num_trials = len(state.planned)
+    state.write(sweep_dir)
+    try:
+        tracker.log_parent_json(state.parent_run_id, state.planned, TRIALS_ARTIFACT)
+    except Exception as e:  # never lose the sweep over an artifact
+        log(f"warning: could not update trials.json: {e}")
 
 
 def _save_summary(out: SweepOutcome, tracker: Any, sweep_dir: Path, log: Log) -> None:

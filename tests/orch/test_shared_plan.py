@@ -133,3 +133,41 @@ def test_find_reusable_takes_finished_runs_only_and_copy_refuses_lost_artifacts(
     copy_run(client, done, target)
     assert [m.step for m in client.get_metric_history(target, "loss")] == [1]
     assert {a.path for a in client.list_artifacts(target)} >= {names.HISTORY_ARTIFACT, "weights"}
+
+
+def test_adaptive_seeds_add_a_seed_to_both_sides_of_an_open_comparison(tmp_path):
+    from orchestration.sweep.adaptive_seeds import AdaptiveSeedsPolicy, read_added
+
+    spec = _spec("grid:\n  preset: [g, h]\n  optim.lr: [0.03]", seeds="{initial: 2, max: 3}")
+    assert spec.file.adaptive is not None and [t.seed for t in spec.trials] == [0, 1, 0, 1]
+    steps = _steps(spec)
+    policy = AdaptiveSeedsPolicy(spec.trials, "final_rank1", 3, None, True, "fp", tmp_path, log=lambda _m: None)
+    assert policy.pairs == {"g-optim.lr=0.03": "h-optim.lr=0.03"}  # Table 3: g against h, found by switches
+    plan = LivePlan([{**t.to_record(), "share": steps[t.name].to_record()} for t in spec.trials], tmp_path, policy)
+    for name in list(plan.records):
+        plan.released.append(name)
+    # g better by 0.1 and 0.0: not resolved at 2 seeds -> seed 2 for both, h's starting from g's
+    for name, v in [("g-optim.lr=0.03-seed0", 0.5), ("h-optim.lr=0.03-seed0", 0.4), ("g-optim.lr=0.03-seed1", 0.45)]:
+        plan.on_complete(name, {"final_rank1": v}, False)
+        assert len(plan.records) == 4  # h-seed1 still running: nothing decided yet
+    plan.on_complete("h-optim.lr=0.03-seed1", {"final_rank1": 0.45}, False)
+    added = {n: r for n, r in plan.records.items() if r.get("added_because")}
+    assert set(added) == {"g-optim.lr=0.03-seed2", "h-optim.lr=0.03-seed2"}
+    assert "not resolved at n=2/2" in added["h-optim.lr=0.03-seed2"]["added_because"]
+    assert added["h-optim.lr=0.03-seed2"]["share"]["start_from"] == "g-optim.lr=0.03-seed2"
+    assert added["g-optim.lr=0.03-seed2"]["config"]["seed"] == 2
+    assert sorted(t["trial_name"] for t in read_added(tmp_path)) == sorted(added)
+    assert not plan.done()
+    plan.released += sorted(added)
+    plan.on_complete("g-optim.lr=0.03-seed2", {"final_rank1": 0.5}, False)
+    plan.on_complete("h-optim.lr=0.03-seed2", {"final_rank1": 0.5}, error=True)  # failed: counts as planned
+    assert policy.status == {"g-optim.lr=0.03": "max"} and plan.done()  # 3 seeds planned = max
+
+
+def test_adaptive_seeds_without_anything_to_compare_are_refused():
+    from reid_core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="reference: adaptive seeds compare grid points"):
+        _spec("base_preset: g", seeds="{initial: 2, max: 4}")
+    with pytest.raises(ConfigError, match="seeds.max: must be >= seeds.initial"):
+        _spec("grid:\n  preset: [g, h]", seeds="{initial: 4, max: 3}")
