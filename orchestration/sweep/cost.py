@@ -37,7 +37,15 @@ def sweep_cost(
     """Per spec and in all: trial-epochs alone / shared / after reuse, and GPU-hours."""
     trials, fps, images = [], {}, {}
     rows = []
+    searched = 0
     for spec in specs:
+        if spec.search is not None:  # sampled trials: each trains alone, nothing to plan together
+            from reid_core.training.epochs import epoch_counts
+
+            n = spec.num_trials * epoch_counts(spec.trials[0].config()).total_epochs
+            rows.append({"spec": spec.file.name, "trials": spec.num_trials, "alone": n, "shared": n, "images": None})
+            searched += n
+            continue
         fp = dataset_fingerprint(spec.dataset)
         alone = plan_sharing(spec.trials, fp)
         c = plan_cost(alone)
@@ -70,10 +78,10 @@ def sweep_cost(
         hours = {k: v / images_per_second / 3600.0 for k, v in img_epochs.items()}  # type: ignore[operator]
     return {
         "specs": rows,
-        "trials": c.trials,
-        "alone": c.naive,
-        "shared": c.shared,
-        "after_reuse": c.after_reuse,
+        "trials": c.trials + sum(s.num_trials for s in specs if s.search is not None),
+        "alone": c.naive + searched,
+        "shared": c.shared + searched,
+        "after_reuse": c.after_reuse + searched,
         "reused_trials": c.reused_trials,
         "store": tracking_uri,
         "images_per_second": images_per_second,

@@ -163,13 +163,16 @@ def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", m
         if Path(exp_path).exists() and any(Path(exp_path).glob("experiment_state*.json")):
             raise SweepError(f"{exp_path}: cannot read the Ray state ({type(e).__name__}: {e})") from None
     seen = {r["trial"] for r in rows}
+    steps = (state.sharing or {}).get("steps", {})
     for t in state.planned:
         if t["trial_name"] not in seen:
+            producer = steps.get(t["trial_name"], {}).get("start_from")
             rows.append(
                 {
                     "trial": t["trial_name"],
                     "trial_id": None,
-                    "status": "PENDING",
+                    # shared training: not a Ray trial until its producer's checkpoint exists
+                    "status": f"WAITING({producer})" if producer else "PENDING",
                     "epoch": 0,
                     "total_epochs": None,
                     "final_rank1": None,
