@@ -163,8 +163,10 @@ def _describe(vals: dict[int, float]) -> str:
 def cmd_check(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from orchestration.report import compare as compare_mod
     from orchestration.report.compare import compare
 
+    compare_mod.N_RESAMPLES = args.resamples
     pool = _load(Path(args.pool))
     methods = args.methods.split(",")
     ks = [int(k) for k in args.k.split(",")]
@@ -257,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--repeats", type=int, default=500)
     c.add_argument("--methods", default="t,percentile,bca")
     c.add_argument("--rng-seed", type=int, default=0)
+    c.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples per interval")
     c.add_argument("--json", help="also write the figures to this JSON file")
     c.set_defaults(func=cmd_check)
     args = ap.parse_args(argv)

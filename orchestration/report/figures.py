@@ -298,7 +298,7 @@ def forest(data: SweepData, mode: str) -> FigureResult:
                     markersize=6,
                 )
             else:
-                ax.plot(d, y, "o", markerfacecolor="white", markeredgecolor=colour, markersize=6)
+                ax.plot(d, y, "o", markerfacecolor="white", markeredgecolor="#666666", markersize=6)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel(f"Δ {mlabel} (points)")
         ax.set_title(mlabel)

@@ -332,13 +332,14 @@ def comparison_record(c: Comparison) -> dict[str, Any]:
 
 
 def comparison_cells(c: Comparison) -> list[str]:
-    """The display cells: seeds (and pairing), Δ [95% CI], P(improve), verdict."""
+    """The display cells: seeds (the first group's vs the second's, or shared and paired),
+    Δ [95% CI], P(improve), verdict."""
     if c.paired:
         seeds = f"{c.n_ref}, paired"
-    elif c.n_ref == 0 or c.n_other == 0:
-        seeds = f"{c.n_ref} vs {c.n_other}"
+    elif c.n_ref < 2 or c.n_other < 2:  # no interval either way
+        seeds = f"{c.n_other} vs {c.n_ref}"
     else:
-        seeds = f"{c.n_ref} vs {c.n_other}, unpaired" + (" (seeds differ)" if c.n_ref >= 2 and c.n_other >= 2 else "")
+        seeds = f"{c.n_other} vs {c.n_ref}, unpaired (seeds differ)"
     return [seeds, c.diff_text(), c.p_text(), c.verdict_text()]
 
 

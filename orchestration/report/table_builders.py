@@ -438,26 +438,26 @@ def table4_diff(data: SweepData, mode: str) -> Table | None:
     rows: list[dict[str, str]] = []
     records: list[dict[str, Any]] = []
     sections: list[int] = []
+    empty: list[str] = []
     for g, setup in _setup_groups(data, mode):
         fg = fin[fin["group"] == g]
         label = group_label(g, mode) + (f" (paper setup {TABLE4_LABELS[setup]})" if setup else "")
+        first = True
+        steps = [(key, mlabel, step, c) for key, mlabel in METRICS for step, c in phase_comparisons(fg, g, key)]
+        if all(c.n_ref == 0 and c.n_other == 0 for *_, c in steps):
+            empty.append(label)
+            continue
         if rows:
             sections.append(len(rows))
-        first = True
-        for key, mlabel in METRICS:
-            for step, c in phase_comparisons(fg, g, key):
-                rows.append(
-                    dict(
-                        zip(
-                            ["setup", "step", "metric", *COMPARISON_COLUMNS],
-                            [label if first else "", step, mlabel, *comparison_cells(c)],
-                        )
-                    )
-                )
-                first = False
-                records.append(
-                    {"group": g, "paper_setup": setup or "", "step": step, "metric": key, **comparison_record(c)}
-                )
+        for key, mlabel, step, c in steps:
+            if c.n_ref == 0 and c.n_other == 0:
+                continue
+            cells = [label if first else "", step, mlabel, *comparison_cells(c)]
+            rows.append(dict(zip(["setup", "step", "metric", *COMPARISON_COLUMNS], cells)))
+            first = False
+            records.append(
+                {"group": g, "paper_setup": setup or "", "step": step, "metric": key, **comparison_record(c)}
+            )
     if not rows:
         return None
     notes = [
@@ -465,6 +465,8 @@ def table4_diff(data: SweepData, mode: str) -> Table | None:
         "plain = end of the main phase, + cyclic LR = last weights after the cosine-restart phase, + SWAG = the "
         "SWAG model; each step is paired per run (the phases of one run share its seed).",
     ]
+    if empty:
+        notes.append("No finished run recorded the phases (plain_*, cyclic_*, swag_*) of: " + ", ".join(empty) + ".")
     return Table(
         "table4_diff",
         "Table 4 differences: plain → + cyclic LR → + SWAG within a setup",
