@@ -6,9 +6,13 @@
     write_report(data, mode, tables, figures, out_dir)        # render/html/write: md, tex, csv, html
 
 - `collect`: runs, tags, metrics, histories and each run's typed config.json (never the params);
-- `groups`: table columns (presets or grid points), mean ± std over seeds, runs not averaged;
+- `compare`: a group's mean with its 95% interval, the difference of two groups with its
+  interval, P(improve), verdict and seeds needed, and which groups are compared (no ray/mlflow);
+- `groups`: table columns (presets or grid points), statistics over seeds, the comparisons of
+  the differences tables, runs not averaged;
 - `paper`: the paper's own figures and which column/setup a run's switches give;
-- `tables` (Tables 3 and 4, `build_tables`), `arch` (Tables 1 and 2), `figures`;
+- `tables` (Tables 3 and 4 and their differences, `build_tables`), `arch` (Tables 1 and 2),
+  `figures` (forest plot, Figures 6 and 1);
 - `render` (Markdown, LaTeX), `html` (jinja2 template), `write` (files + parent-run artifacts).
 """
 

@@ -52,6 +52,25 @@ def _read_trials(client: Any, run_id: str, warnings: list[str]) -> list[dict[str
     return planned
 
 
+def _read_reference(client: Any, run_id: str, warnings: list[str]) -> str | None:
+    """The top-level `reference:` of the sweep's spec.yaml (stored on the parent run), if any."""
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        if names.SPEC_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = yaml.safe_load(Path(client.download_artifacts(run_id, names.SPEC_ARTIFACT, tmp)).read_text())
+    except Exception as e:  # noqa: BLE001 - any store/YAML problem becomes a visible warning
+        warnings.append(f"spec.yaml of the parent run could not be read ({e}): references are the defaults")
+        return None
+    ref = spec.get("reference") if isinstance(spec, dict) else None
+    return None if ref is None else str(ref)
+
+
 def _read_config(client: Any, run: Any) -> tuple[TrainConfig | None, str]:
     """(the run's config.json as a TrainConfig, "" or why it is excluded)."""
     try:
@@ -153,6 +172,7 @@ def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> Sw
             "nothing is logged back to MLflow"
         )
     planned = _read_trials(client, parent.info.run_id, warnings) if parent is not None else None
+    reference = _read_reference(client, parent.info.run_id, warnings) if parent is not None else None
     if not trials:
         planned_n = f" ({len(planned)} trials planned)" if planned else ""
         raise TablesError(
@@ -171,6 +191,7 @@ def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> Sw
         df,
         warnings=warnings,
         superseded=superseded,
+        reference=reference,
     )
     _refuse_if_nothing_usable(df, experiment)
     if histories:

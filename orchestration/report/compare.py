@@ -240,7 +240,7 @@ class Comparison:
     def pairing_text(self) -> str:
         if self.paired:
             return f"paired, {self.n_ref} seeds"
-        return f"unpaired ({self.n_ref} vs {self.n_other} seeds; the seeds differ)"
+        return f"unpaired ({self.other}: {self.n_other} seeds, {self.reference}: {self.n_ref}; the seeds differ)"
 
     def verdict_text(self) -> str:
         """ "better", "worse", "not resolved at 3 seeds (about 12 would resolve ±1.5)" or "n/a (1 seed)"."""
@@ -250,7 +250,7 @@ class Comparison:
             return f"n/a ({self.n} seed{'s' if self.n != 1 else ''})"
         if self.verdict != "not resolved":
             return self.verdict
-        seeds = f"{self.n} seeds" if self.paired or self.n_ref == self.n_other else f"{self.n_ref}/{self.n_other} seeds"
+        seeds = f"{self.n} seeds" if self.paired or self.n_ref == self.n_other else f"{self.n_other}/{self.n_ref} seeds"
         if self.seeds_needed is None:
             return f"not resolved at {seeds}"
         more = f"more than {MAX_SEEDS_NEEDED}" if self.seeds_needed > MAX_SEEDS_NEEDED else f"about {self.seeds_needed}"

@@ -1,10 +1,14 @@
-"""Figures 6 and 1 of the paper from a sweep's MLflow records (matplotlib, no pyplot state).
+"""Figures 6 and 1 of the paper, and the forest plot of the differences, from a sweep's
+MLflow records (matplotlib, no pyplot state).
 
 - Figure 6: rank-1 and mAP against epoch during the cyclic (SWAG) phase: the current
   weights under the cosine-restart schedule ("SGD", metric keys `rank1`/`mAP`) against the
-  SWAG model at each cycle end (`swag_rank1`/`swag_mAP`); mean over seeds with a ± std band.
+  SWAG model at each cycle end (`swag_rank1`/`swag_mAP`); mean over seeds with its 95%
+  confidence band (Student's t per epoch; no band where a single seed reached the epoch).
 - Figure 1: rank-1 / mAP against parameters (log scale): the paper's methods with a known
-  parameter count, the paper's own models, and this sweep's groups (mean ± std over seeds).
+  parameter count, the paper's own models, and this sweep's groups (mean and 95% interval).
+- Forest plot: each group's difference to its reference (the differences table's first
+  block) with its 95% interval, coloured by the verdict.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ matplotlib.use("Agg", force=False)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
-from .groups import group_label, group_order, stat  # noqa: E402
+from .compare import interval  # noqa: E402
+from .groups import METRICS, group_comparisons, group_label, group_order  # noqa: E402
 from .paper import load_sota  # noqa: E402
 from .sweep_data import SweepData, metric, num  # noqa: E402
 
-__all__ = ["FigureResult", "figure6", "figure1", "build_figures"]
+__all__ = ["FigureResult", "figure6", "figure1", "forest", "build_figures"]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
@@ -55,22 +60,24 @@ class FigureResult:
         return self.files
 
 
-def _mean_band(series: list[list[tuple[int, float]]]) -> tuple[list[int], list[float], list[float], list[int]]:
-    """Per step: mean, std (0 with one value) and count over the runs' (step, value) lists."""
+def _mean_band(
+    series: list[list[tuple[int, float]]],
+) -> tuple[list[int], list[float], list[float], list[float], list[int]]:
+    """Per step: mean, 95% interval (lo, hi; NaN with one value) and count over the runs'
+    (step, value) lists."""
     by_step: dict[int, list[float]] = {}
     for pts in series:
         for step, v in pts:
             by_step.setdefault(step, []).append(v)
     steps = sorted(by_step)
-    means, stds, ns = [], [], []
+    means, los, his, ns = [], [], [], []
     for s in steps:
-        vals = by_step[s]
-        m = sum(vals) / len(vals)
-        sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-        means.append(m)
-        stds.append(sd)
-        ns.append(len(vals))
-    return steps, means, stds, ns
+        iv = interval(by_step[s])
+        means.append(float(iv.mean) if iv.mean is not None else math.nan)
+        los.append(iv.lo if iv.lo is not None else math.nan)
+        his.append(iv.hi if iv.hi is not None else math.nan)
+        ns.append(iv.n)
+    return steps, means, los, his, ns
 
 
 def _main_epochs(cfg: Any) -> tuple[int | None, list[int]]:
@@ -89,7 +96,7 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
     caption = (
         "Rank-1 and mAP (%) against epoch during the cosine-restart phase: dashed = current weights "
         "(plain SGD, keys rank1/mAP), solid = the SWAG model at each cycle end (swag_rank1/swag_mAP); "
-        "mean over finished seeds, band = ± sample std."
+        "mean over finished seeds, band = its 95% confidence interval (Student's t; none where one seed)."
     )
     fin = data.finished
     fin = fin[fin["run_id"].isin(list(data.histories))]
@@ -129,7 +136,7 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
             colour = PALETTE[ci % len(PALETTE)]
             name = group_label(g, mode)
             for series, style, marker, what in ((sgd[k], "--", "o", "SGD"), (swag[k], "-", "s", "SWAG")):
-                steps, m, sd, _ = _mean_band(series)
+                steps, m, lo, hi, _ = _mean_band(series)
                 if not steps:
                     continue
                 ax.plot(
@@ -144,8 +151,8 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
                 )
                 ax.fill_between(
                     steps,
-                    [a - b for a, b in zip(m, sd)],
-                    [a + b for a, b in zip(m, sd)],
+                    lo,
+                    hi,
                     color=colour,
                     alpha=0.15 if what == "SWAG" else 0.08,
                     linewidth=0,
@@ -167,7 +174,8 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
     caption = (
         "Rank-1 (top) and mAP (bottom) on Market-1501 against parameters (log scale): grey = methods of "
         "the paper's Table 2 with a known parameter count, orange = the paper's models, stars = this "
-        "sweep's groups (mean ± std over finished seeds; dataset in brackets when it is not Market-1501)."
+        "sweep's groups (mean and 95% confidence interval over finished seeds; dataset in brackets when it is not "
+        "Market-1501)."
     )
     sota = load_sota()
     lit = sota[sota["params_m"].notna() & sota["market_r1"].notna()]
@@ -177,7 +185,7 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
         fg = fin[fin["group"] == g]
         if not len(fg):
             continue
-        r1, mp = stat(metric(fg, "final_rank1")), stat(metric(fg, "final_mAP"))
+        r1, mp = interval(metric(fg, "final_rank1"), 0.95), interval(metric(fg, "final_mAP"), 0.95)
         logged = [v for v in (num(x) for x in metric(fg, "params")) if v is not None]
         params = logged[0] if logged else data.arch_params.get(g)
         if params is None or (r1.mean is None and mp.mean is None):
@@ -218,10 +226,12 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
             if s.mean is None:
                 continue
             colour = PALETTE[i % len(PALETTE)]
+            mean = 100 * s.mean
+            yerr = [[mean - 100 * s.lo], [100 * s.hi - mean]] if s.lo is not None and s.hi is not None else None
             ax.errorbar(
                 pm,
-                s.mean,
-                yerr=s.std or 0.0,
+                mean,
+                yerr=yerr,
                 fmt="*",
                 markersize=12,
                 color=colour,
@@ -231,7 +241,7 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
                 markeredgecolor="black",
                 markeredgewidth=0.4,
             )
-            ax.annotate(name, (pm, s.mean), textcoords="offset points", xytext=(6, -10), fontsize=8, color=colour)
+            ax.annotate(name, (pm, mean), textcoords="offset points", xytext=(6, -10), fontsize=8, color=colour)
         ax.set_xscale("log")
         xs = [float(v) for v in lit["params_m"]] + [p[1] for p in pts]
         lo, hi = (min(xs) / 1.5, max(xs) * 1.8) if xs else (1.0, 10.0)
@@ -248,5 +258,58 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
     return FigureResult("fig1_params", title, caption, fig, notes)
 
 
+VERDICT_COLOURS = {"better": "#2ca02c", "worse": "#d62728", "not resolved": "#7f7f7f", "n/a": "#bbbbbb"}
+
+
+def forest(data: SweepData, mode: str) -> FigureResult:
+    """Each group's difference to its reference with its 95% interval (points), per metric."""
+    title = "Forest plot: differences to the reference"
+    caption = (
+        "Each group minus its reference (the differences table's first block), in points, with its 95% confidence "
+        "interval (Student's t; paired by seed where the seeds match, Welch's t where not): green = better, red = "
+        "worse, grey = not resolved; a hollow marker has no interval (a side with one seed)."
+    )
+    comps = [c for c in group_comparisons(data, mode) if c["kind"] == "reference"]
+    comps = [c for c in comps if c["comparison"].diff is not None]
+    if not comps:
+        return FigureResult(
+            "fig_forest", title, caption, None, ["no two groups of this sweep with finished runs to compare"]
+        )
+    labels = list(dict.fromkeys(c["label"] for c in comps))
+    fig = Figure(figsize=(10, 1.2 + 0.45 * len(labels)), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, (key, mlabel) in zip(axes, METRICS):
+        for c in comps:
+            if c["metric"] != key:
+                continue
+            cm = c["comparison"]
+            y = len(labels) - 1 - labels.index(c["label"])
+            colour = VERDICT_COLOURS.get(cm.verdict, "#7f7f7f")
+            d = 100 * cm.diff
+            if cm.lo is not None and cm.hi is not None:
+                ax.errorbar(
+                    d,
+                    y,
+                    xerr=[[d - 100 * cm.lo], [100 * cm.hi - d]],
+                    fmt="o",
+                    color=colour,
+                    ecolor=colour,
+                    capsize=3,
+                    markersize=6,
+                )
+            else:
+                ax.plot(d, y, "o", markerfacecolor="white", markeredgecolor="#666666", markersize=6)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel(f"Δ {mlabel} (points)")
+        ax.set_title(mlabel)
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(labels)))
+    axes[0].set_yticklabels(list(reversed(labels)))
+    notes = []
+    if any(not c["comparison"].paired and c["comparison"].lo is not None for c in comps):
+        notes.append("some groups' seeds differ: their intervals are unpaired (Welch)")
+    return FigureResult("fig_forest", title, caption, fig, notes)
+
+
 def build_figures(data: SweepData, mode: str) -> list[FigureResult]:
-    return [figure6(data, mode), figure1(data, mode)]
+    return [forest(data, mode), figure6(data, mode), figure1(data, mode)]

@@ -1,4 +1,6 @@
-"""Groups (table columns), statistics over seeds, cell formatting, runs not averaged."""
+"""Groups (table columns), statistics over seeds, cell formatting, the comparisons between
+groups (`group_comparisons`, the numbers of the differences tables and the forest plot), runs
+not averaged."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import pandas as pd
 
 from reid_core.presets import SWITCHES, TABLE3_COLUMNS
 
-from .paper import COLUMN_LABELS
-from .sweep_data import FINISHED, MISSING, SweepData, TablesError, num
+from .compare import Comparison, Interval, compare, reference_of
+from .paper import COLUMN_LABELS, paper_column
+from .sweep_data import FINISHED, MISSING, SweepData, TablesError, metric, num
 
 
 def _natural_key(s: str) -> list[Any]:
@@ -98,6 +101,35 @@ def fmt_stat(s: Stat, planned: int | None, show_n: bool = True) -> str:
     return out
 
 
+def ci_cell(iv: Interval, planned: int | None, show_n: bool = True) -> str:
+    """ "45.2 [41.0, 49.4]" (mean and 95% interval in %), "45.2, n/a (1 seed)", with (n/N)."""
+    if iv.n == 0 or iv.mean is None:
+        return MISSING
+    out = iv.text()
+    if not show_n:
+        return out
+    if planned is None:
+        out += f" (n={iv.n})"
+    elif iv.n != planned:
+        out += f" ({iv.n}/{planned})"
+    return out
+
+
+def pct(v: float | None) -> float | None:
+    """A fraction as points (x 100); None stays None."""
+    return None if v is None else 100.0 * v
+
+
+def by_seed(frame: pd.DataFrame, key: str) -> dict[Any, float]:
+    """{seed: metric} over the frame's runs with a finite value (by trial name when seeds repeat)."""
+    vals = [(r.seed, r.trial_name, num(v)) for r, v in zip(frame.itertuples(index=False), metric(frame, key))]
+    vals = [t for t in vals if t[2] is not None]
+    seeds = [t[0] for t in vals]
+    if len(set(seeds)) == len(seeds):
+        return {s: v for s, _, v in vals}
+    return {name: v for _, name, v in vals}
+
+
 def fmt_num(v: float | None, digits: int = 1) -> str:
     return MISSING if v is None else f"{v:.{digits}f}"
 
@@ -178,3 +210,145 @@ def problems_frame(data: SweepData) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["trial", "group", "status", "error", "error_full", "run_id"])
+
+
+# ---------------------------------------------------------------------------------
+# Comparisons (the differences tables and the forest plot)
+
+METRICS = (("rank1", "Rank-1"), ("mAP", "mAP"))
+
+
+def _dataset_of(frame: pd.DataFrame, group: str) -> str:
+    ds = frame.loc[frame["group"] == group, "dataset"]
+    return str(ds.iloc[0]) if len(ds) else ""
+
+
+def references(data: SweepData, mode: str) -> tuple[dict[str, str], list[str]]:
+    """group -> its reference group, within each dataset, and notes on how they were chosen.
+
+    Preset sweeps: the paper's Table 3 references, by the switches each group recorded (so h
+    and compact-1x are one configuration); other sweeps: the spec's `reference:` grid point,
+    else the first group (compare.reference_of)."""
+    inc = data.included
+    groups = group_order(data, mode)
+    base_of = dict(zip(inc["group"], inc["base_group"]))
+    fin = data.finished
+    notes: list[str] = []
+    out: dict[str, str] = {}
+    by_ds: dict[str, list[str]] = {}
+    for g in groups:
+        by_ds.setdefault(_dataset_of(inc, g), []).append(g)
+    named = data.reference
+    for _ds, gs in by_ds.items():
+        bases = [base_of[g] for g in gs]
+        group_of = dict(zip(bases, gs))
+        presets: dict[str, str] | None = None
+        if mode == "preset" and named is None:
+            presets = {}
+            for g, b in zip(gs, bases):
+                fg = fin[fin["group"] == g]
+                sw, trip = group_switches(fg if len(fg) else inc[inc["group"] == g])
+                col = paper_column(sw, trip) if all(v is not None for v in sw.values()) and trip else None
+                presets[b] = col or ""
+        ref = named if named in bases else None
+        if named is not None and ref is None:
+            msg = (
+                f"the spec names reference {named!r}, which is no group of this sweep; the first group is the reference"
+            )
+            if msg not in notes:
+                notes.append(msg)
+        pairs = reference_of(bases, presets, ref)
+        out.update({group_of[o]: group_of[r] for o, r in pairs.items()})
+    return out, notes
+
+
+def group_comparisons(data: SweepData, mode: str) -> list[dict[str, Any]]:
+    """Every comparison of the report, in table order: each group against its reference
+    (kind "reference"), each group's final model against its untrained network, paired per
+    run (kind "untrained"), and Table 4's steps plain -> + cyclic LR -> + SWAG within a group
+    (kind "phase"). Each: {kind, group, reference, metric, label, comparison: Comparison}."""
+    fin = data.finished
+    groups = group_order(data, mode)
+    refs, _notes = references(data, mode)
+    out: list[dict[str, Any]] = []
+    for g in groups:
+        if g not in refs:
+            continue
+        r = refs[g]
+        for key, _ in METRICS:
+            c = compare(
+                by_seed(fin[fin["group"] == r], f"final_{key}"),
+                by_seed(fin[fin["group"] == g], f"final_{key}"),
+                reference_name=r,
+                other_name=g,
+            )
+            label = f"{group_label(g, mode)} − {group_label(r, mode)}"
+            out.append(
+                {"kind": "reference", "group": g, "reference": r, "metric": key, "label": label, "comparison": c}
+            )
+    for g in groups:
+        fg = fin[fin["group"] == g]
+        for key, _ in METRICS:
+            before, after = by_seed(fg, f"untrained_{key}"), by_seed(fg, f"final_{key}")
+            if not before and not after:
+                continue
+            c = compare(before, after, reference_name=f"{g} untrained", other_name=g)
+            label = f"{group_label(g, mode)}: trained − untrained"
+            out.append(
+                {"kind": "untrained", "group": g, "reference": g, "metric": key, "label": label, "comparison": c}
+            )
+    return out
+
+
+def phase_comparisons(fg: pd.DataFrame, group: str, key: str) -> list[tuple[str, Comparison]]:
+    """Table 4's steps within one group, paired per run: plain -> + cyclic LR -> + SWAG."""
+    steps = (("plain", "cyclic", "plain → + cyclic LR"), ("cyclic", "swag", "+ cyclic LR → + SWAG"))
+    out = []
+    for a, b, label in steps:
+        c = compare(
+            by_seed(fg, f"{a}_{key}"),
+            by_seed(fg, f"{b}_{key}"),
+            reference_name=f"{group} {a}",
+            other_name=f"{group} {b}",
+        )
+        out.append((label, c))
+    return out
+
+
+def comparison_record(c: Comparison) -> dict[str, Any]:
+    """The numbers of a comparison for the CSV/JSON (differences in points)."""
+    return {
+        "n_ref": c.n_ref,
+        "n_other": c.n_other,
+        "paired": c.paired,
+        "diff": pct(c.diff),
+        "diff_lo": pct(c.lo),
+        "diff_hi": pct(c.hi),
+        "p_improve": c.p_improve,
+        "verdict": c.verdict,
+        "seeds_needed": c.seeds_needed,
+        "method": c.method,
+    }
+
+
+def comparison_cells(c: Comparison) -> list[str]:
+    """The display cells: seeds (the first group's vs the second's, or shared and paired),
+    Δ [95% CI], P(improve), verdict."""
+    if c.paired:
+        seeds = f"{c.n_ref}, paired"
+    elif c.n_ref < 2 or c.n_other < 2:  # no interval either way
+        seeds = f"{c.n_other} vs {c.n_ref}"
+    else:
+        seeds = f"{c.n_other} vs {c.n_ref}, unpaired (seeds differ)"
+    return [seeds, c.diff_text(), c.p_text(), c.verdict_text()]
+
+
+COMPARISON_COLUMNS = ["seeds", "Δ (points) [95% CI]", "P(improve)", "verdict"]
+COMPARISON_NOTE = (
+    "Δ = the first group − the second, in points, with its 95% confidence interval: Student's t over the "
+    "per-seed differences when both groups have the same seeds (paired), Welch's t when they do not (unpaired); "
+    "'n/a (1 seed)' where a side has fewer than two seeds. P(improve) = the chance that a run of the first "
+    "beats a run of the second (paired: the share of seeds on which it does). Verdict: better / worse when the "
+    "interval excludes 0, else not resolved, with the seeds per group at which a difference of this size would "
+    "be resolved at the observed spread."
+)

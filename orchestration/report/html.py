@@ -25,6 +25,8 @@ def _cell_class(v: str, col: int, colour_deltas: bool, left_cols: int = 1) -> st
         return "txt"
     if v == CHECK:
         return "ck"
+    if v in ("better", "worse"):  # a verdict of the differences tables
+        return "pos" if v == "better" else "neg"
     if v == MISSING:
         return "na"
     if _PARTIAL.search(v):

@@ -58,6 +58,9 @@ class SweepData:
     warnings: list[str] = field(default_factory=list)
     superseded: int = 0  # earlier attempts of a trial name that a later run replaced
     arch_params: dict[str, float] = field(default_factory=dict)  # group -> params (Table 1), for Table 2 / Fig. 1
+    # the spec's top-level `reference:` (a grid point every other group is compared with), from
+    # the parent run's spec.yaml; None: the paper's references for presets, else the first group
+    reference: str | None = None
 
     @property
     def not_started(self) -> list[dict[str, Any]]:

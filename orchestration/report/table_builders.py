@@ -1,12 +1,17 @@
 """The paper's Table 3 (ablation; a grid table for other axes) and Table 4 (SWAG study),
-and `build_tables`, which makes every table of the report in order.
+their differences tables, and `build_tables`, which makes every table of the report in order.
 
 Conventions of every table:
-- Rank-1 / mAP are MLflow's fractions x 100 (percent); a cell is mean ± sample standard
-  deviation (ddof=1) over the FINISHED runs of a group that recorded the metric. When that
-  number n differs from the seeds planned for the group (N, from trials.json) the cell
-  says (n/N). Runs that FAILED, still RUN, were KILLED, or were planned but never
-  started are listed under the table, never averaged. A metric nobody recorded is "–".
+- Rank-1 / mAP are MLflow's fractions x 100 (percent); a cell is the mean and its 95%
+  confidence interval (Student's t, compare.interval) over the FINISHED runs of a group that
+  recorded the metric; "n/a (1 seed)" with one. When that number n differs from the seeds
+  planned for the group (N, from trials.json) the cell says (n/N). Runs that FAILED, still
+  RUN, were KILLED, or were planned but never started are listed under the table, never
+  averaged. A metric nobody recorded is "–".
+- Differences (`table3_diff` / `grid_diff`, `table4_diff`): each group against its reference
+  (groups.references), each group's final model against its untrained network (paired per
+  run), and Table 4's steps within a group (paired per run); compare.compare gives the
+  interval, P(improve), the verdict and the seeds that would resolve it.
 - Table 3's switch rows are derived from each run's recorded config.json with
   `reid_core.presets.switches_from_flat`, never from the preset's name. The paper's figure
   shown beside a group is the paper's column with the SAME switches and triplet loss.
@@ -24,22 +29,32 @@ from reid_core.presets import PRESETS, SWITCH_LABELS, SWITCHES, TABLE3_COLUMNS, 
 
 from ..sweep.names import format_value
 from .arch import table1, table2
+from .compare import interval
 from .groups import (
+    COMPARISON_COLUMNS,
+    COMPARISON_NOTE,
+    METRICS,
     assign_groups,
+    ci_cell,
+    comparison_cells,
+    comparison_record,
     fmt_diff,
     fmt_num,
-    fmt_stat,
+    group_comparisons,
     group_label,
     group_order,
     group_switches,
+    pct,
+    phase_comparisons,
     planned_count,
     problems_frame,
+    references,
     stat,
 )
 from .paper import PAPER_TABLE3, PAPER_TABLE4, TABLE4_LABELS, TABLE4_PHASES, TRIPLET_LABELS, paper_column, paper_setup
 from .sweep_data import CHECK, CONFIG_PREFIX, MISSING, NON_AXIS_PARAMS, SweepData, Table, metric
 
-__all__ = ["table3", "table4", "build_tables"]
+__all__ = ["table3", "table4", "table3_diff", "table4_diff", "build_tables"]
 
 
 def _axis_keys(data: SweepData, groups: list[str]) -> list[str]:
@@ -127,6 +142,8 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
         col = paper_column(sw, trip) if all(v is not None for v in sw.values()) and trip else None
         N = planned_count(data, mode, base_of[g])
         r1, mp = stat(metric(fg, "final_rank1")), stat(metric(fg, "final_mAP"))
+        i1, im = interval(metric(fg, "final_rank1")), interval(metric(fg, "final_mAP"))
+        u1, um = interval(metric(fg, "untrained_rank1")), interval(metric(fg, "untrained_mAP"))
         p1, pm = PAPER_TABLE3.get(col, (None, None)) if col else (None, None)
         d1, dm = (p1, pm) if _on_market(allg) else (None, None)
         cells: list[str] = []
@@ -139,10 +156,12 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
         cells.append(group_label(col, "preset") if col else MISSING)
         cells.append(f"{len(fg)}/{N}" if N is not None else f"{len(fg)}/?")
         cells += [
-            fmt_stat(r1, N),
+            ci_cell(u1, N, show_n=False),
+            ci_cell(i1, N),
             fmt_num(p1),
             fmt_diff(r1.mean, d1),
-            fmt_stat(mp, N),
+            ci_cell(um, N, show_n=False),
+            ci_cell(im, N),
             fmt_num(pm),
             fmt_diff(mp.mean, dm),
         ]
@@ -161,12 +180,18 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
             {
                 "finished": len(fg),
                 "planned": N,
+                "rank1_untrained": pct(u1.mean),
                 "rank1_mean": r1.mean,
+                "rank1_lo": pct(i1.lo),
+                "rank1_hi": pct(i1.hi),
                 "rank1_std": r1.std,
                 "rank1_n": r1.n,
                 "paper_rank1": p1,
                 "rank1_diff": None if r1.mean is None or d1 is None else r1.mean - d1,
+                "mAP_untrained": pct(um.mean),
                 "mAP_mean": mp.mean,
+                "mAP_lo": pct(im.lo),
+                "mAP_hi": pct(im.hi),
                 "mAP_std": mp.std,
                 "mAP_n": mp.n,
                 "paper_mAP": pm,
@@ -181,12 +206,14 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
             "Triplet loss",
             "Paper column (same switches)",
             "Seeds finished",
+            "Rank-1 untrained (%)",
             "Rank-1 (%)",
             "Rank-1 paper",
-            "Rank-1 Δ",
+            "Rank-1 Δ paper",
+            "mAP untrained (%)",
             "mAP (%)",
             "mAP paper",
-            "mAP Δ",
+            "mAP Δ paper",
         ]
     )
     display = pd.DataFrame({"": row_labels, **disp})
@@ -205,12 +232,13 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
     notes.insert(
         0,
         "Rank-1 / mAP of the reported model (final_rank1 / final_mAP: SWAG when enabled, else the "
-        "last weights), % mean ± sample std over finished seeds; (n/N) = seeds averaged / planned. "
-        "Switches are read from each run's recorded config.json; Δ = this sweep − paper, in points (Market-1501 "
-        "runs only).",
+        "last weights) and of the untrained network (untrained_*), % mean [95% confidence interval, Student's t] "
+        "over finished seeds; (n/N) = seeds averaged / planned. Switches are read from each run's recorded "
+        "config.json; Δ paper = this sweep − paper, in points (Market-1501 runs only). The differences between "
+        "groups, with their intervals and verdicts, are in the differences table below.",
     )
     na = len(axis)
-    sections = [i for i in (na, na + len(SWITCHES), na + len(SWITCHES) + 3) if i > 0]
+    sections = [i for i in (na, na + len(SWITCHES), na + len(SWITCHES) + 3, na + len(SWITCHES) + 7) if i > 0]
     table = Table(
         "table3" if mode == "preset" else "grid",
         title,
@@ -259,18 +287,21 @@ def table4(data: SweepData, mode: str) -> Table | None:
         for key, mlabel in (("rank1", "Rank-1"), ("mAP", "mAP")):
             ours = {"setup": label if key == "rank1" else "", "": f"{mlabel} (%)"}
             paper_row = {"setup": "", "": f"{mlabel} paper"}
-            delta_row = {"setup": "", "": f"{mlabel} Δ"}
+            delta_row = {"setup": "", "": f"{mlabel} Δ paper"}
             rec: dict[str, Any] = {"group": g, "paper_setup": setup or "", "metric": key, "planned": N}
             for phase, plabel in TABLE4_PHASES:
                 st = stat(metric(fg, f"{phase}_{key}"))
+                iv = interval(metric(fg, f"{phase}_{key}"))
                 paper = PAPER_TABLE4[setup][phase][0 if key == "rank1" else 1] if setup else None
-                ours[plabel] = fmt_stat(st, N)
+                ours[plabel] = ci_cell(iv, N)
                 paper_row[plabel] = fmt_num(paper)
                 ref = paper if on_market else None
                 delta_row[plabel] = fmt_diff(st.mean, ref)
                 rec.update(
                     {
                         f"{phase}_mean": st.mean,
+                        f"{phase}_lo": pct(iv.lo),
+                        f"{phase}_hi": pct(iv.hi),
                         f"{phase}_std": st.std,
                         f"{phase}_n": st.n,
                         f"{phase}_paper": paper,
@@ -282,9 +313,11 @@ def table4(data: SweepData, mode: str) -> Table | None:
     display = pd.DataFrame(rows)
     notes = [
         "plain = end of the main phase (plain_*), + cyclic LR = last weights after the cosine-restart phase "
-        "(cyclic_*), + SWAG = the SWAG model (swag_*); % mean ± sample std over finished seeds; (n/N) = "
+        "(cyclic_*), + SWAG = the SWAG model (swag_*); % mean [95% confidence interval, Student's t] over "
+        "finished seeds; (n/N) = "
         "seeds averaged / planned. Paper numbers beside the group whose switches (SWAG aside) equal a setup "
-        "of the paper's Table 4; Δ = this sweep − paper, in points (Market-1501 runs only)."
+        "of the paper's Table 4; Δ paper = this sweep − paper, in points (Market-1501 runs only). The steps' "
+        "differences, paired per run, are in the next table."
     ]
     return Table(
         "table4",
@@ -297,19 +330,174 @@ def table4(data: SweepData, mode: str) -> Table | None:
     )
 
 
+def _setup_groups(data: SweepData, mode: str) -> list[tuple[str, str | None]]:
+    """Table 4's groups in its order, with the paper setup each one's switches give."""
+    inc, fin = data.included, data.finished
+    setup_rank = {s: i for i, s in enumerate(TABLE4_SETUPS)}
+    chosen = []
+    for g in group_order(data, mode):
+        allg = inc[inc["group"] == g]
+        fg = fin[fin["group"] == g]
+        has = any(metric(allg, f"{p}_rank1").notna().any() for p in ("cyclic", "swag"))
+        sw, trip = group_switches(fg if len(fg) else allg)
+        if not (sw["swag"] or has):
+            continue
+        setup = paper_setup(sw, trip) if all(v is not None for v in sw.values()) and trip else None
+        chosen.append((setup_rank.get(setup or "", len(setup_rank)), g, setup))
+    chosen.sort(key=lambda c: c[0])
+    return [(g, setup) for _, g, setup in chosen]
+
+
+# ---------------------------------------------------------------------------------
+# Differences tables
+
+
+def table3_diff(data: SweepData, mode: str) -> Table:
+    """Each group against its reference, then each group's final model against its untrained
+    network (paired per run): Δ [95% CI], P(improve), verdict."""
+    rows: list[dict[str, str]] = []
+    records: list[dict[str, Any]] = []
+    sections: list[int] = []
+    refs, ref_notes = references(data, mode)
+    kinds = (("reference", "against the reference"), ("untrained", "trained against untrained"))
+    comps = group_comparisons(data, mode)
+    for kind, _title in kinds:
+        block = [c for c in comps if c["kind"] == kind]
+        if not block:
+            continue
+        if rows:
+            sections.append(len(rows))
+        last = None
+        for c in block:
+            cmp_ = c["comparison"]
+            first = c["label"] if c["label"] != last else ""
+            last = c["label"]
+            mlabel = dict(METRICS)[c["metric"]]
+            rows.append(
+                dict(zip(["comparison", "metric", *COMPARISON_COLUMNS], [first, mlabel, *comparison_cells(cmp_)]))
+            )
+            records.append(
+                {
+                    "kind": kind,
+                    "group": c["group"],
+                    "reference": c["reference"] if kind == "reference" else f"{c['group']} (untrained)",
+                    "metric": c["metric"],
+                    **comparison_record(cmp_),
+                }
+            )
+    display = pd.DataFrame(rows, columns=["comparison", "metric", *COMPARISON_COLUMNS])
+    notes = [COMPARISON_NOTE]
+    if mode == "preset" and data.reference is None:
+        notes.append(
+            "References (the full model each column switches one thing off from, found by the switches each group "
+            "recorded): b-g against i, h and i against Compact-ReID, HA-CNN against a, a against b; a group whose "
+            "reference is not in the sweep is set against the group whose switches are the smallest superset of its "
+            "own, and a group with neither (the full model) is only compared with its untrained network."
+        )
+    else:
+        first = group_order(data, mode)[:1]
+        ref = data.reference if data.reference and not ref_notes else (first[0] if first else "")
+        notes.append(
+            f"Reference: {group_label(ref, mode)} ("
+            + ("named by the spec's `reference:`" if data.reference and not ref_notes else "the first group")
+            + "); every other group is compared with it."
+        )
+    notes += ref_notes
+    notes.append(
+        "Trained − untrained: each group's reported model (final_*) against the network before training "
+        "(untrained_*), paired per run. Only finished runs are compared; the runs left out are listed under "
+        "the table above."
+    )
+    unpaired = [r for r in records if not r["paired"] and r["n_ref"] >= 2 and r["n_other"] >= 2]
+    if unpaired:
+        notes.append(
+            "Unpaired (Welch) where the two groups' seeds differ: "
+            + ", ".join(sorted({f"{r['group']} vs {r['reference']}" for r in unpaired}))
+            + "."
+        )
+    title = (
+        "Table 3 differences: each column against its reference"
+        if mode == "preset"
+        else "Grid differences: each group against the reference"
+    )
+    return Table(
+        "table3_diff" if mode == "preset" else "grid_diff",
+        title,
+        display,
+        pd.DataFrame(records),
+        notes,
+        sections=sections,
+        left_cols=2,
+        colour_deltas=False,
+    )
+
+
+def table4_diff(data: SweepData, mode: str) -> Table | None:
+    """Table 4's steps within each group, paired per run: plain → + cyclic LR → + SWAG."""
+    fin = data.finished
+    rows: list[dict[str, str]] = []
+    records: list[dict[str, Any]] = []
+    sections: list[int] = []
+    empty: list[str] = []
+    for g, setup in _setup_groups(data, mode):
+        fg = fin[fin["group"] == g]
+        label = group_label(g, mode) + (f" (paper setup {TABLE4_LABELS[setup]})" if setup else "")
+        first = True
+        steps = [(key, mlabel, step, c) for key, mlabel in METRICS for step, c in phase_comparisons(fg, g, key)]
+        if all(c.n_ref == 0 and c.n_other == 0 for *_, c in steps):
+            empty.append(label)
+            continue
+        if rows:
+            sections.append(len(rows))
+        for key, mlabel, step, c in steps:
+            if c.n_ref == 0 and c.n_other == 0:
+                continue
+            cells = [label if first else "", step, mlabel, *comparison_cells(c)]
+            rows.append(dict(zip(["setup", "step", "metric", *COMPARISON_COLUMNS], cells)))
+            first = False
+            records.append(
+                {"group": g, "paper_setup": setup or "", "step": step, "metric": key, **comparison_record(c)}
+            )
+    if not rows:
+        return None
+    notes = [
+        COMPARISON_NOTE.replace("the first group − the second", "the later phase − the earlier one, within a run"),
+        "plain = end of the main phase, + cyclic LR = last weights after the cosine-restart phase, + SWAG = the "
+        "SWAG model; each step is paired per run (the phases of one run share its seed).",
+    ]
+    if empty:
+        notes.append("No finished run recorded the phases (plain_*, cyclic_*, swag_*) of: " + ", ".join(empty) + ".")
+    return Table(
+        "table4_diff",
+        "Table 4 differences: plain → + cyclic LR → + SWAG within a setup",
+        pd.DataFrame(rows, columns=["setup", "step", "metric", *COMPARISON_COLUMNS]),
+        pd.DataFrame(records),
+        notes,
+        sections=sections,
+        left_cols=3,
+        colour_deltas=False,
+    )
+
+
 # ---------------------------------------------------------------------------------
 # All tables
 
 
 def build_tables(data: SweepData, group_by: str = "auto", recompute: bool = True) -> tuple[str, dict[str, Table]]:
-    """(mode, {key: Table}) in report order: Table 3 / grid, 4, 1, 2."""
+    """(mode, {key: Table}) in report order: Table 3 / grid and its differences, 4 and its
+    differences, 1, 2."""
     mode = assign_groups(data, group_by)
     tables: dict[str, Table] = {}
     t3 = table3(data, mode)
     tables[t3.key] = t3
+    t3d = table3_diff(data, mode)
+    tables[t3d.key] = t3d
     t4 = table4(data, mode)
     if t4 is not None:
         tables["table4"] = t4
+        t4d = table4_diff(data, mode)
+        if t4d is not None:
+            tables[t4d.key] = t4d
     t1 = table1(data, mode, recompute=recompute)
     tables["table1"] = t1
     # Parameter counts per group for Table 2 / Figure 1 (logged, else Table 1's recomputation).

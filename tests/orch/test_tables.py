@@ -1,5 +1,6 @@
 """`compact-reid tables`: a SQLite MLflow store filled through MlflowClient exactly as
-docs/CONTRACTS.md says a sweep records itself, then tables, figures, files and artifacts."""
+docs/CONTRACTS.md says a sweep records itself, then tables (means with 95% intervals, the
+differences tables), figures, files and artifacts."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ FINAL = {
     ("compact", 0): (0.96, None),  # final_mAP absent; seed 1 RUNNING; seed 2 never started
 }
 LOG_COMPLEXITY = {"c", "h", "compact"}  # "a" gets its params/MACs recomputed
+UNTRAINED = {sd: {"untrained_rank1": 0.02 + 0.01 * sd, "untrained_mAP": 0.01 + 0.005 * sd} for sd in SEEDS}
 
 
 def _text(v: Any, style: str) -> str:
@@ -97,13 +99,13 @@ class Store:
             tags={"mlflow.experimentKind": "custom_model_development", "mlflow.note.content": f"test sweep {name}"},
         )
 
-    def parent(self, exp: str, name: str, trials: list[dict[str, Any]] | None) -> str:
+    def parent(self, exp: str, name: str, trials: list[dict[str, Any]] | None, spec_extra: str = "") -> str:
         run = self.client.create_run(
             exp, run_name=name, start_time=self._now(), tags={"compact_reid.role": "sweep", "compact_reid.sweep": name}
         )
         d = self.tmp / f"parent-{run.info.run_id}"
         d.mkdir()
-        (d / "spec.yaml").write_text(f"name: {name}\n")
+        (d / "spec.yaml").write_text(f"name: {name}\n{spec_extra}")
         self.client.log_artifact(run.info.run_id, str(d / "spec.yaml"))
         if trials is not None:
             (d / "trials.json").write_text(json.dumps(trials))
@@ -196,6 +198,14 @@ def _swag_history(seed: int) -> tuple[dict[str, list[tuple[int, float]]], dict[s
     return hist, summary
 
 
+# scale-grid: final_rank1 per grid value and seed (None: RUNNING, not averaged)
+SCALE_GRID = {
+    0.01: {0: 0.50, 1: 0.52, 2: 0.51, 3: 0.53},
+    0.02: {0: 0.60, 1: 0.63, 2: 0.61, 3: 0.62},
+    0.04: {4: 0.61, 5: 0.60, 6: 0.64, 7: None},
+}
+SCALE_GRID_SEEDS = {v: list(d) for v, d in SCALE_GRID.items()}
+
 COMPLEXITY = {"c": (5.1e6, 5.2e6, 1.6e9), "h": (2.9e6, 2.92e6, 0.68e9), "compact": (5.26e6, 5.28e6, 1.62e9)}
 
 
@@ -215,7 +225,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # an earlier attempt of h-seed0 that a resumed run replaced: must not be counted or listed
     s.trial(exp, parent, SWEEP, "h", 0, status="FAILED", error="preempted")
     for (preset, seed), (r1, mp) in FINAL.items():
-        metrics: dict[str, float] = {"final_rank1": r1}
+        metrics: dict[str, float] = {"final_rank1": r1, **UNTRAINED[seed]}
         if mp is not None:
             metrics["final_mAP"] = mp
         if preset in LOG_COMPLEXITY:
@@ -288,6 +298,37 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 config=_config("compact", sd, **{"model.gem_p_init": v}),
             )
 
+    # a grid over schedule.scale whose spec names its reference; 0.04 ran other seeds (unpaired)
+    sexp = s.experiment("scale-grid")
+    strials = [
+        {"trial_name": f"scale={v}-seed{sd}", "grid_point": f"scale={v}", "preset": "g", "seed": sd, "overrides": {}}
+        for v, seeds in SCALE_GRID_SEEDS.items()
+        for sd in seeds
+    ]
+    sparent = s.parent(sexp, "scale-grid", strials, spec_extra="reference: scale=0.02\n")
+    for v, per_seed in SCALE_GRID.items():
+        for sd, r1 in per_seed.items():
+            over = {"schedule.scale": v}
+            s.trial(
+                sexp,
+                sparent,
+                "scale-grid",
+                "g",
+                sd,
+                grid_point=f"scale={v}",
+                status="RUNNING" if r1 is None else "FINISHED",
+                metrics={}
+                if r1 is None
+                else {
+                    "final_rank1": r1,
+                    "final_mAP": r1 - 0.2,
+                    "untrained_rank1": 0.02,
+                    "untrained_mAP": 0.01 + 0.001 * sd,
+                },
+                params=_params("g", sd, **over),
+                config=_config("g", sd, **over),
+            )
+
     s.experiment("empty-sweep")
     oexp = s.experiment("old-sweep")
     oparent = s.parent(oexp, "old-sweep", None)
@@ -323,6 +364,15 @@ def _col(built: dict[str, Any], label: str) -> dict[str, str]:
 def _sd(*xs: float) -> float:
     m = sum(xs) / len(xs)
     return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _ci(*xs: float) -> str:
+    """ "mean [lo, hi]": the mean of values in % and its 95% Student's t interval."""
+    from scipy import stats
+
+    m = sum(xs) / len(xs)
+    lo, hi = stats.t.interval(0.95, len(xs) - 1, loc=m, scale=_sd(*xs) / math.sqrt(len(xs)))
+    return f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
 # ---------------------------------------------------------------------------------
@@ -371,14 +421,16 @@ def test_table3_checkmarks_and_order(built: dict[str, Any]) -> None:
 
 def test_table3_means_by_hand(built: dict[str, Any]) -> None:
     a = _col(built, "a")
-    # rank-1 90, 92, 94 -> 92.0 ± 2.0; mAP 70, 72, 77 -> 73.0 ± sqrt(13) = 3.6
+    # rank-1 90, 92, 94 -> 92.0, sd 2.0: 95% t interval 92 ± 4.303 * 2 / sqrt(3) = [87.0, 97.0]
     assert a["Seeds finished"] == "3/3"
-    assert a["Rank-1 (%)"] == "92.0 ± 2.0"
-    assert a["mAP (%)"] == f"73.0 ± {math.sqrt(13):.1f}" == "73.0 ± 3.6"
-    assert a["Rank-1 paper"] == "93.2" and a["Rank-1 Δ"] == "-1.2"
-    assert a["mAP paper"] == "82.0" and a["mAP Δ"] == "-9.0"
+    assert a["Rank-1 (%)"] == _ci(90, 92, 94) == "92.0 [87.0, 97.0]"
+    assert a["mAP (%)"] == _ci(70, 72, 77)
+    assert a["Rank-1 untrained (%)"] == _ci(2, 3, 4) and a["mAP untrained (%)"] == _ci(1, 1.5, 2)
+    assert a["Rank-1 paper"] == "93.2" and a["Rank-1 Δ paper"] == "-1.2"
+    assert a["mAP paper"] == "82.0" and a["mAP Δ paper"] == "-9.0"
     rec = built["tables"]["table3"].data.set_index("group").loc["a"]
     assert rec["rank1_mean"] == pytest.approx(92.0)
+    assert (rec["rank1_lo"], rec["rank1_hi"]) == (pytest.approx(87.0, abs=0.04), pytest.approx(97.0, abs=0.04))
     assert rec["rank1_std"] == pytest.approx(2.0)
     assert rec["mAP_std"] == pytest.approx(_sd(70, 72, 77))
     assert rec["rank1_diff"] == pytest.approx(92.0 - PAPER_TABLE3["a"][0])
@@ -387,14 +439,14 @@ def test_table3_means_by_hand(built: dict[str, Any]) -> None:
 def test_missing_seeds_failed_and_absent(built: dict[str, Any]) -> None:
     c, h, comp = _col(built, "c"), _col(built, "h"), _col(built, "Compact-ReID")
     assert c["Seeds finished"] == "2/3"
-    assert c["Rank-1 (%)"] == f"94.0 ± {_sd(93, 95):.1f} (2/3)"
+    assert c["Rank-1 (%)"] == f"{_ci(93, 95)} (2/3)"
     # the FAILED h-seed2 logged final_rank1 = 0.10: not averaged
-    assert h["Rank-1 (%)"] == f"96.0 ± {_sd(95, 97):.1f} (2/3)"
-    assert h["mAP (%)"] == f"88.0 ± {_sd(86, 90):.1f} (2/3)"
-    # compact: one finished seed, no final_mAP; a RUNNING seed is not averaged
+    assert h["Rank-1 (%)"] == f"{_ci(95, 97)} (2/3)"
+    assert h["mAP (%)"] == f"{_ci(86, 90)} (2/3)"
+    # compact: one finished seed (no interval), no final_mAP; a RUNNING seed is not averaged
     assert comp["Seeds finished"] == "1/3"
-    assert comp["Rank-1 (%)"] == "96.0 (1/3)"
-    assert comp["mAP (%)"] == MISSING and comp["mAP Δ"] == MISSING
+    assert comp["Rank-1 (%)"] == "96.0, n/a (1 seed) (1/3)"
+    assert comp["mAP (%)"] == MISSING and comp["mAP Δ paper"] == MISSING
     probs = built["tables"]["table3"].problems.set_index("trial")
     assert probs.loc["h-seed2", "status"] == "FAILED"
     assert "CUDA out of memory" in probs.loc["h-seed2", "error"]
@@ -415,11 +467,11 @@ def test_table4(built: dict[str, Any]) -> None:
     assert [t["setup"][i] for i in starts] == ["h (paper setup 2: column g)", "Compact-ReID (paper setup 3: column i)"]
     h = dict((row[""], row) for _, row in t.iloc[starts[0] : starts[1]].iterrows())
     # plain 94, 95; cyclic 94.5, 95.5; swag 95, 96 (rank-1 %, seeds 0 and 1; seed 2 FAILED)
-    assert h["Rank-1 (%)"]["plain"] == f"94.5 ± {_sd(94, 95):.1f} (2/3)"
+    assert h["Rank-1 (%)"]["plain"] == f"{_ci(94, 95)} (2/3)"
     assert h["Rank-1 paper"]["plain"] == "95.4"
-    assert h["Rank-1 (%)"]["+ SWAG"] == f"95.5 ± {_sd(95, 96):.1f} (2/3)" and h["Rank-1 paper"]["+ SWAG"] == "95.8"
-    assert h["Rank-1 Δ"]["+ cyclic LR"] == "-0.8"  # 95.0 - 95.8
-    assert h["mAP (%)"]["+ SWAG"] == f"87.5 ± {_sd(86, 87):.1f} (2/3)" and h["mAP Δ"]["+ SWAG"] == "-1.2"
+    assert h["Rank-1 (%)"]["+ SWAG"] == f"{_ci(95, 96)} (2/3)" and h["Rank-1 paper"]["+ SWAG"] == "95.8"
+    assert h["Rank-1 Δ paper"]["+ cyclic LR"] == "-0.8"  # 95.0 - 95.8
+    assert h["mAP (%)"]["+ SWAG"] == f"{_ci(87, 88)} (2/3)" and h["mAP Δ paper"]["+ SWAG"] == "-1.2"
     comp = t.iloc[starts[1] :]
     assert (comp[comp[""] == "Rank-1 (%)"][["plain", "+ cyclic LR", "+ SWAG"]] == MISSING).all().all()
     rec = built["tables"]["table4"].data.set_index(["group", "metric"]).loc[("h", "mAP")]
@@ -459,8 +511,8 @@ def test_table2(built: dict[str, Any]) -> None:
 
 
 def test_figures(built: dict[str, Any]) -> None:
-    fig6, fig1 = built["figures"]
-    assert fig6.figure is not None and fig1.figure is not None
+    forest, fig6, fig1 = built["figures"]
+    assert forest.figure is not None and fig6.figure is not None and fig1.figure is not None
     ax = fig6.figure.axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
     assert "h SWAG (n=2)" in labels and "h SGD (n=2)" in labels
@@ -480,9 +532,9 @@ def test_grid_table(store: dict[str, Any]) -> None:
     assert list(d.columns) == ["", "gem_p_init=3.0", "gem_p_init=4.0"]
     rows = dict(zip(d[""], d["gem_p_init=4.0"]))
     assert rows["model.gem_p_init"] == "4.0"
-    assert rows["Seeds finished"] == "1/2" and rows["Rank-1 (%)"] == "91.0 (1/2)"
+    assert rows["Seeds finished"] == "1/2" and rows["Rank-1 (%)"] == "91.0, n/a (1 seed) (1/2)"
     assert rows["Paper column (same switches)"] == "Compact-ReID"
-    assert dict(zip(d[""], d["gem_p_init=3.0"]))["Rank-1 (%)"] == f"91.0 ± {_sd(90, 92):.1f}"
+    assert dict(zip(d[""], d["gem_p_init=3.0"]))["Rank-1 (%)"] == _ci(90, 92)
     killed = tables["grid"].problems.set_index("trial").loc["gem_p_init=4.0-seed1"]
     assert killed["status"] == "KILLED" and killed["error"] == "stopped early by the scheduler"
     # a search or a long grid: one row per group
@@ -490,7 +542,11 @@ def test_grid_table(store: dict[str, Any]) -> None:
 
     long = table3(data, mode, max_columns=1).display
     assert list(long["group"]) == ["gem_p_init=3.0", "gem_p_init=4.0"]
-    assert long.set_index("group").loc["gem_p_init=4.0", "Rank-1 (%)"] == "91.0 (1/2)"
+    assert long.set_index("group").loc["gem_p_init=4.0", "Rank-1 (%)"] == "91.0, n/a (1 seed) (1/2)"
+    # gem_p_init=4.0 has one finished seed: its difference to the first grid point has no interval
+    diff = tables["grid_diff"].data
+    row = diff[(diff["kind"] == "reference") & (diff["metric"] == "rank1")].iloc[0]
+    assert (row["group"], row["reference"], row["verdict"]) == ("gem_p_init=4.0", "gem_p_init=3.0", "n/a")
 
 
 def test_override_notes(built: dict[str, Any]) -> None:
@@ -514,7 +570,10 @@ def test_resolve_tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_latex_booktabs(built: dict[str, Any]) -> None:
     tex = to_latex(built["tables"]["table3"])
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
-    assert "\\checkmark" in tex and "$\\pm$" in tex and "✓" not in tex and "±" not in tex
+    assert "\\checkmark" in tex and "✓" not in tex and "[87.0, 97.0]" in tex
+    tex = to_latex(built["tables"]["table4_diff"])
+    body = tex.split("\\begin{tabular}")[1]
+    assert "$\\rightarrow$" in body and "→" not in body and "−" not in body
 
 
 def test_cli_writes_every_format_and_logs(store: dict[str, Any], tmp_path: Path, capsys) -> None:
@@ -541,6 +600,10 @@ def test_cli_writes_every_format_and_logs(store: dict[str, Any], tmp_path: Path,
         "fig6_swag.svg",
         "fig1_params.png",
         "fig1_params.svg",
+        "fig_forest.png",
+        "table3_diff.csv",
+        "table3_diff.tex",
+        "table4_diff.csv",
     ):
         assert f in names, f
         assert (out / f).stat().st_size > 0
@@ -549,7 +612,8 @@ def test_cli_writes_every_format_and_logs(store: dict[str, Any], tmp_path: Path,
     html = (out / "report.html").read_text()
     for bad in ("http://", "https://", "<script", "<link", 'src="http', "url("):
         assert bad not in html, bad
-    assert html.count('src="data:image/png;base64,') == 2
+    assert html.count('src="data:image/png;base64,') == 3
+    assert "Table 3 differences" in html and "not resolved" in html
     assert "h-seed2" in html and "CUDA out of memory" in html
     assert summary["tables"]["table3"]["rows"][0]["group"] == "a"
     assert {r["trial"] for r in summary["not_averaged"]} >= {"h-seed2", "compact-seed1", "c-seed2", "g-seed0"}
@@ -614,3 +678,119 @@ def test_html_screenshot_headless_chromium(built: dict[str, Any], store: dict[st
     write_report(built["data"], built["mode"], built["tables"], built["figures"], out, ["html"], log=False)
     png = screenshot(out / "report.html", tmp_path / "shot.png", "1400,2000")
     assert len(png) > 20_000  # a rendered page, not a blank one
+
+
+# ---------------------------------------------------------------------------------
+# Differences: intervals, verdicts, references
+
+
+def _diff_rows(table: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """(group, metric) -> the record of each comparison against the reference."""
+    d = table.data
+    return {(r["group"], r["metric"]): r for r in d[d["kind"] == "reference"].to_dict("records")}
+
+
+def test_table3_differences(built: dict[str, Any]) -> None:
+    from scipy import stats
+
+    t = built["tables"]["table3_diff"]
+    rows = _diff_rows(t)
+    # references by switches: a -> c and c -> compact (b and i are not in the sweep: the smallest
+    # superset of their switches), h -> compact (the paper's), compact is the full model
+    assert {g: r["reference"] for (g, m), r in rows.items() if m == "rank1"} == {
+        "a": "c",
+        "c": "compact",
+        "h": "compact",
+    }
+    a = rows[("a", "rank1")]
+    # a has seeds 0-2, c seeds 0-1: unpaired, Welch
+    ci = stats.ttest_ind([90, 92, 94], [93, 95], equal_var=False).confidence_interval(0.95)
+    assert not a["paired"] and (a["n_ref"], a["n_other"]) == (2, 3)
+    assert a["diff"] == pytest.approx(92 - 94)
+    assert (a["diff_lo"], a["diff_hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert a["verdict"] == "not resolved" and a["seeds_needed"] > 3
+    # compact has one finished seed: no interval, no verdict, nothing crashes
+    h = rows[("h", "rank1")]
+    assert h["verdict"] == "n/a" and (h["diff_lo"] is None or math.isnan(h["diff_lo"]))
+    d = t.display
+    hrow = d[d["comparison"] == "h − Compact-ReID"].iloc[0]
+    assert hrow["Δ (points) [95% CI]"] == "+0.0, n/a (1 seed)" and hrow["verdict"] == "n/a (1 seed)"
+    arow = d[d["comparison"] == "a − c"].iloc[0]
+    assert arow["seeds"] == "3 vs 2, unpaired (seeds differ)"
+    assert arow["verdict"].startswith("not resolved at 3/2 seeds")
+    assert any("Unpaired (Welch)" in n and "a vs c" in n for n in t.notes)
+    # trained against untrained, paired per run: a gains 90 points on each of its 3 seeds
+    unt = t.data[(t.data["kind"] == "untrained") & (t.data["group"] == "a") & (t.data["metric"] == "rank1")].iloc[0]
+    assert unt["paired"] and unt["n_ref"] == 3 and unt["verdict"] == "better"
+    assert unt["diff"] == pytest.approx(92 - 3)
+    # every format carries it
+    md = render_markdown_report(built["data"], built["mode"], built["tables"], built["figures"])
+    assert "## Table 3 differences: each column against its reference" in md
+    assert "| a − c | Rank-1 | 3 vs 2, unpaired (seeds differ) |" in md
+    assert "a: trained − untrained" in md
+    assert "\\toprule" in to_latex(t) and "n/a (1 seed)" in to_latex(t)
+
+
+def test_table4_differences_paired_per_run(built: dict[str, Any]) -> None:
+    t = built["tables"]["table4_diff"]
+    d = t.data
+    h = d[(d["group"] == "h") & (d["metric"] == "rank1")].set_index("step")
+    # plain 94, 95 -> cyclic 94.5, 95.5 -> swag 95, 96: +0.5 on each run, paired, no spread
+    step = h.loc["plain → + cyclic LR"]
+    assert step["paired"] and step["n_ref"] == 2 and step["diff"] == pytest.approx(0.5)
+    assert step["verdict"] == "better"
+    assert "compact" not in set(d["group"])  # no phase metrics recorded: said in a note
+    assert any("No finished run recorded the phases" in n and "Compact-ReID" in n for n in t.notes)
+
+
+def test_grid_named_reference_paired_and_unpaired(store: dict[str, Any]) -> None:
+    from scipy import stats
+
+    data = load_sweep("scale-grid", store["uri"])
+    assert data.reference == "scale=0.02"
+    mode, tables = build_tables(data)
+    assert mode == "grid_point" and "grid_diff" in tables
+    t = tables["grid_diff"]
+    rows = _diff_rows(t)
+    assert {g for g, _ in rows} == {"scale=0.01", "scale=0.04"}
+    lo = rows[("scale=0.01", "rank1")]
+    # same seeds 0-3: paired; -9.5 points on average, tight
+    diffs = [100 * (SCALE_GRID[0.01][s] - SCALE_GRID[0.02][s]) for s in range(4)]
+    ci = stats.ttest_1samp(diffs, 0).confidence_interval(0.95)
+    assert lo["paired"] and lo["reference"] == "scale=0.02"
+    assert (lo["diff_lo"], lo["diff_hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert lo["verdict"] == "worse" and lo["p_improve"] == 0.0
+    hi = rows[("scale=0.04", "rank1")]
+    # seeds 4-6 (the RUNNING seed 7 is not averaged) against 0-3: unpaired
+    assert not hi["paired"] and (hi["n_ref"], hi["n_other"]) == (4, 3)
+    assert hi["verdict"] == "not resolved"
+    assert any("named by the spec's `reference:`" in n for n in t.notes)
+    probs = tables["grid"].problems.set_index("trial")
+    assert probs.loc["scale=0.04-seed7", "status"] == "RUNNING"
+    d = tables["grid"].display
+    assert dict(zip(d[""], d["scale=0.04"]))["Rank-1 (%)"] == f"{_ci(61, 60, 64)} (3/4)"
+    # the forest plot draws both comparisons per metric
+    forest = build_figures(data, mode)[0]
+    assert forest.key == "fig_forest" and forest.figure is not None
+    assert "unpaired" in " ".join(forest.notes)
+
+
+def test_named_reference_that_is_no_group(store: dict[str, Any]) -> None:
+    data = load_sweep("scale-grid", store["uri"])
+    data.reference = "scale=9"
+    mode, tables = build_tables(data)
+    t = tables["grid_diff"]
+    assert set(t.data[t.data["kind"] == "reference"]["reference"]) == {"scale=0.01"}
+    assert any("names reference 'scale=9', which is no group" in n for n in t.notes)
+
+
+def test_figure6_band_is_the_interval(built: dict[str, Any]) -> None:
+    from scipy import stats
+
+    fig6 = built["figures"][1]
+    ax = fig6.figure.axes[0]
+    band = ax.collections[1]  # h: SGD band first, then SWAG
+    ys = band.get_paths()[0].vertices[:, 1]
+    vals = [93.0, 94.0]  # the first cycle end, seeds 0 and 1
+    lo, hi = stats.t.interval(0.95, 1, loc=sum(vals) / 2, scale=_sd(*vals) / math.sqrt(2))
+    assert min(ys) == pytest.approx(lo, abs=1e-6) and max(ys) >= hi - 1e-6
