@@ -23,8 +23,7 @@ from .trial_plan import SweepSpec
 def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
     """Join a cluster (address / RAY_ADDRESS) or start a lean local instance; True when
     this process started Ray (and should shut it down)."""
-    import ray
-
+    # Before `import ray`: Ray reads some of these (RAY_DEDUP_LOGS) when it is imported.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Checkpointing every (short) epoch forces frequent experiment snapshots: expected here.
@@ -32,6 +31,8 @@ def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
     # Ray's classic output engine: it takes the sweep's own console (console.py, run_config)
     # instead of printing each trial's whole config and a TensorBoard hint.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
     if ray.is_initialized():
         return False
     addr = address or os.environ.get("RAY_ADDRESS")
