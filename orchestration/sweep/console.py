@@ -107,7 +107,8 @@ def trial_line(v: TrialView, name_width: int = 20, axes_width: int = 18) -> str:
 def sweep_line(name: str, views: Sequence[TrialView], expected: int = 0) -> str:
     """`sweep NAME: 1/4 finished, 2 running, 1 pending | epochs 27/40 (68%)`. `expected`: the
     trial count Tune announced (its grid generator creates trials a few at a time); trials
-    not created yet count as pending, their epochs as unknown (`+`)."""
+    not created yet count as pending, with the mean epochs of the others (the total then
+    reads `~N`); a total that misses unknown epochs reads `N+`."""
     count = {s: sum(1 for v in views if v.status == s) for s in (_FINISHED, _ERROR, _RUNNING, _PENDING, _PAUSED)}
     uncreated = max(0, expected - len(views))
     count[_PENDING] += uncreated
@@ -120,8 +121,13 @@ def sweep_line(name: str, views: Sequence[TrialView], expected: int = 0) -> str:
         parts.append(f"{count[_PAUSED]} paused")
     done = sum(v.total if v.status == _FINISHED and v.total else v.epoch for v in views)
     planned = sum(v.total or v.epoch for v in views)
-    known = all(v.total for v in views) and not uncreated
-    epochs = f"epochs {done}/{planned}{'' if known else '+'}"
+    totals = [v.total for v in views if v.total]
+    mark = ""
+    if uncreated and totals:
+        planned += round(uncreated * sum(totals) / len(totals))
+        mark = "~"
+    total = f"{mark}{planned}" + ("" if len(totals) == len(views) and (totals or not uncreated) else "+")
+    epochs = f"epochs {done}/{total}"
     if planned:
         epochs += f" ({100 * done / planned:.0f}%)"
     return f"sweep {name}: " + ", ".join(parts) + " | " + epochs

@@ -147,7 +147,7 @@ def test_trials_tune_has_not_created_yet_count_as_pending():
     trials[0].status = "RUNNING"
     clock.t += 61
     lines = _step(c, trials)
-    assert lines[-1].endswith("sweep tiny: 0/4 finished, 1 running, 3 pending | epochs 0/16+ (0%)")
+    assert lines[-1].endswith("sweep tiny: 0/4 finished, 1 running, 3 pending | epochs 0/~32 (0%)")
     c.setup(total_samples=2**63)  # unbounded: the trials seen so far
     clock.t += 61
     assert _step(c, trials)[-1].endswith("0/2 finished, 1 running, 1 pending | epochs 0/16 (0%)")
