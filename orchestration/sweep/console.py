@@ -5,12 +5,14 @@ a TensorBoard hint and periodic status tables. `SweepConsole` replaces it (RunCo
 `progress_reporter`, which Ray honours with its classic output engine: `init_ray` sets
 RAY_AIR_NEW_OUTPUT=0). What it prints:
 
-    [0:41] g-seed0               preset=g           epoch  4/10  rank1  16.5%  mAP  13.1%
-    [0:52] compact-1x-seed1      preset=compact-1x  epoch 10/10  rank1  38.0%  mAP  31.2%  FINISHED
-    [0:52] sweep smoke: 1/4 finished, 2 running, 1 pending | epochs 27/40 (68%)
+    [3:41] g-seed0               preset=g           epoch  4/8   rank1  16.5%  mAP  13.1%
+    [7:02] g-seed1               preset=g           epoch  8/8   rank1  31.7%  mAP  27.7%  FINISHED
+    [7:02] sweep smoke: 1/4 finished, 1 running, 2 pending | epochs 15/~32 (47%)
 
+rank1 / mAP are the latest evaluation (every `eval.every` epochs; the untrained network's
+until the first).
 A trial line when a trial starts, reaches a new epoch (at most one line per `trial_every_s`
-a trial, the last epoch always), finishes or fails; a sweep line after a trial ends, when
+a trial), finishes (with its last epoch) or fails; a sweep line after a trial ends, when
 lines were printed and `progress_every_s` has passed, and at least every `heartbeat_s`.
 The trial count is read from Ray's trial list on every step, so trials that a searcher
 adds while the sweep runs are counted as they come.
@@ -160,6 +162,7 @@ class SweepConsole(ProgressReporter):
         self._shown_at: dict[str, float] = {}
         self._last_progress = self._start
         self._pending: list[str] = []
+        self._widths = (20, 18)
         self._progress_due = False
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles the RunConfig with its reporter
@@ -179,8 +182,12 @@ class SweepConsole(ProgressReporter):
     def should_report(self, trials: Sequence[Any], done: bool = False) -> bool:
         now = self._clock()
         views = [trial_view(t) for t in trials]
-        width = max([20] + [len(v.name) for v in views])
-        axes_width = max([10] + [len(v.axes) for v in views])
+        # columns only widen, so the lines of one sweep stay aligned
+        self._widths = (
+            max([self._widths[0]] + [len(v.name) for v in views]),
+            max([self._widths[1]] + [len(v.axes) for v in views]),
+        )
+        width, axes_width = self._widths
         for v in views:
             before = self._shown.get(v.key)
             changed_status = before is None or before[0] != v.status
@@ -189,8 +196,7 @@ class SweepConsole(ProgressReporter):
                 self._shown[v.key] = (v.status, v.epoch)  # counted in the sweep line, no line of its own
                 continue
             due = now - self._shown_at.get(v.key, -1e18) >= self.trial_every_s
-            last_epoch = v.total is not None and v.epoch >= v.total
-            if changed_status or (new_epoch and (due or last_epoch)):
+            if changed_status or (new_epoch and due):  # a trial's end shows its last epoch
                 self._pending.append(self._stamp(now) + trial_line(v, width, axes_width))
                 self._shown[v.key] = (v.status, v.epoch)
                 self._shown_at[v.key] = now

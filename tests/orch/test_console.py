@@ -101,7 +101,7 @@ def test_one_line_per_trial_update_and_a_sweep_line():
     assert "epoch 2/8" in lines[0] and "mAP   9.0%" in lines[0]
     assert lines[-1].endswith("sweep tiny: 0/4 finished, 2 running, 2 pending | epochs 2/36 (6%)")
 
-    # a trial ends: its line and a sweep line at once; the last epoch is never throttled
+    # a trial ends: its line (with its last epoch) and a sweep line at once
     trials[0].status = "TERMINATED"
     trials[0].last_result = {"epoch": 8, "total_epochs": 8, "rank1": 0.31, "mAP": 0.25}
     trials[2].status = "RUNNING"
@@ -170,3 +170,17 @@ def test_the_console_pickles_with_the_run_config():
     c.should_report(_trials())
     back = pickle.loads(pickle.dumps(c))
     assert back.sweep_name == "tiny" and back._write is None
+
+
+def test_a_trial_end_is_one_line_and_columns_only_widen():
+    c, _, clock = _console()
+    trials = _trials()
+    trials[0].status = "RUNNING"
+    first = _step(c, trials)[0]
+    trials[0].last_result = {"epoch": 8, "total_epochs": 8, "rank1": 0.3, "mAP": 0.2}
+    clock.t += 1  # within trial_every_s: the last epoch waits for the trial's end
+    assert _step(c, trials) == []
+    trials[0].status = "TERMINATED"
+    lines = [x for x in _step(c, trials) if "g-seed0" in x]
+    assert len(lines) == 1 and "epoch 8/8" in lines[0] and lines[0].endswith("FINISHED")
+    assert lines[0].index("epoch") == first.index("epoch")  # same columns as before
