@@ -23,12 +23,16 @@ from .trial_plan import SweepSpec
 def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
     """Join a cluster (address / RAY_ADDRESS) or start a lean local instance; True when
     this process started Ray (and should shut it down)."""
-    import ray
-
+    # Before `import ray`: Ray reads some of these (RAY_DEDUP_LOGS) when it is imported.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Checkpointing every (short) epoch forces frequent experiment snapshots: expected here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray's classic output engine: it takes the sweep's own console (console.py, run_config)
+    # instead of printing each trial's whole config and a TensorBoard hint.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
     if ray.is_initialized():
         return False
     addr = address or os.environ.get("RAY_ADDRESS")
@@ -208,12 +212,15 @@ def tune_config(spec: SweepSpec, max_concurrent: int | None, live_plan: Any = No
 def run_config(spec: SweepSpec, storage: str, verbose: int) -> Any:
     from ray import tune
 
+    from .console import SweepConsole
+
     return tune.RunConfig(
         name=spec.file.name,
         storage_path=storage,
         failure_config=tune.FailureConfig(max_failures=spec.file.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.file.checkpoint.num_to_keep),
         verbose=verbose,
+        progress_reporter=SweepConsole(spec.file.name),  # one line per trial update (console.py)
     )
 
 
