@@ -96,6 +96,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="if the sweep already has state, keep it under a timestamped folder name and start "
         "over (default: refuse and point to `sweep resume`)",
     )
+    r.add_argument(
+        "--resources",
+        choices=["auto", "defaults"],
+        default=None,
+        help="auto: a short probe (about a minute per kind of node, cached) picks the input pipeline, "
+        "compile mode and trials per GPU / threads per trial that the spec leaves open; defaults: the "
+        "built-in rules, no probe (default: the spec's `resources`, auto unless it says defaults)",
+    )
+    r.add_argument("--reprobe", action="store_true", help="with resources auto: ignore the cached probe result")
     r.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
     r.set_defaults(func=run_run)
 
@@ -170,6 +179,8 @@ def run_run(args: argparse.Namespace) -> int:
         storage=args.storage,
         runs_dir=args.runs_dir,
         fresh=args.fresh,
+        resources_mode=args.resources,
+        reprobe=args.reprobe,
     )
     if args.json:
         print(json.dumps(out.to_dict(), indent=2, default=str))
