@@ -319,7 +319,7 @@ def plan_and_measure(
     table = list(rows.values())
     winner, _ = decide(table, default)
     if winner is not None and winner != default and rate(default) > 0:
-        left = budget_s * 1.5 - (time.perf_counter() - t0)  # the confirmation may overrun a little
+        left = budget_s * 1.15 - (time.perf_counter() - t0)  # the confirmation may overrun a little
         if left >= 2 * max(per_cell):
             for c in (winner, default):  # the defaults last: a machine that warms up favours them
                 r = measure(c, window_s, max(window_s + 30.0, left))
@@ -664,7 +664,8 @@ def _remote_probe(kind: NodeKind, args: tuple[Any, ...], log: Log) -> dict[str, 
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    task = ray.remote(num_cpus=0, num_gpus=0, max_retries=0)(_probe_task).options(
+    # One GPU on a GPU node: Ray then makes exactly that GPU visible to the probe's workers.
+    task = ray.remote(num_cpus=0, num_gpus=1 if kind.gpus else 0, max_retries=0)(_probe_task).options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=kind.node_ids[0], soft=False)
     )
     return ray.get(task.remote(*args), timeout=args[6] * 3 + 120)
