@@ -211,9 +211,13 @@ def cell_resources(cell: Cell, kind: NodeKind) -> tuple[dict[str, float], int | 
     return {"cpu": float(cell.threads), "gpu": 0.0}, cell.processes
 
 
-def decide(table: Sequence[Mapping[str, Any]], default: Cell, noise: float = NOISE) -> tuple[Cell | None, str]:
+def decide(
+    table: Sequence[Mapping[str, Any]], default: Cell, noise: float = NOISE, preliminary: bool = False
+) -> tuple[Cell | None, str]:
     """(winning cell, why) from measured rows; None when no cell worked. A row: the Cell's
-    fields + status + images_per_second (+ repeat: a second figure)."""
+    fields + status + images_per_second (+ repeat: a second figure). A winner other than
+    the defaults must beat them by `noise`, by twice that when it could not be measured
+    again side by side (unless `preliminary`: the question is then whether to repeat it)."""
     ok = [r for r in table if r["status"] == "ok" and r.get("images_per_second")]
     if not ok:
         why = "; ".join(f"{_label(r)}: {r['status']} {r.get('note', '')}".strip() for r in table) or "nothing measured"
@@ -232,6 +236,8 @@ def decide(table: Sequence[Mapping[str, Any]], default: Cell, noise: float = NOI
             f"{_label(best)} is the fastest that worked ({rate(best):.1f} img/s); the defaults' own cell "
             f"({default.label}) did not run{ruled_s}"
         )
+    if not preliminary and best.get("repeat") is None:
+        noise *= 2
     if _cell(best) == default or rate(best) <= rate(base) * (1 + noise):
         return default, (
             f"the defaults ({default.label}, {rate(base):.1f} img/s) kept: the fastest alternative "
@@ -317,7 +323,7 @@ def plan_and_measure(
             run(Cell(pipe, comp, k, t))
     # The winner, if not the defaults, is measured again next to the defaults.
     table = list(rows.values())
-    winner, _ = decide(table, default)
+    winner, _ = decide(table, default, preliminary=True)
     if winner is not None and winner != default and rate(default) > 0:
         left = budget_s * 1.15 - (time.perf_counter() - t0)  # the confirmation may overrun a little
         if left >= 2 * max(per_cell):
