@@ -1,7 +1,7 @@
 """`resources: auto` on this machine, in one run: the probe's table and choice, then the same
 sweep with the old defaults and with the probe's choice, interleaved, as a throughput ratio.
 
-    python benchmarks/bench_resource_probe.py [--rounds 2] [--scale 0.03] [--seeds 4] [--out FILE.json]
+    python benchmarks/bench_resource_probe.py [--rounds 2] [--scale 0.01] [--seeds 4] [--width 0.25] [--ids 30] [--out FILE.json]
 
 Steps (each sweep is `compact-reid sweep run SPEC --fresh` in a subprocess, its own Ray):
   1. auto with --reprobe (a fresh probe: table, choice and why are printed by the sweep);
@@ -31,12 +31,12 @@ SPEC = """\
 name: bench-resources
 description: resources auto vs defaults (benchmarks/bench_resource_probe.py)
 dataset:
-  synthetic: {{ids: 120, train_ids: 60, cameras: 3, images_per_id: 8, seed: 0}}
+  synthetic: {{ids: {ids2}, train_ids: {ids}, cameras: 3, images_per_id: 8, seed: 0}}
 base_preset: g
 seeds: {seeds}
 overrides:
   model.width_multiplier: {width}
-  model.depth_multiplier: 0.5
+  model.depth_multiplier: {width}
   schedule.scale: {scale}
   eval.every: 1000
   eval.batch_size: 64
@@ -70,22 +70,27 @@ def images_trained(res: dict, train_images: int, batch: int) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--scale", type=float, default=0.03)
-    ap.add_argument("--width", type=float, default=0.5)
+    ap.add_argument("--scale", type=float, default=0.01)
+    ap.add_argument("--width", type=float, default=0.25, help="model width and depth multipliers")
+    ap.add_argument("--ids", type=int, default=30, help="training identities (8 images each)")
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-resources-") as tmp:
         t = Path(tmp)
         spec = t / "bench-resources.yaml"
-        spec.write_text(SPEC.format(seeds=list(range(args.seeds)), scale=args.scale, width=args.width))
+        spec.write_text(
+            SPEC.format(
+                seeds=list(range(args.seeds)), scale=args.scale, width=args.width, ids=args.ids, ids2=2 * args.ids
+            )
+        )
         env = {**os.environ, "COMPACT_REID_CACHE": str(t / "cache"), "PYTHONPATH": str(ROOT)}
         env.pop("COMPACT_REID_RESOURCES", None)
         report: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(), "runs": []}
 
         def one(mode: str, reprobe: bool = False) -> dict:
             r = run_sweep(spec, t / "runs", mode, env, reprobe)
-            imgs = images_trained(r, 480, 32)
+            imgs = images_trained(r, 8 * args.ids, 32)
             row = {
                 "mode": mode + (" (fresh probe)" if reprobe else ""),
                 "wall_seconds": r["wall_seconds"],
@@ -93,12 +98,17 @@ def main() -> None:
                 "images_per_second": imgs / r["wall_seconds"],
                 "failed": sum(1 for x in r["trials"] if x["status"] == "ERROR"),
             }
+            cached = [ln for ln in r["probe_lines"] if "cached result" in ln]
+            if cached:
+                row["probe"] = cached[0]
             report["runs"].append(row)
             print(
                 f"sweep {row['mode']:<20} wall {row['wall_seconds']:6.1f} s  {imgs} images  "
                 f"{row['images_per_second']:6.1f} img/s (sweep wall)  failed {row['failed']}",
                 flush=True,
             )
+            if cached:
+                print("  " + cached[0], flush=True)
             return r
 
         first = one("auto", reprobe=True)

@@ -51,6 +51,10 @@ DEFAULT_BUDGET_S = 60.0
 CACHE_FILE = "resource-probe.json"
 PIPELINE, COMPILE = "data.pipeline", "runtime.compile"
 PIPELINES = ("torchvision", "device")
+# On the parent MLflow run (kept here, not in mlflow_log/names.py, while issue branches merge)
+CHOICE_ARTIFACT = "resource_choice.json"
+RESOURCES_TAG = "compact_reid.resources."  # + source, choice, reason
+PROBE_TAG = "compact_reid.probe."  # + <pipeline>.<compile>.<trials>x<threads>: a probed figure
 
 
 @dataclass(frozen=True)
@@ -699,17 +703,17 @@ def apply_choice(spec: SweepSpec, choice: ResourceChoice) -> SweepSpec:
 def record(tracker: Any, run_id: str, choice: ResourceChoice, log: Log = print) -> None:
     """On the parent MLflow run: resource_choice.json (the whole table and why) and tags."""
     try:
-        tracker.log_parent_json(run_id, choice.to_dict(), "resource_choice.json")
+        tracker.log_parent_json(run_id, choice.to_dict(), CHOICE_ARTIFACT)
         tags = {
-            "compact_reid.resources.source": choice.source,
-            "compact_reid.resources.choice": json.dumps(
+            RESOURCES_TAG + "source": choice.source,
+            RESOURCES_TAG + "choice": json.dumps(
                 {"resources": choice.resources, "max_concurrent": choice.max_concurrent, **choice.overrides}
             ),
-            "compact_reid.resources.reason": choice.reason[:4000],
+            RESOURCES_TAG + "reason": choice.reason[:4000],
         }
         for r in choice.table:
             fig = f"{r['images_per_second']:.2f} img/s" if r.get("images_per_second") is not None else r["status"]
-            tags[f"compact_reid.probe.{_label(r).replace('/', '.')}"] = fig
+            tags[PROBE_TAG + _label(r).replace("/", ".")] = fig
         for k, v in tags.items():
             tracker.client.set_tag(run_id, k, v)
     except Exception as e:  # noqa: BLE001 - never lose the sweep over its record

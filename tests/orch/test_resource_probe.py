@@ -283,3 +283,27 @@ def test_probe_as_a_ray_task_pinned_to_a_node(tiny_data, tmp_path):
     labels = [rp._label(r) for r in out["table"]]
     assert labels[:2] == ["torchvision/off/2x1", "torchvision/off/1x2"]
     assert all(r["status"] == "ok" for r in out["table"]) and out["device"].startswith("CPU")
+
+
+def test_record_on_the_parent_run(tmp_path):
+    c = choose(spec(), FakeMeasure(GPU_FIGS), tmp_path)
+
+    class Client:
+        tags: dict[str, str] = {}
+
+        def set_tag(self, run_id, k, v):
+            self.tags[k] = v
+
+    class Tracker:
+        client = Client()
+        logged: dict[str, Any] = {}
+
+        def log_parent_json(self, run_id, obj, name):
+            self.logged[name] = json.loads(json.dumps(obj, default=str))
+
+    t = Tracker()
+    rp.record(t, "run", c)
+    assert t.logged[rp.CHOICE_ARTIFACT]["reason"] == c.reason
+    assert t.client.tags[rp.PROBE_TAG + "device.default.2x2"] == "4200.00 img/s"
+    assert t.client.tags[rp.PROBE_TAG + "device.default.4x1"] == "oom"
+    assert json.loads(t.client.tags[rp.RESOURCES_TAG + "choice"])["runtime.compile"] == "default"
