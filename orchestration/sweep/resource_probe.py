@@ -518,6 +518,38 @@ def choose_resources(
     `ray_tune.trial_resources` gives (the old defaults; also the fallback). `kinds`: the
     node kinds (default: Ray's nodes; tests pass their own). Never raises for a failed
     probe: it falls back to the defaults and says why."""
+    args = dict(locals())
+    try:
+        return _choose(**args)
+    except Exception as e:  # noqa: BLE001 - whatever went wrong, the sweep goes on with the defaults
+        res = dict(default_resources or {"cpu": 1.0, "gpu": 0.0})
+        return ResourceChoice(
+            res,
+            max_concurrent or spec.file.max_concurrent,
+            max(1, int(res["cpu"])),
+            {},
+            [],
+            f"probe failed, so the defaults are used: {type(e).__name__}: {e}",
+            "fallback",
+        )
+
+
+def _choose(
+    spec: SweepSpec,
+    data_root: str,
+    data_name: str,
+    reprobe: bool,
+    mode: str | None,
+    default_resources: Mapping[str, float] | None,
+    gpus_per_trial: float | None,
+    max_concurrent: int | None,
+    log: Log,
+    kinds: Sequence[NodeKind] | None,
+    cache_dir: str | os.PathLike[str] | None,
+    budget_s: float | None,
+    window_s: float | None,
+    measure: Measure | None,
+) -> ResourceChoice:
     mode = mode or os.environ.get("COMPACT_REID_RESOURCES") or spec.file.resources.mode
     default_resources = dict(default_resources or {"cpu": 1.0, "gpu": 0.0})
     kinds = list(kinds) if kinds is not None else node_kinds()

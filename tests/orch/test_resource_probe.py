@@ -178,6 +178,8 @@ def test_probe_that_fails_entirely_falls_back(tmp_path):
 
     c = choose(spec(), boom, tmp_path)
     assert c.source == "fallback" and "no data" in c.reason
+    c = choose(spec(), boom, tmp_path, kinds=())  # anything else going wrong: the same fallback
+    assert c.source == "fallback" and c.resources == GPU_DEFAULTS and "ValueError" in c.reason
 
 
 def test_cache_reprobe_corrupt_and_other_version(tmp_path):
