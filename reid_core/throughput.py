@@ -162,9 +162,9 @@ def _inject(what: str | None) -> None:
         raise RuntimeError("worker failure (injected)")
 
 
-def _job_trainer(job: Mapping[str, Any]) -> Any:
+def _job_trainer(job: Mapping[str, Any], variant: Mapping[str, Any] | None = None) -> Any:
     scratch = Path(job["scratch"]) / f"worker-{os.getpid()}"
-    over = dict(job.get("overrides") or {})
+    over = {**(job.get("overrides") or {}), **(variant or {})}
     if job.get("config") is not None:
         return config_trainer(
             job["config"], job["data"], scratch, job.get("device"), over, job.get("dataset_name", "auto")
@@ -173,13 +173,24 @@ def _job_trainer(job: Mapping[str, Any]) -> Any:
     return pipeline_trainer(Path(job["data"]), job["preset"], pipeline, scratch, job.get("device") or "auto", over)
 
 
+def _compiling(job: Mapping[str, Any]) -> bool:
+    over = [job.get("overrides") or {}, *(job.get("variants") or [])]
+    return any(o.get("runtime.compile", "off") != "off" for o in over)
+
+
 def worker(job: Mapping[str, Any]) -> dict[str, Any]:
-    """One worker's run of `job` (see `measure_processes`); never raises."""
+    """One worker's run of `job` (see `measure_processes`); never raises.
+
+    With `variants` (a list of override dicts) the worker builds one trainer per variant,
+    warms each up, and after the barrier trains `pattern[i]`'s trainer in slot i of the
+    common schedule the parent wrote into the `go` file (start time, slot, gap)."""
     status, stage = OK, "setup"
     try:
         if job.get("threads"):
             torch.set_num_threads(int(job["threads"]))
-        t = _job_trainer(job)
+        variants = list(job.get("variants") or [{}])
+        trainers = [_job_trainer(job, v) for v in variants]
+        t = trainers[0]
         stage = "warm-up"
         t0 = time.perf_counter()
         _inject(job.get("inject"))
@@ -189,24 +200,41 @@ def worker(job: Mapping[str, Any]) -> dict[str, Any]:
             r: dict[str, Any] = time_steps(t, int(job["steps"]), 0, epoch=1)
             r["first_steps_seconds"] = first
             return {"status": OK, **r}
-        time_steps(t, 1, max(0, int(job.get("warmup", 2)) - 1))
+        step_s = 0.0
+        for tr in trainers:
+            time_steps(tr, 1, max(0, int(job.get("warmup", 2)) - 1))
+            step_s = max(step_s, time_steps(tr, 1, 0, epoch=1)["step_ms"] / 1000)
         warm = time.perf_counter() - t0
         barrier = Path(job["barrier"])
-        (barrier / f"ready-{job['rank']}").touch()
+        tmp = barrier / f".ready-{job['rank']}"
+        tmp.write_text(json.dumps({"step_seconds": step_s}))
+        tmp.replace(barrier / f"ready-{job['rank']}")
         deadline = time.monotonic() + float(job.get("barrier_timeout", 600))
         while not (barrier / "go").exists():
             if (barrier / "abort").exists() or time.monotonic() > deadline:
                 return {"status": FAILED, "error": "the other workers of this cell did not get ready"}
             time.sleep(0.01)
         stage = "measure"
-        r = timed_window(t, float(job["seconds"]))
-        r["warmup_seconds"] = warm
+        go = json.loads((barrier / "go").read_text() or "{}")
+        start, slot, gap = float(go.get("start", 0)), float(go.get("slot", job["seconds"])), float(go.get("gap", 0))
+        slots = []
+        for i, v in enumerate(job.get("pattern") or [0]):
+            while time.time() < start + i * (slot + gap):
+                time.sleep(0.002)
+            slots.append({"variant": v, **timed_window(trainers[v], slot)})
+        r = {
+            "images": sum(x["images"] for x in slots),
+            "steps": sum(x["steps"] for x in slots),
+            "seconds": sum(x["seconds"] for x in slots),
+            "slots": slots,
+            "warmup_seconds": warm,
+        }
         if t.device.type == "cuda":
             r["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         return {"status": OK, **r}
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which decides
         status = classify(e)
-        if status == FAILED and stage == "warm-up" and job.get("overrides", {}).get("runtime.compile", "off") != "off":
+        if status == FAILED and stage == "warm-up" and _compiling(job):
             status = COMPILE_FAILED if "compile" in f"{type(e).__name__} {e}".lower() else FAILED
         return {"status": status, "stage": stage, "error": f"{type(e).__name__}: {str(e).strip()[:500]}"}
 
@@ -252,6 +280,10 @@ def measure_processes(
 ) -> dict[str, Any]:
     """Aggregate training images/s of `processes` workers running `job` at once, each with
     `threads` intra-op threads, over a common window of `seconds` (after each warmed up).
+    With `job["variants"]` (override dicts) and `job["pattern"]` (variant indices, e.g.
+    [0, 1, 1, 0]) every worker holds one trainer per variant and all train the same variant
+    in each window of `seconds`: a loaded machine slows the variants alike. The result's
+    `variants` then lists each variant's figures, window by window.
 
     `job`: {"data", "device", "scratch", "warmup", and either "config" (a full TrainConfig
     dict, + "dataset_name") or "preset"; "overrides": dotted config keys, "inject": test
@@ -271,17 +303,29 @@ def measure_processes(
                 break
             time.sleep(0.02)
         if all((Path(barrier) / f"ready-{i}").exists() for i in range(processes)):
-            (Path(barrier) / "go").touch()
+            steps = [json.loads((Path(barrier) / f"ready-{i}").read_text() or "{}") for i in range(processes)]
+            gap = 0.2 + 1.5 * max(float(x.get("step_seconds", 0.0)) for x in steps)  # a step overrunning its slot
+            go = {"start": time.time() + 0.3, "slot": seconds, "gap": gap}
+            (Path(barrier) / ".go").write_text(json.dumps(go))
+            (Path(barrier) / ".go").replace(Path(barrier) / "go")
         else:
             (Path(barrier) / "abort").touch()
-        left = max(5.0, deadline - time.monotonic()) + seconds
+        left = max(5.0, deadline - time.monotonic()) + seconds * len(job.get("pattern") or [0]) * 2
         results = [collect(p, left) for p in procs]
     row: dict[str, Any] = {"processes": processes, "threads": threads, "wall_seconds": time.perf_counter() - t0}
     bad = [r for r in results if r.get("status") != OK]
     if bad:  # the first real failure, not a worker that only gave up waiting for it
         first = next((r for r in bad if "did not get ready" not in r.get("error", "")), bad[0])
         return {**row, "status": first["status"], "error": first.get("error", ""), "workers": results}
-    agg = sum(r["images"] for r in results) / max(r["seconds"] for r in results)
+    # per slot: all workers' images over the longest of their windows
+    figs = []
+    for i, v in enumerate(job.get("pattern") or [0]):
+        sl = [r["slots"][i] for r in results]
+        figs.append((v, sum(x["images"] for x in sl) / max(x["seconds"] for x in sl)))
+    row["slot_images_per_second"] = [[v, f] for v, f in figs]
+    if job.get("variants"):
+        row["variants"] = [[f for v, f in figs if v == k] for k in range(len(job["variants"]))]
+    agg = sum(f for _, f in figs) / len(figs)
     return {**row, "status": OK, "aggregate_images_per_second": agg, "workers": results}
 
 

@@ -9,6 +9,9 @@ sweep's own first trial config on its own data (reid_core/throughput.py, worker 
 
   1. data.pipeline: torchvision vs device, at the default packing;
   2. runtime.compile: off vs default, with the faster pipeline (GPU only);
+     (the cells of 1 and of 2 run in the same worker processes, one trainer per cell,
+     window by window in the order A B B A, so load that comes and goes slows them alike;
+     if that fails, e.g. out of memory, each cell runs on its own so the failure is its own)
   3. packing: 1 / 2 / 4 trials per GPU, or on a CPU node processes x threads (1 x all
      cores, 2 x half, 4 x a quarter, and the default: one 1-thread trial per core), capped
      at the number of trials the sweep has.
@@ -310,25 +313,69 @@ def plan_and_measure(
 
     def rate(c: Cell) -> float:
         r = rows.get(c)
-        return r["images_per_second"] if r and r["status"] == "ok" and r["images_per_second"] else -1.0
+        if not r or r["status"] != "ok" or not r["images_per_second"]:
+            return -1.0
+        return (r["images_per_second"] + (r.get("repeat") or r["images_per_second"])) / 2
+
+    def run_alternating(cells: list[Cell]) -> None:
+        """Cells of one layout in the same workers, window by window in the order A B B A:
+        load that comes and goes slows them alike. A failure: each cell on its own instead."""
+        left = budget_s - (time.perf_counter() - t0)
+        alt = getattr(measure, "alternate", None)
+        results = None
+        if left > window_s * 2 * len(cells):
+            if alt is not None:
+                results = alt(cells, window_s, max(window_s * 4 * len(cells) + 60.0, left + 15.0))
+            else:  # a plain measure (tests): one cell at a time, in the same order
+                order = cells + cells[::-1]
+                got = {c: [] for c in cells}
+                for c in order:
+                    got[c].append(measure(c, window_s, max(window_s + 30.0, left + 15.0)))
+                results = [
+                    {**got[c][0], "repeat": got[c][1].get("aggregate_images_per_second")}
+                    if all(g["status"] == "ok" for g in got[c])
+                    else next(g for g in got[c] if g["status"] != "ok")
+                    for c in cells
+                ]
+        if results is None or any(r["status"] != "ok" for r in results):
+            for c in cells:
+                rows.pop(c, None)
+                run(c)
+            return
+        for c, r in zip(cells, results):
+            per_cell.append(float(r.get("wall_seconds", window_s)))
+            rows[c] = {
+                **dataclasses.asdict(c),
+                "images_per_second": round(float(r["aggregate_images_per_second"]), 2),
+                "repeat": round(float(r["repeat"]), 2),
+                "status": "ok",
+                "wall_seconds": round(float(r.get("wall_seconds", 0.0)), 1),
+                "note": "alternated with " + ", ".join(x.label for x in cells if x != c),
+            }
+            log(
+                f"  probe {c.label}: {rows[c]['images_per_second']:.1f} then {rows[c]['repeat']:.1f} img/s (alternated)"
+            )
 
     pipe, comp, procs, threads = default.pipeline, default.compile, default.processes, default.threads
-    run(default)
     if open_.pipeline:
-        for p in PIPELINES:
-            run(Cell(p, comp, procs, threads))
-        pipe = max(PIPELINES, key=lambda p: rate(Cell(p, comp, procs, threads)))
+        cells = [default] + [Cell(p, comp, procs, threads) for p in PIPELINES if p != default.pipeline]
+        run_alternating(cells)
+        pipe = max(cells, key=rate).pipeline
+    else:
+        run(default)
     if open_.compile and kind.gpus:
-        for c in ("off", "default"):
-            run(Cell(pipe, c, procs, threads))
-        comp = max(("off", "default"), key=lambda c: rate(Cell(pipe, c, procs, threads)))
+        cells = [Cell(pipe, comp, procs, threads)] + [Cell(pipe, c, procs, threads) for c in ("off", "default")]
+        cells = list(dict.fromkeys(cells))
+        run_alternating(cells)
+        comp = max(cells, key=rate).compile
     if open_.packing:
         for k, t in packings(kind, open_):
             run(Cell(pipe, comp, k, t))
     # The winner, if not the defaults, is measured again next to the defaults.
     table = list(rows.values())
     winner, _ = decide(table, default, preliminary=True)
-    if winner is not None and winner != default and rate(default) > 0:
+    same_layout = winner is not None and (winner.processes, winner.threads) == (default.processes, default.threads)
+    if winner is not None and winner != default and rate(default) > 0 and not same_layout:
         left = budget_s * 1.15 - (time.perf_counter() - t0)  # the confirmation may overrun a little
         if left >= 2 * max(per_cell):
             for c in (winner, default):  # the defaults last: a machine that warms up favours them
@@ -361,6 +408,31 @@ def worker_measure(
             job["inject"] = inject
         return measure_processes(job, cell.processes, cell.threads, window, timeout=timeout)
 
+    def alternate(cells: list[Cell], window: float, timeout: float) -> list[dict[str, Any]]:
+        """The cells (one layout) in the same workers, windows in the order A B .. B A."""
+        inject = next((_probe_inject(c)["inject"] for c in cells if _probe_inject(c)), None)
+        job = {
+            "config": dict(config),
+            "data": data_root,
+            "dataset_name": data_name,
+            "device": device,
+            "scratch": scratch,
+            "warmup": warmup,
+            "overrides": {},
+            "variants": [{PIPELINE: c.pipeline, COMPILE: c.compile} for c in cells],
+            "pattern": list(range(len(cells))) + list(range(len(cells)))[::-1],
+            **({"inject": inject} if inject else {}),
+        }
+        r = measure_processes(job, cells[0].processes, cells[0].threads, window, timeout=timeout)
+        if r["status"] != "ok":
+            return [r for _ in cells]
+        wall = r["wall_seconds"] / len(cells)
+        return [
+            {"status": "ok", "aggregate_images_per_second": f[0], "repeat": f[1], "wall_seconds": wall}
+            for f in r["variants"]
+        ]
+
+    measure.alternate = alternate  # type: ignore[attr-defined]
     return measure
 
 

@@ -83,9 +83,13 @@ def choose(s: Any, measure: Any, tmp_path: Path, kinds=(GPU,), defaults=GPU_DEFA
 def test_gpu_choice_on_recorded_figures_rules_out_oom(tmp_path):
     m = FakeMeasure(GPU_FIGS)
     c = choose(spec(), m, tmp_path)
-    # pipeline first, then compile with the faster pipeline, then packing; the winner repeated
-    assert m.calls[:4] == ["torchvision/off/1x4", "device/off/1x4", "device/default/1x4", "device/default/2x2"]
-    assert "device/default/4x1" in m.calls
+    # pipeline first (A B B A), then compile with the faster pipeline (A B B A), then packing;
+    # the winner (another layout) measured again next to the defaults
+    tv, dev, comp = "torchvision/off/1x4", "device/off/1x4", "device/default/1x4"
+    assert m.calls == [tv, dev, dev, tv, dev, comp, comp, dev, "device/default/2x2", "device/default/4x1"] + [
+        "device/default/2x2",
+        tv,
+    ]
     assert c.overrides == {"data.pipeline": "device", "runtime.compile": "default"}
     assert c.resources == {"cpu": 2.0, "gpu": 0.5} and c.max_concurrent is None and c.threads == 2
     assert c.source == "probe" and "device/default/2x2" in c.reason and "4.67x" in c.reason
@@ -246,6 +250,12 @@ def test_worker_oom_and_compile_failure_are_reported_not_raised(tiny_data, tmp_p
         assert r["status"] == what, r
     r = measure_processes(job, 2, 1, 1.0, timeout=120)
     assert r["status"] == "ok" and r["aggregate_images_per_second"] > 0 and len(r["workers"]) == 2
+    # two pipelines in the same workers, windows A B B A
+    variants = [{"data.pipeline": "torchvision"}, {"data.pipeline": "device"}]
+    r = measure_processes({**job, "variants": variants, "pattern": [0, 1, 1, 0]}, 2, 1, 0.5, timeout=120)
+    assert r["status"] == "ok", r
+    assert [v for v, _ in r["slot_images_per_second"]] == [0, 1, 1, 0]
+    assert len(r["variants"]) == 2 and all(len(f) == 2 and min(f) > 0 for f in r["variants"])
 
 
 def test_real_probe_on_a_tiny_preset(tiny_data, tmp_path, monkeypatch):
