@@ -32,7 +32,6 @@ import functools
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,9 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a plain checkout, nothing pip-installed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import endless_batches, pipeline_trainer, time_steps  # noqa: E402
-
 from reid_core.config import DataConfig  # noqa: E402
+from reid_core.throughput import OK, collect, measure_processes, pipeline_trainer, spawn, time_steps  # noqa: E402
 from reid_core.training.trainer import pick_device  # noqa: E402
 
 MARKET = {"train": 12_936, "query": 3_368, "gallery": 15_913, "train_ids": 751}
@@ -113,109 +111,10 @@ def _mode(cuda: bool) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------------------------
-# worker processes (compiled cells, packing)
-
-
-def _worker(args: argparse.Namespace) -> None:
-    over = json.loads(args.overrides)
-    t = pipeline_trainer(
-        Path(args.data),
-        args.model,
-        args.pipeline,
-        Path(args.scratch),
-        args.device,
-        {**over, "runtime.compile": args.compile},
-    )
-    t0 = time.perf_counter()
-    if args.seconds <= 0:  # one cell: warm-up (compiles) + timed steps
-        time_steps(t, 1, max(0, args.warmup - 1))
-        first = time.perf_counter() - t0
-        r = time_steps(t, args.steps, 0, epoch=1)
-        r["first_steps_seconds"] = first
-        print("RESULT " + json.dumps(r), flush=True)
-        return
-    time_steps(t, 1, args.warmup)  # warm-up before the common start
-    while time.time() < args.start_at:
-        time.sleep(0.01)
-    images, steps, t1 = 0, 0, time.perf_counter()
-    cuda = t.device.type == "cuda"
-    batches = endless_batches(t, epoch=1)
-    while time.perf_counter() - t1 < args.seconds:
-        imgs, pids = next(batches)
-        t.train_step(imgs, pids)
-        images += imgs.shape[0]
-        steps += 1
-        if cuda and steps % 20 == 0:
-            torch.cuda.synchronize()
-    if cuda:
-        torch.cuda.synchronize()
-    print("RESULT " + json.dumps({"images": images, "seconds": time.perf_counter() - t1}), flush=True)
-
-
-def _spawn(argv: list[str], threads: int | None = None) -> subprocess.Popen:
-    """A worker process; `threads` caps its intra-op threads (N processes sharing the cores:
-    oversubscribed OpenMP threads spin at barriers and run tens of times slower)."""
-    env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    return subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-
-
-def _result(proc: subprocess.Popen, timeout: float) -> tuple[dict[str, Any] | None, str]:
-    try:
-        out, _ = proc.communicate(timeout=max(1.0, timeout))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        return None, f"timed out after {timeout:.0f} s"
-    for line in out.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:]), ""
-    return None, f"exit {proc.returncode}: " + " | ".join(out.strip().splitlines()[-3:])
-
-
-def _worker_argv(
-    data: Path,
-    scratch: Path,
-    device: str,
-    model: str,
-    pipeline: str,
-    compile_: str,
-    overrides: dict[str, Any],
-    steps: int,
-    warmup: int,
-    seconds: float = 0.0,
-    start_at: float = 0.0,
-) -> list[str]:
-    return [
-        "--data",
-        str(data),
-        "--scratch",
-        str(scratch),
-        "--device",
-        device,
-        "--model",
-        model,
-        "--pipeline",
-        pipeline,
-        "--compile",
-        compile_,
-        "--overrides",
-        json.dumps(overrides),
-        "--steps",
-        str(steps),
-        "--warmup",
-        str(warmup),
-        "--seconds",
-        str(seconds),
-        "--start-at",
-        str(start_at),
-    ]
+def _job(data: Path, scratch: Path, device: str, model: str, pipeline: str, compile_: str, m: dict) -> dict:
+    """A reid_core.throughput worker job: preset `model` with the mode's overrides."""
+    over = {**m["overrides"], "data.pipeline": pipeline, "runtime.compile": compile_}
+    return {"preset": model, "data": str(data), "scratch": str(scratch), "device": device, "overrides": over}
 
 
 # ---------------------------------------------------------------------------------
@@ -252,10 +151,10 @@ def part_compiled(report: dict, budget: Budget, data: Path, scratch: Path, devic
     for name, pipeline, mode in todo:
         if not budget.fits(reserve + 60, f"{name} {pipeline} compile={mode}", report):
             continue
-        argv = _worker_argv(data, scratch, device, name, pipeline, mode, m["overrides"], m["steps"], m["warmup"])
-        r, err = _result(_spawn(argv), min(180.0, budget.left() - reserve))
-        if r is None:
-            msg = f"{name} {pipeline} compile={mode}: {err}"
+        job = {**_job(data, scratch, device, name, pipeline, mode, m), "steps": m["steps"], "warmup": m["warmup"]}
+        r = collect(spawn(job), min(180.0, budget.left() - reserve))
+        if r.get("status") != OK:
+            msg = f"{name} {pipeline} compile={mode}: {r.get('status')}: {r.get('error', '')}"
             _say("  " + msg)
             report.setdefault("failed", []).append(msg)
             continue
@@ -343,37 +242,16 @@ def part_packing(report: dict, budget: Budget, data: Path, scratch: Path, device
         need = start_delay + m["pack_seconds"] + 10 + (75 if device == "cuda" else 100)  # + the short run after
         if not budget.fits(need, f"packing x{n}", report):
             break
-        start_at = time.time() + start_delay
-        procs = [
-            _spawn(
-                _worker_argv(
-                    data,
-                    scratch,
-                    device,
-                    "compact-1x",
-                    "device",
-                    mode,
-                    m["overrides"],
-                    0,
-                    m["warmup"],
-                    seconds=m["pack_seconds"],
-                    start_at=start_at,
-                ),
-                threads=max(1, (os.cpu_count() or 1) // n),
-            )
-            for _ in range(n)
-        ]
-        results = [_result(p, start_delay + m["pack_seconds"] + 30) for p in procs]
-        ok = [r for r, _ in results if r is not None]
-        errs = [e for r, e in results if r is None]
-        if errs:
-            msg = f"packing x{n}: {len(errs)} process(es) failed: {errs[0]}"
+        job = {**_job(data, scratch, device, "compact-1x", "device", mode, m), "warmup": m["warmup"]}
+        threads = max(1, (os.cpu_count() or 1) // n)
+        r = measure_processes(job, n, threads, m["pack_seconds"], timeout=start_delay + m["pack_seconds"] + 30)
+        if r["status"] != OK:
+            msg = f"packing x{n}: {r['status']}: {r.get('error', '')}"
             _say(msg)
             report.setdefault("failed", []).append(msg)
-            if not ok:
-                continue
-        agg = sum(r["images"] for r in ok) / max(r["seconds"] for r in ok)
-        rows["runs"][str(n)] = {"processes": n, "ok": len(ok), "aggregate_images_per_second": agg}
+            continue
+        agg = r["aggregate_images_per_second"]
+        rows["runs"][str(n)] = {"processes": n, "ok": n, "aggregate_images_per_second": agg}
         base = rows["runs"].get("1", {}).get("aggregate_images_per_second", agg)
         _say(
             f"packing {n} process(es) x compact-1x (device, compile={mode}): aggregate {agg:9.1f} img/s "
@@ -530,17 +408,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default="")
     ap.add_argument("--data", default="", help="an existing dataset folder instead of generating one")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    for a in ("--scratch", "--model", "--pipeline", "--compile", "--overrides"):
-        ap.add_argument(a, default="", help=argparse.SUPPRESS)
-    for a, d in (("--steps", 0), ("--warmup", 0)):
-        ap.add_argument(a, type=int, default=d, help=argparse.SUPPRESS)
-    for a in ("--seconds", "--start-at"):
-        ap.add_argument(a, type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker:
-        _worker(args)
-        return
 
     budget = Budget(args.budget)
     device = pick_device(args.device).type

@@ -23,7 +23,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def one(spec: str, sharing: bool, root: Path) -> dict:
     runs = root / ("shared" if sharing else "alone") / str(time.time_ns())
-    cmd = [sys.executable, "-m", "orchestration.cli", "sweep", "run", spec, "--runs-dir", str(runs), "--no-reuse", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestration.cli",
+        "sweep",
+        "run",
+        spec,
+        "--runs-dir",
+        str(runs),
+        "--no-reuse",
+        "--json",
+    ]
     if not sharing:
         cmd.append("--no-sharing")
     t0 = time.perf_counter()

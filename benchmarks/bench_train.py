@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
 
 import torch
 
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a plai
 from reid_core.losses import ReIDLoss
 from reid_core.models import build_model
 from reid_core.presets import preset_config
+from reid_core.throughput import endless_batches, pipeline_trainer, time_steps  # noqa: F401 - bench_gpu's names too
 from reid_core.training.schedules import build_optimizer
 
 
@@ -71,56 +71,6 @@ def bench(name: str, device: torch.device, steps: int, batch: int, warmup: int, 
     if cuda:
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return row
-
-
-def pipeline_trainer(
-    root: Path, name: str, pipeline: str, out: Path, device: str, overrides: dict[str, Any], log: Any = None
-) -> Any:
-    """A Trainer of preset `name` on `root` with data.pipeline=`pipeline` (evaluation off)."""
-    from reid_core.training.trainer import Trainer
-
-    cfg = preset_config(
-        name,
-        {
-            "data.pipeline": pipeline,
-            "eval.every": 10_000,
-            "swag.enabled": False,
-            "schedule.epochs": 1000,
-            "schedule.warmup_epochs": 1,
-            "schedule.milestones": [999],
-            **overrides,
-        },
-    )
-    return Trainer(cfg, root, out / f"{name}-{pipeline}", device=device, log=log)
-
-
-def endless_batches(trainer: Any, epoch: int = 0) -> Iterator[tuple[Any, Any]]:
-    """The trainer's training batches from `epoch` on; an epoch that runs out rolls into the next."""
-    while True:
-        yield from trainer.pipeline.batches(epoch)
-        epoch += 1
-
-
-def time_steps(trainer: Any, steps: int, warmup: int, epoch: int = 0) -> dict[str, float]:
-    """images/s of `steps` training steps (input pipeline included) after `warmup` steps."""
-    trainer.model.train()
-    batches = endless_batches(trainer, epoch)
-    cuda = trainer.device.type == "cuda"
-    done, images, t0 = 0, 0, None
-    while done < warmup + steps:
-        imgs, pids = next(batches)
-        if done == warmup:
-            if cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        trainer.train_step(imgs, pids)
-        done += 1
-        if done > warmup:
-            images += imgs.shape[0]
-    if cuda:
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
-    return {"images_per_second": images / dt, "step_ms": 1000 * dt / steps}
 
 
 def compare_pipelines(args: argparse.Namespace) -> None:

@@ -117,6 +117,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train every trial from scratch, even where it could start from training another trial "
         "shares with it (e.g. column h from column g's main phase)",
     )
+    r.add_argument(
+        "--resources",
+        choices=["auto", "defaults"],
+        default=None,
+        help="auto: a short probe (about a minute per kind of node, cached) picks the input pipeline, "
+        "compile mode and trials per GPU / threads per trial that the spec leaves open; defaults: the "
+        "built-in rules, no probe (default: the spec's `resources`, auto unless it says defaults)",
+    )
+    r.add_argument("--reprobe", action="store_true", help="with resources auto: ignore the cached probe result")
     r.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
     r.set_defaults(func=run_run)
 
@@ -202,6 +211,8 @@ def run_run(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         reuse=not args.no_reuse,
         share=not args.no_sharing,
+        resources_mode=args.resources,
+        reprobe=args.reprobe,
     )
     if args.json:
         print(json.dumps(out.to_dict(), indent=2, default=str))

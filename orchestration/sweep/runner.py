@@ -19,7 +19,7 @@ from typing import Any, Callable
 from reid_core.config import ConfigError
 
 from ..mlflow_log.names import STORAGE, SWEEP_SUMMARY_ARTIFACT
-from . import ray_tune
+from . import ray_tune, resource_probe
 from .errors import SweepError
 from .spec import load_spec, parse_text
 from .storage_check import check_nodes_see, sweep_folders
@@ -73,6 +73,8 @@ def run_sweep(
     trial_fn: Callable[..., None] | None = None,
     reuse: bool = True,
     share: bool = True,
+    resources_mode: str | None = None,
+    reprobe: bool = False,
 ) -> SweepOutcome:
     """Validate, prepare and run a sweep (module docstring); returns its outcome.
 
@@ -81,7 +83,9 @@ def run_sweep(
     the same experiment) starts. `trial_fn`: the trainable (default `run_trial`; tests pass
     a fault-injecting wrapper). `reuse`: copy trials identical to FINISHED runs in the
     tracking store instead of training them (`--no-reuse` turns it off). `share`: trials
-    start from the training they share with others (`--no-sharing`: each trains alone)."""
+    start from the training they share with others (`--no-sharing`: each trains alone).
+    `resources_mode` ('auto' | 'defaults', default: the spec's) and `reprobe`:
+    resource_probe.choose_resources."""
     from ..mlflow_log import SweepTracker, check_tracking_uri, resolve_tracking_uri
 
     t0 = time.perf_counter()
@@ -105,12 +109,21 @@ def run_sweep(
             sweep_dir.rename(old)
             log(f"--fresh: the previous state of {spec.file.name} moved to {old}")
         data_root, data_name = prepare_data(spec, sweep_dir, log)
+        # resources: auto: what the spec leaves open, measured here (cached); resource_probe.py
+        choice = resource_probe.choose_resources(
+            spec, data_root, data_name, reprobe=reprobe, mode=resources_mode, default_resources=resources,
+            gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, log=log,
+        )  # fmt: skip
+        for line in choice.lines():
+            log(line)
+        spec, resources = resource_probe.apply_choice(spec, choice), choice.resources
         plan = _live_plan(spec, uri, data_root, sweep_dir, reuse, share, log)
         tracker = SweepTracker(uri)
         exp_id = tracker.experiment(spec.file.name, spec.file.description)
         parent = tracker.start_parent(
             exp_id, spec.file.name, spec.text, spec.planned(), extra_tags={STORAGE: str(exp_path)}
         )
+        resource_probe.record(tracker, parent, choice, log)
         state = SweepState(
             name=spec.file.name,
             spec_source=str(Path(spec.source).resolve()),
@@ -123,7 +136,7 @@ def run_sweep(
             data_root=data_root,
             data_name=data_name,
             resources=resources,
-            max_concurrent=max_concurrent or spec.file.max_concurrent,
+            max_concurrent=max_concurrent or spec.file.max_concurrent or choice.max_concurrent,
             checkpoint_every=spec.file.checkpoint.every,
             num_trials=spec.num_trials,
             planned=spec.planned(),

@@ -26,6 +26,7 @@ from pydantic import (
     Tag,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 from reid_core.metric_keys import EVAL_KEYS, FINAL_KEYS, LOSS_KEYS
@@ -159,8 +160,19 @@ class SchedulerSection(_Strict):
 
 
 class ResourcesSection(_Strict):
+    """`resources: auto` (the default): a short probe picks what the spec leaves open
+    (orchestration/sweep/resource_probe.py); `resources: defaults`: the built-in rules, no
+    probe; `{cpu, gpu}`: these per trial (the probe still picks data.pipeline /
+    runtime.compile when they are left open, unless `mode: defaults`)."""
+
     cpu: _resource(gt=0) = None  # type: ignore[valid-type]
     gpu: _resource(ge=0) = None  # type: ignore[valid-type]
+    mode: Literal["auto", "defaults"] = Field("auto", description="auto: probe what is open; defaults: no probe")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"mode": v} if isinstance(v, str) else v
 
 
 class AdaptiveSeeds(_Strict):
