@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .trial_plan import SweepSpec
 
 Log = Callable[[str], None]
-PROBE_VERSION = 1
+PROBE_VERSION = 2  # 2: pipeline / compile cells alternated in the same workers
 NOISE = 0.05  # a winner must beat the defaults' cell by more than this fraction
 DEFAULT_BUDGET_S = 60.0
 CACHE_FILE = "resource-probe.json"
