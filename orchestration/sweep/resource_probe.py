@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .trial_plan import SweepSpec
 
 Log = Callable[[str], None]
-PROBE_VERSION = 1
+PROBE_VERSION = 2  # 2: pipeline / compile cells alternated in the same workers
 NOISE = 0.05  # a winner must beat the defaults' cell by more than this fraction
 DEFAULT_BUDGET_S = 60.0
 CACHE_FILE = "resource-probe.json"
@@ -129,12 +129,14 @@ class ResourceChoice:
         """What the sweep prints at its start."""
         out = [f"resources ({self.source}{', ' + self.device if self.device else ''}):"]
         if self.table:
-            out.append(f"  {'pipeline':<12}{'compile':<9}{'trials x threads':>17}{'images/s':>11}  status")
+            out.append(f"  {'pipeline':<12}{'compile':<9}{'trials x threads':>17}{'images/s':>11}{'again':>8}  status")
             for r in self.table:
                 fig = f"{r['images_per_second']:.1f}" if r.get("images_per_second") is not None else "-"
+                again = f"{r['repeat']:.1f}" if r.get("repeat") is not None else "-"
                 note = r["status"] + (f" ({r['note']})" if r.get("note") else "")
                 out.append(
-                    f"  {r['pipeline']:<12}{r['compile']:<9}{r['processes']:>8} x {r['threads']:<6}{fig:>11}  {note}"
+                    f"  {r['pipeline']:<12}{r['compile']:<9}{r['processes']:>8} x {r['threads']:<6}{fig:>11}{again:>8}"
+                    f"  {note}"
                 )
         ov = ", ".join(f"{k}={v}" for k, v in self.overrides.items())
         mc = self.max_concurrent if self.max_concurrent else "as resources allow"
