@@ -62,6 +62,12 @@ class FakeMeasure:
         return {"status": "ok", "aggregate_images_per_second": v, "wall_seconds": 1.0}
 
 
+@pytest.fixture(autouse=True)
+def _probe_mode_from_the_spec(monkeypatch):
+    """conftest.py pins sweeps under test to the built-in rules; here the probe is the subject."""
+    monkeypatch.delenv("COMPACT_REID_RESOURCES", raising=False)
+
+
 def choose(s: Any, measure: Any, tmp_path: Path, kinds=(GPU,), defaults=GPU_DEFAULTS, **kw: Any) -> rp.ResourceChoice:
     logs: list[str] = []
     kw.setdefault("budget_s", 60)
