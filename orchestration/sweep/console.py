@@ -196,7 +196,8 @@ class SweepConsole(ProgressReporter):
                 self._shown[v.key] = (v.status, v.epoch)  # counted in the sweep line, no line of its own
                 continue
             due = now - self._shown_at.get(v.key, -1e18) >= self.trial_every_s
-            if changed_status or (new_epoch and due):  # a trial's end shows its last epoch
+            last = v.total is not None and v.epoch >= v.total  # shown by the trial's end line
+            if changed_status or (new_epoch and due and not last):
                 self._pending.append(self._stamp(now) + trial_line(v, width, axes_width))
                 self._shown[v.key] = (v.status, v.epoch)
                 self._shown_at[v.key] = now
