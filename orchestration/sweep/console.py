@@ -163,6 +163,7 @@ class SweepConsole(ProgressReporter):
         self._last_progress = self._start
         self._pending: list[str] = []
         self._widths = (20, 18)
+        self._last_line = ""
         self._progress_due = False
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles the RunConfig with its reporter
@@ -204,14 +205,15 @@ class SweepConsole(ProgressReporter):
                 if changed_status and v.ended:
                     self._progress_due = True
         since = now - self._last_progress
+        line = sweep_line(self.sweep_name, views, self._expected)
         if (
-            done
+            (done and line != self._last_line)  # the last word, unless just said
             or self._progress_due
             or (self._pending and since >= self.progress_every_s)
             or since >= self.heartbeat_s
         ):
-            self._pending.append(self._stamp(now) + sweep_line(self.sweep_name, views, self._expected))
-            self._last_progress = now
+            self._pending.append(self._stamp(now) + line)
+            self._last_progress, self._last_line = now, line
             self._progress_due = False
         return bool(self._pending)
 

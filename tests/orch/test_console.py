@@ -139,6 +139,7 @@ def test_done_prints_the_sweep_line_and_hours_are_shown():
     clock.t += 3 * 3600 + 65
     lines = _step(c, trials, done=True)
     assert lines[-1] == "[3:01:05] sweep tiny: 4/4 finished, 0 running, 0 pending | epochs 36/36 (100%)"
+    assert _step(c, trials, done=True) == []  # said once
 
 
 def test_trials_tune_has_not_created_yet_count_as_pending():
