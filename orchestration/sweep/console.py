@@ -10,7 +10,8 @@ RAY_AIR_NEW_OUTPUT=0). What it prints:
     [7:02] sweep smoke: 1/4 finished, 1 running, 2 pending | epochs 15/~32 (47%)
 
 rank1 / mAP are the latest evaluation (every `eval.every` epochs; the untrained network's
-until the first).
+until the first); a finished trial's are its reported model's (`final_*`: the SWAG model
+when SWAG ran), as in the tables.
 A trial line when a trial starts, reaches a new epoch (at most one line per `trial_every_s`
 a trial), finishes (with its last epoch) or fails; a sweep line after a trial ends, when
 lines were printed and `progress_every_s` has passed, and at least every `heartbeat_s`.
@@ -86,8 +87,9 @@ def trial_view(trial: Any) -> TrialView:
         status=str(getattr(trial, "status", _PENDING)),
         epoch=int(result.get("epoch", 0) or 0),
         total=int(total) if total else None,
-        rank1=_number(result.get("rank1")),
-        mAP=_number(result.get("mAP")),
+        # the run's reported model once it has one (final_*: SWAG when enabled), else the latest evaluation
+        rank1=_number(result.get("final_rank1", result.get("rank1"))),
+        mAP=_number(result.get("final_mAP", result.get("mAP"))),
     )
 
 

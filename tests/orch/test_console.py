@@ -185,3 +185,11 @@ def test_a_trial_end_is_one_line_and_columns_only_widen():
     lines = [x for x in _step(c, trials) if "g-seed0" in x]
     assert len(lines) == 1 and "epoch 8/8" in lines[0] and lines[0].endswith("FINISHED")
     assert lines[0].index("epoch") == first.index("epoch")  # same columns as before
+
+
+def test_a_finished_trial_shows_its_reported_model():
+    h = _trials()[2]
+    h.status = "TERMINATED"
+    h.last_result = {"epoch": 10, "total_epochs": 10, "rank1": 0.04, "mAP": 0.06, "final_rank1": 0.1, "final_mAP": 0.09}
+    v = trial_view(h)
+    assert (v.rank1, v.mAP) == (0.1, 0.09)  # the SWAG model's, not the last weights'
