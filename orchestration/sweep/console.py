@@ -10,7 +10,8 @@ RAY_AIR_NEW_OUTPUT=0). What it prints:
     [7:02] sweep smoke: 1/4 finished, 1 running, 2 pending | epochs 15/~32 (47%)
 
 rank1 / mAP are the latest evaluation (every `eval.every` epochs; the untrained network's
-until the first).
+until the first); a finished trial's are its reported model's (`final_*`: the SWAG model
+when SWAG ran), as in the tables.
 A trial line when a trial starts, reaches a new epoch (at most one line per `trial_every_s`
 a trial), finishes (with its last epoch) or fails; a sweep line after a trial ends, when
 lines were printed and `progress_every_s` has passed, and at least every `heartbeat_s`.
@@ -86,8 +87,9 @@ def trial_view(trial: Any) -> TrialView:
         status=str(getattr(trial, "status", _PENDING)),
         epoch=int(result.get("epoch", 0) or 0),
         total=int(total) if total else None,
-        rank1=_number(result.get("rank1")),
-        mAP=_number(result.get("mAP")),
+        # the run's reported model once it has one (final_*: SWAG when enabled), else the latest evaluation
+        rank1=_number(result.get("final_rank1", result.get("rank1"))),
+        mAP=_number(result.get("final_mAP", result.get("mAP"))),
     )
 
 
@@ -163,6 +165,7 @@ class SweepConsole(ProgressReporter):
         self._last_progress = self._start
         self._pending: list[str] = []
         self._widths = (20, 18)
+        self._last_line = ""
         self._progress_due = False
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles the RunConfig with its reporter
@@ -196,21 +199,23 @@ class SweepConsole(ProgressReporter):
                 self._shown[v.key] = (v.status, v.epoch)  # counted in the sweep line, no line of its own
                 continue
             due = now - self._shown_at.get(v.key, -1e18) >= self.trial_every_s
-            if changed_status or (new_epoch and due):  # a trial's end shows its last epoch
+            last = v.total is not None and v.epoch >= v.total  # shown by the trial's end line
+            if changed_status or (new_epoch and due and not last):
                 self._pending.append(self._stamp(now) + trial_line(v, width, axes_width))
                 self._shown[v.key] = (v.status, v.epoch)
                 self._shown_at[v.key] = now
                 if changed_status and v.ended:
                     self._progress_due = True
         since = now - self._last_progress
+        line = sweep_line(self.sweep_name, views, self._expected)
         if (
-            done
+            (done and line != self._last_line)  # the last word, unless just said
             or self._progress_due
             or (self._pending and since >= self.progress_every_s)
             or since >= self.heartbeat_s
         ):
-            self._pending.append(self._stamp(now) + sweep_line(self.sweep_name, views, self._expected))
-            self._last_progress = now
+            self._pending.append(self._stamp(now) + line)
+            self._last_progress, self._last_line = now, line
             self._progress_due = False
         return bool(self._pending)
 

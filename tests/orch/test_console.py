@@ -139,6 +139,7 @@ def test_done_prints_the_sweep_line_and_hours_are_shown():
     clock.t += 3 * 3600 + 65
     lines = _step(c, trials, done=True)
     assert lines[-1] == "[3:01:05] sweep tiny: 4/4 finished, 0 running, 0 pending | epochs 36/36 (100%)"
+    assert _step(c, trials, done=True) == []  # said once
 
 
 def test_trials_tune_has_not_created_yet_count_as_pending():
@@ -178,9 +179,17 @@ def test_a_trial_end_is_one_line_and_columns_only_widen():
     trials[0].status = "RUNNING"
     first = _step(c, trials)[0]
     trials[0].last_result = {"epoch": 8, "total_epochs": 8, "rank1": 0.3, "mAP": 0.2}
-    clock.t += 1  # within trial_every_s: the last epoch waits for the trial's end
-    assert _step(c, trials) == []
+    clock.t += 30  # the last epoch waits for the trial's end, even when a line is due
+    assert not [x for x in _step(c, trials) if "g-seed0" in x]
     trials[0].status = "TERMINATED"
     lines = [x for x in _step(c, trials) if "g-seed0" in x]
     assert len(lines) == 1 and "epoch 8/8" in lines[0] and lines[0].endswith("FINISHED")
     assert lines[0].index("epoch") == first.index("epoch")  # same columns as before
+
+
+def test_a_finished_trial_shows_its_reported_model():
+    h = _trials()[2]
+    h.status = "TERMINATED"
+    h.last_result = {"epoch": 10, "total_epochs": 10, "rank1": 0.04, "mAP": 0.06, "final_rank1": 0.1, "final_mAP": 0.09}
+    v = trial_view(h)
+    assert (v.rank1, v.mAP) == (0.1, 0.09)  # the SWAG model's, not the last weights'
