@@ -38,10 +38,10 @@ class AdaptiveSeedsPolicy:
         grid_has_preset: bool,
         dataset_fingerprint: str,
         sweep_dir: str | Path,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.metric, self.max_seeds, self.fp = metric, max_seeds, dataset_fingerprint
-        self.sweep_dir, self.log = str(sweep_dir), log
+        self.sweep_dir, self._log = str(sweep_dir), log  # None: print (see LivePlan)
         self.grid_has_preset = grid_has_preset
         points = list(dict.fromkeys(t.grid_point for t in trials))
         self.templates = {p: next(t for t in trials if t.grid_point == p).to_record() for p in points}
@@ -50,6 +50,9 @@ class AdaptiveSeedsPolicy:
         self.status: dict[str, str] = {p: "open" for p in self.pairs}  # open | resolved | max
         self.verdicts: dict[str, str] = {}
         self.added: list[dict[str, Any]] = []
+
+    def log(self, msg: str) -> None:
+        (self._log or _say)(msg)
 
     # PlanPolicy -----------------------------------------------------------------------
     def settled(self, plan: Any) -> bool:
@@ -117,6 +120,10 @@ class AdaptiveSeedsPolicy:
             tmp.replace(path)
         except OSError as e:  # the sweep goes on; trials.json then lists the initial seeds only
             self.log(f"adaptive seeds: could not write {path}: {e}")
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
 
 
 def _entry(rec: Mapping[str, Any]) -> dict[str, Any]:

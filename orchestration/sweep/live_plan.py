@@ -49,12 +49,12 @@ class LivePlan:
         records: Sequence[Mapping[str, Any]],
         shared_dir: str | Path,
         policy: PlanPolicy | None = None,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.records: dict[str, dict[str, Any]] = {r["trial_name"]: copy.deepcopy(dict(r)) for r in records}
         self.shared_dir = str(shared_dir)
         self.policy = policy
-        self.log = log
+        self._log = log  # None: print (Ray pickles the plan; a patched builtins.print would not pickle)
         self.released: list[str] = []
         self.ended: dict[str, str] = {}  # trial name -> "ok" | "error"
         self.results: dict[str, dict[str, float]] = {}  # last reported numbers of each ended trial
@@ -105,6 +105,9 @@ class LivePlan:
         self.log(f"[{rec['trial_name']}] trains alone: {why}")
         share.update(start_from=None, start_epoch=0, reevaluate=False, alone_because=why)
 
+    def log(self, msg: str) -> None:
+        (self._log or _say)(msg)
+
     # What Tune tells ------------------------------------------------------------------
     def on_complete(self, name: str, result: Mapping[str, Any] | None, error: bool) -> None:
         self.ended[name] = "error" if error else "ok"
@@ -131,6 +134,10 @@ class LivePlan:
         self.ended = dict(state["ended"])
         self.results = dict(state.get("results", {}))
         self.policy = state.get("policy", self.policy)
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
 
 
 def publish(shared_dir: str | Path, producer: str, epoch: int, save: Callable[[Path], Any], run_id: str) -> Path:
