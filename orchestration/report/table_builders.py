@@ -259,27 +259,17 @@ def table3(data: SweepData, mode: str, max_columns: int = 12) -> Table:
 
 
 def table4(data: SweepData, mode: str) -> Table | None:
-    groups = group_order(data, mode)
     inc, fin = data.included, data.finished
     base_of = dict(zip(inc["group"], inc["base_group"]))
     rows: list[dict[str, str]] = []
     records: list[dict[str, Any]] = []
-    setup_rank = {s: i for i, s in enumerate(TABLE4_SETUPS)}
-    chosen = []
-    for g in groups:
-        allg = inc[inc["group"] == g]
-        fg = fin[fin["group"] == g]
-        has = any(metric(allg, f"{p}_rank1").notna().any() for p in ("cyclic", "swag"))
-        sw, trip = group_switches(fg if len(fg) else allg)
-        if not (sw["swag"] or has):
-            continue
-        setup = paper_setup(sw, trip) if all(v is not None for v in sw.values()) and trip else None
-        chosen.append((setup_rank.get(setup or "", len(setup_rank)), g, setup, fg, _on_market(allg)))
+    chosen = [
+        (g, setup, fin[fin["group"] == g], _on_market(inc[inc["group"] == g])) for g, setup in _setup_groups(data, mode)
+    ]
     if not chosen:
         return None
-    chosen.sort(key=lambda c: c[0])
     sections = []
-    for _, g, setup, fg, on_market in chosen:
+    for g, setup, fg, on_market in chosen:
         N = planned_count(data, mode, base_of[g])
         label = group_label(g, mode) + (f" (paper setup {TABLE4_LABELS[setup]})" if setup else "")
         if rows:

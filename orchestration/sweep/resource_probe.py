@@ -395,16 +395,19 @@ def worker_measure(
     """`measure` over real worker processes (reid_core.throughput.measure_processes)."""
     from reid_core.throughput import measure_processes
 
-    def measure(cell: Cell, window: float, timeout: float) -> dict[str, Any]:
-        job = {
+    def base_job(overrides: dict[str, Any]) -> dict[str, Any]:
+        return {
             "config": dict(config),
             "data": data_root,
             "dataset_name": data_name,
             "device": device,
             "scratch": scratch,
             "warmup": warmup,
-            "overrides": {PIPELINE: cell.pipeline, COMPILE: cell.compile, **_probe_inject(cell)},
+            "overrides": overrides,
         }
+
+    def measure(cell: Cell, window: float, timeout: float) -> dict[str, Any]:
+        job = base_job({PIPELINE: cell.pipeline, COMPILE: cell.compile, **_probe_inject(cell)})
         inject = job["overrides"].pop("inject", None)
         if inject:
             job["inject"] = inject
@@ -414,13 +417,7 @@ def worker_measure(
         """The cells (one layout) in the same workers, windows in the order A B .. B A."""
         inject = next((_probe_inject(c)["inject"] for c in cells if _probe_inject(c)), None)
         job = {
-            "config": dict(config),
-            "data": data_root,
-            "dataset_name": data_name,
-            "device": device,
-            "scratch": scratch,
-            "warmup": warmup,
-            "overrides": {},
+            **base_job({}),
             "variants": [{PIPELINE: c.pipeline, COMPILE: c.compile} for c in cells],
             "pattern": list(range(len(cells))) + list(range(len(cells)))[::-1],
             **({"inject": inject} if inject else {}),

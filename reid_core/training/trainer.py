@@ -361,10 +361,8 @@ class Trainer:
         tmp.replace(path)
         return path
 
-    def resume_from(self, path: str | Path) -> None:
-        """Load a full checkpoint; refuses one made for another architecture or recipe."""
-        ckpt = load_weights(path, map_location=self.device)
-        check_resumable(ckpt, self.cfg, path)
+    def _load_state(self, ckpt: dict[str, Any], path: str | Path) -> None:
+        """Model, optimiser, scheduler and SWAG moments of a training checkpoint."""
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -373,12 +371,21 @@ class Trainer:
                 self.swag.load_state_dict(ckpt["swag"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"{path}: does not fit this model ({e})") from e
-        self.epoch = int(ckpt["epoch"])
-        self.history = list(ckpt.get("history", []))
-        self.summary = dict(ckpt.get("summary", {}))
+
+    def _load_best(self, ckpt: dict[str, Any]) -> None:
         best = ckpt.get("best") or {}
         self.best = {"rank1": best.get("rank1", -1.0), "epoch": best.get("epoch", 0), "state": best.get("state")}
         self._train_seconds = float(ckpt.get("train_seconds", 0.0))
+
+    def resume_from(self, path: str | Path) -> None:
+        """Load a full checkpoint; refuses one made for another architecture or recipe."""
+        ckpt = load_weights(path, map_location=self.device)
+        check_resumable(ckpt, self.cfg, path)
+        self._load_state(ckpt, path)
+        self.epoch = int(ckpt["epoch"])
+        self.history = list(ckpt.get("history", []))
+        self.summary = dict(ckpt.get("summary", {}))
+        self._load_best(ckpt)
         self.log(f"resumed from {path} at epoch {self.epoch}/{self.total_epochs}")
 
     # Keys of a summary that exist before the run ends (the rest is written by _finish).
@@ -390,20 +397,11 @@ class Trainer:
         so this run then reaches exactly what it would have trained alone."""
         ckpt = load_weights(path, map_location=self.device)
         check_shareable(ckpt, self.cfg, epoch, self.plan.main_epochs, path)
-        try:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            if self.swag is not None and ckpt.get("swag"):
-                self.swag.load_state_dict(ckpt["swag"])
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"{path}: does not fit this model ({e})") from e
+        self._load_state(ckpt, path)
         self.epoch = epoch
         self.history = [dict(h) for h in ckpt.get("history", [])[:epoch]]
         self.summary = {k: v for k, v in dict(ckpt.get("summary", {})).items() if k in self._PREFIX_SUMMARY}
-        best = ckpt.get("best") or {}
-        self.best = {"rank1": best.get("rank1", -1.0), "epoch": best.get("epoch", 0), "state": best.get("state")}
-        self._train_seconds = float(ckpt.get("train_seconds", 0.0))
+        self._load_best(ckpt)
         self.log(f"started from {path} at epoch {epoch}/{self.total_epochs} (shared training)")
 
     def finish_inherited(self, reevaluate: bool) -> dict[str, Any]:
