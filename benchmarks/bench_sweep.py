@@ -46,20 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.tracking import MlflowClient
 
     from orchestration.mlflow_log import SweepTracker
-    from orchestration.sweep.runner import run_sweep
+    from orchestration.sweep.runner import SweepOptions, run_sweep
     from orchestration.sweep.spec import load_spec
 
     spec = load_spec(args.spec)
     tmp = None
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tmp := tempfile.mkdtemp(prefix="bench-sweep-")) / "runs"
     t0 = time.perf_counter()
-    out = run_sweep(
-        args.spec,
-        runs_dir=runs_dir,
-        max_concurrent=args.max_concurrent,
-        verbose=0,
-        log=lambda m: print(m, file=sys.stderr),
+    options = SweepOptions(
+        runs_dir=runs_dir, max_concurrent=args.max_concurrent, verbose=0, log=lambda m: print(m, file=sys.stderr)
     )
+    out = run_sweep(args.spec, options)
     sweep_wall = time.perf_counter() - t0
 
     client = MlflowClient(out.tracking_uri)

@@ -2,8 +2,9 @@
 is in mlflow_server/README.md. Imports neither mlflow nor ray.
 
 - `server`: start, health check, shutdown; `ports`: port checks and free ports;
-- `postgres`: PostgreSQL backend-store checks and a throw-away local cluster;
-- `tether`: processes that end with their launcher (run as a script).
+- `postgres`: PostgreSQL backend-store checks and a throw-away local cluster.
+
+Both servers run under a tether (the `process_tether` package), so they end with their launcher.
 """
 
 from .server import ServerError, ServerHandle, default_store, find_free_port, server_command, start_server, wait_healthy

@@ -2,7 +2,8 @@
 nothing listens on the port yet; and after: the process answering is the one we started.
 
 Who holds a port: /proc on Linux (every process sharing the listening socket: a server and
-its workers), psutil elsewhere (a dependency of the project: MLflow's system metrics).
+its workers), psutil elsewhere (a dependency of the project: MLflow's system metrics). A
+server started by this project is recognised by its tether's marker (process_tether.is_tether).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from process_tether import is_tether
 
 __all__ = ["Holder", "port_problem", "host_problem", "listeners", "describe", "busy_port_message", "foreign_listeners"]
 
@@ -53,16 +56,16 @@ def host_problem(host: str, flag: str = "--host") -> str | None:
         return None
     try:
         infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        return f"{flag} {host!r}: does not resolve ({e.strerror}); give an address of this machine"
+    except socket.gaierror as error:
+        return f"{flag} {host!r}: does not resolve ({error.strerror}); give an address of this machine"
     for family, _, _, _, addr in infos:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
             try:
-                s.bind(addr)
+                sock.bind(addr)
                 return None
-            except OSError as e:
-                if e.errno != errno.EADDRNOTAVAIL:
-                    return f"{flag} {host!r}: cannot listen there ({e.strerror})"
+            except OSError as error:
+                if error.errno != errno.EADDRNOTAVAIL:
+                    return f"{flag} {host!r}: cannot listen there ({error.strerror})"
     return (
         f"{flag} {host!r}: not an address of this machine (its addresses: {', '.join(_local_addresses())}); "
         "give 127.0.0.1 (this machine only), one of these, or 0.0.0.0 (every interface)"
@@ -77,12 +80,12 @@ def _bind_fails(host: str, port: int) -> bool:
     except socket.gaierror:
         return False  # host_problem reports it
     for family, _, _, _, addr in infos:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                s.bind(addr)
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
+                sock.bind(addr)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
                     return True
     return False
 
@@ -105,6 +108,11 @@ def _ppid(pid: int | None) -> int | None:
         return None
 
 
+def _server_or_tether(pid: int) -> bool:
+    """An MLflow server (by its command line) or a tether (by its marker: process_tether)."""
+    return "mlflow" in _command(pid) or is_tether(pid)
+
+
 def _addr(hexaddr: str) -> str:
     raw = bytes.fromhex(hexaddr)
     if len(raw) == 4:
@@ -122,10 +130,10 @@ def _listen_inodes(port: int) -> dict[str, str]:
         except OSError:
             continue
         for line in lines:
-            f = line.split()
-            hexaddr, hexport = f[1].split(":")
-            if f[3] == "0A" and int(hexport, 16) == port:  # 0A: TCP_LISTEN
-                out[f[9]] = f"{_addr(hexaddr)}:{port}"
+            fields = line.split()
+            hexaddr, hexport = fields[1].split(":")
+            if fields[3] == "0A" and int(hexport, 16) == port:  # 0A: TCP_LISTEN
+                out[fields[9]] = f"{_addr(hexaddr)}:{port}"
     return out
 
 
@@ -175,22 +183,22 @@ def describe(holders: list[Holder]) -> tuple[str, int | None, int | None]:
         group: int | None = os.getpgid(top)
     except OSError:
         group = None
-    leader, p = top, top
-    while group is not None and p not in (0, 1):
-        if p == group:
-            if p != top and any(k in _command(p) for k in ("tether.py", "mlflow")):
-                leader = p
+    leader = ancestor = top
+    while group is not None and ancestor not in (0, 1):
+        if ancestor == group:
+            if ancestor != top and _server_or_tether(ancestor):
+                leader = ancestor
             break
-        p = _ppid(p) or 0
-    if leader != group or not any(k in _command(leader) for k in ("tether.py", "mlflow")):
+        ancestor = _ppid(ancestor) or 0
+    if leader != group or not _server_or_tether(leader):
         group = None
     shown, command = leader, _command(leader)
-    if "tether.py" in command:  # a server started by this project: name the server itself
+    if is_tether(leader):  # a server started by this project: name the server itself
         try:
-            kids = psutil.Process(leader).children()
+            children = psutil.Process(leader).children()
         except psutil.NoSuchProcess:
-            kids = []
-        shown = kids[0].pid if kids else leader
+            children = []
+        shown = children[0].pid if children else leader
         command = _command(shown)
         launcher = _ppid(leader)
         command += f"; under its tether, pid {leader}"
@@ -239,6 +247,6 @@ def foreign_listeners(port: int, ours: Iterable[int]) -> tuple[list[Holder], boo
 
 def find_free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

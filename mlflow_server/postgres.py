@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from process_tether import tethered
+
 from .ports import busy_port_message, find_free_port, port_problem
-from .tether import tethered
 
 __all__ = ["BackendStoreError", "check_backend_store", "redact", "find_pg_bin", "LocalPostgres", "local_postgres"]
 
@@ -62,16 +63,16 @@ def check_backend_store(uri: str, timeout: float = 10.0, what: str = "--backend-
         raise BackendStoreError("sqlalchemy is missing; it comes with mlflow: pip install mlflow") from None
     try:
         engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(max(1, timeout))})
-    except ImportError as e:
+    except ImportError as error:
         raise BackendStoreError(
-            f"{what} {shown}: its PostgreSQL driver is not installed ({e}); "
+            f"{what} {shown}: its PostgreSQL driver is not installed ({error}); "
             "pip install 'compact-reid[cluster]' (psycopg 3) in the server's environment"
         ) from None
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
-    except sqlalchemy.exc.OperationalError as e:
-        raise BackendStoreError(f"{what} {shown}: {_why(str(e.orig or e))}") from None
+    except sqlalchemy.exc.OperationalError as error:
+        raise BackendStoreError(f"{what} {shown}: {_why(str(error.orig or error))}") from None
     finally:
         engine.dispose()
 
@@ -173,10 +174,10 @@ def _wait_ready(pg: LocalPostgres, timeout: float) -> None:
         if pg.process.poll() is not None:
             raise BackendStoreError(f"local PostgreSQL exited with code {pg.process.returncode} while starting")
         if ready.exists():
-            r = subprocess.run(
+            probe = subprocess.run(
                 [str(ready), "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-t", "2"], capture_output=True, timeout=30
             )
-            if r.returncode == 0:
+            if probe.returncode == 0:
                 return
         else:
             try:
@@ -194,7 +195,7 @@ def local_postgres(
 ) -> Iterator[LocalPostgres]:
     """initdb, start on loopback, create `database` owned by `user`; stop and delete on exit.
 
-    The postmaster runs in the foreground under a tether (mlflow_server/tether.py), not
+    The postmaster runs in the foreground under a tether (process_tether/tether.py), not
     daemonized by pg_ctl: it ends with this process even when this process is SIGKILLed
     (the tether then deletes the temporary folder). A `port` in use is refused before
     anything starts. Needs PostgreSQL's server binaries (Debian: apt-get install postgresql).
@@ -282,13 +283,17 @@ def local_postgres(
             timeout,
             env=dict(os.environ, PGPASSWORD=password),
         )
-    except (subprocess.CalledProcessError, BackendStoreError) as e:
+    except (subprocess.CalledProcessError, BackendStoreError) as error:
         text = pg.log_path.read_text(errors="replace")[-2000:] if pg.log_path.exists() else ""
         _stop(pg)
         if log is not None:
             log.close()
         shutil.rmtree(root, ignore_errors=True)
-        what = " ".join(e.cmd) + "\n" + (e.stderr or "") if isinstance(e, subprocess.CalledProcessError) else str(e)
+        what = (
+            " ".join(error.cmd) + "\n" + (error.stderr or "")
+            if isinstance(error, subprocess.CalledProcessError)
+            else str(error)
+        )
         raise BackendStoreError(f"local PostgreSQL did not start: {what}\n{text}") from None
     try:
         yield pg

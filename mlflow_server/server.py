@@ -10,7 +10,7 @@ the sweeps). The cluster recipe (PostgreSQL, S3 artifacts, basic auth) is in mlf
     # stopped (the whole process group: uvicorn/gunicorn workers included)
 
 This module does not import mlflow: the server runs as `python -m mlflow server` under a
-tether (mlflow_server/tether.py) in a session of its own, stopped by process-group id. The
+tether (process_tether/tether.py) in a session of its own, stopped by process-group id. The
 tether ends the server and every process below it when this process dies, SIGKILL
 included; a port in use is refused before anything starts, and the process answering
 /health must be the one started here.
@@ -29,9 +29,10 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Sequence
 
+from process_tether import descendants, tethered
+
 from .ports import busy_port_message, describe, find_free_port, foreign_listeners, host_problem, port_problem
 from .postgres import BackendStoreError, check_backend_store, redact
-from .tether import descendants, tethered
 
 __all__ = [
     "ServerHandle",
@@ -166,12 +167,12 @@ def basic_auth_env(runs_dir: str | os.PathLike[str] = "runs", environ: dict[str,
 def probe_health(url: str, timeout: float = 2.0) -> int | str:
     """One GET of `url/health`: the HTTP status when the server answered, else why not."""
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as r:  # noqa: S310 (user-given URL)
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-    except (urllib.error.URLError, OSError) as e:
-        return str(getattr(e, "reason", e))
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as response:  # noqa: S310 (user-given URL)
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, OSError) as error:
+        return str(getattr(error, "reason", error))
 
 
 def wait_healthy(
@@ -289,7 +290,7 @@ def start_server(
     Refused (ServerError naming the flag of `compact-reid server`) before anything starts:
     a port outside 0-65535, a host that is not this machine's, a store URI of an unknown
     scheme or that cannot be connected to, a port something already listens on (naming
-    the pid and command). The server ends with this process (tether.py), and the
+    the pid and command). The server ends with this process (under a tether), and the
     process answering /health must be the one started here.
     """
     for problem in (
@@ -311,8 +312,8 @@ def start_server(
     store = cmd[cmd.index("--backend-store-uri") + 1]
     try:
         check_backend_store(store)
-    except BackendStoreError as e:
-        raise ServerError(str(e)) from None
+    except BackendStoreError as error:
+        raise ServerError(str(error)) from None
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if app_name == "basic-auth":
@@ -323,13 +324,13 @@ def start_server(
     if "://" not in dest:
         Path(dest).mkdir(parents=True, exist_ok=True)
     log_file = None
-    lp: Path | None = None
+    server_log: Path | None = None
     if foreground_output:
         stdout = stderr = None
     else:
-        lp = Path(log_path) if log_path else Path(runs_dir).resolve() / f"mlflow-server-{port}.log"
-        lp.parent.mkdir(parents=True, exist_ok=True)
-        log_file = open(lp, "wb")  # noqa: SIM115 (kept open for the server's lifetime)
+        server_log = Path(log_path) if log_path else Path(runs_dir).resolve() / f"mlflow-server-{port}.log"
+        server_log.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(server_log, "wb")  # noqa: SIM115 (kept open for the server's lifetime)
         stdout, stderr = log_file, subprocess.STDOUT
     # Its own session: Ctrl+C at the terminal reaches this process only, which stops the
     # server in order; the tether ends it if this process dies without a word.
@@ -338,14 +339,14 @@ def start_server(
     )
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{connect_host}:{port}"
-    handle = ServerHandle(proc, url, lp, cmd, log_file)
+    handle = ServerHandle(proc, url, server_log, cmd, log_file)
     try:
         wait_healthy(url, timeout, proc)
         _check_answered_by(handle, port)
-    except ServerError as e:
+    except ServerError as error:
         tail = handle.log_tail()
         handle.stop()
-        raise ServerError(f"{e}\ncommand: {' '.join(cmd)}" + (f"\nlog tail:\n{tail}" if tail else "")) from None
+        raise ServerError(f"{error}\ncommand: {' '.join(cmd)}" + (f"\nlog tail:\n{tail}" if tail else "")) from None
     return handle
 
 

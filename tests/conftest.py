@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# Sweeps under test keep the built-in resource rules: a resource probe (about a minute, and a
-# choice that depends on the machine's load) would make every sweep test slower and less
-# deterministic. tests/orch/test_resource_probe.py tests the probe itself, with its mode given.
-os.environ.setdefault("COMPACT_REID_RESOURCES", "defaults")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,9 +122,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resources",
         choices=["auto", "defaults"],
         default=None,
-        help="auto: a short probe (about a minute per kind of node, cached) picks the input pipeline, "
-        "compile mode and trials per GPU / threads per trial that the spec leaves open; defaults: the "
-        "built-in rules, no probe (default: the spec's `resources`, auto unless it says defaults)",
+        help="defaults: the built-in rules (the spec's resources, else 1 GPU per trial where there are "
+        "GPUs, else 1 CPU); auto: the choice of `compact-reid probe` (input pipeline, compile mode and "
+        "trials per GPU / threads per trial the spec leaves open), measured first when this machine has "
+        "none cached (about a minute per kind of node). Default: the spec's `resources`, else defaults",
     )
     r.add_argument("--reprobe", action="store_true", help="with resources auto: ignore the cached probe result")
     r.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
@@ -178,14 +180,13 @@ def run_schema(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     from orchestration.sweep.spec import load_spec
-    from orchestration.sweep.trial_plan import describe
 
     if args.cost:
-        from orchestration.sweep.cost import format_cost, sweep_cost
+        from orchestration.sweep.sharing import sweep_cost
 
-        specs = [load_spec(p, check_paths=False) for p in args.spec]
-        c = sweep_cost(specs, args.tracking_uri, args.images_per_second)
-        print(json.dumps(c, indent=2) if args.json else format_cost(c))
+        specs = [load_spec(path, check_paths=False) for path in args.spec]
+        cost = sweep_cost(specs, args.tracking_uri, args.images_per_second)
+        print(json.dumps(cost, indent=2) if args.json else format_cost(cost))
         return 0
     if len(args.spec) > 1:
         raise SystemExit("sweep show: one spec (several only with --cost)")
@@ -198,10 +199,9 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from orchestration.sweep.runner import run_sweep
+    from orchestration.sweep.runner import SweepOptions, run_sweep
 
-    out = run_sweep(
-        args.spec,
+    options = SweepOptions(
         address=args.address,
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
@@ -211,39 +211,124 @@ def run_run(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         reuse=not args.no_reuse,
         share=not args.no_sharing,
-        resources_mode=args.resources,
+        resources=args.resources,
         reprobe=args.reprobe,
     )
+    outcome = run_sweep(args.spec, options)
     if args.json:
-        print(json.dumps(out.to_dict(), indent=2, default=str))
-    return _exit_code(out)
+        print(json.dumps(outcome.to_dict(), indent=2, default=str))
+    return _exit_code(outcome)
 
 
-def _exit_code(out) -> int:
+def _exit_code(outcome: Any) -> int:
     """0: the sweep ran (some trials may have failed: see the table); 1: every trial
     failed; 3: interrupted (resumable)."""
-    if out.interrupted:
+    if outcome.interrupted:
         return 3
-    return 1 if out.all_failed else 0
+    return 1 if outcome.all_failed else 0
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from orchestration.sweep.runner import resume_sweep
+    from orchestration.sweep.runner import SweepOptions, resume_sweep
 
-    out = resume_sweep(args.sweep, address=args.address, runs_dir=args.runs_dir)
+    outcome = resume_sweep(args.sweep, SweepOptions(address=args.address, runs_dir=args.runs_dir))
     if args.json:
-        print(json.dumps(out.to_dict(), indent=2, default=str))
-    return _exit_code(out)
+        print(json.dumps(outcome.to_dict(), indent=2, default=str))
+    return _exit_code(outcome)
 
 
 def run_status(args: argparse.Namespace) -> int:
     from orchestration.sweep.trial_status import format_table, sweep_status
 
-    st = sweep_status(args.sweep, runs_dir=args.runs_dir)
+    status = sweep_status(args.sweep, runs_dir=args.runs_dir)
     if args.json:
-        print(json.dumps(st, indent=2, default=str))
+        print(json.dumps(status, indent=2, default=str))
         return 0
-    print(f"sweep {st['name']} ({st['sweep_dir']}); MLflow {st['tracking_uri']} parent run {st['parent_run_id']}")
-    print(format_table(st["trials"]))
-    print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(st["counts"].items())))
+    print(
+        f"sweep {status['name']} ({status['sweep_dir']}); MLflow {status['tracking_uri']} "
+        f"parent run {status['parent_run_id']}"
+    )
+    print(format_table(status["trials"]))
+    print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(status["counts"].items())))
     return 0
+
+
+def describe(spec: Any) -> str:
+    """A spec's expansion, human-readable (what `sweep show` prints)."""
+    from orchestration.sweep.trial import format_value
+
+    file = spec.file
+    lines = [f"sweep {file.name} ({spec.source})"]
+    if file.description:
+        lines.append("  " + " ".join(file.description.split()))
+    dataset = spec.dataset
+    lines.append(
+        "  dataset: "
+        + (
+            f"synthetic {json.dumps(dataset.synthetic)}"
+            if dataset.is_synthetic
+            else f"{dataset.path} (name: {dataset.name})"
+        )
+    )
+    if spec.overrides:
+        lines.append("  overrides: " + ", ".join(f"{k}={format_value(v)}" for k, v in spec.overrides.items()))
+    resources = file.resources
+    lines.append(
+        f"  resources/trial: cpu={resources.cpu if resources.cpu is not None else 'auto'} "
+        f"gpu={resources.gpu if resources.gpu is not None else 'auto'} ({resources.mode}); max_concurrent="
+        f"{file.max_concurrent or 'auto'}; max_failures={file.max_failures}"
+    )
+    if spec.search:
+        search = spec.search
+        lines.append(
+            f"  search: {search.algorithm} {search.mode} {search.metric}, {search.num_samples} samples over "
+            + ", ".join(
+                f"{k}~{p.type}" + (f"[{p.low}, {p.high}]" if p.type != "choice" else f"{p.values}")
+                for k, p in search.space.items()
+            )
+        )
+    if spec.scheduler:
+        scheduler = spec.scheduler
+        lines.append(
+            f"  scheduler: {scheduler.type} max_t={scheduler.max_t} grace_period={scheduler.grace_period} "
+            f"reduction_factor={scheduler.reduction_factor} ({scheduler.mode} {scheduler.metric})"
+        )
+    lines.append(f"  {spec.num_trials} trial(s)" + (" (sampled; template below)" if spec.search else ":"))
+    width = max((len(t.name) for t in spec.trials), default=10)
+    for t in spec.trials:
+        axes = f"  {', '.join(f'{k}={format_value(v)}' for k, v in t.axes.items())}" if t.axes else ""
+        lines.append(f"    {t.name:<{width}}  preset={t.preset:<13} seed={t.seed}  epochs={t.total_epochs}{axes}")
+    return "\n".join(lines)
+
+
+def format_cost(cost: dict[str, Any]) -> str:
+    """`sweep show --cost`: trial-epochs per spec, then all specs planned together."""
+    lines = [f"{'spec':<20} {'trials':>6} {'alone':>9} {'shared':>9}  (trial-epochs; each spec on its own)"]
+    for row in cost["specs"]:
+        lines.append(f"{row['spec']:<20} {row['trials']:>6} {row['alone']:>9} {row['shared']:>9}")
+
+    def share(value: float) -> str:
+        return f"{100.0 * value / cost['alone']:.0f}%" if cost["alone"] else "-"
+
+    lines += [
+        "",
+        f"all {len(cost['specs'])} spec(s) together, {cost['trials']} trials:",
+        f"  trial-epochs alone:        {cost['alone']:>9}",
+        f"  after sharing:             {cost['shared']:>9}  ({share(cost['shared'])} of alone)",
+    ]
+    if cost["store"]:
+        lines.append(
+            f"  after reuse from the store: {cost['after_reuse']:>8}  ({share(cost['after_reuse'])}; "
+            f"{cost['reused_trials']} trial(s) FINISHED in {cost['store']})"
+        )
+    else:
+        lines.append("  after reuse: pass --tracking-uri to look up FINISHED runs")
+    if cost["gpu_hours"]:
+        hours = cost["gpu_hours"]
+        lines.append(
+            f"  GPU-hours at {cost['images_per_second']:g} images/s: alone {hours['alone']:.1f}, "
+            f"shared {hours['shared']:.1f}, after reuse {hours['after_reuse']:.1f}"
+        )
+    else:
+        lines.append("  GPU-hours: pass --images-per-second (a bench_gpu.py figure) to convert")
+    return "\n".join(lines)

@@ -43,3 +43,15 @@ FINAL_WEIGHTS = f"{WEIGHTS_DIR}/final.pt"
 
 # Metrics: `epoch` is logged every epoch, so its history tells which steps a run has.
 STEP_KEY = "epoch"
+
+# --- Report and tracking evaluation (orchestration/report, orchestration/multicam_eval) ---
+# Params a trial logs beside its flattened config: where its data came from (no config
+# field; the report labels the dataset with it, the tracking evaluation its train set).
+DATA_NAME_PARAM, DATA_ROOT_PARAM = "data.name", "data.root"
+# --- end of the report's names ---
+
+# --- Resource probe (orchestration/probe/choice.py): what `resources: auto` chose, on the parent run ---
+RESOURCE_CHOICE_ARTIFACT = "resource_choice.json"  # the whole table, the choice and why
+RESOURCES_TAG = f"{TAG}resources."  # + source | choice | reason
+PROBE_TAG = f"{TAG}probe."  # + <pipeline>.<compile>.<trials>x<threads>: one probed figure
+# --- end of the resource probe's names ---

@@ -5,7 +5,7 @@ that is flushed to MLflow in order. When a call fails (after 3 HTTP retries, or 
 user's MLFLOW_HTTP_REQUEST_MAX_RETRIES),
 the trial goes on; later epochs only probe the server quickly (no retries), and once it
 answers the queue is replayed in order, each epoch at its own step, and the run is tagged
-`compact_reid.replayed_epochs` / `compact_reid.tracking_outage_s`.
+`names.REPLAYED_EPOCHS` / `names.OUTAGE_SECONDS`.
 
 The queue needs no spool file of its own: every queued epoch is also in the trainer's
 history, which each checkpoint holds, and a restarted attempt backfills the epochs its

@@ -1,6 +1,6 @@
 """Reuse across sweeps: FINISHED runs found by their identity tag, and copied into a new trial's run.
 
-A trial whose identity (orchestration/sweep/shared_plan.py: every field that acts, seed,
+A trial whose identity (orchestration/sweep/sharing.py: every field that acts, seed,
 dataset fingerprint, reid_core's training-semantics version) equals a FINISHED run's in
 the store is not trained again: its child run gets that run's params, every metric's whole
 history and its artifacts, and a tag naming where they came from. FAILED, KILLED or

@@ -85,7 +85,7 @@ class SweepTracker:
         outcomes: trial name -> {"state": "TERMINATED" | "ERROR" | ..., "error": str | None,
         "complete": bool}. A child still RUNNING whose trial errored becomes FAILED (error
         tag); one that Ray terminated before its last epoch (ASHA) becomes KILLED
-        (`compact_reid.stopped = early`), one still pending/running when the driver
+        (tag `names.STOPPED` = early), one still pending/running when the driver
         stopped KILLED (`interrupted`; a resume reopens it), an unknown one KILLED
         (`unknown`). The parent is FINISHED, or FAILED when every trial failed (only with
         end_parent). Returns counts per final status.

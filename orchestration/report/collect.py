@@ -1,16 +1,18 @@
 """Read a sweep from the tracking store: `load_sweep(experiment, uri) -> SweepData`.
 
-Reads ONLY the tracking store: the experiment of the sweep, its parent run (tag
-`compact_reid.role = sweep`, artifact `trials.json` = the planned trials) and its child
-runs (tag `compact_reid.role = trial`: tags, metrics, metric histories, and the typed
-`config.json` each trial logged, read back with reid_core's `from_dict`). Params are
-logged for the MLflow UI and never parsed back. Runs of an older config schema (tag
-`compact_reid.schema_version` != SCHEMA_VERSION, or a config.json without the fields the
-switches are read from) are excluded and listed.
+Reads ONLY the tracking store, by the names of `orchestration.mlflow_log.names`: the
+experiment of the sweep, its parent run (tag ROLE = ROLE_SWEEP, artifact TRIALS_ARTIFACT =
+the planned trials) and its child runs (tag ROLE = ROLE_TRIAL: tags, metrics, metric
+histories, and the typed CONFIG_ARTIFACT each trial logged, read back with reid_core's
+`from_dict`). Params are logged for the MLflow UI and never parsed back (DATA_NAME_PARAM
+aside: where the data came from is no config field). Runs of an older config schema (tag
+SCHEMA_VERSION_TAG != SCHEMA_VERSION, or a config.json without the fields the switches are
+read from) are excluded and listed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -22,10 +24,11 @@ from reid_core.presets import SWITCHES, switches_from_flat
 
 from ..mlflow_log import names
 from ..mlflow_log.store import client_for, read_json_artifact, search_all, sqlite_path
-from ..sweep.names import SEED_SUFFIX
+from ..sweep.trial import SEED_SUFFIX
 from .sweep_data import CONFIG_PREFIX, FINISHED, SWITCH_PARAMS, SweepData, TablesError, metric, num
 
 HISTORY_KEYS = ("rank1", "mAP", SWAG_PREFIX + "rank1", SWAG_PREFIX + "mAP")  # Figure 6
+_NO_CONFIG = f"no {names.CONFIG_ARTIFACT} recorded"  # a trial that has not logged it (yet)
 
 
 def _client(tracking_uri: str) -> Any:
@@ -40,14 +43,16 @@ def _client(tracking_uri: str) -> Any:
 def _read_trials(client: Any, run_id: str, warnings: list[str]) -> list[dict[str, Any]] | None:
     try:
         if names.TRIALS_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
-            warnings.append("the sweep's parent run has no trials.json: planned seeds unknown (cells show n=...)")
+            warnings.append(
+                f"the sweep's parent run has no {names.TRIALS_ARTIFACT}: planned seeds unknown (cells show n=...)"
+            )
             return None
         planned = read_json_artifact(client, run_id, names.TRIALS_ARTIFACT)
-    except Exception as e:  # noqa: BLE001 - any store/JSON problem becomes a visible warning
-        warnings.append(f"trials.json of the parent run could not be read ({e}): planned seeds unknown")
+    except Exception as err:  # noqa: BLE001 - any store/JSON problem becomes a visible warning
+        warnings.append(f"{names.TRIALS_ARTIFACT} of the parent run could not be read ({err}): planned seeds unknown")
         return None
     if not isinstance(planned, list) or not all(isinstance(t, dict) for t in planned):
-        warnings.append("trials.json is not a list of trials: planned seeds unknown")
+        warnings.append(f"{names.TRIALS_ARTIFACT} is not a list of trials: planned seeds unknown")
         return None
     return planned
 
@@ -64,8 +69,10 @@ def _read_reference(client: Any, run_id: str, warnings: list[str]) -> str | None
             return None
         with tempfile.TemporaryDirectory() as tmp:
             spec = yaml.safe_load(Path(client.download_artifacts(run_id, names.SPEC_ARTIFACT, tmp)).read_text())
-    except Exception as e:  # noqa: BLE001 - any store/YAML problem becomes a visible warning
-        warnings.append(f"spec.yaml of the parent run could not be read ({e}): references are the defaults")
+    except Exception as err:  # noqa: BLE001 - any store/YAML problem becomes a visible warning
+        warnings.append(
+            f"{names.SPEC_ARTIFACT} of the parent run could not be read ({err}): references are the defaults"
+        )
         return None
     ref = spec.get("reference") if isinstance(spec, dict) else None
     return None if ref is None else str(ref)
@@ -76,14 +83,14 @@ def _read_config(client: Any, run: Any) -> tuple[TrainConfig | None, str]:
     try:
         recorded = read_json_artifact(client, run.info.run_id, names.CONFIG_ARTIFACT)
     except Exception:  # noqa: BLE001 - no such artifact: stores raise several types
-        return None, "no config.json recorded" + (" yet" if run.info.status == "RUNNING" else "")
+        return None, _NO_CONFIG + (" yet" if run.info.status == "RUNNING" else "")
     missing = [k for k in SWITCH_PARAMS if k not in flatten(recorded if isinstance(recorded, dict) else {})]
     if missing:
-        return None, f"config.json: params missing: {', '.join(missing)}"
+        return None, f"{names.CONFIG_ARTIFACT}: params missing: {', '.join(missing)}"
     try:
         return from_dict(TrainConfig, recorded), ""
-    except ConfigError as e:
-        return None, f"config.json does not fit the current schema ({e})"
+    except ConfigError as err:
+        return None, f"{names.CONFIG_ARTIFACT} does not fit the current schema ({err})"
 
 
 def _dataset_label(name: str) -> str:
@@ -102,7 +109,7 @@ def _run_row(client: Any, run: Any) -> dict[str, Any]:
     schema = tags.get(names.SCHEMA_VERSION_TAG)
     cfg, excluded = None, ""
     if schema is None:
-        excluded = f"no compact_reid.schema_version tag (current schema is {SCHEMA_VERSION})"
+        excluded = f"no {names.SCHEMA_VERSION_TAG} tag (current schema is {SCHEMA_VERSION})"
     elif str(schema).strip() != str(SCHEMA_VERSION):
         excluded = f"config schema {schema}, current is {SCHEMA_VERSION}"
     else:
@@ -118,8 +125,8 @@ def _run_row(client: Any, run: Any) -> dict[str, Any]:
         "preset": tags.get(names.PRESET) or flat.get("preset") or grid_point,
         "grid_point": grid_point,
         "seed": int(seed) if str(seed).isdigit() else seed,
-        # data.name is a plain string param (where the data came from), not part of the config
-        "dataset": _dataset_label(run.data.params.get("data.name", "")),
+        # the data's name is a plain string param (where the data came from), not part of the config
+        "dataset": _dataset_label(run.data.params.get(names.DATA_NAME_PARAM, "")),
         "schema_version": schema if schema is not None else "",
         "error": tags.get(names.ERROR_TAG, ""),
         "stopped": tags.get(names.STOPPED, ""),
@@ -127,8 +134,8 @@ def _run_row(client: Any, run: Any) -> dict[str, Any]:
         "triplet": flat.get("loss.triplet", ""),
         "_config": cfg,
     }
-    sw = switches_from_flat(flat) if cfg is not None else {}
-    row.update({f"sw.{s}": bool(sw.get(s, False)) for s in SWITCHES})
+    switches = switches_from_flat(flat) if cfg is not None else {}
+    row.update({f"sw.{name}": bool(switches.get(name, False)) for name in SWITCHES})
     row.update({CONFIG_PREFIX + k: v for k, v in flat.items()})
     row.update({f"metric.{k}": num(v) for k, v in metrics.items()})
     return row
@@ -152,8 +159,8 @@ def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> Sw
                 f"experiments there: {', '.join(experiment_names) if experiment_names else '(none)'}"
             )
         runs = search_all(client, exp.experiment_id)
-    except MlflowException as e:
-        raise TablesError(f"cannot read {tracking_uri}: {e.message}") from None
+    except MlflowException as err:
+        raise TablesError(f"cannot read {tracking_uri}: {err.message}") from None
     if not runs:
         raise TablesError(f"experiment {experiment!r} has no runs yet (nothing to tabulate); start the sweep first")
     warnings: list[str] = []
@@ -164,11 +171,12 @@ def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> Sw
     parent = parents[-1] if parents else None
     if len(parents) > 1:
         warnings.append(
-            f"{len(parents)} sweep (parent) runs; trials.json and artifacts use the latest, {parent.info.run_id}"
+            f"{len(parents)} sweep (parent) runs; {names.TRIALS_ARTIFACT} and artifacts use the latest, "
+            f"{parent.info.run_id}"
         )
     if parent is None:
         warnings.append(
-            "no sweep (parent) run with tag compact_reid.role=sweep: planned seeds unknown, "
+            f"no sweep (parent) run with tag {names.ROLE}={names.ROLE_SWEEP}: planned seeds unknown, "
             "nothing is logged back to MLflow"
         )
     planned = _read_trials(client, parent.info.run_id, warnings) if parent is not None else None
@@ -177,9 +185,9 @@ def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> Sw
         planned_n = f" ({len(planned)} trials planned)" if planned else ""
         raise TablesError(
             f"experiment {experiment!r} has no trial runs yet{planned_n}; "
-            "tables need runs tagged compact_reid.role=trial"
+            f"tables need runs tagged {names.ROLE}={names.ROLE_TRIAL}"
         )
-    df, superseded = _latest_per_trial(pd.DataFrame([_run_row(client, r) for r in trials]))
+    frame, superseded = _latest_per_trial(pd.DataFrame([_run_row(client, r) for r in trials]))
     if superseded:
         warnings.append(f"{superseded} earlier attempt(s) of re-run trials were replaced by their latest run")
     data = SweepData(
@@ -188,24 +196,24 @@ def load_sweep(experiment: str, tracking_uri: str, histories: bool = True) -> Sw
         tracking_uri,
         parent.info.run_id if parent else None,
         planned,
-        df,
+        frame,
         warnings=warnings,
         superseded=superseded,
         reference=reference,
     )
-    _refuse_if_nothing_usable(df, experiment)
-    if histories:
-        _load_histories(client, data)
-    return data
+    _refuse_if_nothing_usable(frame, experiment)
+    if not histories:
+        return data
+    loaded, problems = _read_histories(client, data.finished)
+    return dataclasses.replace(data, histories=loaded, warnings=warnings + problems)
 
 
-def _latest_per_trial(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def _latest_per_trial(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """One run per trial name: the latest FINISHED one, else the latest (a resumed trial may
     have opened a new run)."""
-    df["_fin"] = df["status"] == FINISHED
-    df = df.sort_values(["trial_name", "_fin", "start_time"])
-    kept = df.groupby("trial_name", sort=False).tail(1)
-    return kept.drop(columns="_fin").sort_values("start_time").reset_index(drop=True), len(df) - len(kept)
+    ordered = frame.assign(_fin=frame["status"] == FINISHED).sort_values(["trial_name", "_fin", "start_time"])
+    kept = ordered.groupby("trial_name", sort=False).tail(1)
+    return kept.drop(columns="_fin").sort_values("start_time").reset_index(drop=True), len(ordered) - len(kept)
 
 
 def _refuse_if_nothing_usable(df: pd.DataFrame, experiment: str) -> None:
@@ -215,7 +223,7 @@ def _refuse_if_nothing_usable(df: pd.DataFrame, experiment: str) -> None:
     reasons = "; ".join(f"{k} run{'s' if k > 1 else ''}: {r}" for r, k in counts.items())
     hint = (
         "runs of an older config schema need the compact-reid version that recorded them (or a re-run of the sweep)"
-        if any(not r.startswith("no config.json") for r in counts.index)
+        if any(not r.startswith(_NO_CONFIG) for r in counts.index)
         else "wait until the trials have logged their configs"
     )
     raise TablesError(
@@ -223,18 +231,21 @@ def _refuse_if_nothing_usable(df: pd.DataFrame, experiment: str) -> None:
     )
 
 
-def _load_histories(client: Any, data: SweepData) -> None:
+def _read_histories(
+    client: Any, finished: pd.DataFrame
+) -> tuple[dict[str, dict[str, list[tuple[int, float]]]], list[str]]:
+    """(run id -> Figure 6's metric histories, warnings) for the finished runs with SWAG."""
     from mlflow.exceptions import MlflowException
 
-    fin = data.finished
-    want = fin[fin["sw.swag"].astype(bool) | metric(fin, "swag_rank1").notna()]
+    want = finished[finished["sw.swag"].astype(bool) | metric(finished, "swag_rank1").notna()]
+    histories: dict[str, dict[str, list[tuple[int, float]]]] = {}
     try:
         for run_id in want["run_id"]:
-            h: dict[str, list[tuple[int, float]]] = {}
+            per_key: dict[str, list[tuple[int, float]]] = {}
             for key in HISTORY_KEYS:
-                pts = client.get_metric_history(run_id, key)
-                h[key] = sorted((int(m.step), float(m.value)) for m in pts if num(m.value) is not None)
-            data.histories[run_id] = h
-    except MlflowException as e:
-        data.warnings.append(f"metric histories could not be read ({e.message}): Figure 6 is skipped")
-        data.histories.clear()
+                points = client.get_metric_history(run_id, key)
+                per_key[key] = sorted((int(p.step), float(p.value)) for p in points if num(p.value) is not None)
+            histories[run_id] = per_key
+    except MlflowException as err:
+        return {}, [f"metric histories could not be read ({err.message}): Figure 6 is skipped"]
+    return histories, []

@@ -79,22 +79,22 @@ TABLE3_REFERENCES: dict[str, str] = {
 
 def _finite(values: Iterable[Any]) -> list[float]:
     out = []
-    for v in values:
+    for value in values:
         try:
-            f = float(v)
+            number = float(value)
         except (TypeError, ValueError):
             continue
-        if math.isfinite(f):
-            out.append(f)
+        if math.isfinite(number):
+            out.append(number)
     return out
 
 
 def _seeds(values: Mapping[Any, Any]) -> dict[Any, float]:
     out = {}
-    for k, v in values.items():
-        f = _finite([v])
-        if f:
-            out[k] = f[0]
+    for seed, value in values.items():
+        finite = _finite([value])
+        if finite:
+            out[seed] = finite[0]
     return out
 
 
@@ -105,11 +105,11 @@ def _check(confidence: float, method: str) -> None:
         raise ValueError(f"method {method!r}: expected one of {', '.join(METHODS)}")
 
 
-def _fmt(v: float, scale: float, digits: int, sign: bool = False) -> str:
-    s = f"{v * scale:{'+' if sign else ''}.{digits}f}"
-    if float(s) == 0:  # no "-0.0"
-        s = ("+" if sign else "") + f"{0:.{digits}f}"
-    return s
+def _fmt(value: float, scale: float, digits: int, sign: bool = False) -> str:
+    text = f"{value * scale:{'+' if sign else ''}.{digits}f}"
+    if float(text) == 0:  # no "-0.0"
+        text = ("+" if sign else "") + f"{0:.{digits}f}"
+    return text
 
 
 # ---------------------------------------------------------------------------------
@@ -130,10 +130,10 @@ class Interval:
         """ "45.2 [41.0, 49.4]"; "45.2, n/a (1 seed)" with one value; "–" with none."""
         if self.n == 0 or self.mean is None:
             return _NA
-        m = _fmt(self.mean, scale, digits)
+        mean = _fmt(self.mean, scale, digits)
         if self.lo is None or self.hi is None:
-            return f"{m}, n/a ({self.n} seed{'s' if self.n != 1 else ''})"
-        return f"{m} [{_fmt(self.lo, scale, digits)}, {_fmt(self.hi, scale, digits)}]"
+            return f"{mean}, n/a ({self.n} seed{'s' if self.n != 1 else ''})"
+        return f"{mean} [{_fmt(self.lo, scale, digits)}, {_fmt(self.hi, scale, digits)}]"
 
 
 def _t_interval(vals: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -151,8 +151,8 @@ def _bootstrap(data: tuple[np.ndarray, ...], statistic: Any, confidence: float, 
     from scipy import stats
 
     if all(np.ptp(d) == 0 for d in data):
-        v = float(statistic(*(d[None, :] for d in data), axis=-1)[0])
-        return v, v
+        point = float(statistic(*(d[None, :] for d in data), axis=-1)[0])
+        return point, point
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BCa on a few values warns about degenerate distributions
         res = stats.bootstrap(
@@ -229,10 +229,10 @@ class Comparison:
         """ "+2.1 [0.4, 3.8]"; "+2.1, n/a (1 seed)"; "–" when a side has no value."""
         if self.diff is None:
             return _NA
-        d = _fmt(self.diff, scale, digits, sign=True)
+        diff = _fmt(self.diff, scale, digits, sign=True)
         if self.lo is None or self.hi is None:
-            return f"{d}, n/a ({self.n} seed{'s' if self.n != 1 else ''})"
-        return f"{d} [{_fmt(self.lo, scale, digits, sign=True)}, {_fmt(self.hi, scale, digits, sign=True)}]"
+            return f"{diff}, n/a ({self.n} seed{'s' if self.n != 1 else ''})"
+        return f"{diff} [{_fmt(self.lo, scale, digits, sign=True)}, {_fmt(self.hi, scale, digits, sign=True)}]"
 
     def p_text(self) -> str:
         return _NA if self.p_improve is None else f"{self.p_improve:.2f}"
@@ -310,16 +310,16 @@ def compare(
     )
     if not ref or not oth:
         return Comparison(diff=None, lo=None, hi=None, p_improve=None, verdict="n/a", seeds_needed=None, **base)
-    r = np.asarray(list(ref.values()), dtype=float)
-    o = np.asarray(list(oth.values()), dtype=float)
-    diff = float(np.mean(o) - np.mean(r))
+    ref_vals = np.asarray(list(ref.values()), dtype=float)
+    oth_vals = np.asarray(list(oth.values()), dtype=float)
+    diff = float(np.mean(oth_vals) - np.mean(ref_vals))
     sign = 1.0 if higher_is_better else -1.0
     if paired:
         keys = sorted(ref, key=str)
         d = np.asarray([oth[k] - ref[k] for k in keys], dtype=float)
         p_improve = float(np.mean(np.where(sign * d > 0, 1.0, np.where(d == 0, 0.5, 0.0))))
     else:
-        u = stats.mannwhitneyu(o * sign, r * sign, alternative="two-sided").statistic
+        u = stats.mannwhitneyu(oth_vals * sign, ref_vals * sign, alternative="two-sided").statistic
         p_improve = float(u) / (n_ref * n_oth)
     if n_ref < 2 or n_oth < 2:  # one seed on a side: no spread, no interval
         return Comparison(diff=diff, lo=None, hi=None, p_improve=p_improve, verdict="n/a", seeds_needed=None, **base)
@@ -331,16 +331,16 @@ def compare(
         spread: tuple[float, float] | float = float(np.std(d, ddof=1))
     else:
         if method == "t":
-            if np.ptp(r) == 0 and np.ptp(o) == 0:
+            if np.ptp(ref_vals) == 0 and np.ptp(oth_vals) == 0:
                 lo = hi = diff
             else:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    ci = stats.ttest_ind(o, r, equal_var=False).confidence_interval(confidence)
+                    ci = stats.ttest_ind(oth_vals, ref_vals, equal_var=False).confidence_interval(confidence)
                 lo, hi = float(ci.low), float(ci.high)
         else:
-            lo, hi = _bootstrap((r, o), _diff_stat, confidence, method)
-        spread = (float(np.std(r, ddof=1)), float(np.std(o, ddof=1)))
+            lo, hi = _bootstrap((ref_vals, oth_vals), _diff_stat, confidence, method)
+        spread = (float(np.std(ref_vals, ddof=1)), float(np.std(oth_vals, ddof=1)))
     if lo > 0 or hi < 0:
         verdict = "better" if (lo > 0) == higher_is_better else "worse"
         needed = None

@@ -17,7 +17,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import matplotlib
 
@@ -25,8 +25,11 @@ matplotlib.use("Agg", force=False)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
+from .arch import group_params, model_sizes  # noqa: E402
+from .cells import METRICS  # noqa: E402
 from .compare import interval  # noqa: E402
-from .groups import METRICS, group_comparisons, group_label, group_order  # noqa: E402
+from .comparisons import group_comparisons  # noqa: E402
+from .groups import group_label, group_order, group_runs  # noqa: E402
 from .paper import load_sota  # noqa: E402
 from .sweep_data import SweepData, metric, num  # noqa: E402
 
@@ -108,17 +111,17 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
         swag: dict[str, list] = {"rank1": [], "mAP": []}
         cycle_ends: list[int] = []
         for _, r in runs.iterrows():
-            h = data.histories[r["run_id"]]
-            if not h.get("swag_rank1") and not h.get("swag_mAP"):
+            history = data.histories[r["run_id"]]
+            if not history.get("swag_rank1") and not history.get("swag_mAP"):
                 continue
             main, ends = _main_epochs(r["_config"])
             cycle_ends = cycle_ends or ends
             if main is None:  # fall back: start one cycle before the first SWAG evaluation
-                first = min(s for s, _ in h["swag_rank1"] or h["swag_mAP"])
+                first = min(s for s, _ in history["swag_rank1"] or history["swag_mAP"])
                 main = first - (ends[1] - ends[0] if len(ends) > 1 else 1)
             for k in ("rank1", "mAP"):
-                sgd[k].append([(s, 100 * v) for s, v in h.get(k, []) if s >= main])
-                swag[k].append([(s, 100 * v) for s, v in h.get(f"swag_{k}", [])])
+                sgd[k].append([(s, 100 * v) for s, v in history.get(k, []) if s >= main])
+                swag[k].append([(s, 100 * v) for s, v in history.get(f"swag_{k}", [])])
         if swag["rank1"] or swag["mAP"]:
             curves.append((g, sgd, swag, cycle_ends, len(swag["rank1"])))
     if not curves:
@@ -136,12 +139,12 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
             colour = PALETTE[ci % len(PALETTE)]
             name = group_label(g, mode)
             for series, style, marker, what in ((sgd[k], "--", "o", "SGD"), (swag[k], "-", "s", "SWAG")):
-                steps, m, lo, hi, _ = _mean_band(series)
+                steps, means, lo, hi, _counts = _mean_band(series)
                 if not steps:
                     continue
                 ax.plot(
                     steps,
-                    m,
+                    means,
                     style,
                     color=colour,
                     marker=marker,
@@ -169,7 +172,8 @@ def figure6(data: SweepData, mode: str) -> FigureResult:
     return FigureResult("fig6_swag", title, caption, fig, notes)
 
 
-def figure1(data: SweepData, mode: str) -> FigureResult:
+def figure1(data: SweepData, mode: str, params_of_group: Mapping[str, float]) -> FigureResult:
+    """`params_of_group` (arch.group_params): a group's parameters where its runs logged none."""
     title = "Figure 1: accuracy against parameters"
     caption = (
         "Rank-1 (top) and mAP (bottom) on Market-1501 against parameters (log scale): grey = methods of "
@@ -187,7 +191,7 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
             continue
         r1, mp = interval(metric(fg, "final_rank1"), 0.95), interval(metric(fg, "final_mAP"), 0.95)
         logged = [v for v in (num(x) for x in metric(fg, "params")) if v is not None]
-        params = logged[0] if logged else data.arch_params.get(g)
+        params = logged[0] if logged else params_of_group.get(g)
         if params is None or (r1.mean is None and mp.mean is None):
             continue
         ds = str(fg["dataset"].iloc[0])
@@ -222,12 +226,16 @@ def figure1(data: SweepData, mode: str) -> FigureResult:
                 color="#444444",
             )
         for i, (name, pm, r1, mp) in enumerate(pts):
-            s = r1 if key == "r1" else mp
-            if s.mean is None:
+            shown = r1 if key == "r1" else mp
+            if shown.mean is None:
                 continue
             colour = PALETTE[i % len(PALETTE)]
-            mean = 100 * s.mean
-            yerr = [[mean - 100 * s.lo], [100 * s.hi - mean]] if s.lo is not None and s.hi is not None else None
+            mean = 100 * shown.mean
+            yerr = (
+                [[mean - 100 * shown.lo], [100 * shown.hi - mean]]
+                if shown.lo is not None and shown.hi is not None
+                else None
+            )
             ax.errorbar(
                 pm,
                 mean,
@@ -283,14 +291,14 @@ def forest(data: SweepData, mode: str) -> FigureResult:
             if c["metric"] != key:
                 continue
             cm = c["comparison"]
-            y = len(labels) - 1 - labels.index(c["label"])
+            row_y = len(labels) - 1 - labels.index(c["label"])
             colour = VERDICT_COLOURS.get(cm.verdict, "#7f7f7f")
-            d = 100 * cm.diff
+            diff = 100 * cm.diff
             if cm.lo is not None and cm.hi is not None:
                 ax.errorbar(
-                    d,
-                    y,
-                    xerr=[[d - 100 * cm.lo], [100 * cm.hi - d]],
+                    diff,
+                    row_y,
+                    xerr=[[diff - 100 * cm.lo], [100 * cm.hi - diff]],
                     fmt="o",
                     color=colour,
                     ecolor=colour,
@@ -298,7 +306,7 @@ def forest(data: SweepData, mode: str) -> FigureResult:
                     markersize=6,
                 )
             else:
-                ax.plot(d, y, "o", markerfacecolor="white", markeredgecolor="#666666", markersize=6)
+                ax.plot(diff, row_y, "o", markerfacecolor="white", markeredgecolor="#666666", markersize=6)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel(f"Δ {mlabel} (points)")
         ax.set_title(mlabel)
@@ -311,5 +319,8 @@ def forest(data: SweepData, mode: str) -> FigureResult:
     return FigureResult("fig_forest", title, caption, fig, notes)
 
 
-def build_figures(data: SweepData, mode: str) -> list[FigureResult]:
-    return [forest(data, mode), figure6(data, mode), figure1(data, mode)]
+def build_figures(data: SweepData, mode: str, recompute: bool = True) -> list[FigureResult]:
+    """The forest plot, Figures 6 and 1; `data` is not changed (grouped on a copy)."""
+    grouped = group_runs(data, mode)
+    params_of_group = group_params(model_sizes(grouped, mode, recompute=recompute))
+    return [forest(grouped, mode), figure6(grouped, mode), figure1(grouped, mode, params_of_group)]

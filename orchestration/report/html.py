@@ -57,26 +57,26 @@ def _table_view(t: Table) -> dict[str, Any]:
 
 def counts(data: SweepData) -> dict[str, int]:
     """Trial runs per state (and planned, not started, excluded)."""
-    inc = data.included
-    c = {
-        "finished": int((inc["status"] == FINISHED).sum()),
-        "failed": int((inc["status"] == "FAILED").sum()),
-        "running": int((inc["status"] == "RUNNING").sum()),
-        "other": int((~inc["status"].isin([FINISHED, "FAILED", "RUNNING"])).sum()),
+    status = data.included["status"]
+    by_state = {
+        "finished": int((status == FINISHED).sum()),
+        "failed": int((status == "FAILED").sum()),
+        "running": int((status == "RUNNING").sum()),
+        "other": int((~status.isin([FINISHED, "FAILED", "RUNNING"])).sum()),
         "excluded": int((data.runs["excluded"] != "").sum()),
     }
-    c["not started"] = len(data.not_started)
+    by_state["not started"] = len(data.not_started)
     if data.planned is not None:
-        c["planned"] = len(data.planned)
-    return c
+        by_state["planned"] = len(data.planned)
+    return by_state
 
 
 def _runs_view(data: SweepData) -> list[list[tuple[str, str]]]:
-    r = data.runs
+    runs = data.runs
     out = []
-    for _, row in r.sort_values(["group", "trial_name"] if "group" in r else ["trial_name"]).iterrows():
+    for _, row in runs.sort_values(["group", "trial_name"] if "group" in runs else ["trial_name"]).iterrows():
         cells = []
-        for c in (
+        for col in (
             "trial_name",
             "group",
             "seed",
@@ -86,12 +86,12 @@ def _runs_view(data: SweepData) -> list[list[tuple[str, str]]]:
             "metric.final_mAP",
             "run_id",
         ):
-            v = row.get(c)
-            if c.startswith("metric."):
-                f = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-                cells.append((f"{100 * f:.1f}", "num") if f is not None else (MISSING, "na"))
+            value = row.get(col)
+            if col.startswith("metric."):
+                number = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+                cells.append((f"{100 * number:.1f}", "num") if number is not None else (MISSING, "na"))
             else:
-                cells.append((str(v if v is not None else ""), ""))
+                cells.append((str(value if value is not None else ""), ""))
         out.append(cells)
     return out
 

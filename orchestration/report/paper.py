@@ -37,6 +37,8 @@ TABLE4_LABELS = {
     "table4-setup3": "3: column i",
 }
 TABLE4_PHASES = (("plain", "plain"), ("cyclic", "+ cyclic LR"), ("swag", "+ SWAG"))
+# Where each metric sits in the paper's (rank-1, mAP) pairs above.
+_PAIR_INDEX = {"rank1": 0, "mAP": 1}
 
 TRIPLET_LABELS = {
     "none": "none",
@@ -56,6 +58,16 @@ def load_sota(path: Path = SOTA_CSV) -> pd.DataFrame:
     for c in ("market_r1", "market_map", "duke_r1", "duke_map", "params_m"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
+
+
+def paper_table3(column: str | None, key: str) -> float | None:
+    """The paper's Table 3 figure of a column for a metric key (rank1 / mAP); None for no column."""
+    return PAPER_TABLE3[column][_PAIR_INDEX[key]] if column in PAPER_TABLE3 else None
+
+
+def paper_table4(setup: str | None, phase: str, key: str) -> float | None:
+    """The paper's Table 4 figure of a setup's phase for a metric key; None for no setup."""
+    return PAPER_TABLE4[setup][phase][_PAIR_INDEX[key]] if setup else None
 
 
 def _triplet_kind(switches: Mapping[str, Any]) -> str:
@@ -80,3 +92,24 @@ def paper_setup(switches: Mapping[str, bool], triplet: str) -> str | None:
         if all(bool(ref[s]) == bool(switches[s]) for s in SWITCHES if s != "swag") and _triplet_kind(ref) == triplet:
             return name
     return None
+
+
+def _known(switches: Mapping[str, bool | None], triplet: str | None) -> bool:
+    """True when the group's runs agree on every switch and on the triplet loss."""
+    return all(v is not None for v in switches.values()) and bool(triplet)
+
+
+def column_for(switches: Mapping[str, bool | None], triplet: str | None) -> str | None:
+    """`paper_column` of a group's shared switches; None where its runs disagree."""
+    return paper_column(switches, triplet) if _known(switches, triplet) else None  # type: ignore[arg-type]
+
+
+def setup_for(switches: Mapping[str, bool | None], triplet: str | None) -> str | None:
+    """`paper_setup` of a group's shared switches; None where its runs disagree."""
+    return paper_setup(switches, triplet) if _known(switches, triplet) else None  # type: ignore[arg-type]
+
+
+def comparable_to_paper(runs: pd.DataFrame) -> bool:
+    """True when every run ran on Market-1501: the paper's figures are Market-1501's, so a
+    difference to them means something only then."""
+    return set(runs["dataset"]) == {"Market1501"}

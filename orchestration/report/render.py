@@ -29,12 +29,12 @@ FORMATS = ("md", "latex", "html", "csv")
 def parse_formats(text: str) -> list[str]:
     alias = {"markdown": "md", "tex": "latex", "htm": "html"}
     out = []
-    for f in (t.strip().lower() for t in text.split(",") if t.strip()):
-        f = alias.get(f, f)
-        if f not in FORMATS:
-            raise TablesError(f"--format {text!r}: unknown format {f!r}; allowed: {', '.join(FORMATS)}")
-        if f not in out:
-            out.append(f)
+    for given in (t.strip().lower() for t in text.split(",") if t.strip()):
+        fmt = alias.get(given, given)
+        if fmt not in FORMATS:
+            raise TablesError(f"--format {text!r}: unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+        if fmt not in out:
+            out.append(fmt)
     if not out:
         raise TablesError(f"--format {text!r}: name at least one of {', '.join(FORMATS)}")
     return out
@@ -137,11 +137,11 @@ _TEX_UNICODE = {
 }
 
 
-def tex(v: Any) -> str:
-    s = "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(v))
-    for k, r in _TEX_UNICODE.items():
-        s = s.replace(k, r)
-    return s
+def tex(value: Any) -> str:
+    text = "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(value))
+    for symbol, latex in _TEX_UNICODE.items():
+        text = text.replace(symbol, latex)
+    return text
 
 
 def _caption(title: str) -> str:

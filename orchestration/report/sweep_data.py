@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +47,11 @@ class Table:
     left_cols: int = 1  # leading columns that label the rows (left-aligned)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepData:
+    """What MLflow recorded for a sweep; nothing that builds a table changes it (grouping
+    returns a copy, groups.group_runs)."""
+
     experiment_name: str
     experiment_id: str
     tracking_uri: str
@@ -57,10 +61,11 @@ class SweepData:
     histories: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     superseded: int = 0  # earlier attempts of a trial name that a later run replaced
-    arch_params: dict[str, float] = field(default_factory=dict)  # group -> params (Table 1), for Table 2 / Fig. 1
     # the spec's top-level `reference:` (a grid point every other group is compared with), from
     # the parent run's spec.yaml; None: the paper's references for presets, else the first group
     reference: str | None = None
+    # "preset" / "grid_point" once groups.group_runs gave the runs their `group` column
+    group_by: str | None = None
 
     @property
     def not_started(self) -> list[dict[str, Any]]:
@@ -75,8 +80,8 @@ class SweepData:
 
     @property
     def finished(self) -> pd.DataFrame:
-        r = self.included
-        return r[r["status"] == FINISHED]
+        included = self.included
+        return included[included["status"] == FINISHED]
 
 
 def metric(frame: pd.DataFrame, key: str) -> pd.Series:
@@ -85,12 +90,10 @@ def metric(frame: pd.DataFrame, key: str) -> pd.Series:
     return frame[col] if col in frame.columns else pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
-def num(v: Any) -> float | None:
+def num(value: Any) -> float | None:
     """A finite float, else None."""
-    import math
-
     try:
-        f = float(v)
+        number = float(value)
     except (TypeError, ValueError):
         return None
-    return f if math.isfinite(f) else None
+    return number if math.isfinite(number) else None

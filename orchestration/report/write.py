@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..mlflow_log import names
 from .figures import FigureResult
+from .groups import group_runs
 from .html import counts, render_html_report
 from .render import FORMATS, records, render_latex_report, render_markdown_report, to_latex
 from .sweep_data import SweepData, Table
@@ -49,53 +50,54 @@ def write_report(
 ) -> dict[str, Any]:
     """Writes the files; logs them on the parent run (artifact path `tables/`) unless log=False.
 
-    Returns {"files": [...], "logged_to": run id or None}.
+    Returns {"files": [...], "logged_to": run id or None}. `data` is not changed (the runs
+    list is grouped on a copy).
     """
+    grouped = group_runs(data, mode)
     formats = list(formats)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
-    for f in figures:
-        files += f.save(out_dir)
+
+    def write_text(name: str, text: str) -> None:
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        files.append(path)
+
+    def write_csv(name: str, frame: pd.DataFrame) -> None:
+        path = out_dir / name
+        frame.to_csv(path, index=False)
+        files.append(path)
+
+    for figure in figures:
+        files += figure.save(out_dir)
     if "md" in formats:
-        p = out_dir / "tables.md"
-        p.write_text(render_markdown_report(data, mode, tables, figures), encoding="utf-8")
-        files.append(p)
+        write_text("tables.md", render_markdown_report(grouped, mode, tables, figures))
     if "latex" in formats:
-        for t in tables.values():
-            p = out_dir / f"{t.key}.tex"
-            p.write_text(to_latex(t), encoding="utf-8")
-            files.append(p)
-        p = out_dir / "tables.tex"
-        p.write_text(render_latex_report(tables), encoding="utf-8")
-        files.append(p)
+        for table in tables.values():
+            write_text(f"{table.key}.tex", to_latex(table))
+        write_text("tables.tex", render_latex_report(tables))
     if "csv" in formats:
-        for t in tables.values():
-            p = out_dir / f"{t.key}.csv"
-            t.data.to_csv(p, index=False)
-            files.append(p)
-        p = out_dir / "runs.csv"
-        _runs_csv(data).to_csv(p, index=False)
-        files.append(p)
+        for table in tables.values():
+            write_csv(f"{table.key}.csv", table.data)
+        write_csv("runs.csv", _runs_csv(grouped))
     if "html" in formats:
-        p = out_dir / "report.html"
-        p.write_text(render_html_report(data, mode, tables, figures), encoding="utf-8")
-        files.append(p)
+        write_text("report.html", render_html_report(grouped, mode, tables, figures))
     logged_to = None
-    if log and data.parent_run_id:
+    if log and grouped.parent_run_id:
         from ..mlflow_log import client_for
 
-        client = client_for(data.tracking_uri)
-        for p in files:
-            client.log_artifact(data.parent_run_id, str(p), artifact_path=names.TABLES_DIR)
-        logged_to = data.parent_run_id
-    return {"files": [str(p) for p in files], "logged_to": logged_to}
+        client = client_for(grouped.tracking_uri)
+        for path in files:
+            client.log_artifact(grouped.parent_run_id, str(path), artifact_path=names.TABLES_DIR)
+        logged_to = grouped.parent_run_id
+    return {"files": [str(path) for path in files], "logged_to": logged_to}
 
 
 def summary_json(
     data: SweepData, mode: str, tables: dict[str, Table], figures: list[FigureResult], written: dict[str, Any]
 ) -> str:
-    t3 = next(iter(tables.values()))
+    first_table = next(iter(tables.values()))
     out = {
         "experiment": data.experiment_name,
         "experiment_id": data.experiment_id,
@@ -104,9 +106,9 @@ def summary_json(
         "group_by": mode,
         "counts": counts(data),
         "warnings": data.warnings,
-        "tables": {k: {"title": t.title, "rows": records(t.data), "notes": t.notes} for k, t in tables.items()},
-        "not_averaged": records(t3.problems),
-        "figures": {f.key: {"drawn": f.figure is not None, "notes": f.notes} for f in figures},
+        "tables": {key: {"title": t.title, "rows": records(t.data), "notes": t.notes} for key, t in tables.items()},
+        "not_averaged": records(first_table.problems),
+        "figures": {fig.key: {"drawn": fig.figure is not None, "notes": fig.notes} for fig in figures},
         **written,
     }
     return json.dumps(out, indent=2, default=str)

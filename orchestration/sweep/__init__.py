@@ -1,15 +1,26 @@
-"""Sweeps: spec (YAML -> validated, expanded trials), Ray Tune runner, the trial trainable.
+"""Sweeps: a YAML spec expanded to trials, run by Ray Tune one trial per grid point x seed.
 
-- `spec_models`: the YAML as pydantic models (per-key checks, `sweep schema`'s JSON Schema);
-- `spec`: `load_spec` -> `SweepSpec` (trial_plan.py) whose `trials` carry their resolved configs;
-- `trial_plan`: `SweepSpec`, `TrialSpec` (the trial record Ray carries), `describe`;
-- `names`: trial names and grid points, Ray's trial names and folders;
-- `errors`: `SweepError`;
-- `sweep_folder`: the saved state `sweep.json` (`SweepState`), where the folder is, its
-  synthetic data, and what every trial shares (`TrialContext`);
-- `ray_tune`: cluster, resources, param space (one record per trial), Tune/Run configs;
-- `trial`: `run_trial`, the function trainable around reid_core's Trainer;
-- `runner`: `run_sweep`, `resume_sweep`; `trial_status`: what each trial did, `sweep_status`;
-- `storage_check`: every node sees the local folders; `testing`: the test-only fault injection.
-`spec`, `spec_models`, `trial_plan` and `names` import neither Ray nor MLflow (`sweep validate`/`show` stay fast).
+The path of a trial, module by module (docs/ARCHITECTURE.md draws it):
+- `spec_models`: the YAML's keys as pydantic models (per-key checks, `sweep schema`);
+- `spec`: `load_spec` -> `SweepSpec`: keys checked together, expanded to trials;
+- `trial`: `Trial`, the frozen record of one trial (its TrainConfig, what it starts from),
+  its only serialiser, and its name;
+- `sharing`: what training trials share (identity keys, each trial's `Start`), and the
+  trial-epochs that saves (`sweep show --cost`);
+- `live_plan`: `LivePlan` and its Ray Tune Searcher: trials released as their inputs appear;
+  where producers publish the checkpoints consumers start from;
+- `adaptive_seeds`: more seeds where a comparison is still open (a live-plan policy);
+- `ray_tune`: Ray start/join, the per-trial resources rule, max_concurrent, param space,
+  Tune and Run configs;
+- `trainable`: `run_trial`, the Ray Tune trainable around reid_core's Trainer;
+- `runner`: `run_sweep(spec, SweepOptions)`, `resume_sweep`;
+- `sweep_folder`: the saved state `sweep.json` (`SweepState`), the folder, its synthetic data,
+  what every trial shares (`TrialContext`);
+- `storage_check`: every Ray node sees the sweep's local folders;
+- `trial_status`: what each trial did (Ray's state and MLflow), `sweep status`;
+- `console`: the live console of a running sweep;
+- `errors`: `SweepError`; `testing`: the test-only fault injection.
+`spec`, `spec_models`, `trial` and `sharing` import neither Ray nor MLflow (`sweep validate`
+and `show` stay fast). The resource probe (`resources: auto`) is its own package,
+orchestration/probe/.
 """

@@ -7,21 +7,19 @@ paper's Table 3 reference for preset grids, else the first grid value) by
 orchestration/report/compare.py, the same rule the tables use. When every planned seed of
 both sides of a comparison has ended and the comparison is not resolved, the next seed is
 added to both sides (paired), until it is resolved or a side has `max` seeds. Each added
-trial carries why it was added (tag `compact_reid.seed_added_because`). The policy is saved
+trial carries why it was added (tag `SEED_ADDED` of mlflow_log/names.py). The policy is saved
 with the plan, so `sweep resume` continues it.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from ..report.compare import compare, reference_of
-from .names import trial_name
-from .shared_plan import plan_sharing
-from .trial_plan import TrialSpec
+from .sharing import share_training
+from .trial import Trial
 
 __all__ = ["AdaptiveSeedsPolicy", "ADDED_FILE"]
 
@@ -31,7 +29,7 @@ ADDED_FILE = "added_trials.json"  # in the sweep folder: what the policy added, 
 class AdaptiveSeedsPolicy:
     def __init__(
         self,
-        trials: Sequence[TrialSpec],
+        trials: Sequence[Trial],
         metric: str,
         max_seeds: int,
         reference: str | None,
@@ -44,12 +42,12 @@ class AdaptiveSeedsPolicy:
         self.sweep_dir, self._log = str(sweep_dir), log  # None: print (see LivePlan)
         self.grid_has_preset = grid_has_preset
         points = list(dict.fromkeys(t.grid_point for t in trials))
-        self.templates = {p: next(t for t in trials if t.grid_point == p).to_record() for p in points}
-        presets = {p: self.templates[p]["preset"] for p in points} if grid_has_preset else None
+        self.templates = {p: next(t for t in trials if t.grid_point == p) for p in points}
+        presets = {p: self.templates[p].preset for p in points} if grid_has_preset else None
         self.pairs: dict[str, str] = reference_of(points, presets, reference)  # other -> its reference
         self.status: dict[str, str] = {p: "open" for p in self.pairs}  # open | resolved | max
         self.verdicts: dict[str, str] = {}
-        self.added: list[dict[str, Any]] = []
+        self.added: list[Trial] = []
 
     def log(self, msg: str) -> None:
         (self._log or _say)(msg)
@@ -58,22 +56,25 @@ class AdaptiveSeedsPolicy:
     def settled(self, plan: Any) -> bool:
         return all(s != "open" for s in self.status.values())
 
-    def more(self, plan: Any) -> list[dict[str, Any]]:
-        new: dict[str, dict[str, Any]] = {}
+    def more(self, plan: Any) -> list[Trial]:
+        new: dict[str, Trial] = {}
         for other, ref in self.pairs.items():
             if self.status[other] != "open":
                 continue
-            names = {p: [n for n, r in plan.records.items() if r["grid_point"] == p] for p in (ref, other)}
+            names = {p: [n for n, t in plan.trials.items() if t.grid_point == p] for p in (ref, other)}
             if any(n not in plan.ended for p in names for n in names[p]):
                 continue  # a seed of this comparison is still running (or waiting)
             values = {p: self._values(plan, names[p]) for p in (ref, other)}
-            c = compare(values[ref], values[other], reference_name=ref, other_name=other)
-            text = f"{other} vs {ref} on {self.metric}: {c.verdict} at n={c.n_ref}/{c.n_other} (Δ {c.diff_text()})"
-            if c.resolved:
+            comparison = compare(values[ref], values[other], reference_name=ref, other_name=other)
+            text = (
+                f"{other} vs {ref} on {self.metric}: {comparison.verdict} at "
+                f"n={comparison.n_ref}/{comparison.n_other} (Δ {comparison.diff_text()})"
+            )
+            if comparison.resolved:
                 self.status[other], self.verdicts[other] = "resolved", text
                 self.log(f"adaptive seeds: {text}")
                 continue
-            planned = {p: {plan.records[n]["seed"] for n in names[p]} for p in (ref, other)}
+            planned = {p: {plan.trials[n].seed for n in names[p]} for p in (ref, other)}
             if max(len(planned[ref]), len(planned[other])) >= self.max_seeds:
                 self.status[other], self.verdicts[other] = "max", f"{text}; max {self.max_seeds} seeds reached"
                 self.log(f"adaptive seeds: {self.verdicts[other]}")
@@ -82,41 +83,32 @@ class AdaptiveSeedsPolicy:
             why = f"{text}: seed {seed} added"
             for p in (ref, other):
                 if seed not in planned[p]:
-                    rec = self._record(p, seed, len(plan.records) + len(new), why)
-                    new.setdefault(rec["trial_name"], rec)
+                    added = self._reseeded(p, seed, len(plan.trials) + len(new), why)
+                    new.setdefault(added.name, added)
             self.log(f"adaptive seeds: {why} to {ref} and {other}")
-        records = self._shared(list(new.values()))
-        self.added += records
+        # the added trials share training among themselves as the initial ones do
+        trials = list(share_training(list(new.values()), self.fp))
+        self.added += trials
         self._journal()
-        return records
+        return trials
 
     # Helpers -------------------------------------------------------------------------
     def _values(self, plan: Any, names: list[str]) -> dict[int, float]:
         out = {}
         for n in names:
             if plan.ended.get(n) == "ok" and self.metric in plan.results.get(n, {}):
-                out[int(plan.records[n]["seed"])] = plan.results[n][self.metric]
+                out[plan.trials[n].seed] = plan.results[n][self.metric]
         return out
 
-    def _record(self, point: str, seed: int, index: int, why: str) -> dict[str, Any]:
-        rec = copy.deepcopy(self.templates[point])
-        preset = rec["preset"] if (self.grid_has_preset or not rec["axes"]) else None
-        name, _ = trial_name(preset, rec["axes"], seed)
-        rec.update(trial_name=name, seed=seed, index=index, added_because=why)
-        rec["config"]["seed"] = seed
-        return rec
-
-    def _shared(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The added trials share training among themselves as the initial ones do."""
-        specs = [TrialSpec.from_record(r) for r in records]
-        steps = plan_sharing(specs, self.fp)
-        return [{**r, "share": steps[r["trial_name"]].to_record()} for r in records]
+    def _reseeded(self, point: str, seed: int, index: int, why: str) -> Trial:
+        template = self.templates[point]
+        return template.reseeded(seed, index, why, preset_in_name=self.grid_has_preset or not template.axes)
 
     def _journal(self) -> None:
         path = Path(self.sweep_dir) / ADDED_FILE
         try:
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps([_entry(r) for r in self.added], indent=2) + "\n")
+            tmp.write_text(json.dumps([t.to_dict(with_config=False) for t in self.added], indent=2) + "\n")
             tmp.replace(path)
         except OSError as e:  # the sweep goes on; trials.json then lists the initial seeds only
             self.log(f"adaptive seeds: could not write {path}: {e}")
@@ -124,12 +116,6 @@ class AdaptiveSeedsPolicy:
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def _entry(rec: Mapping[str, Any]) -> dict[str, Any]:
-    """A trials.json entry of an added trial."""
-    keys = ("trial_name", "grid_point", "preset", "seed", "overrides", "axes", "index", "added_because")
-    return {k: rec[k] for k in keys if k in rec}
 
 
 def read_added(sweep_dir: str | Path) -> list[dict[str, Any]]:

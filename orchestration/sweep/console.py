@@ -24,11 +24,11 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from ray.tune import ProgressReporter
 
-from .names import format_value, record_name, sampled_values
+from .trial import format_value, trial_of
 
 # Ray's trial states, and how the sweep line names them
 _FINISHED, _ERROR, _RUNNING, _PENDING, _PAUSED = "TERMINATED", "ERROR", "RUNNING", "PENDING", "PAUSED"
@@ -52,39 +52,22 @@ class TrialView:
         return self.status in (_FINISHED, _ERROR)
 
 
-def planned_epochs(config: Mapping[str, Any]) -> int | None:
-    """A TrainConfig dict's whole run in epochs (main phase + SWAG cycles), after `schedule.scale`."""
-    from reid_core.training.epochs import scaled_epochs
-
-    try:
-        sched, swag = config["schedule"], config["swag"]
-        scale = float(sched.get("scale", 1.0))
-        total = scaled_epochs(int(sched["epochs"]), scale)
-        if swag.get("enabled"):
-            total += int(swag["cycles"]) * scaled_epochs(int(swag["cycle_epochs"]), scale)
-        return total
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-
-
-def trial_view(trial: Any) -> TrialView:
+def trial_view(ray_trial: Any) -> TrialView:
     """The console's view of a Ray Trial (only `trial_id`, `status`, `config`, `last_result` are read)."""
-    record = (getattr(trial, "config", None) or {}).get("trial") or {}
-    result = getattr(trial, "last_result", None) or {}
-    key = str(getattr(trial, "trial_id", id(trial)))
-    if record:
-        name = record_name(record)[0]
-        axes = {"preset": record.get("preset"), **record.get("axes", {})}
-        axes.update({k.rsplit(".", 1)[-1]: v for k, v in sampled_values(record).items()})
-        axes_str = " ".join(f"{k}={_short(v)}" for k, v in axes.items() if v is not None)
-    else:
-        name, axes_str = key, ""
-    total = result.get("total_epochs") or (planned_epochs(record["config"]) if "config" in record else None)
+    config = getattr(ray_trial, "config", None) or {}
+    result = getattr(ray_trial, "last_result", None) or {}
+    key = str(getattr(ray_trial, "trial_id", id(ray_trial)))
+    trial = trial_of(config) if "trial" in config else None
+    if trial is not None:
+        axes = {"preset": trial.preset, **trial.axes}
+        axes.update({k.rsplit(".", 1)[-1]: v for k, v in (config.get("sampled") or {}).items()})
+        axes_text = " ".join(f"{k}={_short(v)}" for k, v in axes.items() if v is not None)
+    total = result.get("total_epochs") or (trial.total_epochs if trial is not None else None)
     return TrialView(
         key=key,
-        name=name,
-        axes=axes_str,
-        status=str(getattr(trial, "status", _PENDING)),
+        name=trial.name if trial is not None else key,
+        axes=axes_text if trial is not None else "",
+        status=str(getattr(ray_trial, "status", _PENDING)),
         epoch=int(result.get("epoch", 0) or 0),
         total=int(total) if total else None,
         # the run's reported model once it has one (final_*: SWAG when enabled), else the latest evaluation

@@ -1,7 +1,7 @@
 """The live plan: trials released to Ray Tune as their inputs appear, or as a policy adds them.
 
-`LivePlan` holds a sweep's planned trial records (the grid's, with `record['share']` from
-shared_plan.py) and releases each when it can start: at once, or, for a trial that starts
+`LivePlan` holds a sweep's planned trials (the grid's `Trial`s, each with its `Start` from
+sharing.py) and releases each when it can start: at once, or, for a trial that starts
 from another trial's checkpoint, once that checkpoint exists in the sweep's shared folder.
 A waiting trial is not a Ray trial yet, so it holds no GPU. A producer that ends in ERROR
 (its retries spent) releases its consumers to train alone, saying why. A `policy` (adaptive
@@ -15,11 +15,12 @@ nothing twice.
 
 from __future__ import annotations
 
-import copy
 import json
 import pickle
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from .trial import Trial
 
 __all__ = ["LivePlan", "LivePlanSearcher", "PlanPolicy", "shared_checkpoint", "SHARED_INFO"]
 
@@ -34,8 +35,8 @@ def shared_checkpoint(shared_dir: str | Path, producer: str, epoch: int) -> Path
 class PlanPolicy(Protocol):
     """Adds trials while a sweep runs (adaptive seeds): called after each trial ends."""
 
-    def more(self, plan: "LivePlan") -> list[dict[str, Any]]:
-        """New trial records to plan now (may be empty)."""
+    def more(self, plan: "LivePlan") -> list[Trial]:
+        """New trials to plan now (may be empty)."""
         ...
 
     def settled(self, plan: "LivePlan") -> bool:
@@ -46,12 +47,12 @@ class PlanPolicy(Protocol):
 class LivePlan:
     def __init__(
         self,
-        records: Sequence[Mapping[str, Any]],
+        trials: Sequence[Trial],
         shared_dir: str | Path,
         policy: PlanPolicy | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
-        self.records: dict[str, dict[str, Any]] = {r["trial_name"]: copy.deepcopy(dict(r)) for r in records}
+        self.trials: dict[str, Trial] = {t.name: t for t in trials}
         self.shared_dir = str(shared_dir)
         self.policy = policy
         self._log = log  # None: print (Ray pickles the plan; a patched builtins.print would not pickle)
@@ -60,50 +61,43 @@ class LivePlan:
         self.results: dict[str, dict[str, float]] = {}  # last reported numbers of each ended trial
 
     # What Tune asks -------------------------------------------------------------------
-    def next_ready(self) -> dict[str, Any] | None:
-        """The next record that can start now (marked released), or None."""
-        for name, rec in self.records.items():
-            if name in self.released:
-                continue
-            if self._ready(rec):
+    def next_ready(self) -> Trial | None:
+        """The next trial that can start now (marked released), or None."""
+        for name in list(self.trials):
+            if name not in self.released and self._ready(name):
                 self.released.append(name)
-                return copy.deepcopy(rec)
+                return self.trials[name]
         return None
 
     def done(self) -> bool:
         """Every trial released and, with a policy, nothing more to add."""
-        if len(self.released) < len(self.records):
+        if len(self.released) < len(self.trials):
             return False
         if self.policy is None:
             return True
         return all(n in self.ended for n in self.released) and self.policy.settled(self)
 
     def waiting(self) -> list[str]:
-        return [n for n in self.records if n not in self.released]
+        return [name for name in self.trials if name not in self.released]
 
-    def _ready(self, rec: dict[str, Any]) -> bool:
-        share = rec.get("share") or {}
-        producer = share.get("start_from")
+    def _ready(self, name: str) -> bool:
+        start = self.trials[name].start
+        producer = start.from_trial
         if not producer:
             return True
-        epoch = int(share["start_epoch"])
-        if shared_checkpoint(self.shared_dir, producer, epoch).is_file():
+        if shared_checkpoint(self.shared_dir, producer, start.epoch).is_file():
             return True
         state = self.ended.get(producer)
-        if state is None and producer in self.records:
+        if state is None and producer in self.trials:
             return False  # still to run or running: wait for it
         why = (
             f"its producer {producer} failed"
             if state == "error"
-            else f"the checkpoint of {producer} at epoch {epoch} is missing"
+            else f"the checkpoint of {producer} at epoch {start.epoch} is missing"
         )
-        self._train_alone(rec, why)
+        self.log(f"[{name}] trains alone: {why}")
+        self.trials[name] = self.trials[name].with_start(start.alone(why))
         return True
-
-    def _train_alone(self, rec: dict[str, Any], why: str) -> None:
-        share = rec["share"]
-        self.log(f"[{rec['trial_name']}] trains alone: {why}")
-        share.update(start_from=None, start_epoch=0, reevaluate=False, alone_because=why)
 
     def log(self, msg: str) -> None:
         (self._log or _say)(msg)
@@ -114,14 +108,13 @@ class LivePlan:
         if result:
             self.results[name] = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
         if self.policy is not None:  # after a failure too: the comparison may need a seed in its place
-            for rec in self.policy.more(self):
-                if rec["trial_name"] not in self.records:
-                    self.records[rec["trial_name"]] = copy.deepcopy(rec)
+            for trial in self.policy.more(self):
+                self.trials.setdefault(trial.name, trial)
 
     # Saved with Tune's state ----------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
-            "records": self.records,
+            "trials": self.trials,
             "released": self.released,
             "ended": self.ended,
             "results": self.results,
@@ -129,7 +122,7 @@ class LivePlan:
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        self.records = dict(state["records"])
+        self.trials = dict(state["trials"])
         self.released = list(state["released"])
         self.ended = dict(state["ended"])
         self.results = dict(state.get("results", {}))
@@ -177,11 +170,11 @@ class LivePlanSearcher(_searcher_base()):  # type: ignore[misc]
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        rec = self.plan.next_ready()
-        if rec is None:
+        trial = self.plan.next_ready()
+        if trial is None:
             return self.FINISHED if self.plan.done() else None
-        self.trial_names[trial_id] = rec["trial_name"]
-        return {"trial": rec}
+        self.trial_names[trial_id] = trial.name
+        return {"trial": trial}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         name = self.trial_names.get(trial_id)

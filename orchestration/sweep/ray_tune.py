@@ -1,10 +1,11 @@
 """Everything the runner hands to Ray Tune: cluster, resources, param space, configs.
 
-Ray's `config` of a trial is `{"trial": <trial record>}`: the trials.json entry plus the
-fully resolved TrainConfig as a plain dict (`TrialSpec.to_record`). A grid sweep is
-`tune.grid_search` over the records; a search sweep is ONE record whose config holds
-Tune's samplers at the searched keys (Optuna fills them in), so each trial gets its
-resolved config from Ray and nothing is looked up elsewhere.
+Ray's `config` of a trial is `{"trial": Trial}` (trial.py: the frozen record with its
+resolved TrainConfig). A grid sweep is `tune.grid_search` over the trials (or the live
+plan's Searcher releasing them); a search sweep is ONE template trial plus `"sampled"`,
+Tune's samplers keyed by dotted config path, which Optuna fills in and the trainable
+applies with `Trial.sampled`. The per-trial resources rule and the precedence of
+max_concurrent are written here once (the resource probe uses them too).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import subprocess
 from typing import Any, Callable, Mapping
 
 from .errors import SweepError
-from .names import trial_dirname_creator, trial_name_creator
+from .spec import SweepSpec
+from .spec_models import ResourcesSection
 from .sweep_folder import TrialContext
-from .trial_plan import SweepSpec
+from .trial import trial_dirname_creator, trial_name_creator
 
 
 def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
@@ -72,9 +74,9 @@ def _watch_local_ray() -> None:
     """Ray's own processes of a local instance (GCS, raylet, agents, trial workers and what
     the trials start): ended with this driver even when it is SIGKILLed. Ray ties GCS and
     raylet to the driver, but its agents outlived a killed driver by about a minute; the
-    watcher (mlflow_server/tether.py --watch) ends them all within seconds."""
+    watcher (process_tether, --watch) ends them all within seconds."""
     global _WATCHER
-    from mlflow_server.tether import watcher
+    from process_tether import watcher
 
     # stdout/stderr inherited: it prints nothing, unless it fails
     _WATCHER = subprocess.Popen(watcher(), stdin=subprocess.DEVNULL, start_new_session=True)
@@ -118,56 +120,60 @@ def shutdown_ray(started: bool) -> None:
         _WATCHER = None
 
 
-def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, float]:
-    """Per-trial resources: the spec's, `--gpus-per-trial`, else 1 GPU where the cluster
-    has GPUs (and 1-4 CPUs for its data loading), else 1 CPU."""
-    import ray
-
-    total = ray.cluster_resources()
-    gpu = gpus_per_trial if gpus_per_trial is not None else spec.file.resources.gpu
+def resources_rule(
+    cpus: float, gpus: float, spec_resources: ResourcesSection, gpus_per_trial: float | None
+) -> dict[str, float]:
+    """Per-trial resources where `cpus`/`gpus` are at hand (a cluster, or one kind of node):
+    `--gpus-per-trial`, else the spec's, else 1 GPU where there are GPUs (with 1-4 CPUs of
+    the GPU's share for its data loading), else 1 CPU."""
+    gpu = gpus_per_trial if gpus_per_trial is not None else spec_resources.gpu
     if gpu is None:
-        gpu = 1.0 if total.get("GPU", 0) >= 1 else 0.0
-    if gpu > total.get("GPU", 0) + 1e-9:
-        raise SweepError(
-            f"trials need {gpu} GPU(s) each but the cluster has {total.get('GPU', 0)}; "
-            "lower resources.gpu / --gpus-per-trial"
-        )
-    cpu = spec.file.resources.cpu
+        gpu = 1.0 if gpus >= 1 else 0.0
+    cpu = spec_resources.cpu
     if cpu is None:
-        if gpu > 0:
-            per_gpu = total.get("CPU", 1) / max(total.get("GPU", 1), 1)
-            cpu = float(max(1, min(4, math.floor(per_gpu * gpu))))
-        else:
-            cpu = 1.0
-    if cpu > total.get("CPU", 0) + 1e-9:
-        raise SweepError(f"trials need {cpu} CPU(s) each but the cluster has {total.get('CPU', 0)}")
+        cpu = float(max(1, min(4, math.floor(cpus / max(gpus, 1) * gpu)))) if gpu > 0 else 1.0
     return {"cpu": float(cpu), "gpu": float(gpu)}
 
 
+def trial_resources(spec: SweepSpec, gpus_per_trial: float | None) -> dict[str, float]:
+    """`resources_rule` on the connected Ray cluster; refused when no node could run a trial."""
+    import ray
+
+    total = ray.cluster_resources()
+    resources = resources_rule(total.get("CPU", 1), total.get("GPU", 0), spec.file.resources, gpus_per_trial)
+    if resources["gpu"] > total.get("GPU", 0) + 1e-9:
+        raise SweepError(
+            f"trials need {resources['gpu']} GPU(s) each but the cluster has {total.get('GPU', 0)}; "
+            "lower resources.gpu / --gpus-per-trial"
+        )
+    if resources["cpu"] > total.get("CPU", 0) + 1e-9:
+        raise SweepError(f"trials need {resources['cpu']} CPU(s) each but the cluster has {total.get('CPU', 0)}")
+    return resources
+
+
+def max_concurrent(option: int | None, spec: SweepSpec, probed: int | None = None) -> int | None:
+    """Trials at once: `--max-concurrent`, else the spec's, else the resource probe's choice,
+    else None (as many as the resources allow)."""
+    return option or spec.file.max_concurrent or probed
+
+
 def param_space(spec: SweepSpec) -> dict[str, Any]:
+    """Ray's param space when no live plan releases the trials: the grid's trials, or a
+    search's template trial and Tune's samplers (`"sampled"`, keyed by dotted config path)."""
     from ray import tune
 
     if spec.search is None:
-        return {"trial": tune.grid_search([t.to_record() for t in spec.trials])}
-    record = spec.trials[0].to_record()
-    for key, p in spec.search.space.items():
-        *parents, leaf = key.split(".")
-        node = record["config"]
-        for k in parents:
-            node = node[k]
-        if p.type == "uniform":
-            node[leaf] = tune.uniform(p.low, p.high)
-        elif p.type == "loguniform":
-            node[leaf] = tune.loguniform(p.low, p.high)
-        elif p.type == "int":
-            node[leaf] = tune.randint(int(p.low), int(p.high) + 1)  # type: ignore[arg-type]
-        else:
-            node[leaf] = tune.choice(list(p.values))
-    record["search_keys"] = list(spec.search.space)
-    return {"trial": record}
+        return {"trial": tune.grid_search(list(spec.trials))}
+    domains = {
+        "uniform": lambda p: tune.uniform(p.low, p.high),
+        "loguniform": lambda p: tune.loguniform(p.low, p.high),
+        "int": lambda p: tune.randint(int(p.low), int(p.high) + 1),
+        "choice": lambda p: tune.choice(list(p.values)),
+    }
+    return {"trial": spec.trials[0], "sampled": {key: domains[p.type](p) for key, p in spec.search.space.items()}}
 
 
-def tune_config(spec: SweepSpec, max_concurrent: int | None, live_plan: Any = None) -> Any:
+def tune_config(spec: SweepSpec, concurrent: int | None, live_plan: Any = None) -> Any:
     """`live_plan`: a LivePlanSearcher (shared training, adaptive seeds) releasing the grid's
     trials as their inputs appear; None: Ray's grid (or the search) plans every trial."""
     from ray import tune
@@ -181,30 +187,30 @@ def tune_config(spec: SweepSpec, max_concurrent: int | None, live_plan: Any = No
     }
     if live_plan is not None:
         kwargs.update(search_alg=live_plan, num_samples=-1)  # the plan says when it is FINISHED
-        if max_concurrent:
-            kwargs["max_concurrent_trials"] = max_concurrent
+        if concurrent:
+            kwargs["max_concurrent_trials"] = concurrent
     elif spec.search is not None:
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
-        s = spec.search
-        searcher: Any = OptunaSearch(metric=s.metric, mode=s.mode, seed=s.seed)
-        if max_concurrent:
-            searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-        kwargs.update(search_alg=searcher, num_samples=s.num_samples)
-    elif max_concurrent:
-        kwargs["max_concurrent_trials"] = max_concurrent
+        search = spec.search
+        searcher: Any = OptunaSearch(metric=search.metric, mode=search.mode, seed=search.seed)
+        if concurrent:
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=concurrent)
+        kwargs.update(search_alg=searcher, num_samples=search.num_samples)
+    elif concurrent:
+        kwargs["max_concurrent_trials"] = concurrent
     if spec.scheduler is not None:
         from ray.tune.schedulers import ASHAScheduler
 
-        c = spec.scheduler
+        scheduler = spec.scheduler
         kwargs["scheduler"] = ASHAScheduler(
             time_attr="training_iteration",
-            metric=c.metric,
-            mode=c.mode,
-            max_t=c.max_t,
-            grace_period=c.grace_period,
-            reduction_factor=c.reduction_factor,
+            metric=scheduler.metric,
+            mode=scheduler.mode,
+            max_t=scheduler.max_t,
+            grace_period=scheduler.grace_period,
+            reduction_factor=scheduler.reduction_factor,
         )
     return tune.TuneConfig(**kwargs)
 
@@ -230,7 +236,7 @@ def trainable(ctx: TrialContext, resources: Mapping[str, float], trial_fn: Calla
     from ray import tune
 
     if trial_fn is None:
-        from .trial import run_trial
+        from .trainable import run_trial
 
         trial_fn = run_trial
     return tune.with_resources(tune.with_parameters(trial_fn, ctx=ctx), dict(resources))

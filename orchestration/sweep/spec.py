@@ -1,4 +1,4 @@
-"""Sweep specifications: YAML -> validated, expanded `SweepSpec` (trial_plan.py) -> trials.
+"""Sweep specifications: YAML -> validated `SweepSpec` with its trials (`Trial`, trial.py).
 
 A sweep YAML (see `sweeps/*.yaml`, schema: `compact-reid sweep schema`) names a dataset, a
 base preset, a grid of axes (`preset: [...]` and/or config fields by dotted path or unique
@@ -6,8 +6,8 @@ leaf name), seeds, fixed config overrides, per-trial resources and, optionally, 
 search with an ASHA scheduler. `load_spec(path)` validates ALL of it before anything
 starts, in two steps: the pydantic models of spec_models.py check each key (types, ranges,
 unknown keys), then this module checks what keys say together (config keys, presets, the
-generator's own rules for synthetic data) and builds every trial's TrainConfig once (kept
-as a plain dict in its TrialSpec). Every error is a `reid_core.config.ConfigError` whose
+generator's own rules for synthetic data) and builds every trial's TrainConfig once (in its
+frozen `Trial`, trial.py). Every error is a `reid_core.config.ConfigError` whose
 message starts with the file and the dotted key (`sweeps/x.yaml: grid.gem_p_init: ...`)
 and, where there is a choice, the allowed values.
 
@@ -17,25 +17,94 @@ This module imports neither Ray nor MLflow (nor torch): `compact-reid sweep vali
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 from pydantic import ValidationError
 
-from reid_core.config import ConfigError, TrainConfig, resolve_key, to_dict
+from reid_core.config import ConfigError, TrainConfig, resolve_key
 from reid_core.presets import PRESETS, preset_config
 from reid_core.synth_options import SynthOptionError, check_options
 from reid_core.training.epochs import epoch_counts
 
-from .names import format_value, trial_name
 from .spec_models import RESERVED_KEYS, SchedulerSection, SearchSection, SweepFile, SyntheticSpec, error_message
-from .trial_plan import DatasetSpec, SweepSpec, TrialSpec
+from .trial import Trial, format_value, trial_name
 
-__all__ = ["load_spec", "parse_text", "parse_spec"]
+__all__ = ["load_spec", "parse_text", "parse_spec", "SweepSpec", "DatasetSpec"]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Either a folder (`path`, optional `name`) or a synthetic dataset generated per sweep."""
+
+    path: str | None = None  # absolute, env vars expanded; None for synthetic data
+    name: str = "auto"
+    synthetic: dict[str, Any] | None = None  # generate()'s keyword arguments (num_ids, num_cameras, ...)
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.synthetic is not None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep YAML and its trials (what `load_spec` returns). `file` is the YAML as
+    spec_models.SweepFile validated it (plain keys are read there); the other fields are what
+    several keys make together."""
+
+    file: SweepFile
+    source: str  # the file the spec came from ('<string>' when parsed from text)
+    text: str  # the YAML text as read
+    dataset: DatasetSpec  # the folder resolved, or generate()'s arguments
+    overrides: dict[str, Any]  # resolved dotted path -> value
+    grid: dict[str, list[Any]]  # axis (as written) -> values; `preset` first when present
+    search: SearchSection | None  # file.search with `space` keyed by dotted config path
+    scheduler: SchedulerSection | None  # file.scheduler with max_t, metric and mode filled in
+    trials: tuple[Trial, ...]  # a search: one template trial, sampled by Optuna
+
+    @property
+    def num_trials(self) -> int:
+        return self.search.num_samples if self.search else len(self.trials)
+
+    def with_trials(self, trials: Sequence[Trial]) -> "SweepSpec":
+        return dataclasses.replace(self, trials=tuple(trials))
+
+    def planned(self) -> list[dict[str, Any]]:
+        """trials.json: the planned trial list (a search plans `num_samples` trials whose
+        names are known only once sampled: [])."""
+        return [t.to_dict(with_config=False) for t in self.trials] if self.search is None else []
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (`sweep show --json`): every key of the file, the derived ones as
+        resolved, then the trials."""
+        keys = self.file.model_dump(mode="json", exclude={"search", "scheduler"})
+        out: dict[str, Any] = {"name": keys.pop("name"), "description": keys.pop("description")}
+        out.update(source=self.source, **keys)
+        dataset = self.dataset
+        out.update(
+            dataset={"synthetic": dataset.synthetic}
+            if dataset.is_synthetic
+            else {"path": dataset.path, "name": dataset.name},
+            grid=self.grid,
+            overrides=self.overrides,
+            num_trials=self.num_trials,
+            trials=[t.to_dict(with_config=False) for t in self.trials],
+        )
+        if self.search is not None:
+            out["search"] = {
+                **self.search.model_dump(mode="json", exclude={"space"}),
+                "space": {k: p.model_dump(mode="json", exclude_none=True) for k, p in self.search.space.items()},
+            }
+        if self.scheduler is not None:
+            out["scheduler"] = self.scheduler.model_dump(mode="json")
+        return out
+
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -262,7 +331,7 @@ def _search(
     return s.model_copy(update={"space": space})
 
 
-def _check_comparison(file: SweepFile, ctx: _Ctx, trials: list[TrialSpec]) -> None:
+def _check_comparison(file: SweepFile, ctx: _Ctx, trials: list[Trial]) -> None:
     """`reference` names a grid point; adaptive seeds need something to compare with."""
     points = list(dict.fromkeys(t.grid_point for t in trials))
     if file.reference is not None:
@@ -306,9 +375,9 @@ def _expand(
     base: str | None,
     seeds: tuple[int, ...],
     overrides: Mapping[str, Any],
-) -> tuple[list[TrialSpec], int]:
+) -> tuple[list[Trial], int]:
     """Every (preset, axis values, seed): its name and its resolved config, built once here."""
-    trials: list[TrialSpec] = []
+    trials: list[Trial] = []
     axes_names = [k for k in grid if k != "preset"]
     max_epochs = 1
     for preset in grid.get("preset", [base]):
@@ -323,7 +392,7 @@ def _expand(
                 cfg = ctx.config(preset, {**ov, "seed": seed}, where)
                 max_epochs = max(max_epochs, epoch_counts(cfg).total_epochs)
                 name, point = trial_name(preset if ("preset" in grid or not axes) else None, axes, seed)
-                trials.append(TrialSpec(len(trials), name, point, preset, seed, axes, ov, to_dict(cfg)))
+                trials.append(Trial(len(trials), name, point, preset, seed, axes, ov, cfg))
     names = [t.name for t in trials]
     dup = sorted({x for x in names if names.count(x) > 1})
     ctx.check(not dup, "grid", f"two trials would share the name {dup[0] if dup else ''}")

@@ -1,5 +1,5 @@
 """The sweep YAML as pydantic models: the one description of every key (type, range,
-default, meaning), `extra="forbid"`. `SweepSpec.file` (trial_plan.py) is this model
+default, meaning), `extra="forbid"`. `SweepSpec.file` (spec.py) is this model
 validated, so a new plain key is added here, read where it is used, and tested.
 
 `SweepFile.model_validate(yaml.safe_load(text))` checks what one key can say on its own;
@@ -160,14 +160,17 @@ class SchedulerSection(_Strict):
 
 
 class ResourcesSection(_Strict):
-    """`resources: auto` (the default): a short probe picks what the spec leaves open
-    (orchestration/sweep/resource_probe.py); `resources: defaults`: the built-in rules, no
-    probe; `{cpu, gpu}`: these per trial (the probe still picks data.pipeline /
-    runtime.compile when they are left open, unless `mode: defaults`)."""
+    """`resources: defaults` (the default): the built-in rules (ray_tune.resources_rule);
+    `resources: auto`: the resource probe's choice for what the spec leaves open
+    (orchestration/probe/, `compact-reid probe`; measured first when not cached); `{cpu, gpu}`:
+    these per trial (with `mode: auto` the probe still picks data.pipeline / runtime.compile
+    when they are left open)."""
 
     cpu: _resource(gt=0) = None  # type: ignore[valid-type]
     gpu: _resource(ge=0) = None  # type: ignore[valid-type]
-    mode: Literal["auto", "defaults"] = Field("auto", description="auto: probe what is open; defaults: no probe")
+    mode: Literal["auto", "defaults"] = Field(
+        "defaults", description="defaults: the built-in rules; auto: the resource probe's (cached) choice"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import SweepError
-from .trial_plan import DatasetSpec
+from .spec import DatasetSpec
 
 PROBE_PREFIX = ".compact-reid-probe-"
 TIMEOUT_S = 120.0  # a node's first task may have to start a worker process on a loaded machine

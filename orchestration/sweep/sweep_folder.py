@@ -6,6 +6,7 @@ Layout (defaults; `--storage` moves the Ray part):
   runs/<sweep>/ray/<sweep>/                    Ray experiment folder (= the sweep folder):
       sweep.json                               what resume/status need (`SweepState`)
       synthetic-data/                          the generated dataset (synthetic specs)
+      shared/<producer>/epoch-NNNNN.pt         shared training: checkpoints consumers start from
       summary.json                             the last summary table
       <trial folders with checkpoints>
 With `--storage s3://...` (a cluster), sweep.json and synthetic data stay in runs/<sweep>/.
@@ -26,9 +27,13 @@ from reid_core.config import ConfigError
 from reid_core.errors import ReIDError
 
 from .errors import SweepError
-from .trial_plan import SweepSpec
+from .spec import SweepSpec
 
 SWEEP_FILE = "sweep.json"
+SHARED_DIR = "shared"  # producers' checkpoints for the trials that start from them (live_plan.py)
+# sweep.json's format. 2: trials travel as frozen Trial records (trial.py); a sweep saved in
+# format 1 (untyped dict records, before 2026-12) cannot be resumed by this version.
+STATE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,8 @@ class SweepState:
     created: float = field(default_factory=time.time)
     resumed: int = 0
     shared_dir: str = ""
-    sharing: dict[str, Any] = field(default_factory=dict)  # what shared training planned (cost, steps)
+    sharing: dict[str, Any] = field(default_factory=dict)  # what shared training planned (cost, starts)
+    format: int = STATE_FORMAT
 
     def context(self) -> TrialContext:
         return TrialContext(
@@ -95,13 +101,21 @@ class SweepState:
     def read(cls, sweep_dir: Path) -> "SweepState":
         path = sweep_dir / SWEEP_FILE
         try:
-            d = json.loads(path.read_text())
-            return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+            saved = json.loads(path.read_text())
+            state = cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
         except (OSError, json.JSONDecodeError, TypeError) as e:
             raise SweepError(
                 f"{path}: unreadable ({type(e).__name__}: {e}); this sweep was written by another "
                 "compact-reid version or is damaged"
             ) from None
+        if saved.get("format", 1) != STATE_FORMAT:
+            raise SweepError(
+                f"{path}: saved by another compact-reid version (state format {saved.get('format', 1)}, this "
+                f"version reads {STATE_FORMAT}), so it cannot be resumed here. Start it again with "
+                f"`compact-reid sweep run {state.spec_source} --fresh`: its FINISHED trials are reused from "
+                f"the tracking store ({state.tracking_uri}), so only the unfinished ones train again"
+            )
+        return state
 
 
 def storage_and_dir(name: str, storage: str | None, runs_dir: Path) -> tuple[str, Path, Path]:
@@ -119,17 +133,17 @@ def find_sweep(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs") -> 
     """The folder holding sweep.json, from a sweep name or a path (sweep folder, Ray
     storage folder or runs/<name>)."""
     runs = Path(runs_dir)
-    p = Path(name_or_path).expanduser()
+    given = Path(name_or_path).expanduser()
     candidates: list[Path] = []
-    if p.exists():
-        candidates += [p, *sorted(p.glob(f"*/{SWEEP_FILE}")), *sorted(p.glob(f"ray/*/{SWEEP_FILE}"))]
+    if given.exists():
+        candidates += [given, *sorted(given.glob(f"*/{SWEEP_FILE}")), *sorted(given.glob(f"ray/*/{SWEEP_FILE}"))]
     candidates += [runs / name_or_path / "ray" / name_or_path, runs / name_or_path]
-    for c in candidates:
-        c = c.parent if c.name == SWEEP_FILE else c
-        if (c / SWEEP_FILE).is_file():
-            return c.resolve()
+    for candidate in candidates:
+        folder = candidate.parent if candidate.name == SWEEP_FILE else candidate
+        if (folder / SWEEP_FILE).is_file():
+            return folder.resolve()
     raise SweepError(
-        f"{name_or_path}: no sweep found (looked for {SWEEP_FILE} in {p} and "
+        f"{name_or_path}: no sweep found (looked for {SWEEP_FILE} in {given} and "
         f"{runs / name_or_path / 'ray' / name_or_path}); start one with `compact-reid sweep run SPEC`"
     )
 
@@ -137,29 +151,29 @@ def find_sweep(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs") -> 
 def prepare_data(spec: SweepSpec, sweep_dir: Path, log: Callable[[str], None] = print) -> tuple[str, str]:
     """(data root, dataset name): checks a folder's layout, or generates the synthetic
     dataset into `<sweep_dir>/synthetic-data` (once: reused when complete)."""
-    ds = spec.dataset
-    if not ds.is_synthetic:
+    dataset = spec.dataset
+    if not dataset.is_synthetic:
         from reid_core.data.datasets import find_root
 
         try:
-            root = find_root(ds.path, ds.name)  # type: ignore[arg-type]
+            root = find_root(dataset.path, dataset.name)  # type: ignore[arg-type]
         except ReIDError as e:
             raise ConfigError(f"{spec.source}: dataset.path: {e}") from None
-        return str(root), ds.name
+        return str(root), dataset.name
     out = sweep_dir / "synthetic-data"
-    if _same_synthetic(out / "synth.json", ds.synthetic or {}):
+    if _same_synthetic(out / "synth.json", dataset.synthetic or {}):
         log(f"synthetic dataset: reusing {out}")
         return str(out), "generic"
     shutil.rmtree(out, ignore_errors=True)
     from reid_core.data.synth import generate
 
-    t0 = time.perf_counter()
-    kwargs = dict(ds.synthetic or {})
+    began = time.perf_counter()
+    kwargs = dict(dataset.synthetic or {})
     kwargs.setdefault("workers", max(1, min(4, os.cpu_count() or 1)))
     info = generate(out, overwrite=True, **kwargs)
     log(
         f"synthetic dataset: {info.get('train_images')} train / {info.get('query_images')} query / "
-        f"{info.get('gallery_images')} gallery images in {out} ({time.perf_counter() - t0:.1f}s)"
+        f"{info.get('gallery_images')} gallery images in {out} ({time.perf_counter() - began:.1f}s)"
     )
     return str(out), "generic"
 

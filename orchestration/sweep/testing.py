@@ -72,7 +72,7 @@ def fault_injecting_trial(hooks: FaultHooks) -> Callable[..., None]:
     """A Ray function trainable: the production run_trial with `hooks.on_epoch` plugged in."""
 
     def fault_injecting_trial(config: dict[str, Any], ctx: Any) -> None:
-        from .trial import run_trial
+        from .trainable import run_trial
 
         run_trial(config, ctx, on_epoch=hooks.on_epoch)
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     driver in its own process). Exit 0 when no trial failed and the sweep was not interrupted."""
     import argparse
 
-    from .runner import run_sweep
+    from .runner import SweepOptions, run_sweep
 
     ap = argparse.ArgumentParser(prog="python -m orchestration.sweep.testing")
     ap.add_argument("spec")
@@ -93,16 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--address", default=None)
     ap.add_argument("--tracking-uri", default=None)
     args = ap.parse_args(argv)
-    out = run_sweep(
-        args.spec,
+    hooks = FaultHooks.from_env(marker_dir=args.runs_dir)
+    options = SweepOptions(
         address=args.address,
         tracking_uri=args.tracking_uri,
         runs_dir=args.runs_dir,
         verbose=0,
-        trial_fn=fault_injecting_trial(FaultHooks.from_env(marker_dir=args.runs_dir)),
+        trial_fn=fault_injecting_trial(hooks),
     )
-    print("COUNTS", out.counts, "INTERRUPTED", out.interrupted, flush=True)
-    return 0 if not out.counts.get("FAILED") and not out.interrupted else 1
+    outcome = run_sweep(args.spec, options)
+    print("COUNTS", outcome.counts, "INTERRUPTED", outcome.interrupted, flush=True)
+    return 0 if not outcome.counts.get("FAILED") and not outcome.interrupted else 1
 
 
 if __name__ == "__main__":

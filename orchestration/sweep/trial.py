@@ -1,374 +1,244 @@
-"""The Ray Tune function trainable around reid_core's Trainer (one trial = one training run).
+"""One trial of a sweep: the frozen `Trial` record that travels from the spec to the trainable.
 
-Resolve the trial's TrainConfig once, open (or reopen) its MLflow run, restore Ray's
-checkpoint, then per epoch: log to MLflow, checkpoint, `tune.report`. The MLflow run is
-completed BEFORE the last report. `on_epoch` is the test-only fault-injection seam. Phases
-and what Ray sees each epoch: docs/ARCHITECTURE.md, "Module notes: orchestration/sweep/trial.py".
+A trial is a grid point x a seed: its name, preset, seed, grid axes, its resolved
+`TrainConfig`, and what it starts from (`Start`: shared training, reuse). Ray Tune's config
+of a trial is `{"trial": Trial}` (a search adds `{"sampled": {...}}`: Optuna's values, applied
+with `Trial.sampled`); the trainable reads attributes. `Trial.to_dict` / `Trial.from_dict`
+are the only serialiser (sweep.json, the parent run's trials.json); every config edit goes
+through `reid_core.config.with_overrides`.
+
+Names (MLflow run names, Ray trial folders) are the grid point, then `-seed<k>`:
+  - preset axis only:   `c-seed2`
+  - one other axis:     `gem_p_init=4.0-seed0`
+  - several axes:       `compact-1x-width_multiplier=0.5-seed1` (preset first, then the YAML's order)
+  - no grid:            the base preset, `g-seed0`
+  - a search:           from the sampled values, `lr=0.0213-label_smoothing=0.118-seed0`
+The grid point is the name without `-seed<k>`, so seeds pool under one grid point.
+Imports neither Ray nor MLflow.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
-import traceback
-from pathlib import Path
-from typing import Any, Callable, Mapping
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
 
-from reid_core.metric_keys import EVAL_KEYS, FINAL_KEYS, SWAG_PREFIX, final_metrics
+from reid_core.config import TrainConfig, from_dict, to_dict, with_overrides
+from reid_core.training.epochs import epoch_counts
 
-from ..mlflow_log.names import (
-    ATTEMPT,
-    CONFIG_ARTIFACT,
-    HISTORY_ARTIFACT,
-    IDENTITY,
-    INHERITED_EPOCHS,
-    NODE_ID,
-    NODE_IP,
-    RESUMED_FROM,
-    REUSED_FROM,
-    SEED_ADDED,
-    SEMANTICS_VERSION,
-    SHARED_FROM,
-    SUMMARY_ARTIFACT,
-    TOTAL_EPOCHS,
-    TRAINED_ALONE,
-    WEIGHTS_DIR,
-)
-from .sweep_folder import TrialContext
-from .trial_plan import TrialSpec
+__all__ = [
+    "Start",
+    "Trial",
+    "trial_of",
+    "trial_name",
+    "search_trial_name",
+    "format_value",
+    "python_value",
+    "trial_name_creator",
+    "trial_dirname_creator",
+    "SEED_SUFFIX",
+]
 
-__all__ = ["run_trial", "CHECKPOINT_FILE"]
-
-CHECKPOINT_FILE = "checkpoint.pt"
-EpochHook = Callable[[str, int], None]
+SEED_SUFFIX = re.compile(r"-seed\d+$")
 
 
-def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | None = None) -> None:
-    """Ray Tune function trainable: `tune.with_parameters(run_trial, ctx=TrialContext(...))`."""
-    t_start = time.perf_counter()
-    from ray import tune
+@dataclass(frozen=True)
+class Start:
+    """What a trial starts from (planned by sharing.py; the live plan may change it to
+    "alone" when its producer fails).
 
-    from ..mlflow_log import TrialRun
-    from ..mlflow_log.outage import store_wait_seconds, wait_for_store
+    `from_trial` / `epoch`: the producer whose checkpoint at `epoch` this trial starts from
+    (None / 0: from scratch). `reevaluate`: it inherits all its training and only its
+    evaluation differs. `publish`: epochs at which this trial writes a checkpoint for its
+    consumers. `reuse_run`: a FINISHED run in the tracking store this trial copies.
+    `identity`: what decides its results (MLflow tag `names.IDENTITY`).
+    """
 
-    trial = TrialSpec.from_record(config["trial"])
-    cfg = trial.config()  # the one TrainConfig of this trial
-    share: dict[str, Any] = dict(config["trial"].get("share") or {})  # shared training (shared_plan.py)
+    identity: str = ""
+    from_trial: str | None = None
+    epoch: int = 0
+    reevaluate: bool = False
+    publish: tuple[int, ...] = ()
+    reuse_run: str | None = None
+    alone_because: str = ""
 
-    def log(msg: str) -> None:
-        print(f"[{trial.name}] {msg}", flush=True)
-
-    import torch
-
-    torch.set_num_threads(max(1, ctx.threads))
-    run = wait_for_store(
-        lambda: TrialRun.open(
-            ctx.tracking_uri,
-            ctx.experiment_id,
-            ctx.parent_run_id,
-            ctx.sweep,
-            trial.to_dict(),
-            trial_id=_ray_trial_id(),
-            extra_tags={
-                **_identity_tags(share),
-                **({SEED_ADDED: config["trial"]["added_because"]} if config["trial"].get("added_because") else {}),
-            },
-        ),
-        store_wait_seconds(),
-        log,
-    )
-    if _report_if_finished(run):
-        return
-    if share.get("reuse_run") and tune.get_checkpoint() is None and _reuse(run, share["reuse_run"], log):
-        return
-
-    workdir = Path(tempfile.mkdtemp(prefix=f"compact-reid-{trial.name}-"))
-    monitor = run.start_system_metrics(log)
-    try:
-        trainer, init_s = _build_trainer(cfg, ctx, workdir, log, tune.get_checkpoint(), share, run)
-        _log_start(run, trainer, log)
-        _train(trainer, run, ctx, workdir, trial.name, log, _Timings(t_start, init_s), on_epoch, share)
-    except Exception as e:
-        err = f"{type(e).__name__}: {e}"
-        log(f"failed: {err}")
-        try:
-            run.fail(err + "\n" + traceback.format_exc(limit=8))
-        except Exception as e2:  # the tracking store itself may be what failed
-            log(f"could not mark the MLflow run FAILED: {e2}")
-        raise
-    finally:
-        if monitor is not None:
-            monitor.finish()
-        shutil.rmtree(workdir, ignore_errors=True)
+    def alone(self, why: str) -> "Start":
+        """This start, from scratch, saying why."""
+        return dataclasses.replace(self, from_trial=None, epoch=0, reevaluate=False, alone_because=why)
 
 
-def _ray_trial_id() -> str:
-    from ray import tune
+@dataclass(frozen=True)
+class Trial:
+    """One planned trial (module docstring)."""
 
-    try:
-        return tune.get_context().get_trial_id() or ""
-    except Exception:  # outside Tune (unit use)
-        return ""
+    index: int
+    name: str
+    grid_point: str
+    preset: str
+    seed: int
+    axes: Mapping[str, Any]  # this trial's grid values, keys as written in the YAML
+    overrides: Mapping[str, Any]  # resolved dotted path -> value (fixed overrides + axis values)
+    config: TrainConfig = field(repr=False)
+    start: Start = Start()
+    added_because: str = ""  # adaptive seeds: why this seed was added
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", MappingProxyType(dict(self.axes)))
+        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
 
-def _node_tags() -> dict[str, str]:
-    """The Ray node of this attempt (a retried trial may move to another node)."""
-    import ray
+    def __reduce__(self) -> Any:  # MappingProxyType does not pickle (Ray pickles trials)
+        fields = [getattr(self, f.name) for f in dataclasses.fields(self)]
+        return (Trial, tuple(dict(v) if isinstance(v, MappingProxyType) else v for v in fields))
 
-    try:
-        return {NODE_IP: ray.util.get_node_ip_address(), NODE_ID: ray.get_runtime_context().get_node_id()}
-    except Exception:  # outside a Ray worker (unit use)
-        return {}
+    def __deepcopy__(self, memo: dict) -> "Trial":  # frozen: nothing to copy
+        return self
 
+    @property
+    def total_epochs(self) -> int:
+        return epoch_counts(self.config).total_epochs
 
-def _report_if_finished(run: Any) -> bool:
-    """A run that completed before a driver crash Ray's state did not record: report the
-    recorded result, do not train again."""
-    from ray import tune
+    @property
+    def trained_epochs(self) -> int:
+        """Epochs this trial trains itself: none when reused, else those after its start."""
+        return 0 if self.start.reuse_run else self.total_epochs - self.start.epoch
 
-    info = run.get_run()
-    if info.info.status != "FINISHED" or "final_mAP" not in info.data.metrics:
-        return False
-    m = info.data.metrics
-    wall = ((info.info.end_time or 0) - (info.info.start_time or 0)) / 1000.0
-    tune.report(
-        {
-            **dict(m),
-            "epoch": int(m.get("epoch", 0)),
-            "total_epochs": int(m.get("epochs", m.get("epoch", 0))),
-            "trial_wall_s": max(wall, 0.0),
-            "already_finished": 1,
+    # Edits (new records) ----------------------------------------------------------------
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Trial":
+        """The same trial with config fields changed (dotted paths), through the config's
+        one override function; `overrides` (the spec's) is left as it was."""
+        return dataclasses.replace(self, config=with_overrides(self.config, overrides))
+
+    def with_start(self, start: Start) -> "Trial":
+        return dataclasses.replace(self, start=start)
+
+    def reseeded(self, seed: int, index: int, why: str, preset_in_name: bool) -> "Trial":
+        """Another seed of this grid point (adaptive seeds)."""
+        name, point = trial_name(self.preset if preset_in_name else None, self.axes, seed)
+        return dataclasses.replace(
+            self,
+            index=index,
+            name=name,
+            grid_point=point,
+            seed=seed,
+            config=with_overrides(self.config, {"seed": seed}),
+            start=Start(),
+            added_because=why,
+        )
+
+    def sampled(self, values: Mapping[str, Any]) -> "Trial":
+        """A search's template with Optuna's values (dotted path -> value), named after them."""
+        values = {k: python_value(v) for k, v in values.items()}
+        name, point = search_trial_name(values, self.seed)
+        return dataclasses.replace(
+            self,
+            name=name,
+            grid_point=point,
+            overrides={**self.overrides, **values},
+            config=with_overrides(self.config, values),
+        )
+
+    # The serialiser ---------------------------------------------------------------------
+    def to_dict(self, with_config: bool = True) -> dict[str, Any]:
+        """JSON-ready. Without the config: the trials.json entry (docs/CONTRACTS.md)."""
+        out: dict[str, Any] = {
+            "trial_name": self.name,
+            "grid_point": self.grid_point,
+            "preset": self.preset,
+            "seed": self.seed,
+            "overrides": dict(self.overrides),
+            "axes": dict(self.axes),
+            "index": self.index,
         }
-    )
-    return True
+        if self.added_because:
+            out["added_because"] = self.added_because
+        if with_config:
+            out["config"] = to_dict(self.config)
+            out["start"] = {**dataclasses.asdict(self.start), "publish": list(self.start.publish)}
+        return out
 
-
-def _identity_tags(share: Mapping[str, Any]) -> dict[str, str]:
-    from reid_core.config_phases import TRAINING_SEMANTICS_VERSION
-
-    if not share.get("identity"):
-        return {}
-    return {IDENTITY: str(share["identity"]), SEMANTICS_VERSION: str(TRAINING_SEMANTICS_VERSION)}
-
-
-def _reuse(run: Any, source: str, log: Callable[[str], None]) -> bool:
-    """Copy an identical FINISHED run into this trial's run and report its results; False
-    (the trial trains instead, and its run says why) when that run cannot be copied."""
-    from ray import tune
-
-    from ..mlflow_log.reuse import ReuseError, copy_run
-
-    try:
-        m = copy_run(run.client, source, run.run_id)
-    except ReuseError as e:
-        log(f"not reused, training instead: {e}")
-        run.set_tags({TRAINED_ALONE: f"reuse of {source} refused: {e}"})
-        return False
-    total = int(m.get("epochs", m.get("epoch", 0)))
-    run.set_tags({REUSED_FROM: source, SHARED_FROM: f"{source}@{total}", INHERITED_EPOCHS: total, TOTAL_EPOCHS: total})
-    run.finish()
-    log(f"reused run {source}: identical training config, seed and data; every epoch copied, nothing trained")
-    tune.report({**m, "epoch": int(m.get("epoch", total)), "total_epochs": total, "reused": 1})
-    return True
-
-
-def _build_trainer(
-    cfg: Any,
-    ctx: TrialContext,
-    workdir: Path,
-    log: Callable[[str], None],
-    checkpoint: Any,
-    share: Mapping[str, Any] | None = None,
-    run: Any = None,
-) -> tuple[Any, float]:
-    """(Trainer restored from Ray's checkpoint when there is one, else started from its
-    producer's shared checkpoint when it has one; seconds its construction took)."""
-    from reid_core.training.trainer import Trainer
-
-    t0 = time.perf_counter()
-    trainer = Trainer(cfg, ctx.data_root, workdir, dataset_name=ctx.data_name, log=log)
-    init_s = time.perf_counter() - t0
-    share = share or {}
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            trainer.resume_from(Path(d) / CHECKPOINT_FILE)
-    elif share.get("start_from"):
-        trainer = _start_shared(trainer, cfg, ctx, workdir, log, share, run)
-    elif share.get("alone_because") and run is not None:
-        run.set_tags({TRAINED_ALONE: share["alone_because"]})
-    return trainer, init_s
-
-
-def _start_shared(
-    trainer: Any, cfg: Any, ctx: TrialContext, workdir: Path, log: Callable[[str], None], share: Mapping, run: Any
-) -> Any:
-    """Start from the producer's checkpoint; on any problem train alone and say why."""
-    from reid_core.errors import ReIDError
-    from reid_core.training.trainer import Trainer
-
-    from .live_plan import producer_run, shared_checkpoint
-
-    producer, epoch = share["start_from"], int(share["start_epoch"])
-    path = shared_checkpoint(ctx.shared_dir, producer, epoch)
-    try:
-        trainer.start_from(path, epoch)
-    except ReIDError as e:
-        log(f"training alone: cannot start from {producer} at epoch {epoch}: {e}")
-        if run is not None:
-            run.set_tags({TRAINED_ALONE: f"checkpoint of {producer} at epoch {epoch} refused: {e}"})
-        return Trainer(cfg, ctx.data_root, workdir, dataset_name=ctx.data_name, log=log)
-    if trainer.epoch == trainer.total_epochs:
-        trainer.finish_inherited(bool(share.get("reevaluate")))
-    if run is not None:
-        src = producer_run(ctx.shared_dir, producer) or producer
-        run.set_tags({SHARED_FROM: f"{src}@{epoch}", INHERITED_EPOCHS: epoch})
-    log(
-        f"inherited epochs 1-{epoch} from {producer}"
-        + (" (re-evaluated with this trial's evaluation settings)" if share.get("reevaluate") else "")
-    )
-    return trainer
-
-
-def _log_start(run: Any, trainer: Any, log: Callable[[str], None]) -> None:
-    """Tags of this attempt, params (for the UI), config.json (what tables read), backfill."""
-    from reid_core.config import flatten, to_dict
-
-    resumed_from = trainer.epoch
-    attempt = int(run.get_run().data.tags.get(ATTEMPT, "0")) + 1
-    run.set_tags({ATTEMPT: attempt, RESUMED_FROM: resumed_from, TOTAL_EPOCHS: trainer.total_epochs, **_node_tags()})
-    run.log_params({**flatten(trainer.cfg), "data.name": trainer.dataset.name, "data.root": trainer.dataset.root})
-    run.log_json(to_dict(trainer.cfg), CONFIG_ARTIFACT)
-    backfilled = run.log_history(trainer.history)
-    if backfilled:
-        log(f"backfilled {backfilled} epoch(s) into MLflow run {run.run_id}")
-    if resumed_from:
-        log(
-            f"resumed at epoch {resumed_from}/{trainer.total_epochs}; MLflow run {run.run_id} "
-            f"has epochs up to {run.last_step}"
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Trial":
+        start = dict(data.get("start") or {})
+        start["publish"] = tuple(int(e) for e in start.get("publish", ()))
+        return cls(
+            index=int(data.get("index", 0)),
+            name=data["trial_name"],
+            grid_point=data["grid_point"],
+            preset=data["preset"],
+            seed=int(data["seed"]),
+            axes=dict(data.get("axes", {})),
+            overrides=dict(data.get("overrides", {})),
+            config=from_dict(TrainConfig, data["config"]),
+            start=Start(**start),
+            added_because=str(data.get("added_because", "")),
         )
 
 
-class _Timings:
-    def __init__(self, start: float, init_s: float) -> None:
-        self.start, self.init_s, self.run_s = start, init_s, 0.0
+def trial_of(config: Mapping[str, Any]) -> Trial:
+    """The Trial of a Ray config: `{"trial": Trial}`, or a search's `{"trial", "sampled"}`."""
+    trial = config["trial"]
+    if not isinstance(trial, Trial):
+        raise TypeError(
+            f"Ray config holds {type(trial).__name__} where a Trial was expected: this sweep was saved "
+            "by an older compact-reid (start it again with `compact-reid sweep run SPEC --fresh`)"
+        )
+    sampled = config.get("sampled")
+    return trial.sampled(sampled) if sampled else trial
 
 
-class _Carried:
-    """The latest evaluation of each key, carried to epochs without one (Ray sees every key
-    every epoch, which ASHA and Optuna need)."""
-
-    def __init__(self, trainer: Any) -> None:
-        self.trainer = trainer
-        self.latest: dict[str, float] = {}
-        for h in trainer.history:
-            self.update(h)
-
-    def update(self, m: Mapping[str, Any]) -> None:
-        for k in EVAL_KEYS:
-            for key in (k, SWAG_PREFIX + k):
-                if key in m:
-                    self.latest[key] = float(m[key])
-
-    def report(self, m: Mapping[str, Any], final: Mapping[str, Any] | None, totals: Mapping[str, float]) -> dict:
-        from ..mlflow_log import numeric_items
-
-        src = self.trainer.summary  # the untrained evaluation, made when run() starts
-        if "untrained_rank1" in src and "rank1" not in self.latest:
-            self.latest.update({"rank1": src["untrained_rank1"], "mAP": src["untrained_mAP"]})
-        self.update(m)
-        out: dict[str, Any] = dict(numeric_items(m))
-        out.update({k: v for k, v in self.latest.items() if not k.startswith(SWAG_PREFIX)})
-        out.update(final_metrics(self.latest))
-        if final is not None:
-            out.update({f"final_{k}": float(final[f"final_{k}"]) for k in FINAL_KEYS if f"final_{k}" in final})
-        out.update(totals)
-        return out
+# Names ------------------------------------------------------------------------------------
 
 
-def _train(
-    trainer: Any,
-    run: Any,
-    ctx: TrialContext,
-    workdir: Path,
-    name: str,
-    log: Callable[[str], None],
-    timings: _Timings,
-    on_epoch: EpochHook | None,
-    share: Mapping[str, Any] | None = None,
-) -> None:
-    from ray import tune
-
-    from ..mlflow_log.outage import EpochLog, store_wait_seconds, wait_for_store
-    from .live_plan import publish
-
-    carried = _Carried(trainer)
-    every = max(1, ctx.checkpoint_every)
-    epochs = EpochLog(run, log)  # survives a store outage
-    publish_at = {int(e) for e in (share or {}).get("publish", ())}
-
-    def publish_now() -> None:
-        if trainer.epoch in publish_at:
-            publish(ctx.shared_dir, name, trainer.epoch, trainer.save_checkpoint, run.run_id)
-
-    publish_now()  # a trial that inherited up to a published epoch
-    reported = False
-    t_gen = time.perf_counter()
-    for m in trainer.run():
-        timings.run_s += time.perf_counter() - t_gen
-        epoch = int(m["epoch"])
-        publish_now()  # before the report: consumers may start as soon as it exists
-        epochs.epoch(m)
-        if on_epoch is not None:
-            on_epoch(name, epoch)
-        last = epoch == trainer.total_epochs
-        if last:
-            epochs.wait_flushed(store_wait_seconds())
-            wait_for_store(
-                lambda: _complete(run, trainer, workdir),
-                store_wait_seconds(),
-                log=log,
-                what="tracking store (completing the run)",
-            )
-        result = carried.report(m, trainer.summary if last else None, _totals(trainer, timings))
-        if last or epoch % every == 0:
-            with tempfile.TemporaryDirectory(prefix="ckpt-", dir=workdir) as tmp:
-                trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
-                tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
-        else:
-            tune.report(result)
-        reported = True
-        t_gen = time.perf_counter()
-    if trainer.epoch >= trainer.total_epochs and run.status != "FINISHED":
-        # Resumed from the final checkpoint, or inherited every epoch: complete the run.
-        _complete(run, trainer, workdir)
-    if not reported and trainer.history:
-        result = carried.report(trainer.history[-1], trainer.summary, _totals(trainer, timings))
-        with tempfile.TemporaryDirectory(prefix="ckpt-", dir=workdir) as tmp:
-            trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
+def format_value(v: Any) -> str:
+    """A grid value as it appears in a trial name or a table: 4.0 -> '4.0', True -> 'true'."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(format_value(x) for x in v) + "]"
+    return str(v)
 
 
-def _totals(trainer: Any, timings: _Timings) -> dict[str, float]:
-    return {
-        "train_seconds": sum(float(h.get("epoch_seconds", 0.0)) for h in trainer.history),
-        "eval_seconds": sum(float(h.get("eval_seconds", 0.0)) for h in trainer.history),
-        "trial_wall_s": time.perf_counter() - timings.start,
-        "trainer_init_s": timings.init_s,
-        "trainer_run_s": timings.run_s,
-        "total_epochs": trainer.total_epochs,
-    }
+def trial_name(preset: str | None, axes: Mapping[str, Any], seed: int) -> tuple[str, str]:
+    """(trial name, grid point) of a grid trial; `preset` is None when it is not an axis."""
+    parts = [preset] if preset is not None else []
+    parts += [f"{k}={format_value(v)}" for k, v in axes.items()]
+    point = "-".join(parts) if parts else "trial"
+    return f"{point}-seed{seed}", point
 
 
-def _complete(run: Any, trainer: Any, workdir: Path) -> None:
-    """Summary at the final step, artifacts, FINISHED."""
-    last = trainer.history[-1] if trainer.history else {}
-    run.log_summary(trainer.summary, trainer.total_epochs, skip=last.keys())
-    run.log_json(trainer.history, HISTORY_ARTIFACT)
-    run.log_json(trainer.summary, SUMMARY_ARTIFACT)
-    wdir = workdir / WEIGHTS_DIR
-    wdir.mkdir(parents=True, exist_ok=True)
-    for which in trainer.weight_kinds():  # + swa.pt (the SWA mean) when SWAG ran
-        trainer.save_weights(wdir / f"{which}.pt", which=which)
-        run.log_file(wdir / f"{which}.pt", WEIGHTS_DIR)
-    run.finish()
+def _short(v: Any) -> str:
+    if isinstance(v, float) and not isinstance(v, bool):
+        return f"{v:.3g}"
+    return format_value(v)
+
+
+def search_trial_name(values: Mapping[str, Any], seed: int) -> tuple[str, str]:
+    """(trial name, grid point) of a searched trial, from its sampled values (leaf names)."""
+    parts = [f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in values.items()]
+    point = "-".join(parts) if parts else "sample"
+    return f"{point}-seed{seed}", point
+
+
+def python_value(v: Any) -> Any:
+    """Numpy scalars (Optuna's samples) as Python values, recursively."""
+    if isinstance(v, dict):
+        return {k: python_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [python_value(x) for x in v]
+    return v.item() if hasattr(v, "item") and not isinstance(v, (int, float, str, bool)) else v
+
+
+def trial_name_creator(ray_trial: Any) -> str:
+    """Ray's name of a trial (`TuneConfig.trial_name_creator`): its Trial's name."""
+    config = ray_trial.config or {}
+    return trial_of(config).name if "trial" in config else str(ray_trial.trial_id)
+
+
+def trial_dirname_creator(ray_trial: Any) -> str:
+    """Ray's trial folder: the trial name made safe for a path, then Ray's trial id."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in trial_name_creator(ray_trial))[:80]
+    return f"{safe}_{ray_trial.trial_id}"

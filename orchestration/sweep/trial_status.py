@@ -11,8 +11,8 @@ from typing import Any, Iterable
 
 from ..mlflow_log.names import ERROR_TAG, NODE_IP, STEP_KEY, TOTAL_EPOCHS, TRIAL_NAME
 from .errors import SweepError
-from .names import trial_name_creator
 from .sweep_folder import SweepState, find_sweep
+from .trial import trial_name_creator
 
 
 def trial_rows(trials: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], bool]:
@@ -163,10 +163,10 @@ def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", m
         if Path(exp_path).exists() and any(Path(exp_path).glob("experiment_state*.json")):
             raise SweepError(f"{exp_path}: cannot read the Ray state ({type(e).__name__}: {e})") from None
     seen = {r["trial"] for r in rows}
-    steps = (state.sharing or {}).get("steps", {})
+    starts = (state.sharing or {}).get("starts", {})
     for t in state.planned:
         if t["trial_name"] not in seen:
-            producer = steps.get(t["trial_name"], {}).get("start_from")
+            producer = starts.get(t["trial_name"], {}).get("from_trial")
             rows.append(
                 {
                     "trial": t["trial_name"],

@@ -26,6 +26,8 @@ pytest.importorskip("mlflow")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from orchestration.mlflow_log import names  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,7 +35,7 @@ def _trials(client: MlflowClient) -> list:
     exp = client.get_experiment_by_name("cluster")
     if exp is None:
         return []
-    return client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial'")
+    return client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'trial'")
 
 
 @pytest.mark.timeout(1500)
@@ -87,7 +89,7 @@ def test_sweep_survives_losing_a_node(tmp_path: Path) -> None:
             assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-4000:]
             assert time.monotonic() < deadline, "never saw a trial on each node"
             running = {
-                r.data.tags.get("compact_reid.node_id"): r
+                r.data.tags.get(names.NODE_ID): r
                 for r in _trials(client)
                 if r.info.status == "RUNNING" and r.data.metrics.get("epoch", 0) >= 1
             }
@@ -95,29 +97,29 @@ def test_sweep_survives_losing_a_node(tmp_path: Path) -> None:
             if head_id in running and on_worker is not None and on_worker.data.metrics.get("epoch", 0) >= 3:
                 break
             time.sleep(1)
-        victim = on_worker.data.tags["compact_reid.trial_name"]
+        victim = on_worker.data.tags[names.TRIAL_NAME]
         killed_at_epoch = int(on_worker.data.metrics["epoch"])
         cluster.remove_node(worker, allow_graceful=False)  # the node dies with its trial's process
         assert sweep.wait(900) == 0, (tmp_path / "sweep.log").read_text()[-4000:]
 
-        trials = {r.data.tags["compact_reid.trial_name"]: r for r in _trials(client)}
+        trials = {r.data.tags[names.TRIAL_NAME]: r for r in _trials(client)}
         assert sorted(trials) == ["g-seed0", "g-seed1", "g-seed2"]  # run count = planned, no duplicate
         for name, r in trials.items():
             assert r.info.status == "FINISHED", name
-            total = int(r.data.tags["compact_reid.total_epochs"])
+            total = int(r.data.tags[names.TOTAL_EPOCHS])
             steps = [m.step for m in client.get_metric_history(r.info.run_id, "loss")]
             assert steps == list(range(1, total + 1)), (name, steps)  # each epoch exactly once, no gap
         moved = trials[victim]
-        assert int(moved.data.tags["compact_reid.attempt"]) >= 2
-        resumed = int(moved.data.tags["compact_reid.resumed_from_epoch"])
+        assert int(moved.data.tags[names.ATTEMPT]) >= 2
+        resumed = int(moved.data.tags[names.RESUMED_FROM])
         assert 1 <= resumed <= killed_at_epoch  # from its last checkpoint, not from scratch
-        assert moved.data.tags["compact_reid.node_id"] == head_id  # rescheduled on the surviving node
+        assert moved.data.tags[names.NODE_ID] == head_id  # rescheduled on the surviving node
         for name, r in trials.items():
-            if name != victim and r.data.tags["compact_reid.node_id"] == head_id:
-                assert r.data.tags["compact_reid.attempt"] == "1"  # nothing finished was re-run
+            if name != victim and r.data.tags[names.NODE_ID] == head_id:
+                assert r.data.tags[names.ATTEMPT] == "1"  # nothing finished was re-run
         print(
             f"victim {victim} killed at epoch {killed_at_epoch}, resumed from {resumed}; "
-            f"nodes: {sorted({r.data.tags['compact_reid.node_id'][:8] for r in trials.values()})}"
+            f"nodes: {sorted({r.data.tags['{names.NODE_ID}'][:8] for r in trials.values()})}"
         )
     finally:
         if sweep.poll() is None:

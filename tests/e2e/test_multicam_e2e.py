@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from orchestration.mlflow_log import names  # noqa: E402
 from reid_core.errors import CheckpointError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -87,14 +88,14 @@ def test_experiment_mode_logs_track_metrics_on_trial_runs(trained_weights, tmp_p
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     exp = client.create_experiment("track-sweep", artifact_location=(tmp_path / "artifacts").as_uri())
-    parent = client.create_run(exp, run_name="track-sweep", tags={"compact_reid.role": "sweep"}).info.run_id
+    parent = client.create_run(exp, run_name="track-sweep", tags={names.ROLE: "sweep"}).info.run_id
     client.set_terminated(parent, "FINISHED")
 
     def trial(name: str, status: str, weights: bool) -> str:
         rid = client.create_run(
-            exp, run_name=name, tags={"compact_reid.role": "trial", "mlflow.parentRunId": parent}
+            exp, run_name=name, tags={names.ROLE: names.ROLE_TRIAL, names.PARENT: parent}
         ).info.run_id
-        client.log_param(rid, "data.name", "synth-market")
+        client.log_param(rid, names.DATA_NAME_PARAM, "synth-market")
         for epoch in (1, 2, 3):
             client.log_metric(rid, "epoch", epoch, step=epoch)
         if weights:
@@ -117,7 +118,7 @@ def test_experiment_mode_logs_track_metrics_on_trial_runs(trained_weights, tmp_p
     assert run.data.metrics["track_idf1_noreid"] == pytest.approx(res["no_reid"]["idf1"])
     assert run.data.metrics["track_idf1_oracle"] == pytest.approx(res["oracle"]["idf1"])
     assert client.get_metric_history(good, "track_idf1")[0].step == 3  # the run's last epoch
-    assert json.loads(run.data.tags["compact_reid.track_eval"])["seed"] == 0
+    assert json.loads(run.data.tags[names.TRACK_EVAL])["seed"] == 0
     assert m["model"]["train_set"] == "synth-market"
     for rid in (parent, no_weights, failed):
         assert "track_idf1" not in client.get_run(rid).data.metrics

@@ -23,12 +23,14 @@ mlflow = pytest.importorskip("mlflow")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from orchestration.mlflow_log import names  # noqa: E402
+
 
 def _run(path: Path, runs: Path, **kw):
-    from orchestration.sweep.runner import run_sweep
+    from orchestration.sweep.runner import SweepOptions, run_sweep
 
     try:
-        return run_sweep(path, runs_dir=runs, verbose=0, **kw)
+        return run_sweep(path, SweepOptions(runs_dir=runs, verbose=0, **kw))
     finally:
         if ray.is_initialized():
             ray.shutdown()
@@ -36,7 +38,7 @@ def _run(path: Path, runs: Path, **kw):
 
 def _children(client: MlflowClient, exp_name: str) -> dict:
     exp = client.get_experiment_by_name(exp_name)
-    runs = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial'")
+    runs = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'trial'")
     return {r.info.run_name: r for r in runs}
 
 
@@ -63,15 +65,15 @@ def test_a_second_sweep_with_one_more_column_trains_only_that_column(tmp_path):
     two = _children(client, "two")
     g2, h2 = two["g-seed0"], two["h-seed0"]
     assert g2.info.status == h2.info.status == "FINISHED"
-    assert g2.data.tags["compact_reid.reused_from"] == g1.info.run_id
-    assert g2.data.tags["compact_reid.inherited_epochs"] == "4"
+    assert g2.data.tags[names.REUSED_FROM] == g1.info.run_id
+    assert g2.data.tags[names.INHERITED_EPOCHS] == "4"
     for key in ("loss", "rank1", "final_mAP"):  # every epoch copied, values equal
         a = [(m.step, m.value) for m in client.get_metric_history(g1.info.run_id, key)]
         b = [(m.step, m.value) for m in client.get_metric_history(g2.info.run_id, key)]
         assert a == b and a, key
     assert {a.path for a in client.list_artifacts(g2.info.run_id)} >= {"weights", "metrics_history.json"}
     # only h trained: 6 epochs of its own (its producer is a store run: no main-phase checkpoint)
-    assert "compact_reid.reused_from" not in h2.data.tags
+    assert names.REUSED_FROM not in h2.data.tags
     assert _steps(client, h2.info.run_id, "loss") == list(range(1, 7))
     rows = {r["trial"]: r for r in out2.trials}
     assert rows["g-seed0"]["status"] == "TERMINATED"
@@ -93,11 +95,11 @@ def test_adaptive_seeds_are_added_live_until_max(tmp_path):
     client = MlflowClient(out.tracking_uri)
     runs = _children(client, "ad")
     assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs.values())
-    added = {n: r.data.tags.get("compact_reid.seed_added_because") for n, r in runs.items()}
+    added = {n: r.data.tags.get(names.SEED_ADDED) for n, r in runs.items()}
     assert {n for n, why in added.items() if why} == {"eval.max_rank=50-seed2", "eval.max_rank=10-seed2"}
     assert "not resolved at n=2/2" in added["eval.max_rank=10-seed2"]
     # the second point only re-evaluates the first's training
     re_eval = runs["eval.max_rank=10-seed2"]
-    assert re_eval.data.tags["compact_reid.shared_from"].endswith("@4")
+    assert re_eval.data.tags[names.SHARED_FROM].endswith("@4")
     planned = json.loads(Path(client.download_artifacts(out.parent_run_id, "trials.json")).read_text())
     assert sorted(t["trial_name"] for t in planned) == sorted(runs)

@@ -27,8 +27,8 @@ from typing import Iterator
 import pytest
 
 from mlflow_server.server import find_free_port
+from orchestration.sweep.spec import DatasetSpec
 from orchestration.sweep.storage_check import PROBE_PREFIX, probe_folders, sweep_folders
-from orchestration.sweep.trial_plan import DatasetSpec
 
 BIN = Path(sys.executable).parent
 SPEC = """

@@ -34,6 +34,7 @@ mlflow = pytest.importorskip("mlflow")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from orchestration.mlflow_log import names  # noqa: E402
 from reid_core.config import flatten  # noqa: E402
 from reid_core.presets import preset_config  # noqa: E402
 
@@ -42,15 +43,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 TRIAL_TAGS = (
     "mlflow.parentRunId",
-    "compact_reid.role",
-    "compact_reid.sweep",
-    "compact_reid.preset",
-    "compact_reid.column",
-    "compact_reid.seed",
-    "compact_reid.trial_id",
-    "compact_reid.trial_name",
-    "compact_reid.grid_point",
-    "compact_reid.schema_version",
+    names.ROLE,
+    names.SWEEP,
+    names.PRESET,
+    names.COLUMN,
+    names.SEED,
+    names.TRIAL_ID,
+    names.TRIAL_NAME,
+    names.GRID_POINT,
+    names.SCHEMA_VERSION_TAG,
 )
 
 
@@ -69,9 +70,9 @@ def _env() -> dict:
 
 def _children(client: MlflowClient, exp_name: str) -> dict:
     exp = client.get_experiment_by_name(exp_name)
-    runs = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial'")
-    names = [r.info.run_name for r in runs]
-    assert len(names) == len(set(names)), f"duplicate runs: {names}"
+    runs = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'trial'")
+    run_names = [r.info.run_name for r in runs]
+    assert len(run_names) == len(set(run_names)), f"duplicate runs: {run_names}"
     return {r.info.run_name: r for r in runs}
 
 
@@ -82,7 +83,7 @@ def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
 @pytest.fixture(scope="module")
 def fault_sweep(tmp_path_factory):
     """Runs one 4-trial sweep in-process with the two fault hooks; yields what the tests read."""
-    from orchestration.sweep.runner import run_sweep
+    from orchestration.sweep.runner import SweepOptions, run_sweep
     from orchestration.sweep.testing import FaultHooks, fault_injecting_trial
 
     root = tmp_path_factory.mktemp("sweep_e2e")
@@ -101,7 +102,7 @@ def fault_sweep(tmp_path_factory):
             mp.setenv(k, v)
         try:
             trial_fn = fault_injecting_trial(FaultHooks.from_env(marker_dir=root / "runs"))
-            outcome = run_sweep(spec, runs_dir=root / "runs", verbose=0, trial_fn=trial_fn)
+            outcome = run_sweep(spec, SweepOptions(runs_dir=root / "runs", verbose=0, trial_fn=trial_fn))
         finally:
             if ray.is_initialized():
                 ray.shutdown()
@@ -120,7 +121,7 @@ def test_sweep_runs_every_trial_and_tracks_it(fault_sweep):
     exp = client.get_experiment_by_name("e2e")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert exp.tags["mlflow.note.content"] == "end-to-end test sweep"
-    parents = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'sweep'")
+    parents = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'sweep'")
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.run_name == "e2e" and parent.info.status == "FINISHED"
@@ -136,12 +137,12 @@ def test_sweep_runs_every_trial_and_tracks_it(fault_sweep):
         for tag in TRIAL_TAGS:
             assert r.data.tags.get(tag), f"{name}: tag {tag} missing"
         assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert r.data.tags["compact_reid.grid_point"] == name.split("-seed")[0]
-        assert r.data.tags["compact_reid.seed"] == name.rsplit("seed", 1)[1]
+        assert r.data.tags[names.GRID_POINT] == name.split("-seed")[0]
+        assert r.data.tags[names.SEED] == name.rsplit("seed", 1)[1]
         assert set(flatten(preset_config("g"))) <= set(r.data.params)
-        assert {"data.name", "data.root"} <= set(r.data.params)
+        assert {names.DATA_NAME_PARAM, names.DATA_ROOT_PARAM} <= set(r.data.params)
         assert r.data.params["model.width_multiplier"] == "0.25"
-        total = int(r.data.tags["compact_reid.total_epochs"])
+        total = int(r.data.tags[names.TOTAL_EPOCHS])
         assert _steps(client, r.info.run_id, "loss") == list(range(1, total + 1)), name
         rank1 = _steps(client, r.info.run_id, "rank1")
         assert rank1 and rank1 == sorted(set(rank1)) and rank1[-1] == total
@@ -153,7 +154,7 @@ def test_sweep_runs_every_trial_and_tracks_it(fault_sweep):
         swa = {"weights/swa.pt"} if name.startswith("h") else set()  # h runs SWAG, g does not
         assert w == {"weights/final.pt", "weights/best.pt"} | swa
         # where it ran, and MLflow's system metrics over its life (the UI's system-metrics chart)
-        assert r.data.tags["compact_reid.node_ip"] and r.data.tags["compact_reid.node_id"]
+        assert r.data.tags[names.NODE_IP] and r.data.tags[names.NODE_ID]
         cpu = client.get_metric_history(r.info.run_id, "system/cpu_utilization_percentage")
         assert cpu and all(0 <= m.value <= 100 * os.cpu_count() for m in cpu), name
         assert client.get_metric_history(r.info.run_id, "system/system_memory_usage_megabytes"), name
@@ -176,8 +177,8 @@ def test_failing_trial_is_failed_others_finish(fault_sweep):
     runs = _children(client, "e2e")
     bad = runs["g-seed1"]
     assert bad.info.status == "FAILED"
-    assert "injected failure" in bad.data.tags["compact_reid.error"]
-    assert bad.data.tags["compact_reid.attempt"] == "2"  # max_failures=1: tried twice, one run
+    assert "injected failure" in bad.data.tags[names.ERROR_TAG]
+    assert bad.data.tags[names.ATTEMPT] == "2"  # max_failures=1: tried twice, one run
     assert _steps(client, bad.info.run_id, "loss") == [1]
     assert sum(r.info.status == "FINISHED" for r in runs.values()) == 3
 
@@ -189,9 +190,9 @@ def test_killed_worker_resumes_from_checkpoint_into_the_same_run(fault_sweep):
     assert "epoch 2" in marker.read_text()
     r = _children(client, "e2e")["g-seed0"]
     assert r.info.status == "FINISHED"
-    assert r.data.tags["compact_reid.attempt"] == "2"
-    assert r.data.tags["compact_reid.resumed_from_epoch"] == "1"  # killed before epoch 2's checkpoint
-    total = int(r.data.tags["compact_reid.total_epochs"])
+    assert r.data.tags[names.ATTEMPT] == "2"
+    assert r.data.tags[names.RESUMED_FROM] == "1"  # killed before epoch 2's checkpoint
+    total = int(r.data.tags[names.TOTAL_EPOCHS])
     for key in ("loss", "lr", "epoch_seconds"):
         assert _steps(client, r.info.run_id, key) == list(range(1, total + 1)), key  # no gap, no duplicate
     assert _steps(client, r.info.run_id, "rank1") == [2, 4]
@@ -204,9 +205,9 @@ def test_h_starts_from_g_main_phase_after_the_producer_retry(fault_sweep):
     client, root = fault_sweep["client"], fault_sweep["root"]
     runs = _children(client, "e2e")
     g, h = runs["g-seed0"], runs["h-seed0"]
-    assert h.data.tags["compact_reid.shared_from"] == f"{g.info.run_id}@4"
-    assert h.data.tags["compact_reid.inherited_epochs"] == "4"
-    assert h.data.tags["compact_reid.attempt"] == "1" and h.data.tags["compact_reid.identity"]
+    assert h.data.tags[names.SHARED_FROM] == f"{g.info.run_id}@4"
+    assert h.data.tags[names.INHERITED_EPOCHS] == "4"
+    assert h.data.tags[names.ATTEMPT] == "1" and h.data.tags[names.IDENTITY]
     marker = next((root / "runs").rglob("kill-g-seed0.marker"))
     assert h.info.start_time / 1000 > marker.stat().st_mtime  # released after the producer's retry
     for key in ("loss", "lr"):  # inherited epochs 1-4 are g's, bit for bit
@@ -217,8 +218,8 @@ def test_h_starts_from_g_main_phase_after_the_producer_retry(fault_sweep):
     assert ray_rows["h-seed0"]["epoch"] == 6
     # g-seed1 failed at every attempt: its consumer trained alone, and says why
     alone = runs["h-seed1"]
-    assert alone.info.status == "FINISHED" and "compact_reid.shared_from" not in alone.data.tags
-    assert "g-seed1 failed" in alone.data.tags["compact_reid.trained_alone_because"]
+    assert alone.info.status == "FINISHED" and names.SHARED_FROM not in alone.data.tags
+    assert "g-seed1 failed" in alone.data.tags[names.TRAINED_ALONE]
 
 
 @pytest.mark.timeout(600)
@@ -263,7 +264,7 @@ def _finished_trial_in_store(db) -> bool:
         try:
             row = con.execute(
                 "select count(*) from runs r join tags t on r.run_uuid = t.run_uuid "
-                "where t.key = 'compact_reid.role' and t.value = 'trial' and r.status = 'FINISHED'"
+                f"where t.key = '{names.ROLE}' and t.value = 'trial' and r.status = 'FINISHED'"
             ).fetchone()
         finally:
             con.close()
@@ -297,7 +298,7 @@ def test_driver_killed_then_resumed(tmp_path):
             client = MlflowClient(uri)
             exp = client.get_experiment_by_name("dk")
             done = client.search_runs(
-                [exp.experiment_id], "tags.`compact_reid.role` = 'trial' and attributes.status = 'FINISHED'"
+                [exp.experiment_id], f"tags.`{names.ROLE}` = 'trial' and attributes.status = 'FINISHED'"
             )
             if done:
                 first = done[0]
@@ -324,7 +325,7 @@ def test_driver_killed_then_resumed(tmp_path):
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("dk")
-    parent = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'sweep'")[0]
+    parent = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'sweep'")[0]
     assert parent.info.status == "RUNNING"  # the driver died before it could end it
     before = {m.step: m.value for m in client.get_metric_history(first.info.run_id, "loss")}
 
@@ -343,15 +344,15 @@ def test_driver_killed_then_resumed(tmp_path):
     assert all(r.info.status == "FINISHED" for r in runs_by.values()), {n: r.info.status for n, r in runs_by.items()}
     again = runs_by[first.info.run_name]
     assert again.info.run_id == first.info.run_id
-    assert again.data.tags["compact_reid.attempt"] == "1"  # not trained again
+    assert again.data.tags[names.ATTEMPT] == "1"  # not trained again
     assert again.info.end_time == first.info.end_time
     assert {m.step: m.value for m in client.get_metric_history(first.info.run_id, "loss")} == before
     for r in runs_by.values():
-        total = int(r.data.tags["compact_reid.total_epochs"])
+        total = int(r.data.tags[names.TOTAL_EPOCHS])
         assert _steps(client, r.info.run_id, "loss") == list(range(1, total + 1))
     for seed in (0, 1):  # shared training survived the driver's death
         g, h = runs_by[f"g-seed{seed}"], runs_by[f"h-seed{seed}"]
-        assert h.data.tags["compact_reid.shared_from"] == f"{g.info.run_id}@4"
+        assert h.data.tags[names.SHARED_FROM] == f"{g.info.run_id}@4"
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
     st = subprocess.run(
@@ -390,6 +391,6 @@ def test_tables_from_the_real_sweep(fault_sweep, tmp_path):
     assert list(out.glob("*.tex")) and list(out.glob("*.csv"))
     client = fault_sweep["client"]
     exp = client.get_experiment_by_name("e2e")
-    parent = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'sweep'")[0]
+    parent = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'sweep'")[0]
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "tables")}
     assert "tables/report.html" in logged

@@ -25,6 +25,7 @@ pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from mlflow_server.server import ServerError, find_free_port, wait_healthy  # noqa: E402
+from orchestration.mlflow_log import names  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 # The queue / quick-probe / replay path starts once the trial's 3 HTTP retries run out: MLflow's
@@ -98,7 +99,7 @@ def _epochs(client: MlflowClient) -> int:
     exp = client.get_experiment_by_name("outage")
     if exp is None:
         return 0
-    runs = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial'")
+    runs = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'trial'")
     return int(runs[0].data.metrics.get("epoch", 0)) if runs else 0
 
 
@@ -156,20 +157,20 @@ def test_trial_survives_a_tracking_outage(tmp_path: Path) -> None:
         assert sweep.wait(600) == 0, (tmp_path / "sweep.log").read_text()[-4000:]
 
         exp = client.get_experiment_by_name("outage")
-        (run,) = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial'")
-        total = int(run.data.tags["compact_reid.total_epochs"])
+        (run,) = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'trial'")
+        total = int(run.data.tags[names.TOTAL_EPOCHS])
         assert run.info.status == "FINISHED"
         for key in ("loss", "lr", "epoch_seconds"):
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             assert steps == list(range(1, total + 1)), (key, steps)  # no gap, no duplicate
-        replayed = int(run.data.tags["compact_reid.replayed_epochs"])
+        replayed = int(run.data.tags[names.REPLAYED_EPOCHS])
         # about (OUTAGE_S - the retry window) / (EPOCH_SLEEP_S + an epoch's training) epochs trained while down
         assert replayed >= 3, replayed
         # The trial meets the outage at its next log call and sees the server back at its next
         # probe, each up to an epoch (sleep + training, slower on a loaded machine) after the fact.
-        seen = float(run.data.tags["compact_reid.tracking_outage_s"])
+        seen = float(run.data.tags[names.OUTAGE_SECONDS])
         assert OUTAGE_S - 20 <= seen <= outage + 20, (seen, outage)
-        assert run.data.tags["compact_reid.attempt"] == "1"  # the trial never failed
+        assert run.data.tags[names.ATTEMPT] == "1"  # the trial never failed
         text = (tmp_path / "sweep.log").read_text()
         assert "tracking store unreachable" in text and "replayed" in text
         print(
@@ -224,6 +225,6 @@ def test_epoch_log_queues_replays_and_bounds(tmp_path: Path) -> None:
         client = MlflowClient(srv.url)
         assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == [1, 2, 3, 4, 5]
         tags = client.get_run(run.run_id).data.tags
-        assert tags["compact_reid.replayed_epochs"] == "4"
+        assert tags[names.REPLAYED_EPOCHS] == "4"
         # counted from the first failed call, its HTTP retries included
-        assert float(tags["compact_reid.tracking_outage_s"]) >= back - first_failed_call - 0.5
+        assert float(tags[names.OUTAGE_SECONDS]) >= back - first_failed_call - 0.5

@@ -68,84 +68,84 @@ def test_bad_arguments():
 def test_paired_when_seeds_match_and_interval_is_ttest_rel():
     ref = {0: 0.50, 1: 0.52, 2: 0.49, 3: 0.51}
     oth = {0: 0.53, 1: 0.54, 2: 0.52, 3: 0.55}
-    c = compare(ref, oth, reference_name="i", other_name="g")
+    result = compare(ref, oth, reference_name="i", other_name="g")
     ci = stats.ttest_rel([oth[k] for k in ref], [ref[k] for k in ref]).confidence_interval(0.95)
-    assert c.paired and (c.n_ref, c.n_other) == (4, 4)
-    assert (c.lo, c.hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
-    assert c.diff == pytest.approx(0.03)
-    assert c.verdict == "better" and c.resolved and c.seeds_needed is None
-    assert c.p_improve == 1.0
-    assert c.diff_text().startswith("+3.0 [")
-    assert (c.reference, c.other) == ("i", "g")
+    assert result.paired and (result.n_ref, result.n_other) == (4, 4)
+    assert (result.lo, result.hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert result.diff == pytest.approx(0.03)
+    assert result.verdict == "better" and result.resolved and result.seeds_needed is None
+    assert result.p_improve == 1.0
+    assert result.diff_text().startswith("+3.0 [")
+    assert (result.reference, result.other) == ("i", "g")
 
 
 def test_lower_is_better_flips_the_verdict():
     ref = {0: 0.50, 1: 0.52, 2: 0.49}
     oth = {0: 0.55, 1: 0.58, 2: 0.56}
     assert compare(ref, oth).verdict == "better"
-    c = compare(ref, oth, higher_is_better=False)
-    assert c.verdict == "worse" and c.p_improve == 0.0 and c.diff > 0
+    result = compare(ref, oth, higher_is_better=False)
+    assert result.verdict == "worse" and result.p_improve == 0.0 and result.diff > 0
 
 
 def test_unpaired_welch_when_seeds_differ():
     ref = {0: 0.50, 1: 0.52, 2: 0.49}
     oth = {3: 0.53, 4: 0.50, 5: 0.55, 6: 0.51}
-    c = compare(ref, oth)
+    result = compare(ref, oth)
     ci = stats.ttest_ind(list(oth.values()), list(ref.values()), equal_var=False).confidence_interval(0.95)
-    assert not c.paired and (c.n_ref, c.n_other) == (3, 4)
-    assert (c.lo, c.hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert not result.paired and (result.n_ref, result.n_other) == (3, 4)
+    assert (result.lo, result.hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
     u = stats.mannwhitneyu(list(oth.values()), list(ref.values())).statistic
-    assert c.p_improve == pytest.approx(u / 12)
-    assert "unpaired" in c.pairing_text()
+    assert result.p_improve == pytest.approx(u / 12)
+    assert "unpaired" in result.pairing_text()
 
 
 def test_not_resolved_says_how_many_seeds_would_resolve():
     rng = np.random.default_rng(1)
     ref = {s: 0.5 + 0.02 * rng.standard_normal() for s in range(4)}
     oth = {s: v + 0.004 + 0.01 * rng.standard_normal() for s, v in ref.items()}
-    c = compare(ref, oth)
-    assert c.verdict == "not resolved" and not c.resolved
-    assert c.seeds_needed is not None and c.seeds_needed > 4
+    result = compare(ref, oth)
+    assert result.verdict == "not resolved" and not result.resolved
+    assert result.seeds_needed is not None and result.seeds_needed > 4
     # at that many seeds, the same spread and difference give an interval that excludes zero
     d = np.array([oth[k] - ref[k] for k in ref])
-    sd, n = d.std(ddof=1), c.seeds_needed
-    assert stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) < abs(c.diff)
-    assert stats.t.ppf(0.975, n - 2) * sd / math.sqrt(n - 1) >= abs(c.diff)
-    assert "not resolved at 4 seeds" in c.verdict_text() and str(n) in c.verdict_text()
+    sd, n = d.std(ddof=1), result.seeds_needed
+    assert stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) < abs(result.diff)
+    assert stats.t.ppf(0.975, n - 2) * sd / math.sqrt(n - 1) >= abs(result.diff)
+    assert "not resolved at 4 seeds" in result.verdict_text() and str(n) in result.verdict_text()
 
 
 def test_unpaired_seeds_needed_welch():
-    c = compare({0: 0.50, 1: 0.54}, {2: 0.53, 3: 0.55})
-    assert c.verdict == "not resolved" and c.seeds_needed is not None and c.seeds_needed > 2
+    result = compare({0: 0.50, 1: 0.54}, {2: 0.53, 3: 0.55})
+    assert result.verdict == "not resolved" and result.seeds_needed is not None and result.seeds_needed > 2
 
 
 def test_one_seed_is_na_and_does_not_crash():
-    c = compare({0: 0.5}, {0: 0.6})
-    assert c.verdict == "n/a" and c.lo is None and c.hi is None and c.diff == pytest.approx(0.1)
-    assert c.diff_text() == "+10.0, n/a (1 seed)" and c.verdict_text() == "n/a (1 seed)"
-    c = compare({0: 0.5, 1: 0.6}, {2: 0.6})
-    assert c.verdict == "n/a" and not c.paired
-    c = compare({}, {0: 0.6})
-    assert c.verdict == "n/a" and c.diff is None and c.diff_text() == "–"
+    result = compare({0: 0.5}, {0: 0.6})
+    assert result.verdict == "n/a" and result.lo is None and result.hi is None and result.diff == pytest.approx(0.1)
+    assert result.diff_text() == "+10.0, n/a (1 seed)" and result.verdict_text() == "n/a (1 seed)"
+    result = compare({0: 0.5, 1: 0.6}, {2: 0.6})
+    assert result.verdict == "n/a" and not result.paired
+    result = compare({}, {0: 0.6})
+    assert result.verdict == "n/a" and result.diff is None and result.diff_text() == "–"
 
 
 def test_nan_values_are_dropped_before_pairing():
     ref = {0: 0.50, 1: 0.52, 2: float("nan")}
     oth = {0: 0.53, 1: 0.54, 2: 0.55}
-    c = compare(ref, oth)
-    assert not c.paired and (c.n_ref, c.n_other) == (2, 3)
+    result = compare(ref, oth)
+    assert not result.paired and (result.n_ref, result.n_other) == (2, 3)
 
 
 def test_identical_groups_are_not_resolved():
     ref = {0: 0.50, 1: 0.52, 2: 0.49}
-    c = compare(ref, dict(ref))
-    assert c.diff == 0 and c.verdict == "not resolved" and c.seeds_needed is None
-    assert c.p_improve == 0.5
+    result = compare(ref, dict(ref))
+    assert result.diff == 0 and result.verdict == "not resolved" and result.seeds_needed is None
+    assert result.p_improve == 0.5
 
 
 def test_no_spread_resolves_a_constant_shift():
-    c = compare({0: 0.5, 1: 0.6}, {0: 0.55, 1: 0.65})
-    assert c.verdict == "better" and c.lo == pytest.approx(0.05)
+    result = compare({0: 0.5, 1: 0.6}, {0: 0.55, 1: 0.65})
+    assert result.verdict == "better" and result.lo == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize("method", ["percentile", "bca"])
@@ -154,15 +154,15 @@ def test_bootstrap_comparisons(method):
     far = {s: v + 0.10 for s, v in ref.items()}
     assert compare(ref, far, method=method).verdict == "better"
     unp = {s + 10: v + 0.10 for s, v in ref.items()}
-    c = compare(ref, unp, method=method)
-    assert not c.paired and c.verdict == "better"
+    result = compare(ref, unp, method=method)
+    assert not result.paired and result.verdict == "better"
 
 
 def test_comparison_is_frozen_and_typed():
-    c = compare({0: 0.5, 1: 0.6}, {0: 0.55, 1: 0.6})
-    assert isinstance(c, Comparison)
+    result = compare({0: 0.5, 1: 0.6}, {0: 0.55, 1: 0.6})
+    assert isinstance(result, Comparison)
     with pytest.raises(AttributeError):
-        c.verdict = "better"  # type: ignore[misc]
+        result.verdict = "better"  # type: ignore[misc]
     assert isinstance(interval([0.1, 0.2]), Interval)
 
 

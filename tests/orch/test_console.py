@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from orchestration.sweep.console import SweepConsole, planned_epochs, sweep_line, trial_view  # noqa: E402
+from orchestration.sweep.console import SweepConsole, sweep_line, trial_view  # noqa: E402
 from orchestration.sweep.spec import parse_text  # noqa: E402
 
 SPEC = """
@@ -39,7 +39,7 @@ class Clock:
 def _trials():
     spec = parse_text(SPEC, "<tiny>", check_paths=False)
     return [
-        SimpleNamespace(trial_id=f"t{i}", status="PENDING", config={"trial": t.to_record()}, last_result={})
+        SimpleNamespace(trial_id=f"t{i}", status="PENDING", config={"trial": t}, last_result={})
         for i, t in enumerate(spec.trials)
     ]
 
@@ -61,11 +61,10 @@ def _step(c: SweepConsole, trials, done: bool = False) -> list[str]:
     return "\n".join(out[n:]).splitlines()
 
 
-def test_planned_epochs_from_the_record():
+def test_planned_epochs_from_the_trial():
     g, _, h, _ = _trials()
-    assert planned_epochs(g.config["trial"]["config"]) == 8
-    assert planned_epochs(h.config["trial"]["config"]) == 10  # 8 main + 2 one-epoch SWAG cycles
-    assert planned_epochs({"schedule": {}}) is None
+    assert trial_view(g).total == 8
+    assert trial_view(h).total == 10  # 8 main + 2 one-epoch SWAG cycles
 
 
 def test_trial_view_shows_name_axes_epoch_and_metrics():
@@ -134,7 +133,7 @@ def test_done_prints_the_sweep_line_and_hours_are_shown():
     trials = _trials()
     for t in trials:
         t.status = "TERMINATED"
-        t.last_result = {"epoch": 8, "total_epochs": planned_epochs(t.config["trial"]["config"])}
+        t.last_result = {"epoch": 8, "total_epochs": t.config["trial"].total_epochs}
     _step(c, trials)
     clock.t += 3 * 3600 + 65
     lines = _step(c, trials, done=True)
@@ -155,10 +154,13 @@ def test_trials_tune_has_not_created_yet_count_as_pending():
 
 
 def test_unknown_totals_and_search_names():
-    record = {"trial_name": "x-seed0", "grid_point": "x", "preset": "g", "seed": 0, "axes": {}, "config": {}}
-    record["config"] = {"optim": {"lr": 0.0213456}, "schedule": {"epochs": 4}, "swag": {"enabled": False}}
-    record["search_keys"] = ["optim.lr"]
-    t = SimpleNamespace(trial_id="a", status="RUNNING", config={"trial": record}, last_result={"epoch": 1})
+    template = (
+        parse_text(SPEC, "<tiny>", check_paths=False)
+        .trials[0]
+        .with_overrides({"schedule.epochs": 4, "schedule.milestones": [3]})
+    )
+    config = {"trial": template, "sampled": {"optim.lr": 0.0213456}}
+    t = SimpleNamespace(trial_id="a", status="RUNNING", config=config, last_result={"epoch": 1})
     v = trial_view(t)
     assert v.name == "lr=0.0213-seed0" and v.axes == "preset=g lr=0.02135" and v.total == 4
     bare = SimpleNamespace(trial_id="b", status="PENDING", config={}, last_result=None)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.sweep.names import format_value, search_trial_name, trial_name
 from orchestration.sweep.spec import load_spec, parse_text
+from orchestration.sweep.trial import format_value, search_trial_name, trial_name
 from reid_core.config import ConfigError
 from reid_core.presets import TABLE3_COLUMNS, TABLE4_SETUPS
 
@@ -52,7 +52,7 @@ def test_shipped_spec_validates_and_expands(name, market_root):
     names = [t.name for t in spec.trials]
     assert len(names) == len(set(names))
     for t in spec.trials:
-        cfg = t.config()
+        cfg = t.config
         assert cfg.seed == t.seed and cfg.preset == t.preset
         assert t.name == f"{t.grid_point}-seed{t.seed}"
     json.dumps(spec.to_dict())  # JSON-ready
@@ -65,7 +65,7 @@ def test_table3_has_55_trials(market_root):
     assert {t.preset for t in spec.trials} == set(TABLE3_COLUMNS)
     assert {t.grid_point for t in spec.trials} == set(TABLE3_COLUMNS)
     assert spec.dataset.path == str(market_root.resolve()) and spec.dataset.name == "market1501"
-    assert spec.trials[-1].config().schedule.scale == 1.0  # the paper's schedule
+    assert spec.trials[-1].config.schedule.scale == 1.0  # the paper's schedule
     planned = spec.planned()
     assert len(planned) == 55 and set(planned[0]) >= {"trial_name", "grid_point", "preset", "seed", "overrides"}
 
@@ -73,15 +73,15 @@ def test_table3_has_55_trials(market_root):
 def test_table4_and_axes(market_root):
     t4 = load_spec(SWEEPS / "table4_swag.yaml")
     assert len(t4.trials) == 15 and {t.preset for t in t4.trials} == set(TABLE4_SETUPS)
-    assert all(t.config().swag.enabled for t in t4.trials)
+    assert all(t.config.swag.enabled for t in t4.trials)
     gem = load_spec(SWEEPS / "gem_p_init.yaml")
     assert "gem_p_init=4.0-seed0" in [t.name for t in gem.trials]
-    assert {t.config().model.gem_p_init for t in gem.trials} == {1.0, 2.0, 3.0, 4.0, 6.0}
+    assert {t.config.model.gem_p_init for t in gem.trials} == {1.0, 2.0, 3.0, 4.0, 6.0}
     sw = load_spec(SWEEPS / "swag_cycles.yaml")
-    assert {t.config().swag.cycles for t in sw.trials} == {1, 5, 10, 15, 20}
+    assert {t.config.swag.cycles for t in sw.trials} == {1, 5, 10, 15, 20}
     assert sw.trials[0].name == "swag.cycles=1-seed0"
     wm = load_spec(SWEEPS / "width_multiplier.yaml")
-    assert {t.config().model.width_multiplier for t in wm.trials} == {0.25, 0.5, 0.75, 1.0, 1.5}
+    assert {t.config.model.width_multiplier for t in wm.trials} == {0.25, 0.5, 0.75, 1.0, 1.5}
 
 
 def test_smoke_spec_is_tiny():
@@ -89,7 +89,7 @@ def test_smoke_spec_is_tiny():
     # the demo's set: enough identities that the networks learn, few enough for ~5 min (docs/BENCHMARKS.md)
     assert spec.dataset.is_synthetic and 100 <= spec.dataset.synthetic["num_train_ids"] <= 200
     assert 3 <= len(spec.trials) <= 4
-    cfgs = [t.config() for t in spec.trials]
+    cfgs = [t.config for t in spec.trials]
     assert any(c.swag.enabled and c.swag.cycles == 2 and c.swag.samples == 2 for c in cfgs)
     assert all(c.model.width_multiplier <= 0.25 for c in cfgs)
     assert len({t.seed for t in spec.trials}) == 2
@@ -413,7 +413,7 @@ def test_overrides_are_applied_together_in_any_order(order):
     text = "name: o\ndataset: {synthetic: {ids: 20}}\nbase_preset: g\noverrides:\n" + "".join(
         f"  {k}: {values[k]}\n" for k in order
     )
-    schedule = parse_text(text, "o.yaml").trials[0].config().schedule
+    schedule = parse_text(text, "o.yaml").trials[0].config.schedule
     assert (schedule.epochs, schedule.warmup_epochs, schedule.milestones) == (10, 1, (8,))
 
 
@@ -426,41 +426,49 @@ def test_overrides_that_conflict_together_name_the_file_and_key():
         parse_text(text, "o.yaml")  # an override's own field: named as written
 
 
-def test_trial_record_carries_the_resolved_config():
-    from orchestration.sweep.trial_plan import TrialSpec
-    from reid_core.config import to_dict
+def test_a_trial_carries_its_resolved_config_and_round_trips():
+    import pickle
+
+    from orchestration.sweep.trial import Trial, trial_of
+    from reid_core.config import TrainConfig
 
     spec = parse_text(GOOD, "good.yaml")
-    t = spec.trials[3]
-    record = t.to_record()
-    assert record["config"] == to_dict(t.config()) and record["config"]["seed"] == t.seed == 1
-    assert record["config"]["schedule"]["scale"] == 0.01 and record["config"]["preset"] == "h"
-    back = TrialSpec.from_record(json.loads(json.dumps(record)))  # what Ray's experiment state gives back
-    assert back == t and back.config() == t.config()
-    searched = {
-        **record,
-        "search_keys": ["optim.lr"],
-        "config": {**record["config"], "optim": {**record["config"]["optim"], "lr": 0.0213456}},
-    }
-    s = TrialSpec.from_record(searched)
-    assert s.name == "lr=0.0213-seed1" and s.config().optim.lr == 0.0213456 and s.overrides["optim.lr"] == 0.0213456
+    trial = spec.trials[3]
+    assert isinstance(trial.config, TrainConfig) and trial.config.seed == trial.seed == 1
+    assert trial.config.schedule.scale == 0.01 and trial.config.preset == "h"
+    saved = trial.to_dict()
+    assert saved["config"]["seed"] == 1 and "config" not in trial.to_dict(with_config=False)
+    assert Trial.from_dict(json.loads(json.dumps(saved))) == trial  # sweep.json / trials.json
+    assert pickle.loads(pickle.dumps(trial)) == trial  # what Ray's experiment state keeps
+    searched = trial_of({"trial": trial, "sampled": {"optim.lr": 0.0213456}})  # Optuna's values
+    assert searched.name == "lr=0.0213-seed1" and searched.config.optim.lr == 0.0213456
+    assert searched.overrides["optim.lr"] == 0.0213456 and trial.config.optim.lr != 0.0213456
+
+
+def test_config_edits_go_through_the_configs_own_validation():
+    trial = parse_text(GOOD, "good.yaml").trials[0]
+    assert trial.with_overrides({"data.pipeline": "device"}).config.data.pipeline == "device"
+    with pytest.raises(ConfigError, match="data.pipeline"):
+        trial.with_overrides({"data.pipeline": "nonsense"})
+    reseeded = trial.reseeded(7, 9, "why", preset_in_name=True)
+    assert (reseeded.name, reseeded.seed, reseeded.config.seed, reseeded.index) == ("g-seed7", 7, 7, 9)
+    with pytest.raises(TypeError, match="older compact-reid"):  # a sweep saved with untyped records
+        from orchestration.sweep.trial import trial_of
+
+        trial_of({"trial": trial.to_dict()})
 
 
 def test_ray_names_a_trial_after_its_record():
     from types import SimpleNamespace
 
-    from orchestration.sweep.names import trial_dirname_creator, trial_name_creator
+    from orchestration.sweep.trial import trial_dirname_creator, trial_name_creator
 
-    record = parse_text(GOOD, "good.yaml").trials[3].to_record()
-    searched = {
-        **record,
-        "search_keys": ["optim.lr"],
-        "config": {**record["config"], "optim": {**record["config"]["optim"], "lr": 0.0213456}},
-    }
-    assert trial_name_creator(SimpleNamespace(config={"trial": record}, trial_id="t1")) == "h-seed1"
-    assert trial_name_creator(SimpleNamespace(config={"trial": searched}, trial_id="t2")) == "lr=0.0213-seed1"
+    trial = parse_text(GOOD, "good.yaml").trials[3]
+    searched = {"trial": trial, "sampled": {"optim.lr": 0.0213456}}
+    assert trial_name_creator(SimpleNamespace(config={"trial": trial}, trial_id="t1")) == "h-seed1"
+    assert trial_name_creator(SimpleNamespace(config=searched, trial_id="t2")) == "lr=0.0213-seed1"
     assert trial_name_creator(SimpleNamespace(config={}, trial_id="t3")) == "t3"
-    assert trial_dirname_creator(SimpleNamespace(config={"trial": record}, trial_id="t1")) == "h-seed1_t1"
+    assert trial_dirname_creator(SimpleNamespace(config={"trial": trial}, trial_id="t1")) == "h-seed1_t1"
 
 
 def test_reid_core_needs_no_pydantic_ray_or_mlflow():

@@ -4,6 +4,7 @@ differences tables), figures, files and artifacts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -18,7 +19,8 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 
 from orchestration.cli import main  # noqa: E402
-from orchestration.report import build_figures, build_tables, load_sweep, write_report  # noqa: E402
+from orchestration.mlflow_log import names  # noqa: E402
+from orchestration.report import build_figures, build_tables, group_runs, load_sweep, write_report  # noqa: E402
 from orchestration.report.paper import PAPER_TABLE3  # noqa: E402
 from orchestration.report.render import render_markdown_report, to_latex  # noqa: E402
 from orchestration.report.sweep_data import CHECK, MISSING  # noqa: E402
@@ -65,18 +67,18 @@ def _cfg(preset: str, seed: int, **over: Any) -> Any:
 
 def _params(preset: str, seed: int, style: str = "tracking", **over: Any) -> dict[str, str]:
     flat = {k: _text(v, style) for k, v in flatten(_cfg(preset, seed, **over)).items()}
-    flat.update({"data.name": "market1501", "data.root": "/data/market"})
+    flat.update({names.DATA_NAME_PARAM: "market1501", names.DATA_ROOT_PARAM: "/data/market"})
     return flat
 
 
 def _config(preset: str, seed: int, drop: str | None = None, **over: Any) -> dict[str, Any]:
     """config.json as a trial logs it (to_dict of the resolved TrainConfig); `drop`: a
     dotted key left out (a run recorded by an older schema)."""
-    d = to_dict(_cfg(preset, seed, **over))
+    recorded = to_dict(_cfg(preset, seed, **over))
     if drop:
         section, key = drop.split(".")
-        del d[section][key]
-    return d
+        del recorded[section][key]
+    return recorded
 
 
 class Store:
@@ -96,20 +98,20 @@ class Store:
     def experiment(self, name: str) -> str:
         return self.client.create_experiment(
             name,
-            tags={"mlflow.experimentKind": "custom_model_development", "mlflow.note.content": f"test sweep {name}"},
+            tags={names.EXPERIMENT_KIND: names.EXPERIMENT_KIND_VALUE, names.NOTE: f"test sweep {name}"},
         )
 
     def parent(self, exp: str, name: str, trials: list[dict[str, Any]] | None, spec_extra: str = "") -> str:
         run = self.client.create_run(
-            exp, run_name=name, start_time=self._now(), tags={"compact_reid.role": "sweep", "compact_reid.sweep": name}
+            exp, run_name=name, start_time=self._now(), tags={names.ROLE: names.ROLE_SWEEP, names.SWEEP: name}
         )
-        d = self.tmp / f"parent-{run.info.run_id}"
-        d.mkdir()
-        (d / "spec.yaml").write_text(f"name: {name}\n{spec_extra}")
-        self.client.log_artifact(run.info.run_id, str(d / "spec.yaml"))
+        folder = self.tmp / f"parent-{run.info.run_id}"
+        folder.mkdir()
+        (folder / names.SPEC_ARTIFACT).write_text(f"name: {name}\n{spec_extra}")
+        self.client.log_artifact(run.info.run_id, str(folder / names.SPEC_ARTIFACT))
         if trials is not None:
-            (d / "trials.json").write_text(json.dumps(trials))
-            self.client.log_artifact(run.info.run_id, str(d / "trials.json"))
+            (folder / names.TRIALS_ARTIFACT).write_text(json.dumps(trials))
+            self.client.log_artifact(run.info.run_id, str(folder / names.TRIALS_ARTIFACT))
         self.client.set_terminated(run.info.run_id, "FINISHED")
         return run.info.run_id
 
@@ -133,26 +135,26 @@ class Store:
         gp = grid_point or preset
         name = f"{gp}-seed{seed}"
         tags = {
-            "mlflow.parentRunId": parent,
-            "compact_reid.role": "trial",
-            "compact_reid.sweep": sweep,
-            "compact_reid.preset": preset,
-            "compact_reid.column": preset,
-            "compact_reid.seed": str(seed),
-            "compact_reid.trial_id": f"abc_{name}",
-            "compact_reid.trial_name": name,
-            "compact_reid.grid_point": gp,
+            names.PARENT: parent,
+            names.ROLE: names.ROLE_TRIAL,
+            names.SWEEP: sweep,
+            names.PRESET: preset,
+            names.COLUMN: preset,
+            names.SEED: str(seed),
+            names.TRIAL_ID: f"abc_{name}",
+            names.TRIAL_NAME: name,
+            names.GRID_POINT: gp,
         }
         if schema is not None:
-            tags["compact_reid.schema_version"] = str(schema)
+            tags[names.SCHEMA_VERSION_TAG] = str(schema)
         if error:
-            tags["compact_reid.error"] = error
+            tags[names.ERROR_TAG] = error
         tags.update(extra_tags or {})
         run = self.client.create_run(exp, run_name=name, start_time=self._now(), tags=tags)
         rid = run.info.run_id
-        p = params if params is not None else _params(preset, seed)
-        self.client.log_batch(rid, params=[Param(k, v) for k, v in p.items()])
-        self.client.log_dict(rid, config if config is not None else _config(preset, seed), "config.json")
+        logged = params if params is not None else _params(preset, seed)
+        self.client.log_batch(rid, params=[Param(k, v) for k, v in logged.items()])
+        self.client.log_dict(rid, config if config is not None else _config(preset, seed), names.CONFIG_ARTIFACT)
         ms = []
         ts = self._now()
         last = 0
@@ -213,17 +215,17 @@ COMPLEXITY = {"c": (5.1e6, 5.2e6, 1.6e9), "h": (2.9e6, 2.92e6, 0.68e9), "compact
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("mlstore")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    s = Store(uri, tmp)
-    exp = s.experiment(SWEEP)
+    writer = Store(uri, tmp)
+    exp = writer.experiment(SWEEP)
     trials = [
         {"trial_name": f"{p}-seed{sd}", "grid_point": p, "preset": p, "seed": sd, "overrides": {}}
         for p in PRESETS_RUN
         for sd in SEEDS
     ]
-    parent = s.parent(exp, SWEEP, trials)
+    parent = writer.parent(exp, SWEEP, trials)
     ids: dict[str, str] = {}
     # an earlier attempt of h-seed0 that a resumed run replaced: must not be counted or listed
-    s.trial(exp, parent, SWEEP, "h", 0, status="FAILED", error="preempted")
+    writer.trial(exp, parent, SWEEP, "h", 0, status="FAILED", error="preempted")
     for (preset, seed), (r1, mp) in FINAL.items():
         metrics: dict[str, float] = {"final_rank1": r1, **UNTRAINED[seed]}
         if mp is not None:
@@ -234,8 +236,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         if preset == "h":
             hist, summ = _swag_history(seed)
             metrics.update(summ)
-        ids[f"{preset}-seed{seed}"] = s.trial(exp, parent, SWEEP, preset, seed, metrics=metrics, history=hist)
-    ids["h-seed2"] = s.trial(
+        ids[f"{preset}-seed{seed}"] = writer.trial(exp, parent, SWEEP, preset, seed, metrics=metrics, history=hist)
+    ids["h-seed2"] = writer.trial(
         exp,
         parent,
         SWEEP,
@@ -245,12 +247,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         metrics={"final_rank1": 0.10},
         error='Traceback (most recent call last):\n  File "trainer.py", line 3\nRuntimeError: CUDA out of memory',
     )
-    ids["compact-seed1"] = s.trial(exp, parent, SWEEP, "compact", 1, status="RUNNING", history={"rank1": [(5, 0.5)]})
+    ids["compact-seed1"] = writer.trial(
+        exp, parent, SWEEP, "compact", 1, status="RUNNING", history={"rank1": [(5, 0.5)]}
+    )
     # a run of an older config schema (would otherwise count as column g)
-    ids["g-seed0"] = s.trial(exp, parent, SWEEP, "g", 0, metrics={"final_rank1": 0.99, "final_mAP": 0.99}, schema=0)
+    ids["g-seed0"] = writer.trial(
+        exp, parent, SWEEP, "g", 0, metrics={"final_rank1": 0.99, "final_mAP": 0.99}, schema=0
+    )
 
     # a grid sweep over gem_p_init (same preset, two grid points)
-    gexp = s.experiment("gem-grid")
+    gexp = writer.experiment("gem-grid")
     gtrials = [
         {
             "trial_name": f"gem_p_init={v}-seed{sd}",
@@ -262,11 +268,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for v in (3.0, 4.0)
         for sd in (0, 1)
     ]
-    gparent = s.parent(gexp, "gem-grid", gtrials)
+    gparent = writer.parent(gexp, "gem-grid", gtrials)
     for v, vals in ((3.0, (0.90, 0.92)), (4.0, (0.91, None))):
         for sd, r1 in zip((0, 1), vals):
-            if r1 is None:  # stopped early by ASHA: KILLED, tag compact_reid.stopped
-                s.trial(
+            if r1 is None:  # stopped early by ASHA: KILLED, with the stopped tag
+                writer.trial(
                     gexp,
                     gparent,
                     "gem-grid",
@@ -275,12 +281,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                     grid_point=f"gem_p_init={v}",
                     status="KILLED",
                     metrics={"rank1": 0.5},
-                    extra_tags={"compact_reid.stopped": "early"},
+                    extra_tags={names.STOPPED: "early"},
                     params=_params("compact", sd, style="str", **{"model.gem_p_init": v}),
                     config=_config("compact", sd, **{"model.gem_p_init": v}),
                 )
                 continue
-            s.trial(
+            writer.trial(
                 gexp,
                 gparent,
                 "gem-grid",
@@ -299,17 +305,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             )
 
     # a grid over schedule.scale whose spec names its reference; 0.04 ran other seeds (unpaired)
-    sexp = s.experiment("scale-grid")
+    sexp = writer.experiment("scale-grid")
     strials = [
         {"trial_name": f"scale={v}-seed{sd}", "grid_point": f"scale={v}", "preset": "g", "seed": sd, "overrides": {}}
         for v, seeds in SCALE_GRID_SEEDS.items()
         for sd in seeds
     ]
-    sparent = s.parent(sexp, "scale-grid", strials, spec_extra="reference: scale=0.02\n")
+    sparent = writer.parent(sexp, "scale-grid", strials, spec_extra="reference: scale=0.02\n")
     for v, per_seed in SCALE_GRID.items():
         for sd, r1 in per_seed.items():
             over = {"schedule.scale": v}
-            s.trial(
+            writer.trial(
                 sexp,
                 sparent,
                 "scale-grid",
@@ -329,11 +335,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 config=_config("g", sd, **over),
             )
 
-    s.experiment("empty-sweep")
-    oexp = s.experiment("old-sweep")
-    oparent = s.parent(oexp, "old-sweep", None)
-    s.trial(oexp, oparent, "old-sweep", "a", 0, metrics={"final_rank1": 0.9}, schema=None)
-    s.trial(
+    writer.experiment("empty-sweep")
+    oexp = writer.experiment("old-sweep")
+    oparent = writer.parent(oexp, "old-sweep", None)
+    writer.trial(oexp, oparent, "old-sweep", "a", 0, metrics={"final_rank1": 0.9}, schema=None)
+    writer.trial(
         oexp,
         oparent,
         "old-sweep",
@@ -343,9 +349,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         params={k: v for k, v in _params("c", 0).items() if k != "model.pooling"},
         config=_config("c", 0, drop="model.pooling"),
     )
-    pexp = s.experiment("parent-only")
-    s.parent(pexp, "parent-only", trials[:2])
-    return {"uri": uri, "tmp": tmp, "ids": ids, "parent": parent, "client": s.client}
+    pexp = writer.experiment("parent-only")
+    writer.parent(pexp, "parent-only", trials[:2])
+    return {"uri": uri, "tmp": tmp, "ids": ids, "parent": parent, "client": writer.client}
 
 
 @pytest.fixture(scope="module")
@@ -357,8 +363,8 @@ def built(store: dict[str, Any]) -> dict[str, Any]:
 
 
 def _col(built: dict[str, Any], label: str) -> dict[str, str]:
-    d = built["tables"]["table3"].display
-    return dict(zip(d[""], d[label]))
+    display = built["tables"]["table3"].display
+    return dict(zip(display[""], display[label]))
 
 
 def _sd(*xs: float) -> float:
@@ -408,8 +414,8 @@ def test_runs_frame(built: dict[str, Any]) -> None:
 
 
 def test_table3_checkmarks_and_order(built: dict[str, Any]) -> None:
-    d = built["tables"]["table3"].display
-    assert list(d.columns) == ["", "a", "c", "h", "Compact-ReID"]
+    display = built["tables"]["table3"].display
+    assert list(display.columns) == ["", "a", "c", "h", "Compact-ReID"]
     for label, preset in (("a", "a"), ("c", "c"), ("h", "h"), ("Compact-ReID", "compact")):
         col = _col(built, label)
         for s in SWITCHES:
@@ -420,14 +426,14 @@ def test_table3_checkmarks_and_order(built: dict[str, Any]) -> None:
 
 
 def test_table3_means_by_hand(built: dict[str, Any]) -> None:
-    a = _col(built, "a")
+    col_a = _col(built, "a")
     # rank-1 90, 92, 94 -> 92.0, sd 2.0: 95% t interval 92 ± 4.303 * 2 / sqrt(3) = [87.0, 97.0]
-    assert a["Seeds finished"] == "3/3"
-    assert a["Rank-1 (%)"] == _ci(90, 92, 94) == "92.0 [87.0, 97.0]"
-    assert a["mAP (%)"] == _ci(70, 72, 77)
-    assert a["Rank-1 untrained (%)"] == _ci(2, 3, 4) and a["mAP untrained (%)"] == _ci(1, 1.5, 2)
-    assert a["Rank-1 paper"] == "93.2" and a["Rank-1 Δ paper"] == "-1.2"
-    assert a["mAP paper"] == "82.0" and a["mAP Δ paper"] == "-9.0"
+    assert col_a["Seeds finished"] == "3/3"
+    assert col_a["Rank-1 (%)"] == _ci(90, 92, 94) == "92.0 [87.0, 97.0]"
+    assert col_a["mAP (%)"] == _ci(70, 72, 77)
+    assert col_a["Rank-1 untrained (%)"] == _ci(2, 3, 4) and col_a["mAP untrained (%)"] == _ci(1, 1.5, 2)
+    assert col_a["Rank-1 paper"] == "93.2" and col_a["Rank-1 Δ paper"] == "-1.2"
+    assert col_a["mAP paper"] == "82.0" and col_a["mAP Δ paper"] == "-9.0"
     rec = built["tables"]["table3"].data.set_index("group").loc["a"]
     assert rec["rank1_mean"] == pytest.approx(92.0)
     assert (rec["rank1_lo"], rec["rank1_hi"]) == (pytest.approx(87.0, abs=0.04), pytest.approx(97.0, abs=0.04))
@@ -437,16 +443,16 @@ def test_table3_means_by_hand(built: dict[str, Any]) -> None:
 
 
 def test_missing_seeds_failed_and_absent(built: dict[str, Any]) -> None:
-    c, h, comp = _col(built, "c"), _col(built, "h"), _col(built, "Compact-ReID")
-    assert c["Seeds finished"] == "2/3"
-    assert c["Rank-1 (%)"] == f"{_ci(93, 95)} (2/3)"
+    col_c, col_h, col_compact = _col(built, "c"), _col(built, "h"), _col(built, "Compact-ReID")
+    assert col_c["Seeds finished"] == "2/3"
+    assert col_c["Rank-1 (%)"] == f"{_ci(93, 95)} (2/3)"
     # the FAILED h-seed2 logged final_rank1 = 0.10: not averaged
-    assert h["Rank-1 (%)"] == f"{_ci(95, 97)} (2/3)"
-    assert h["mAP (%)"] == f"{_ci(86, 90)} (2/3)"
+    assert col_h["Rank-1 (%)"] == f"{_ci(95, 97)} (2/3)"
+    assert col_h["mAP (%)"] == f"{_ci(86, 90)} (2/3)"
     # compact: one finished seed (no interval), no final_mAP; a RUNNING seed is not averaged
-    assert comp["Seeds finished"] == "1/3"
-    assert comp["Rank-1 (%)"] == "96.0, n/a (1 seed) (1/3)"
-    assert comp["mAP (%)"] == MISSING and comp["mAP Δ paper"] == MISSING
+    assert col_compact["Seeds finished"] == "1/3"
+    assert col_compact["Rank-1 (%)"] == "96.0, n/a (1 seed) (1/3)"
+    assert col_compact["mAP (%)"] == MISSING and col_compact["mAP Δ paper"] == MISSING
     probs = built["tables"]["table3"].problems.set_index("trial")
     assert probs.loc["h-seed2", "status"] == "FAILED"
     assert "CUDA out of memory" in probs.loc["h-seed2", "error"]
@@ -461,18 +467,21 @@ def test_missing_seeds_failed_and_absent(built: dict[str, Any]) -> None:
 
 
 def test_table4(built: dict[str, Any]) -> None:
-    t = built["tables"]["table4"].display
-    assert list(t.columns) == ["setup", "", "plain", "+ cyclic LR", "+ SWAG"]
-    starts = [i for i, v in enumerate(t["setup"]) if v]
-    assert [t["setup"][i] for i in starts] == ["h (paper setup 2: column g)", "Compact-ReID (paper setup 3: column i)"]
-    h = dict((row[""], row) for _, row in t.iloc[starts[0] : starts[1]].iterrows())
+    display = built["tables"]["table4"].display
+    assert list(display.columns) == ["setup", "", "plain", "+ cyclic LR", "+ SWAG"]
+    starts = [i for i, v in enumerate(display["setup"]) if v]
+    assert [display["setup"][i] for i in starts] == [
+        "h (paper setup 2: column g)",
+        "Compact-ReID (paper setup 3: column i)",
+    ]
+    rows_h = dict((row[""], row) for _, row in display.iloc[starts[0] : starts[1]].iterrows())
     # plain 94, 95; cyclic 94.5, 95.5; swag 95, 96 (rank-1 %, seeds 0 and 1; seed 2 FAILED)
-    assert h["Rank-1 (%)"]["plain"] == f"{_ci(94, 95)} (2/3)"
-    assert h["Rank-1 paper"]["plain"] == "95.4"
-    assert h["Rank-1 (%)"]["+ SWAG"] == f"{_ci(95, 96)} (2/3)" and h["Rank-1 paper"]["+ SWAG"] == "95.8"
-    assert h["Rank-1 Δ paper"]["+ cyclic LR"] == "-0.8"  # 95.0 - 95.8
-    assert h["mAP (%)"]["+ SWAG"] == f"{_ci(87, 88)} (2/3)" and h["mAP Δ paper"]["+ SWAG"] == "-1.2"
-    comp = t.iloc[starts[1] :]
+    assert rows_h["Rank-1 (%)"]["plain"] == f"{_ci(94, 95)} (2/3)"
+    assert rows_h["Rank-1 paper"]["plain"] == "95.4"
+    assert rows_h["Rank-1 (%)"]["+ SWAG"] == f"{_ci(95, 96)} (2/3)" and rows_h["Rank-1 paper"]["+ SWAG"] == "95.8"
+    assert rows_h["Rank-1 Δ paper"]["+ cyclic LR"] == "-0.8"  # 95.0 - 95.8
+    assert rows_h["mAP (%)"]["+ SWAG"] == f"{_ci(87, 88)} (2/3)" and rows_h["mAP Δ paper"]["+ SWAG"] == "-1.2"
+    comp = display.iloc[starts[1] :]
     assert (comp[comp[""] == "Rank-1 (%)"][["plain", "+ cyclic LR", "+ SWAG"]] == MISSING).all().all()
     rec = built["tables"]["table4"].data.set_index(["group", "metric"]).loc[("h", "mAP")]
     assert rec["swag_mean"] == pytest.approx(87.5) and rec["swag_paper"] == 88.7 and rec["swag_n"] == 2
@@ -483,22 +492,22 @@ def test_table1(built: dict[str, Any]) -> None:
 
     t1 = built["tables"]["table1"]
     rec = t1.data.set_index("paper_model")
-    a = rec.loc["hacnn"]  # column a = the HA-CNN architecture, recomputed
+    hacnn = rec.loc["hacnn"]  # column a = the HA-CNN architecture, recomputed
     prof = profile_model(preset_config("a", {"model.num_classes": 10}).model)
-    assert a["source"] == "recomputed"
-    assert a["params"] == prof["params"] and a["macs"] == prof["macs"]
-    assert a["params_with_classifiers"] == prof["params_with_classifiers"]
+    assert hacnn["source"] == "recomputed"
+    assert hacnn["params"] == prof["params"] and hacnn["macs"] == prof["macs"]
+    assert hacnn["params_with_classifiers"] == prof["params_with_classifiers"]
     assert rec.loc["compact-1x", "params"] == 2.9e6 and rec.loc["compact-1x", "source"] == "logged"
-    d = t1.display.set_index("groups")
-    assert d.loc["h", "paper params (M)"] == "2.9" and d.loc["h", "Δ params"] == "+0.0%"
-    assert d.loc["Compact-ReID", "paper MACs (G)"] == "1.68"
+    display = t1.display.set_index("groups")
+    assert display.loc["h", "paper params (M)"] == "2.9" and display.loc["h", "Δ params"] == "+0.0%"
+    assert display.loc["Compact-ReID", "paper MACs (G)"] == "1.68"
 
 
 def test_table2(built: dict[str, Any]) -> None:
     t2 = built["tables"]["table2"]
-    d = t2.display
-    assert "HA-CNN" in set(d["method"]) and "Ours (6.4M)" in set(d["method"])
-    ours = d.iloc[t2.highlight_rows]
+    display = t2.display
+    assert "HA-CNN" in set(display["method"]) and "Ours (6.4M)" in set(display["method"])
+    ours = display.iloc[t2.highlight_rows]
     # best 2x group (compact, 96.0) and best 1x group (h, 96.0 ± 1.4) on Market-1501
     assert list(ours["method"]) == ["Compact-ReID (Market1501, 1 seed)", "h (Market1501, 2 seeds)"] or list(
         ours["method"]
@@ -508,6 +517,46 @@ def test_table2(built: dict[str, Any]) -> None:
     assert hrow["params (M)"] == "2.9"
     ha = t2.data[t2.data["method"] == "HA-CNN"].iloc[0]
     assert (ha["Market1501_r1"], ha["DukeMTMC_mAP"], ha["params_m"]) == (91.2, 63.8, 2.7)
+
+
+def test_table2_gets_its_parameters_passed_not_from_table1(store: dict[str, Any]) -> None:
+    from orchestration.report.arch import group_params, model_sizes
+    from orchestration.report.sota import table2
+
+    data = load_sweep(SWEEP, store["uri"], histories=False)
+    grouped = group_runs(data)
+    # Table 2 alone, before any other table: the same as in the report
+    alone = table2(grouped, "preset", group_params(model_sizes(grouped, "preset")))
+    _mode, tables = build_tables(data)
+    assert alone.display.equals(tables["table2"].display) and alone.data.equals(tables["table2"].data)
+
+
+def test_building_the_report_changes_nothing(store: dict[str, Any], tmp_path: Path) -> None:
+    data = load_sweep(SWEEP, store["uri"])
+    runs_before, warnings_before = data.runs.copy(), list(data.warnings)
+    mode, tables = build_tables(data)
+    figures = build_figures(data, mode)
+    write_report(data, mode, tables, figures, tmp_path / "out", ["csv"], log=False)
+    assert data.runs.equals(runs_before) and list(data.runs.columns) == list(runs_before.columns)
+    assert "group" not in data.runs and data.group_by is None and data.warnings == warnings_before
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data.reference = "x"  # type: ignore[misc]
+    # the runs list written carries the groups (from a grouped copy)
+    assert "group" in (tmp_path / "out" / "runs.csv").read_text().splitlines()[0].split(",")
+
+
+def test_rows_are_defined_once_with_their_cells() -> None:
+    from orchestration.report.layout import Column, Row, column_cells, row_cells, section_starts
+
+    sections = [[], [Row("double", lambda x: str(2 * x))], [Row("square", lambda x: str(x * x)), Row("x", str)]]
+    rows = [row for section in sections for row in section]
+    assert row_cells(rows, {"two": 2, "three": 3}) == [
+        {"": "double", "two": "4", "three": "6"},
+        {"": "square", "two": "4", "three": "9"},
+        {"": "x", "two": "2", "three": "3"},
+    ]
+    assert section_starts(sections) == [1]  # an empty first block draws no rule
+    assert column_cells([Column("neg", lambda x: str(-x))], 5) == {"neg": "-5"}
 
 
 def test_figures(built: dict[str, Any]) -> None:
@@ -528,19 +577,19 @@ def test_grid_table(store: dict[str, Any]) -> None:
     data = load_sweep("gem-grid", store["uri"])
     mode, tables = build_tables(data)
     assert mode == "grid_point" and "grid" in tables
-    d = tables["grid"].display
-    assert list(d.columns) == ["", "gem_p_init=3.0", "gem_p_init=4.0"]
-    rows = dict(zip(d[""], d["gem_p_init=4.0"]))
+    display = tables["grid"].display
+    assert list(display.columns) == ["", "gem_p_init=3.0", "gem_p_init=4.0"]
+    rows = dict(zip(display[""], display["gem_p_init=4.0"]))
     assert rows["model.gem_p_init"] == "4.0"
     assert rows["Seeds finished"] == "1/2" and rows["Rank-1 (%)"] == "91.0, n/a (1 seed) (1/2)"
     assert rows["Paper column (same switches)"] == "Compact-ReID"
-    assert dict(zip(d[""], d["gem_p_init=3.0"]))["Rank-1 (%)"] == _ci(90, 92)
+    assert dict(zip(display[""], display["gem_p_init=3.0"]))["Rank-1 (%)"] == _ci(90, 92)
     killed = tables["grid"].problems.set_index("trial").loc["gem_p_init=4.0-seed1"]
     assert killed["status"] == "KILLED" and killed["error"] == "stopped early by the scheduler"
     # a search or a long grid: one row per group
-    from orchestration.report.table_builders import table3
+    from orchestration.report.ablation import table3
 
-    long = table3(data, mode, max_columns=1).display
+    long = table3(group_runs(data, mode), mode, max_columns=1).display
     assert list(long["group"]) == ["gem_p_init=3.0", "gem_p_init=4.0"]
     assert long.set_index("group").loc["gem_p_init=4.0", "Rank-1 (%)"] == "91.0, n/a (1 seed) (1/2)"
     # gem_p_init=4.0 has one finished seed: its difference to the first grid point has no interval
@@ -582,7 +631,7 @@ def test_cli_writes_every_format_and_logs(store: dict[str, Any], tmp_path: Path,
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["logged_to"] == store["parent"]
-    names = {p.name for p in out.iterdir()}
+    written = {path.name for path in out.iterdir()}
     for f in (
         "tables.md",
         "tables.tex",
@@ -605,10 +654,10 @@ def test_cli_writes_every_format_and_logs(store: dict[str, Any], tmp_path: Path,
         "table3_diff.tex",
         "table4_diff.csv",
     ):
-        assert f in names, f
+        assert f in written, f
         assert (out / f).stat().st_size > 0
     logged = {Path(a.path).name for a in store["client"].list_artifacts(store["parent"], "tables")}
-    assert names <= logged
+    assert written <= logged
     html = (out / "report.html").read_text()
     for bad in ("http://", "https://", "<script", "<link", 'src="http', "url("):
         assert bad not in html, bad
@@ -638,8 +687,8 @@ def test_cli_formats_subset(store: dict[str, Any], tmp_path: Path) -> None:
         )
         == 0
     )
-    names = {p.name for p in out.iterdir()}
-    assert "tables.md" in names and "report.html" not in names and "table3.csv" not in names
+    written = {path.name for path in out.iterdir()}
+    assert "tables.md" in written and "report.html" not in written and "table3.csv" not in written
 
 
 @pytest.mark.parametrize(
@@ -659,7 +708,7 @@ def test_cli_bad_input(store: dict[str, Any], tmp_path: Path, capsys, experiment
     if experiment == "no-such-sweep":
         assert SWEEP in err and "gem-grid" in err  # lists the experiments that exist
     if experiment == "old-sweep":
-        assert "no compact_reid.schema_version tag" in err and "params missing: model.pooling" in err
+        assert f"no {names.SCHEMA_VERSION_TAG} tag" in err and "params missing: model.pooling" in err
     assert not (tmp_path / "x").exists()
 
 
@@ -686,15 +735,15 @@ def test_html_screenshot_headless_chromium(built: dict[str, Any], store: dict[st
 
 def _diff_rows(table: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """(group, metric) -> the record of each comparison against the reference."""
-    d = table.data
-    return {(r["group"], r["metric"]): r for r in d[d["kind"] == "reference"].to_dict("records")}
+    frame = table.data
+    return {(r["group"], r["metric"]): r for r in frame[frame["kind"] == "reference"].to_dict("records")}
 
 
 def test_table3_differences(built: dict[str, Any]) -> None:
     from scipy import stats
 
-    t = built["tables"]["table3_diff"]
-    rows = _diff_rows(t)
+    table = built["tables"]["table3_diff"]
+    rows = _diff_rows(table)
     # references by switches: a -> c and c -> compact (b and i are not in the sweep: the smallest
     # superset of their switches), h -> compact (the paper's), compact is the full model
     assert {g: r["reference"] for (g, m), r in rows.items() if m == "rank1"} == {
@@ -702,25 +751,27 @@ def test_table3_differences(built: dict[str, Any]) -> None:
         "c": "compact",
         "h": "compact",
     }
-    a = rows[("a", "rank1")]
+    row_a = rows[("a", "rank1")]
     # a has seeds 0-2, c seeds 0-1: unpaired, Welch
     ci = stats.ttest_ind([90, 92, 94], [93, 95], equal_var=False).confidence_interval(0.95)
-    assert not a["paired"] and (a["n_ref"], a["n_other"]) == (2, 3)
-    assert a["diff"] == pytest.approx(92 - 94)
-    assert (a["diff_lo"], a["diff_hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
-    assert a["verdict"] == "not resolved" and a["seeds_needed"] > 3
+    assert not row_a["paired"] and (row_a["n_ref"], row_a["n_other"]) == (2, 3)
+    assert row_a["diff"] == pytest.approx(92 - 94)
+    assert (row_a["diff_lo"], row_a["diff_hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert row_a["verdict"] == "not resolved" and row_a["seeds_needed"] > 3
     # compact has one finished seed: no interval, no verdict, nothing crashes
-    h = rows[("h", "rank1")]
-    assert h["verdict"] == "n/a" and (h["diff_lo"] is None or math.isnan(h["diff_lo"]))
-    d = t.display
-    hrow = d[d["comparison"] == "h − Compact-ReID"].iloc[0]
+    row_h = rows[("h", "rank1")]
+    assert row_h["verdict"] == "n/a" and (row_h["diff_lo"] is None or math.isnan(row_h["diff_lo"]))
+    display = table.display
+    hrow = display[display["comparison"] == "h − Compact-ReID"].iloc[0]
     assert hrow["Δ (points) [95% CI]"] == "+0.0, n/a (1 seed)" and hrow["verdict"] == "n/a (1 seed)"
-    arow = d[d["comparison"] == "a − c"].iloc[0]
+    arow = display[display["comparison"] == "a − c"].iloc[0]
     assert arow["seeds"] == "3 vs 2, unpaired (seeds differ)"
     assert arow["verdict"].startswith("not resolved at 3/2 seeds")
-    assert any("Unpaired (Welch)" in n and "a vs c" in n for n in t.notes)
+    assert any("Unpaired (Welch)" in n and "a vs c" in n for n in table.notes)
     # trained against untrained, paired per run: a gains 90 points on each of its 3 seeds
-    unt = t.data[(t.data["kind"] == "untrained") & (t.data["group"] == "a") & (t.data["metric"] == "rank1")].iloc[0]
+    unt = table.data[
+        (table.data["kind"] == "untrained") & (table.data["group"] == "a") & (table.data["metric"] == "rank1")
+    ].iloc[0]
     assert unt["paired"] and unt["n_ref"] == 3 and unt["verdict"] == "better"
     assert unt["diff"] == pytest.approx(92 - 3)
     # every format carries it
@@ -728,19 +779,19 @@ def test_table3_differences(built: dict[str, Any]) -> None:
     assert "## Table 3 differences: each column against its reference" in md
     assert "| a − c | Rank-1 | 3 vs 2, unpaired (seeds differ) |" in md
     assert "a: trained − untrained" in md
-    assert "\\toprule" in to_latex(t) and "n/a (1 seed)" in to_latex(t)
+    assert "\\toprule" in to_latex(table) and "n/a (1 seed)" in to_latex(table)
 
 
 def test_table4_differences_paired_per_run(built: dict[str, Any]) -> None:
-    t = built["tables"]["table4_diff"]
-    d = t.data
-    h = d[(d["group"] == "h") & (d["metric"] == "rank1")].set_index("step")
+    table = built["tables"]["table4_diff"]
+    frame = table.data
+    steps_h = frame[(frame["group"] == "h") & (frame["metric"] == "rank1")].set_index("step")
     # plain 94, 95 -> cyclic 94.5, 95.5 -> swag 95, 96: +0.5 on each run, paired, no spread
-    step = h.loc["plain → + cyclic LR"]
+    step = steps_h.loc["plain → + cyclic LR"]
     assert step["paired"] and step["n_ref"] == 2 and step["diff"] == pytest.approx(0.5)
     assert step["verdict"] == "better"
-    assert "compact" not in set(d["group"])  # no phase metrics recorded: said in a note
-    assert any("No finished run recorded the phases" in n and "Compact-ReID" in n for n in t.notes)
+    assert "compact" not in set(frame["group"])  # no phase metrics recorded: said in a note
+    assert any("No finished run recorded the phases" in n and "Compact-ReID" in n for n in table.notes)
 
 
 def test_grid_named_reference_paired_and_unpaired(store: dict[str, Any]) -> None:
@@ -750,8 +801,8 @@ def test_grid_named_reference_paired_and_unpaired(store: dict[str, Any]) -> None
     assert data.reference == "scale=0.02"
     mode, tables = build_tables(data)
     assert mode == "grid_point" and "grid_diff" in tables
-    t = tables["grid_diff"]
-    rows = _diff_rows(t)
+    table = tables["grid_diff"]
+    rows = _diff_rows(table)
     assert {g for g, _ in rows} == {"scale=0.01", "scale=0.04"}
     lo = rows[("scale=0.01", "rank1")]
     # same seeds 0-3: paired; -9.5 points on average, tight
@@ -764,11 +815,11 @@ def test_grid_named_reference_paired_and_unpaired(store: dict[str, Any]) -> None
     # seeds 4-6 (the RUNNING seed 7 is not averaged) against 0-3: unpaired
     assert not hi["paired"] and (hi["n_ref"], hi["n_other"]) == (4, 3)
     assert hi["verdict"] == "not resolved"
-    assert any("named by the spec's `reference:`" in n for n in t.notes)
+    assert any("named by the spec's `reference:`" in n for n in table.notes)
     probs = tables["grid"].problems.set_index("trial")
     assert probs.loc["scale=0.04-seed7", "status"] == "RUNNING"
-    d = tables["grid"].display
-    assert dict(zip(d[""], d["scale=0.04"]))["Rank-1 (%)"] == f"{_ci(61, 60, 64)} (3/4)"
+    display = tables["grid"].display
+    assert dict(zip(display[""], display["scale=0.04"]))["Rank-1 (%)"] == f"{_ci(61, 60, 64)} (3/4)"
     # the forest plot draws both comparisons per metric
     forest = build_figures(data, mode)[0]
     assert forest.key == "fig_forest" and forest.figure is not None
@@ -776,12 +827,11 @@ def test_grid_named_reference_paired_and_unpaired(store: dict[str, Any]) -> None
 
 
 def test_named_reference_that_is_no_group(store: dict[str, Any]) -> None:
-    data = load_sweep("scale-grid", store["uri"])
-    data.reference = "scale=9"
+    data = dataclasses.replace(load_sweep("scale-grid", store["uri"]), reference="scale=9")
     mode, tables = build_tables(data)
-    t = tables["grid_diff"]
-    assert set(t.data[t.data["kind"] == "reference"]["reference"]) == {"scale=0.01"}
-    assert any("names reference 'scale=9', which is no group" in n for n in t.notes)
+    table = tables["grid_diff"]
+    assert set(table.data[table.data["kind"] == "reference"]["reference"]) == {"scale=0.01"}
+    assert any("names reference 'scale=9', which is no group" in n for n in table.notes)
 
 
 def test_figure6_band_is_the_interval(built: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ requests = pytest.importorskip("requests")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from mlflow_server.server import start_server  # noqa: E402
+from orchestration.mlflow_log import names  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_PW = "admin-pw-for-the-test"
@@ -140,10 +141,10 @@ def test_two_trial_sweep_with_credentials(server, tmp_path: Path, ray_tmp: Path,
     assert f"tracking: MLflow server {mlflow.__version__} at {server.url}, store SqlStore, as user '{USER}'" == reached
     admin = _admin(monkeypatch, server.url)
     exp = admin.get_experiment_by_name("auth-sweep")
-    trials = admin.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial'")
+    trials = admin.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'trial'")
     assert sorted(t.info.run_name for t in trials) == ["g-seed0", "g-seed1"]
     assert all(t.info.status == "FINISHED" and "rank1" in t.data.metrics for t in trials)
-    (parent,) = admin.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'sweep'")
+    (parent,) = admin.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'sweep'")
     assert parent.info.status == "FINISHED"
     print(reached)
     print(

@@ -28,6 +28,7 @@ from test_tracking import exercise_store  # noqa: E402
 
 from mlflow_server.postgres import BackendStoreError, find_pg_bin, local_postgres  # noqa: E402
 from mlflow_server.server import ServerError, start_server  # noqa: E402
+from orchestration.mlflow_log import names  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,7 +92,7 @@ def test_sweep_logs_through_server_over_postgres(pg, tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         client = MlflowClient(srv.url)
         exp = client.get_experiment_by_name("pg-sweep")
-        trials = client.search_runs([exp.experiment_id], "tags.`compact_reid.role` = 'trial'")
+        trials = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'trial'")
         assert sorted(r.info.run_name for r in trials) == ["g-seed0", "g-seed1"]
         for r in trials:
             assert r.info.status == "FINISHED"

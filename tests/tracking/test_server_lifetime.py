@@ -1,8 +1,9 @@
 """Servers end with the process that launched them, and a busy port is refused up front.
 
-- The tether (mlflow_server/tether.py): a command, and whatever it spawns or daemonizes,
+- The tether (process_tether/tether.py): a command, and whatever it spawns or daemonizes,
   ends when the launcher is SIGKILLed; a launcher that died before the tether was armed
-  starts nothing.
+  starts nothing; its watcher ends what it saw below a killed launcher. A tether is
+  recognised by the marker in its environment, not by a command line naming tether.py.
 - `compact-reid server` and `local_postgres()` SIGKILLed: every process they started is
   gone a few seconds later and the port is free again.
 - A port in use (by a plain process, or by a live `compact-reid server`): refused before
@@ -24,22 +25,23 @@ from pathlib import Path
 
 import psutil
 import pytest
-from processes import wait_gone
+from processes import tethers, wait_gone
 
-from mlflow_server.ports import listeners
+import process_tether.tether
+from mlflow_server.ports import describe, listeners
 from mlflow_server.server import ServerError, ServerHandle, _check_answered_by, find_free_port, start_server
-from mlflow_server.tether import PARENT_GONE, tethered
 from orchestration.cli import main
+from process_tether import PARENT_GONE, descendants, is_tether, tether_of, tethered
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
 
 
 def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            sock.bind(("127.0.0.1", port))
         except OSError:
             return False
     return not listeners(port)
@@ -93,7 +95,7 @@ def test_tether_ends_daemonized_grandchildren_with_a_killed_launcher(tmp_path: P
     and whose parent then exited: it was re-parented to the tether, which ends it too."""
     cmd = ["sh", "-c", "setsid sh -c 'sleep 300 & echo $! > escaped.pid' & sleep 300"]
     code = (
-        "import subprocess, time; from mlflow_server.tether import tethered; "
+        "import subprocess, time; from process_tether import tethered; "
         f"p = subprocess.Popen(tethered({cmd!r}), cwd={str(tmp_path)!r}); "
         "print('TETHER', p.pid, flush=True); time.sleep(300)"
     )
@@ -127,10 +129,93 @@ def test_tether_starts_nothing_when_the_launcher_is_already_gone(tmp_path: Path)
     # --parent names a process that is not the tether's parent: as if the launcher had died
     # between fork and the tether arming its death signal.
     argv = tethered(["touch", str(marker)], parent=os.getpid() + 1_000_000)
-    r = subprocess.run(argv, capture_output=True, timeout=60)
-    assert r.returncode == PARENT_GONE and not marker.exists()
-    r = subprocess.run(tethered(["touch", str(marker)], parent=os.getpid()), capture_output=True, timeout=60)
-    assert r.returncode == 0 and marker.exists()  # the same command with the right parent runs
+    result = subprocess.run(argv, capture_output=True, timeout=60)
+    assert result.returncode == PARENT_GONE and not marker.exists()
+    result = subprocess.run(tethered(["touch", str(marker)], parent=os.getpid()), capture_output=True, timeout=60)
+    assert result.returncode == 0 and marker.exists()  # the same command with the right parent runs
+
+
+def test_watcher_ends_what_it_saw_below_a_killed_launcher(tmp_path: Path) -> None:
+    """--watch: the launcher starts processes of its own (one leaves the launcher's session,
+    as Ray's do); SIGKILLed, the watcher ends them all, and itself."""
+    code = (
+        "import subprocess, time; from process_tether import watcher; "
+        "watching = subprocess.Popen(watcher(grace=1), start_new_session=True); "
+        "child = subprocess.Popen(['sleep', '300']); "
+        "escaped = subprocess.Popen(['sh', '-c', 'sleep 300 & wait'], start_new_session=True); "
+        "print('WATCHER', watching.pid, flush=True); time.sleep(300)"
+    )
+    log = tmp_path / "launcher.log"
+    launcher = _launcher(code, log)
+    try:
+        watching = int(_wait_line(launcher, log, "WATCHER", 60).split()[1])
+        deadline = time.monotonic() + 30
+        while len(descendants(launcher.pid)) < 4:  # watcher, sleep, sh and its sleep
+            assert time.monotonic() < deadline, descendants(launcher.pid)
+            time.sleep(0.1)
+        time.sleep(1.5)  # the watcher looks every second
+        tree = psutil.Process(launcher.pid).children(recursive=True)
+        assert is_tether(watching) and [p.pid for p in tethers(tree)] == [watching]
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(10)
+        left, waited = wait_gone(tree)
+        assert left == [], [p.cmdline() for p in left]
+        print(f"watcher: {len(tree)} processes, alive {waited:.1f}s after SIGKILL: {len(left)}")
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+
+
+_LISTEN = (
+    "import socket, time; sock = socket.socket(); sock.bind(('127.0.0.1', 0)); sock.listen(); "
+    "print('PORT', sock.getsockname()[1], flush=True); time.sleep(120)"
+)
+
+
+def _listening(argv: list[str]) -> tuple[subprocess.Popen, int]:
+    """Start `argv` (one that runs _LISTEN) in a session of its own; (process, its port)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    assert line[:1] == ["PORT"], line
+    return proc, int(line[1])
+
+
+def test_tether_recognised_by_its_marker_not_by_a_command_line(monkeypatch) -> None:
+    """A real tether and the process it runs carry the marker; a plain process whose command
+    line names the tether's script does not. Only the real one is named as a tether when
+    its port is busy; an unreadable environment (AccessDenied) only loses that detail."""
+    script = str(Path(process_tether.tether.__file__).resolve())
+    real, real_port = _listening(tethered([sys.executable, "-c", _LISTEN]))
+    impostor, impostor_port = _listening([sys.executable, "-c", _LISTEN, script, "--parent", str(os.getpid())])
+    try:
+        server = descendants(real.pid)[0]
+        assert is_tether(real.pid) and tether_of(real.pid) == real.pid
+        assert tether_of(server) == real.pid and not is_tether(server)  # below a tether, not one itself
+        text, pid, group = describe(listeners(real_port))
+        assert f"pid {server} (" in text and f"under its tether, pid {real.pid}, started by pid {os.getpid()}" in text
+        assert pid == group == real.pid, text  # the tether leads the group to stop
+
+        assert script in " ".join(psutil.Process(impostor.pid).cmdline())  # the old test would have matched it
+        assert not is_tether(impostor.pid) and tether_of(impostor.pid) is None
+        text, pid, group = describe(listeners(impostor_port))
+        assert f"pid {impostor.pid} (" in text and "tether" not in text.replace(script, ""), text
+        assert pid == impostor.pid and group is None, text  # not a group to name for killing
+
+        assert tether_of(1) is None  # init: no marker, or its environment is not ours to read
+
+        def denied(process: psutil.Process) -> dict[str, str]:
+            raise psutil.AccessDenied(process.pid)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(psutil.Process, "environ", denied)
+            assert not is_tether(real.pid) and tether_of(server) is None
+            text, pid, group = describe(listeners(real_port))
+            assert "under its tether" not in text and pid == server and group is None, text  # names the listener
+    finally:
+        for proc in (real, impostor):
+            proc.terminate()
+            proc.wait(30)
 
 
 # --------------------------------------------------------------------------------------
@@ -139,9 +224,9 @@ def test_tether_starts_nothing_when_the_launcher_is_already_gone(tmp_path: Path)
 
 def test_busy_port_refused_naming_pid_and_command(holder, tmp_path: Path, capsys) -> None:
     port, proc = holder
-    with pytest.raises(ServerError) as e:
+    with pytest.raises(ServerError) as excinfo:
         start_server(port=port, runs_dir=tmp_path / "api")
-    msg = str(e.value)
+    msg = str(excinfo.value)
     assert f"--port {port}: already in use on 127.0.0.1 by pid {proc.pid}" in msg, msg
     assert "s.bind(('127.0.0.1'" in msg and "Nothing was started" in msg and f"kill {proc.pid}" in msg, msg
     assert main(["server", "--port", str(port), "--runs-dir", str(tmp_path / "cli")]) == 2
@@ -225,7 +310,7 @@ def test_killed_cli_server_takes_its_processes_and_port(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{port}" in line and f"pid {launcher.pid})" in line, line
         tree = psutil.Process(launcher.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
-        assert "tether.py" in names and "mlflow server" in names and "uvicorn" in names, names
+        assert len(tethers(tree)) == 1 and "mlflow server" in names and "uvicorn" in names, names
         assert len(tree) >= 5, names  # tether, mlflow server, uvicorn, 2 workers (+ MLflow's job runners)
 
         # A second start on the busy port: refused, naming the live server and its launcher.
@@ -268,10 +353,11 @@ def test_killed_local_postgres_takes_its_processes_and_port(tmp_path: Path) -> N
     log = tmp_path / "launcher.log"
     launcher = _launcher(code, log)
     try:
-        _, port, _tether, root = _wait_line(launcher, log, "READY", 180).split()
+        _, port, tether, root = _wait_line(launcher, log, "READY", 180).split()
         tree = psutil.Process(launcher.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
-        assert "tether.py" in names and "postgres -D" in names and "checkpointer" in names, names
+        assert [p.pid for p in tethers(tree)] == [int(tether)], names
+        assert "postgres -D" in names and "checkpointer" in names, names
         os.kill(launcher.pid, signal.SIGKILL)
         launcher.wait(10)
         left, waited = wait_gone(tree)

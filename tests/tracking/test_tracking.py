@@ -17,6 +17,7 @@ from orchestration.mlflow_log import (  # noqa: E402
     TrialRun,
     check_tracking_uri,
     default_tracking_uri,
+    names,
     normalize_tracking_uri,
 )
 from reid_core.config import SCHEMA_VERSION, flatten  # noqa: E402
@@ -62,7 +63,7 @@ def exercise_store(uri: str, sweep: str = "unit") -> None:
     parent = tracker.start_parent(exp_id, sweep, "name: unit\n", TRIALS)
     prun = tracker.client.get_run(parent)
     assert prun.info.run_name == sweep and prun.info.status == "RUNNING"
-    assert prun.data.tags["compact_reid.role"] == "sweep" and prun.data.tags["compact_reid.sweep"] == sweep
+    assert prun.data.tags[names.ROLE] == "sweep" and prun.data.tags[names.SWEEP] == sweep
     arts = {a.path for a in tracker.client.list_artifacts(parent)}
     assert {"spec.yaml", "trials.json"} <= arts
     local = tracker.client.download_artifacts(parent, "trials.json")
@@ -81,7 +82,7 @@ def exercise_store(uri: str, sweep: str = "unit") -> None:
 
     run.client.log_batch = spy
     cfg = preset_config("c", {"seed": 0})
-    params = {**flatten(cfg), "data.name": "generic", "data.root": "/data/x"}
+    params = {**flatten(cfg), names.DATA_NAME_PARAM: "generic", names.DATA_ROOT_PARAM: "/data/x"}
     run.log_params(params)
     for e in (1, 2, 3):
         assert run.log_epoch(_epoch(e, evaluate=e == 2))
@@ -93,14 +94,14 @@ def exercise_store(uri: str, sweep: str = "unit") -> None:
     assert got.info.run_name == "c-seed0"
     tags = got.data.tags
     assert tags["mlflow.parentRunId"] == parent
-    assert tags["compact_reid.role"] == "trial" and tags["compact_reid.sweep"] == sweep
-    assert tags["compact_reid.preset"] == "c" and tags["compact_reid.column"] == "c"
-    assert tags["compact_reid.seed"] == "0" and tags["compact_reid.trial_name"] == "c-seed0"
-    assert tags["compact_reid.grid_point"] == "c" and tags["compact_reid.trial_id"] == "abc_00000"
-    assert tags["compact_reid.schema_version"] == str(SCHEMA_VERSION)
+    assert tags[names.ROLE] == "trial" and tags[names.SWEEP] == sweep
+    assert tags[names.PRESET] == "c" and tags[names.COLUMN] == "c"
+    assert tags[names.SEED] == "0" and tags[names.TRIAL_NAME] == "c-seed0"
+    assert tags[names.GRID_POINT] == "c" and tags[names.TRIAL_ID] == "abc_00000"
+    assert tags[names.SCHEMA_VERSION_TAG] == str(SCHEMA_VERSION)
     assert set(got.data.params) == set(params)
     assert got.data.params["model.block"] == "shuffle" and got.data.params["swag.enabled"] == "false"
-    assert got.data.params["data.root"] == "/data/x"
+    assert got.data.params[names.DATA_ROOT_PARAM] == "/data/x"
     assert _steps(run.client, run.run_id, "loss") == [1, 2, 3]
     assert _steps(run.client, run.run_id, "rank1") == [2]
 
@@ -147,7 +148,7 @@ def exercise_store(uri: str, sweep: str = "unit") -> None:
     assert counts == {"FINISHED": 1, "FAILED": 1, "KILLED": 1}
     r = retry.get_run()
     assert r.info.status == "FAILED" and "worker died" in r.data.tags[ERROR_TAG]
-    assert stray.get_run().data.tags["compact_reid.stopped"] == "early"
+    assert stray.get_run().data.tags[names.STOPPED] == "early"
     assert tracker.client.get_run(parent).info.status == "FINISHED"
     children = tracker.children(parent, exp_id)
     assert sorted(c.info.run_name for c in children) == ["c-seed0", "c-seed1", "h-seed0"]  # no duplicates
@@ -231,13 +232,13 @@ overrides: {schedule.scale: 0.01}
 
 def test_run_refuses_unreachable_tracking_before_anything_starts(tmp_path):
     from mlflow_server.server import find_free_port
-    from orchestration.sweep.runner import run_sweep
+    from orchestration.sweep.runner import SweepOptions, run_sweep
 
     spec = tmp_path / "preflight.yaml"
     spec.write_text(PREFLIGHT_SPEC)
     port = find_free_port()
     with pytest.raises(TrackingError, match="cannot reach"):
-        run_sweep(spec, tracking_uri=f"http://127.0.0.1:{port}", runs_dir=tmp_path / "runs")
+        run_sweep(spec, SweepOptions(tracking_uri=f"http://127.0.0.1:{port}", runs_dir=tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()  # no data generated, no sweep state, no runs
     import ray
 
@@ -245,7 +246,7 @@ def test_run_refuses_unreachable_tracking_before_anything_starts(tmp_path):
 
 
 def test_run_refuses_a_sweep_that_has_state(tmp_path):
-    from orchestration.sweep.runner import SweepError, run_sweep
+    from orchestration.sweep.runner import SweepError, SweepOptions, run_sweep
 
     spec = tmp_path / "preflight.yaml"
     spec.write_text(PREFLIGHT_SPEC)
@@ -253,4 +254,4 @@ def test_run_refuses_a_sweep_that_has_state(tmp_path):
     state.mkdir(parents=True)
     (state / "sweep.json").write_text("{}")
     with pytest.raises(SweepError, match="sweep resume"):
-        run_sweep(spec, runs_dir=tmp_path / "runs")
+        run_sweep(spec, SweepOptions(runs_dir=tmp_path / "runs"))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sweep_yaml import tiny_sweep_yaml
 
-from orchestration.sweep.cost import format_cost, sweep_cost
+from orchestration.commands.sweep import format_cost
 from orchestration.sweep.live_plan import LivePlan, shared_checkpoint
-from orchestration.sweep.shared_plan import dataset_fingerprint, keys_of, plan_cost, plan_sharing
+from orchestration.sweep.sharing import dataset_fingerprint, keys_of, plan_cost, share_training, sweep_cost
 from orchestration.sweep.spec import load_spec, parse_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,38 +21,46 @@ def _spec(grid: str, seeds: str = "[0, 1]", **kw):
     return parse_text(tiny_sweep_yaml("t", "test", grid=grid, seeds=seeds, **kw))
 
 
-def _steps(spec, reusable=None):
-    return plan_sharing(spec.trials, dataset_fingerprint(spec.dataset), reusable)
+def _shared(spec, reusable=None):
+    """The spec's trials with their starts planned."""
+    return share_training(spec.trials, dataset_fingerprint(spec.dataset), reusable)
+
+
+def _by_name(trials):
+    return {t.name: t for t in trials}
 
 
 def test_h_starts_from_g_and_compact_1x_is_h():
     spec = _spec("grid:\n  preset: [g, h, compact-1x]", extra_overrides={"swag.cycles": 2})
-    steps = _steps(spec)
+    shared = _shared(spec)
+    trials = _by_name(shared)
+    starts = {name: t.start for name, t in trials.items()}
     # g trains its 4 main epochs; h starts after them; compact-1x (= h, switch for switch) trains nothing
-    assert (steps["g-seed0"].start_from, steps["g-seed0"].publish) == (None, (4,))
-    assert (steps["h-seed0"].start_from, steps["h-seed0"].start_epoch, steps["h-seed0"].publish) == ("g-seed0", 4, (6,))
-    assert (steps["compact-1x-seed0"].start_from, steps["compact-1x-seed0"].start_epoch) == ("h-seed0", 6)
-    assert steps["compact-1x-seed0"].trained_epochs == 0 and not steps["compact-1x-seed0"].reevaluate
-    assert steps["h-seed1"].start_from == "g-seed1"  # never across seeds
-    assert plan_cost(steps).naive == 2 * (4 + 6 + 6) and plan_cost(steps).shared == 2 * (4 + 2)
-    assert keys_of(spec.trials[2].config_dict, "x").identity == keys_of(spec.trials[4].config_dict, "x").identity
+    assert (starts["g-seed0"].from_trial, starts["g-seed0"].publish) == (None, (4,))
+    assert (starts["h-seed0"].from_trial, starts["h-seed0"].epoch, starts["h-seed0"].publish) == ("g-seed0", 4, (6,))
+    assert (starts["compact-1x-seed0"].from_trial, starts["compact-1x-seed0"].epoch) == ("h-seed0", 6)
+    assert trials["compact-1x-seed0"].trained_epochs == 0 and not starts["compact-1x-seed0"].reevaluate
+    assert starts["h-seed1"].from_trial == "g-seed1"  # never across seeds
+    assert plan_cost(shared).naive == 2 * (4 + 6 + 6) and plan_cost(shared).shared == 2 * (4 + 2)
+    assert keys_of(spec.trials[2].config, "x").identity == keys_of(spec.trials[4].config, "x").identity
 
 
 def test_a_cycles_grid_trains_once_to_the_largest_count():
     spec = _spec("base_preset: h\ngrid:\n  swag.cycles: [1, 3, 2]", seeds="[0]")
-    steps = _steps(spec)
-    runner = steps["swag.cycles=3-seed0"]
-    assert runner.start_from is None and runner.publish == (5, 6)
-    assert (steps["swag.cycles=1-seed0"].start_from, steps["swag.cycles=1-seed0"].start_epoch) == (runner.name, 5)
-    assert plan_cost(steps).shared == 7 and plan_cost(steps).naive == 5 + 7 + 6
+    shared = _shared(spec)
+    trials = _by_name(shared)
+    runner = trials["swag.cycles=3-seed0"]
+    assert runner.start.from_trial is None and runner.start.publish == (5, 6)
+    one_cycle = trials["swag.cycles=1-seed0"].start
+    assert (one_cycle.from_trial, one_cycle.epoch) == (runner.name, 5)
+    assert plan_cost(shared).shared == 7 and plan_cost(shared).naive == 5 + 7 + 6
 
 
 def test_an_eval_only_difference_is_re_evaluated_and_a_main_difference_shares_nothing():
     spec = _spec("base_preset: g\ngrid:\n  eval.max_rank: [50, 10]\n  optim.lr: [0.03, 0.01]", seeds="[0]")
-    steps = {s.name.split("-seed")[0]: s for s in _steps(spec).values()}
-    re_eval = [s for s in steps.values() if s.reevaluate]
-    assert len(re_eval) == 2 and all(s.trained_epochs == 0 for s in re_eval)
-    assert len({s.start_from for s in re_eval}) == 2  # one producer per learning rate
+    re_eval = [t for t in _shared(spec) if t.start.reevaluate]
+    assert len(re_eval) == 2 and all(t.trained_epochs == 0 for t in re_eval)
+    assert len({t.start.from_trial for t in re_eval}) == 2  # one producer per learning rate
 
 
 def test_the_paper_reproduction_cost():
@@ -61,38 +69,35 @@ def test_the_paper_reproduction_cost():
 
     os.environ.setdefault("MARKET1501_ROOT", "/nonexistent/market")
     specs = [load_spec(REPO / "sweeps" / f"{n}.yaml", check_paths=False) for n in REPRODUCTION]
-    c = sweep_cost(specs, images_per_second=1000.0)
-    assert (c["trials"], c["alone"], c["shared"]) == (115, 66605, 40600)
-    by = {r["spec"]: r for r in c["specs"]}
-    assert by["table3_ablation"]["shared"] == 24500 - 2 * 5 * 350  # h inherits g's main phase, compact i's
-    assert by["swag_cycles"]["shared"] == 3 * (350 + 20 * 35)  # one 20-cycle run per seed
-    assert c["gpu_hours"]["alone"] == pytest.approx(66605 * 12936 / 1000 / 3600)
-    assert "40600" in format_cost(c)
+    cost = sweep_cost(specs, images_per_second=1000.0)
+    assert (cost["trials"], cost["alone"], cost["shared"]) == (115, 66605, 40600)
+    by_spec = {row["spec"]: row for row in cost["specs"]}
+    assert by_spec["table3_ablation"]["shared"] == 24500 - 2 * 5 * 350  # h inherits g's main phase, compact i's
+    assert by_spec["swag_cycles"]["shared"] == 3 * (350 + 20 * 35)  # one 20-cycle run per seed
+    assert cost["gpu_hours"]["alone"] == pytest.approx(66605 * 12936 / 1000 / 3600)
+    assert "40600" in format_cost(cost)
 
 
 def test_live_plan_releases_a_consumer_when_its_checkpoint_appears(tmp_path):
     spec = _spec("grid:\n  preset: [g, h]", seeds="[0]")
-    steps = _steps(spec)
-    records = [{**t.to_record(), "share": steps[t.name].to_record()} for t in spec.trials]
-    plan = LivePlan(records, tmp_path, log=lambda _m: None)
-    assert plan.next_ready()["trial_name"] == "g-seed0"
+    plan = LivePlan(_shared(spec), tmp_path, log=lambda _m: None)
+    assert plan.next_ready().name == "g-seed0"
     assert plan.next_ready() is None and not plan.done()  # h waits, holding nothing
     ckpt = shared_checkpoint(tmp_path, "g-seed0", 4)
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"x")
-    assert plan.next_ready()["trial_name"] == "h-seed0"
+    assert plan.next_ready().name == "h-seed0"
     assert plan.done()
 
 
 def test_live_plan_releases_consumers_of_a_failed_producer_alone(tmp_path):
     spec = _spec("grid:\n  preset: [g, h]", seeds="[0]")
-    steps = _steps(spec)
-    plan = LivePlan([{**t.to_record(), "share": steps[t.name].to_record()} for t in spec.trials], tmp_path, log=print)
+    plan = LivePlan(_shared(spec), tmp_path, log=print)
     plan.next_ready()
     plan.on_complete("g-seed0", None, error=True)
-    rec = plan.next_ready()
-    assert rec["trial_name"] == "h-seed0" and rec["share"]["start_from"] is None
-    assert "g-seed0 failed" in rec["share"]["alone_because"]
+    released = plan.next_ready()
+    assert released.name == "h-seed0" and released.start.from_trial is None and released.start.epoch == 0
+    assert "g-seed0 failed" in released.start.alone_because
     # the state round-trips (saved with Tune's experiment state)
     again = LivePlan([], tmp_path)
     again.set_state(plan.state())
@@ -102,11 +107,12 @@ def test_live_plan_releases_consumers_of_a_failed_producer_alone(tmp_path):
 def test_reusable_trials_train_nothing_and_leave_the_plan():
     spec = _spec("grid:\n  preset: [g, h]", seeds="[0]", extra_overrides={"swag.cycles": 2})
     fp = dataset_fingerprint(spec.dataset)
-    g_id = keys_of(spec.trials[0].config_dict, fp).identity
-    steps = plan_sharing(spec.trials, fp, {g_id: "RUN"})
-    assert steps["g-seed0"].reuse_run == "RUN" and steps["g-seed0"].trained_epochs == 0
-    assert steps["h-seed0"].start_from is None  # a store run has no main-phase checkpoint
-    assert plan_cost(plan_sharing(spec.trials, fp), steps).after_reuse == 6
+    g_id = keys_of(spec.trials[0].config, fp).identity
+    with_reuse = share_training(spec.trials, fp, {g_id: "RUN"})
+    trials = _by_name(with_reuse)
+    assert trials["g-seed0"].start.reuse_run == "RUN" and trials["g-seed0"].trained_epochs == 0
+    assert trials["h-seed0"].start.from_trial is None  # a store run has no main-phase checkpoint
+    assert plan_cost(share_training(spec.trials, fp), with_reuse).after_reuse == 6
 
 
 def test_find_reusable_takes_finished_runs_only_and_copy_refuses_lost_artifacts(tmp_path):
@@ -140,22 +146,21 @@ def test_adaptive_seeds_add_a_seed_to_both_sides_of_an_open_comparison(tmp_path)
 
     spec = _spec("grid:\n  preset: [g, h]\n  optim.lr: [0.03]", seeds="{initial: 2, max: 3}")
     assert spec.file.adaptive is not None and [t.seed for t in spec.trials] == [0, 1, 0, 1]
-    steps = _steps(spec)
     policy = AdaptiveSeedsPolicy(spec.trials, "final_rank1", 3, None, True, "fp", tmp_path, log=lambda _m: None)
     assert policy.pairs == {"g-optim.lr=0.03": "h-optim.lr=0.03"}  # Table 3: g against h, found by switches
-    plan = LivePlan([{**t.to_record(), "share": steps[t.name].to_record()} for t in spec.trials], tmp_path, policy)
-    for name in list(plan.records):
+    plan = LivePlan(_shared(spec), tmp_path, policy)
+    for name in list(plan.trials):
         plan.released.append(name)
     # g better by 0.1 and 0.0: not resolved at 2 seeds -> seed 2 for both, h's starting from g's
     for name, v in [("g-optim.lr=0.03-seed0", 0.5), ("h-optim.lr=0.03-seed0", 0.4), ("g-optim.lr=0.03-seed1", 0.45)]:
         plan.on_complete(name, {"final_rank1": v}, False)
-        assert len(plan.records) == 4  # h-seed1 still running: nothing decided yet
+        assert len(plan.trials) == 4  # h-seed1 still running: nothing decided yet
     plan.on_complete("h-optim.lr=0.03-seed1", {"final_rank1": 0.45}, False)
-    added = {n: r for n, r in plan.records.items() if r.get("added_because")}
+    added = {name: t for name, t in plan.trials.items() if t.added_because}
     assert set(added) == {"g-optim.lr=0.03-seed2", "h-optim.lr=0.03-seed2"}
-    assert "not resolved at n=2/2" in added["h-optim.lr=0.03-seed2"]["added_because"]
-    assert added["h-optim.lr=0.03-seed2"]["share"]["start_from"] == "g-optim.lr=0.03-seed2"
-    assert added["g-optim.lr=0.03-seed2"]["config"]["seed"] == 2
+    assert "not resolved at n=2/2" in added["h-optim.lr=0.03-seed2"].added_because
+    assert added["h-optim.lr=0.03-seed2"].start.from_trial == "g-optim.lr=0.03-seed2"
+    assert added["g-optim.lr=0.03-seed2"].config.seed == 2 and added["g-optim.lr=0.03-seed2"].seed == 2
     assert sorted(t["trial_name"] for t in read_added(tmp_path)) == sorted(added)
     assert not plan.done()
     plan.released += sorted(added)

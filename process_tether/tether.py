@@ -26,9 +26,14 @@ direct child; so the tether:
 (Ray starts its own): it remembers, every second, the processes below the launcher and
 ends them when the launcher dies.
 
-Standard library only, and run as a script with `python -I` (not `-m`), so it starts
-without importing this package and whatever the interpreter's working directory holds.
-Linux gets both prctl calls; elsewhere only the getppid() poll and the process group.
+A tether and every process below it carry COMPACT_REID_TETHER=<the tether's pid> in their
+environment: `tether_of()` and `is_tether()` recognise them (see MARKER).
+
+Run as a script with `python -I` (not `-m`), so it starts without importing this package
+or whatever the interpreter's working directory holds; it needs only the standard library
+and psutil, which -I still finds in the interpreter's own site-packages (not in the user's:
+~/.local). Processes are read through psutil; Linux gets both prctl calls (ctypes),
+elsewhere only the getppid() poll and the process group.
 """
 
 from __future__ import annotations
@@ -43,10 +48,30 @@ import sys
 import time
 from pathlib import Path
 
+try:
+    import psutil
+except ImportError:  # as a script under -I, which leaves out the user's site-packages: say so
+    if __name__ != "__main__":
+        raise
+    sys.exit(f"tether: psutil is not importable by {sys.executable} -I; install it into that interpreter's environment")
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PARENT_GONE = 111  # exit status when the launcher died before the tether was armed
 POLL_S = 0.25
+
+# How a tether and the processes below it are recognised (mlflow_server/ports.py names the
+# server behind a tether): an environment variable, not a command line. The kernel copies the
+# environment to every process below the tether (through fork, exec, setsid, daemonizing), and
+# a command line that merely mentions this file does not carry it. The value is the tether's
+# pid: a process tells which tether it runs under, and a tether is the process whose value is
+# its own pid. /proc/PID/environ shows the environment a process was started with, so the
+# tether re-executes itself once with the variable set (_mark_self; exec keeps the pid). Another
+# user's environment may not be readable (psutil.AccessDenied): such a process is not
+# recognised, which only loses the "under its tether" detail in a message.
+MARKER = "COMPACT_REID_TETHER"
+
+_GONE_STATUSES = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 def prctl(option: int, arg: int) -> bool:
@@ -60,90 +85,57 @@ def prctl(option: int, arg: int) -> bool:
         return False
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process visible in /proc."""
-    out: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        fields = _stat(int(entry))
-        if fields:
-            out[int(entry)] = int(fields[1])
-    return out
-
-
-def _stat(pid: int) -> list[str]:
-    """/proc/PID/stat from field 3 on (state, ppid, ...); [] when gone or unreadable."""
+def tether_of(pid: int | None) -> int | None:
+    """The pid of the tether `pid` runs under (its own pid when it is a tether), read from
+    MARKER in its environment; None when it carries none, is gone, or its environment cannot
+    be read (psutil.AccessDenied: another user's process)."""
+    if pid is None:
+        return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-        return stat[stat.rindex(")") + 2 :].split()
-    except (OSError, ValueError):  # gone meanwhile, or read while it exited
+        value = psutil.Process(pid).environ().get(MARKER, "")
+    except psutil.Error:
+        return None
+    return int(value) if value.isdigit() else None
+
+
+def is_tether(pid: int | None) -> bool:
+    """True when `pid` is a tether (started from this module, marked by MARKER)."""
+    return pid is not None and tether_of(pid) == pid
+
+
+def _below(pid: int) -> list[psutil.Process]:
+    """Every process below `pid` (children first, zombies included); [] when it is gone."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
         return []
-
-
-def _children(pid: int) -> list[int] | None:
-    """Children of `pid` from /proc/PID/task/*/children (reads only that process's files);
-    None where the kernel has no such files (then the whole /proc is scanned)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return [] if os.path.isdir("/proc/self/task") else None
-    out: list[int] = []
-    for tid in tasks:
-        try:
-            out += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
-        except FileNotFoundError:
-            if not Path(f"/proc/{pid}/task/{tid}").exists():
-                continue  # the thread ended meanwhile
-            return None  # no CONFIG_PROC_CHILDREN
-        except (OSError, ValueError):
-            continue
-    return out
 
 
 def descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (children first). Linux /proc; [] elsewhere.
-
-    Walks the tree through each process's own children files rather than scanning all of
-    /proc: it touches no other job's processes (on a loaded machine a watcher scanning all
-    of /proc was seen to stall for a minute, cause not pinned down) and costs less."""
-    if not os.path.isdir("/proc"):
-        return []
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        kids = _children(todo.pop(0))
-        if kids is None:
-            return _descendants_by_scan(pid)
-        found += kids
-        todo += kids
-    return found
+    """The pids of every process below `pid` (children first, zombies not yet collected
+    included); [] when `pid` is gone."""
+    return [process.pid for process in _below(pid)]
 
 
-def _descendants_by_scan(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for p, pp in _parents().items():
-        children.setdefault(pp, []).append(p)
-    found, todo = [], list(children.get(pid, []))
-    while todo:
-        p = todo.pop(0)
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
+def _is_live(process: psutil.Process) -> bool:
+    """Still running: not exited, not a zombie, and its pid not reused by another process."""
+    try:
+        return process.is_running() and process.status() not in _GONE_STATUSES
+    except psutil.Error:
+        return False
 
 
 def _reap(keep: int | None = None) -> None:
     """Collect exited children other than `keep` (as a subreaper, re-parented orphans are
     ours to wait for; `keep`, the command, is left to Popen.wait so its status is not lost)."""
-    me = os.getpid()
-    kids = _children(me)
-    if kids is None:
-        kids = [p for p, pp in _parents().items() if pp == me]
-    for p in kids:
-        if p != keep:
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return
+    for child in children:
+        if child.pid != keep:
             try:
-                os.waitpid(p, os.WNOHANG)
+                os.waitpid(child.pid, os.WNOHANG)
             except ChildProcessError:
                 pass
 
@@ -152,13 +144,13 @@ def _kill_all_below(pid: int, timeout: float = 10.0) -> None:
     """SIGKILL every process below `pid` until none is left (re-parented ones included)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        left = descendants(pid)
+        left = _below(pid)
         if not left:
             return
-        for p in left:
+        for process in left:
             try:
-                os.kill(p, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                process.kill()
+            except psutil.Error:
                 pass
         time.sleep(0.05)
         _reap()
@@ -184,8 +176,8 @@ def run(parent: int, cmd: list[str], stop_signal: int, grace: float, remove_if_o
     def on_stop(signum: int, frame: object) -> None:
         asked.append(signum)
 
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_stop)
     # The death signal also fires when only the launcher's *thread* that started us ends (the
     # launcher lives on): so it is a dedicated signal that only makes us look at getppid().
     signal.signal(signal.SIGUSR1, lambda signum, frame: os.getppid() != parent and asked.append(signum))
@@ -195,6 +187,7 @@ def run(parent: int, cmd: list[str], stop_signal: int, grace: float, remove_if_o
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     if asked:
         return 128 + asked[0]
+    os.environ[MARKER] = str(os.getpid())  # inherited by CMD and all below it (already so when marked)
     child = subprocess.Popen(cmd)  # same stdio and process group as the tether
     code: int | None = None
     last_reap = time.monotonic()
@@ -222,13 +215,6 @@ def run(parent: int, cmd: list[str], stop_signal: int, grace: float, remove_if_o
     return code if code >= 0 else 128 - code
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (tells a reused pid apart); None when it is gone or
-    a zombie (nothing left to end)."""
-    fields = _stat(pid)
-    return None if len(fields) < 20 or fields[0] in ("Z", "X") else fields[19]
-
-
 class _ParentGone(Exception):
     pass
 
@@ -236,8 +222,9 @@ class _ParentGone(Exception):
 def watch(parent: int, grace: float, interval: float = 1.0) -> int:
     """--watch, no command: for a launcher whose processes are not ours to start (Ray
     starts its own). Every `interval` s, remember the processes below the launcher; when it
-    dies, SIGTERM those still running (the same start time: not a reused pid), and SIGKILL
-    them after `grace` s. SIGTERM to the watcher: the launcher ended them itself; leave."""
+    dies, SIGTERM those still running (psutil.Process keeps each one's start time: a reused
+    pid is not signalled), and SIGKILL them after `grace` s. SIGTERM to the watcher: the
+    launcher ended them itself; leave."""
 
     def on_death(signum: int, frame: object) -> None:
         if os.getppid() != parent:
@@ -248,11 +235,11 @@ def watch(parent: int, grace: float, interval: float = 1.0) -> int:
     prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
     if os.getppid() != parent:
         return PARENT_GONE
-    me = os.getpid()
-    known: dict[int, str] = {}
+    own_pid = os.getpid()
+    known: dict[int, psutil.Process] = {}
     try:
         while True:
-            seen = {p: t for p in descendants(parent) if p != me and (t := _start_time(p))}
+            seen = {process.pid: process for process in _below(parent) if process.pid != own_pid and _is_live(process)}
             if os.getppid() != parent:  # died during the scan: keep what the last full scan saw too
                 known.update(seen)
                 break
@@ -262,48 +249,67 @@ def watch(parent: int, grace: float, interval: float = 1.0) -> int:
         pass
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
-    def running() -> list[int]:
-        return [p for p, t in known.items() if _start_time(p) == t]
+    def running() -> list[psutil.Process]:
+        return [process for process in known.values() if _is_live(process)]
 
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        for p in running():
+    for stop_signal, wait_s in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        for process in running():
             try:
-                os.kill(p, sig)
-            except (ProcessLookupError, PermissionError):
+                process.send_signal(stop_signal)  # refused (NoSuchProcess) when the pid was reused
+            except psutil.Error:
                 pass
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + wait_s
         while running() and time.monotonic() < deadline:
             time.sleep(0.1)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tether", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parent", type=int, required=True, help="pid of the launcher this command ends with")
-    ap.add_argument("--stop-signal", default="TERM", help="signal that asks CMD to stop (default TERM)")
-    ap.add_argument("--grace", type=float, default=10.0, help="seconds CMD gets to stop before SIGKILL")
-    ap.add_argument(
+    parser = argparse.ArgumentParser(prog="tether", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parent", type=int, required=True, help="pid of the launcher this command ends with")
+    parser.add_argument("--stop-signal", default="TERM", help="signal that asks CMD to stop (default TERM)")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds CMD gets to stop before SIGKILL")
+    parser.add_argument(
         "--remove-if-orphaned",
         metavar="DIR",
         default=None,
         help="a folder of CMD's (a throw-away database) to delete when the launcher died",
     )
-    ap.add_argument(
+    parser.add_argument(
         "--watch", action="store_true", help="no CMD: end the processes found below the launcher when it dies (watch())"
     )
-    ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
-    args = ap.parse_args(argv)
+    parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    args = parser.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if args.watch:
         if cmd:
-            ap.error("--watch takes no command")
+            parser.error("--watch takes no command")
         return watch(args.parent, args.grace)
     if not cmd:
-        ap.error("no command after --")
-    sig = getattr(signal, "SIG" + args.stop_signal.upper().removeprefix("SIG"), None)
-    if not isinstance(sig, int):
-        ap.error(f"--stop-signal {args.stop_signal!r}: not a signal name (TERM, INT, ...)")
-    return run(args.parent, cmd, int(sig), args.grace, args.remove_if_orphaned)
+        parser.error("no command after --")
+    stop_signal = getattr(signal, "SIG" + args.stop_signal.upper().removeprefix("SIG"), None)
+    if not isinstance(stop_signal, int):
+        parser.error(f"--stop-signal {args.stop_signal!r}: not a signal name (TERM, INT, ...)")
+    return run(args.parent, cmd, int(stop_signal), args.grace, args.remove_if_orphaned)
+
+
+def _script() -> list[str]:
+    """The start of every argv that runs this module as a script."""
+    return [sys.executable, "-I", str(Path(__file__).resolve())]
+
+
+def _mark_self() -> None:
+    """Carry MARKER in this process's own environment (see MARKER): once, start this script
+    again in this process with the variable set to its pid. exec keeps the pid, the parent,
+    the process group and the open descriptors; the death signal is armed after it."""
+    own_pid = str(os.getpid())
+    if os.environ.get(MARKER) == own_pid:
+        return
+    os.environ[MARKER] = own_pid  # what it starts is marked even if exec fails
+    try:
+        os.execve(sys.executable, [*_script(), *sys.argv[1:]], dict(os.environ))
+    except OSError:
+        pass  # unmarked itself: only its processes are recognised
 
 
 def tethered(
@@ -316,9 +322,7 @@ def tethered(
     """The argv that runs `cmd` under a tether to `parent` (default: this process)."""
     extra = ["--remove-if-orphaned", str(remove_if_orphaned)] if remove_if_orphaned else []
     return [
-        sys.executable,
-        "-I",
-        str(Path(__file__).resolve()),
+        *_script(),
         "--parent",
         str(parent or os.getpid()),
         "--stop-signal",
@@ -333,17 +337,9 @@ def tethered(
 
 def watcher(grace: float = 2.0, parent: int | None = None) -> list[str]:
     """The argv of a watcher (watch()) for `parent` (default: this process)."""
-    return [
-        sys.executable,
-        "-I",
-        str(Path(__file__).resolve()),
-        "--parent",
-        str(parent or os.getpid()),
-        "--watch",
-        "--grace",
-        f"{grace:g}",
-    ]
+    return [*_script(), "--parent", str(parent or os.getpid()), "--watch", "--grace", f"{grace:g}"]
 
 
 if __name__ == "__main__":
+    _mark_self()
     sys.exit(main())
