@@ -45,7 +45,7 @@ def main() -> None:
             print(f"  {done}/{total} images, {time.perf_counter() - t0:.1f} s", flush=True)
 
     try:
-        s = generate(
+        summary = generate(
             out,
             num_ids=args.ids,
             num_cameras=args.cameras,
@@ -58,13 +58,14 @@ def main() -> None:
         wall = time.perf_counter() - t0
         size_mb = sum(f.stat().st_size for f in out.rglob("*.jpg")) / 2**20
         print(
-            f"{s['total_images']} images ({s['train_images']} train, {s['query_images']} query, "
-            f"{s['gallery_images']} gallery incl. {s['num_distractors']} distractors and {s['num_junk']} junk), "
+            f"{summary['total_images']} images ({summary['train_images']} train, {summary['query_images']} query, "
+            f"{summary['gallery_images']} gallery incl. {summary['num_distractors']} distractors "
+            f"and {summary['num_junk']} junk), "
             f"{size_mb:.0f} MiB"
         )
         print(
-            f"time {s['seconds']:.1f} s rendering+writing with {args.workers} workers "
-            f"({wall:.1f} s for the whole generate() call): {s['images_per_second']:.0f} images/s"
+            f"time {summary['seconds']:.1f} s rendering+writing with {args.workers} workers "
+            f"({wall:.1f} s for the whole generate() call): {summary['images_per_second']:.0f} images/s"
         )
     finally:
         if tmp:

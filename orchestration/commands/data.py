@@ -9,59 +9,59 @@ import time
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    parser = subparsers.add_parser(
         "data",
         help="datasets: generate a synthetic one, summarise one",
         description="Datasets in the Market-1501 layout.",
     )
-    sub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
-    s = sub.add_parser(
+    synth = sub.add_parser(
         "synth",
         help="write a synthetic dataset in the Market-1501 layout",
         description="Write a synthetic person-ReID dataset (Market-1501 folders and file "
         "names). Market-sized: --ids 1501 --images-per-id 17 --distractors 2793 --junk 3819.",
     )
-    s.add_argument("--out", required=True, help="output folder (created; its dataset folders must be empty)")
-    s.add_argument("--ids", type=int, default=100, help="identities in all, half train half test (default 100)")
-    s.add_argument("--cameras", type=int, default=6, help="number of cameras, 2..9 (default 6)")
-    s.add_argument("--images-per-id", type=int, default=12, help="images per identity, >= 4 (default 12)")
-    s.add_argument(
+    synth.add_argument("--out", required=True, help="output folder (created; its dataset folders must be empty)")
+    synth.add_argument("--ids", type=int, default=100, help="identities in all, half train half test (default 100)")
+    synth.add_argument("--cameras", type=int, default=6, help="number of cameras, 2..9 (default 6)")
+    synth.add_argument("--images-per-id", type=int, default=12, help="images per identity, >= 4 (default 12)")
+    synth.add_argument(
         "--distractors",
         type=int,
         default=None,
         help="distractor images (id 0) in the gallery (default: 22%% of the test images)",
     )
-    s.add_argument(
+    synth.add_argument(
         "--junk", type=int, default=None, help="junk images (id -1) in the gallery (default: 30%% of the test images)"
     )
-    s.add_argument(
+    synth.add_argument(
         "--camera-variation",
         type=float,
         default=1.0,
         help="how much cameras differ, 0..1 (default 1 = full strength; lower = easier set)",
     )
-    s.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    s.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    s.add_argument("--overwrite", action="store_true", help="replace the dataset folders if they hold files")
-    s.add_argument("--json", action="store_true", help="print the summary as JSON")
-    s.set_defaults(func=_synth)
+    synth.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    synth.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    synth.add_argument("--overwrite", action="store_true", help="replace the dataset folders if they hold files")
+    synth.add_argument("--json", action="store_true", help="print the summary as JSON")
+    synth.set_defaults(func=_synth)
 
-    m = sub.add_parser(
+    summary = sub.add_parser(
         "summary",
         help="list a dataset: ids, images and cameras per subset",
         description="Summarise a dataset in the Market-1501 layout (the dataset folder or the "
         "folder that contains it).",
     )
-    m.add_argument("dir", help="dataset folder, or a folder containing exactly one")
-    m.add_argument(
+    summary.add_argument("dir", help="dataset folder, or a folder containing exactly one")
+    summary.add_argument(
         "--name",
         default="auto",
         choices=["auto", "market1501", "dukemtmcreid", "generic"],
         help="dataset kind (default: auto, from the folder name)",
     )
-    m.add_argument("--json", action="store_true", help="print the counts as JSON")
-    m.set_defaults(func=_summary)
+    summary.add_argument("--json", action="store_true", help="print the counts as JSON")
+    summary.set_defaults(func=_summary)
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -9,10 +9,10 @@ from typing import Any
 
 
 def add_model_args(p: argparse.ArgumentParser, required: bool) -> None:
-    g = p.add_mutually_exclusive_group(required=required)
-    g.add_argument("--weights", help="a compact-reid weights file (PyTorch)")
-    g.add_argument("--onnx", help="a model written by `compact-reid export --format onnx` (ONNX Runtime)")
-    g.add_argument("--torchscript", help="a model written by `compact-reid export --format torchscript`")
+    source = p.add_mutually_exclusive_group(required=required)
+    source.add_argument("--weights", help="a compact-reid weights file (PyTorch)")
+    source.add_argument("--onnx", help="a model written by `compact-reid export --format onnx` (ONNX Runtime)")
+    source.add_argument("--torchscript", help="a model written by `compact-reid export --format torchscript`")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding the images")
@@ -47,7 +47,7 @@ def embed_paths(embedder: Any, paths: list, args: argparse.Namespace, what: str)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    parser = sub.add_parser(
         "embed",
         help="embed a folder or glob of person crops into a features file",
         description="Features of every crop (the evaluation's preprocessing: resize to the model's "
@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "as .npz or .parquet (by the --out suffix; Parquet needs pyarrow). Files that are "
         "not readable images (non-images, truncated JPEGs) are counted, named and skipped.",
     )
-    add_model_args(p, required=True)
-    p.add_argument("--images", required=True, nargs="+", metavar="DIR_OR_GLOB", help="folder(s), glob(s) or files")
-    p.add_argument("--out", required=True, help="features file: .npz or .parquet")
-    p.set_defaults(func=run)
+    add_model_args(parser, required=True)
+    parser.add_argument("--images", required=True, nargs="+", metavar="DIR_OR_GLOB", help="folder(s), glob(s) or files")
+    parser.add_argument("--out", required=True, help="features file: .npz or .parquet")
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    parser = sub.add_parser(
         "export",
         help="export the embedding network to ONNX or TorchScript (parity-checked)",
         description="Export the eval-mode embedding network of a weights file (global + local "
@@ -17,17 +17,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(ONNX Runtime / TorchScript) against PyTorch on random inputs and on real crops "
         "(--images or --data); above --tolerance it is refused and nothing is written.",
     )
-    p.add_argument("--weights", required=True, help="a compact-reid weights file (weights/final.pt) or checkpoint")
-    p.add_argument("--format", required=True, help="onnx or torchscript")
-    p.add_argument("--out", required=True, help="output file (e.g. model.onnx, model.ts)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--images", nargs="+", metavar="DIR_OR_GLOB", help="real crops for the parity check")
-    g.add_argument("--data", help="a dataset (Market-1501 layout): its query/gallery crops for the parity check")
-    p.add_argument("--crops", type=int, default=32, help="how many real crops the parity check uses (default 32)")
-    p.add_argument("--tolerance", type=float, default=None, help="largest max |exported - pytorch| accepted (1e-3)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; >= 16 for GridSample)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=run)
+    parser.add_argument("--weights", required=True, help="a compact-reid weights file (weights/final.pt) or checkpoint")
+    parser.add_argument("--format", required=True, help="onnx or torchscript")
+    parser.add_argument("--out", required=True, help="output file (e.g. model.onnx, model.ts)")
+    weights_source = parser.add_mutually_exclusive_group()
+    weights_source.add_argument("--images", nargs="+", metavar="DIR_OR_GLOB", help="real crops for the parity check")
+    weights_source.add_argument(
+        "--data", help="a dataset (Market-1501 layout): its query/gallery crops for the parity check"
+    )
+    parser.add_argument("--crops", type=int, default=32, help="how many real crops the parity check uses (default 32)")
+    parser.add_argument(
+        "--tolerance", type=float, default=None, help="largest max |exported - pytorch| accepted (1e-3)"
+    )
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; >= 16 for GridSample)")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=run)
 
 
 def _real_crops(args: argparse.Namespace, height: int, width: int):  # -> torch.Tensor | None

@@ -121,19 +121,19 @@ def format_table(result: dict[str, Any]) -> str:
             (str(info.get("label", "model")), str(info.get("train_set") or "-"), m["reid"], f"{m['threshold']:.2f}")
         )
     rows.append(("Oracle", "-", result["oracle"], "-"))
-    w = max(12, *(len(r[0]) for r in rows))
+    width = max(12, *(len(r[0]) for r in rows))
     wt = max(10, *(len(r[1]) for r in rows))
     lines = [
         head,
         "",
-        f"{'Model':<{w}}  {'Trained on':<{wt}}  {'MOTA':>5}  {'IDF1':>5}  {'IDSW':>4}  "
+        f"{'Model':<{width}}  {'Trained on':<{wt}}  {'MOTA':>5}  {'IDF1':>5}  {'IDSW':>4}  "
         f"{'Entries re-identified':>22}  {'Thr':>4}",
     ]
     lines.append("-" * len(lines[-1]))
     for name, ts, r, thr in rows:
         ent = f"{r['entries_correct']}/{r['entries']} ({_pct(r['entry_accuracy'])}%)"
         lines.append(
-            f"{name:<{w}}  {ts:<{wt}}  {_pct(r['mota']):>5}  {_pct(r['idf1']):>5}  "
+            f"{name:<{width}}  {ts:<{wt}}  {_pct(r['mota']):>5}  {_pct(r['idf1']):>5}  "
             f"{r['num_switches']:>4}  {ent:>22}  {thr:>4}"
         )
     return "\n".join(lines)

@@ -7,16 +7,18 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    parser = sub.add_parser(
         "profile",
         help="parameters and multiply-accumulates at 160x64 (Table 1)",
         description="Parameters (without and with the two identity classifiers) and "
         "multiply-accumulates for one 160x64 image, beside the paper's Table 1.",
     )
-    p.add_argument("--presets", default="hacnn,compact-1x,compact-2x", help="comma-separated preset names")
-    p.add_argument("--num-classes", type=int, default=751, help="identities for the classifiers (Market-1501: 751)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
+    parser.add_argument("--presets", default="hacnn,compact-1x,compact-2x", help="comma-separated preset names")
+    parser.add_argument(
+        "--num-classes", type=int, default=751, help="identities for the classifiers (Market-1501: 751)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=run)
 
 
 def _pct(measured: float, paper: float | None) -> str:

@@ -10,7 +10,7 @@ from .embed import add_model_args, embed_paths, open_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    parser = sub.add_parser(
         "search",
         help="rank a gallery for query crops; --html writes a page of the matches",
         description="Rank the gallery of a features file (`compact-reid embed`) for each query "
@@ -18,21 +18,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "distance. Both must come from the same model (fingerprint and feature size "
         "are checked). --html writes a self-contained page (images embedded).",
     )
-    p.add_argument("--features", required=True, help="gallery features file (.npz or .parquet)")
-    q = p.add_mutually_exclusive_group(required=True)
-    q.add_argument("--query", nargs="+", metavar="IMG", help="query crops (files, folders or globs)")
-    q.add_argument("--query-features", help="a features file of the queries")
-    add_model_args(p, required=False)
-    p.add_argument("--top-k", type=int, default=10)
-    p.add_argument("--html", metavar="OUT", help="write the results as a self-contained HTML page")
-    p.add_argument(
+    parser.add_argument("--features", required=True, help="gallery features file (.npz or .parquet)")
+    query_source = parser.add_mutually_exclusive_group(required=True)
+    query_source.add_argument("--query", nargs="+", metavar="IMG", help="query crops (files, folders or globs)")
+    query_source.add_argument("--query-features", help="a features file of the queries")
+    add_model_args(parser, required=False)
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--html", metavar="OUT", help="write the results as a self-contained HTML page")
+    parser.add_argument(
         "--evaluate",
         action="store_true",
         help="instead of listing matches, print rank-1/5/10, mAP, mINP under `compact-reid evaluate`'s "
         "protocol (ids and cameras from Market-1501-style names)",
     )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=run)
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    parser = sub.add_parser(
         "server",
         help="start an MLflow tracking server (UI) on the sweeps' store",
         description="Start `mlflow server` in the foreground. Default: SQLite runs/mlflow.db (the store "
@@ -17,42 +17,44 @@ def register(sub: argparse._SubParsersAction) -> None:
         "127.0.0.1. Point sweeps at it with --tracking-uri http://HOST:PORT. Cluster recipe "
         "(PostgreSQL, S3 artifacts, basic auth): mlflow_server/README.md.",
     )
-    p.add_argument(
+    parser.add_argument(
         "--host",
         default="127.0.0.1",
         help="address of this machine to bind (default 127.0.0.1: this machine only; 0.0.0.0 "
         "exposes it, then use --app-name basic-auth and --allowed-hosts)",
     )
-    p.add_argument(
+    parser.add_argument(
         "--port",
         type=int,
         default=5000,
         help="port (default 5000; 0 = a free port, printed). A port in use is refused, naming the process holding it",
     )
-    p.add_argument(
+    parser.add_argument(
         "--backend-store-uri",
         default=None,
         help="runs database: sqlite:///, postgresql://, mysql:// or mssql:// (default "
         "sqlite:///<abs>/runs/mlflow.db; cluster: postgresql://...)",
     )
-    p.add_argument(
+    parser.add_argument(
         "--artifacts-destination",
         default=None,
         help="artifact store behind the proxy (default runs/mlartifacts; cluster: s3://bucket/path "
         "with MLFLOW_S3_ENDPOINT_URL for S3-compatible stores)",
     )
-    p.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
-    p.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
-    p.add_argument(
+    parser.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    parser.add_argument(
         "--app-name",
         choices=["basic-auth"],
         default=None,
         help="basic-auth: users and passwords (first start: MLFLOW_AUTH_ADMIN_PASSWORD; users in "
         "<runs-dir>/basic_auth.db unless MLFLOW_AUTH_CONFIG_PATH says otherwise)",
     )
-    p.add_argument("--allowed-hosts", default=None, help="comma-separated Host headers to accept (beyond localhost)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /health (default 120)")
-    p.set_defaults(func=run)
+    parser.add_argument(
+        "--allowed-hosts", default=None, help="comma-separated Host headers to accept (beyond localhost)"
+    )
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /health (default 120)")
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,25 +11,25 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    parser = sub.add_parser(
         "sweep",
         help="Ray Tune sweeps of presets / hyperparameters, tracked in MLflow",
         description="Sweeps are YAML specs (sweeps/*.yaml): a dataset, a grid (presets and/or "
         "config fields) x seeds, fixed overrides, resources, optional Optuna search "
         "with ASHA. Each trial is one training run and one MLflow child run.",
     )
-    s = p.add_subparsers(dest="sweep_command", required=True, metavar="SUBCOMMAND")
+    commands = parser.add_subparsers(dest="sweep_command", required=True, metavar="SUBCOMMAND")
 
-    v = s.add_parser(
+    validate = commands.add_parser(
         "validate",
         help="check a spec (every trial's config) without running anything",
         description="Validate a sweep spec: keys, types, presets, dataset path, every trial's "
         "TrainConfig. Errors name the file and the key. Imports neither Ray nor MLflow.",
     )
-    v.add_argument("spec", help="sweep YAML")
-    v.set_defaults(func=run_validate)
+    validate.add_argument("spec", help="sweep YAML")
+    validate.set_defaults(func=run_validate)
 
-    sc = s.add_parser(
+    schema = commands.add_parser(
         "schema",
         help="the JSON Schema of sweep YAML files (for editors)",
         description="Print the JSON Schema of a sweep spec: every key, its type, range and "
@@ -37,30 +37,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "search.space. Point an editor's YAML language server at it, e.g. "
         "`# yaml-language-server: $schema=sweep.schema.json` on a spec's first line.",
     )
-    sc.add_argument("--out", default=None, help="write it to this file (default: print it)")
-    sc.set_defaults(func=run_schema)
+    schema.add_argument("--out", default=None, help="write it to this file (default: print it)")
+    schema.set_defaults(func=run_schema)
 
-    sh = s.add_parser(
+    show = commands.add_parser(
         "show",
         help="the expanded trial list of a spec",
         description="Expand a spec into its trials (name, preset, seed, grid values, epochs). "
         "Imports neither Ray nor MLflow.",
     )
-    sh.add_argument("spec", nargs="+", help="sweep YAML (several with --cost)")
-    sh.add_argument("--json", action="store_true", help="machine-readable output (the whole expanded spec)")
-    sh.add_argument(
+    show.add_argument("spec", nargs="+", help="sweep YAML (several with --cost)")
+    show.add_argument("--json", action="store_true", help="machine-readable output (the whole expanded spec)")
+    show.add_argument(
         "--cost",
         action="store_true",
         help="planned trial-epochs: every trial alone, after shared training, and after reuse of FINISHED "
         "runs (with --tracking-uri); the specs are planned together",
     )
-    sh.add_argument("--tracking-uri", default=None, help="with --cost: the store to look up reusable runs in")
-    sh.add_argument(
+    show.add_argument("--tracking-uri", default=None, help="with --cost: the store to look up reusable runs in")
+    show.add_argument(
         "--images-per-second", type=float, default=None, help="with --cost: training throughput, for GPU-hours"
     )
-    sh.set_defaults(func=run_show)
+    show.set_defaults(func=run_show)
 
-    r = s.add_parser(
+    run = commands.add_parser(
         "run",
         help="run a sweep with Ray Tune (local Ray, or a cluster)",
         description="Validate the spec, check the tracking store, prepare the data, then run one "
@@ -71,54 +71,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the sweep ran (see the table for failed trials), 1 every trial failed, 3 "
         "interrupted, 2 bad input.",
     )
-    r.add_argument("spec", help="sweep YAML")
-    r.add_argument(
+    run.add_argument("spec", help="sweep YAML")
+    run.add_argument(
         "--address",
         default=None,
         help="Ray cluster to join (e.g. ray://head:10001 or auto); default: RAY_ADDRESS, else a local Ray",
     )
-    r.add_argument(
+    run.add_argument(
         "--gpus-per-trial",
         type=float,
         default=None,
         help="GPUs per trial (fractions allowed); default: the spec's, else 1 where GPUs exist, else 0",
     )
-    r.add_argument(
+    run.add_argument(
         "--max-concurrent",
         type=int,
         default=None,
         help="trials at once (default: the spec's, else as many as resources allow)",
     )
-    r.add_argument(
+    run.add_argument(
         "--tracking-uri",
         default=None,
         help="MLflow tracking URI: http://host:port, postgresql://..., sqlite:///path/mlflow.db "
         "(default: $MLFLOW_TRACKING_URI, else sqlite:///<abs>/<runs-dir>/mlflow.db)",
     )
-    r.add_argument(
+    run.add_argument(
         "--storage",
         default=None,
         help="Ray storage path or URI (default ./runs/<sweep>/ray; a shared path or s3:// on clusters)",
     )
-    r.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
-    r.add_argument(
+    run.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
+    run.add_argument(
         "--fresh",
         action="store_true",
         help="if the sweep already has state, keep it under a timestamped folder name and start "
         "over (default: refuse and point to `sweep resume`)",
     )
-    r.add_argument(
+    run.add_argument(
         "--no-reuse",
         action="store_true",
         help="train every trial even when an identical FINISHED run is in the tracking store",
     )
-    r.add_argument(
+    run.add_argument(
         "--no-sharing",
         action="store_true",
         help="train every trial from scratch, even where it could start from training another trial "
         "shares with it (e.g. column h from column g's main phase)",
     )
-    r.add_argument(
+    run.add_argument(
         "--resources",
         choices=["auto", "defaults"],
         default=None,
@@ -127,31 +127,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "trials per GPU / threads per trial the spec leaves open), measured first when this machine has "
         "none cached (about a minute per kind of node). Default: the spec's `resources`, else defaults",
     )
-    r.add_argument("--reprobe", action="store_true", help="with resources auto: ignore the cached probe result")
-    r.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
-    r.set_defaults(func=run_run)
+    run.add_argument("--reprobe", action="store_true", help="with resources auto: ignore the cached probe result")
+    run.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
+    run.set_defaults(func=run_run)
 
-    re_ = s.add_parser(
+    resume = commands.add_parser(
         "resume",
         help="continue an interrupted sweep (finished trials are not re-run)",
         description="Restore the sweep's Ray Tune state: unfinished and errored trials continue "
         "from their last checkpoints and their MLflow runs; finished trials are kept.",
     )
-    re_.add_argument("sweep", metavar="NAME|PATH", help="sweep name (under --runs-dir) or its folder")
-    re_.add_argument("--address", default=None, help="Ray cluster to join (default: RAY_ADDRESS, else local)")
-    re_.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
-    re_.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
-    re_.set_defaults(func=run_resume)
+    resume.add_argument("sweep", metavar="NAME|PATH", help="sweep name (under --runs-dir) or its folder")
+    resume.add_argument("--address", default=None, help="Ray cluster to join (default: RAY_ADDRESS, else local)")
+    resume.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
+    resume.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
+    resume.set_defaults(func=run_resume)
 
-    st = s.add_parser(
+    status = commands.add_parser(
         "status",
         help="trials of a sweep: state, last epoch, final metrics",
         description="Read the sweep's Ray state (no Ray cluster is started).",
     )
-    st.add_argument("sweep", metavar="NAME|PATH", help="sweep name (under --runs-dir) or its folder")
-    st.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
-    st.add_argument("--json", action="store_true", help="machine-readable output")
-    st.set_defaults(func=run_status)
+    status.add_argument("sweep", metavar="NAME|PATH", help="sweep name (under --runs-dir) or its folder")
+    status.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=run_status)
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from orchestration.mlflow_log.store import resolve_tracking_uri  # the one URI r
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    parser = sub.add_parser(
         "tables",
         help="tables and figures of the paper from a sweep's MLflow runs",
         description="Reads what MLflow recorded for a sweep (parent run + trials.json, child runs: params, tags, "
@@ -23,30 +23,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Markdown, LaTeX (booktabs), CSV and one self-contained HTML page; the files are also logged "
         "on the sweep's parent run under tables/. Exit code 2 for an unusable experiment.",
     )
-    p.add_argument("--experiment", required=True, help="the sweep's MLflow experiment (named after the sweep)")
-    p.add_argument(
+    parser.add_argument("--experiment", required=True, help="the sweep's MLflow experiment (named after the sweep)")
+    parser.add_argument(
         "--tracking-uri",
         default=None,
         help="MLflow tracking URI: sqlite:///path/mlflow.db, a *.db path or http://host:port "
         "(default: $MLFLOW_TRACKING_URI, else sqlite:///<abs>/<runs-dir>/mlflow.db)",
     )
-    p.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
-    p.add_argument("--out", default=None, help="output folder (default: tables/<experiment>)")
-    p.add_argument(
+    parser.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
+    parser.add_argument("--out", default=None, help="output folder (default: tables/<experiment>)")
+    parser.add_argument(
         "--format",
         default="md,latex,html,csv",
         help="comma-separated subset of md, latex, html, csv (figures are always written as PNG + SVG)",
     )
-    p.add_argument(
+    parser.add_argument(
         "--group-by",
         choices=("auto", "preset", "grid_point"),
         default="auto",
         help="table columns: one per preset (Table 3), one per grid point (grid table), or auto: "
         "preset when every preset has a single grid point",
     )
-    p.add_argument("--no-log", action="store_true", help="do not log the files on the sweep's parent run")
-    p.add_argument("--json", action="store_true", help="machine-readable summary on stdout instead of Markdown")
-    p.set_defaults(func=run)
+    parser.add_argument("--no-log", action="store_true", help="do not log the files on the sweep's parent run")
+    parser.add_argument("--json", action="store_true", help="machine-readable summary on stdout instead of Markdown")
+    parser.set_defaults(func=run)
 
 
 def _quiet_mlflow() -> None:

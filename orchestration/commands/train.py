@@ -11,52 +11,54 @@ import yaml
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    parser = sub.add_parser(
         "train",
         help="train one preset on a dataset folder (no Ray, no MLflow)",
         description="Train one preset; per-epoch progress on the console, metrics.json, "
         "checkpoints/last.pt and weights/{final,best}.pt (+ swa.pt with SWAG) in --out.",
     )
-    p.add_argument("--preset", required=True, help="a preset name (see `compact-reid presets`)")
-    p.add_argument("--data", required=True, help="dataset root (Market-1501 layout) or the folder containing it")
-    p.add_argument("--out", required=True, help="output folder of the run")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=int, help="main-phase epochs (milestones and cycles scaled to match)")
-    g.add_argument("--schedule-scale", type=float, help="multiply every epoch count of the recipe (e.g. 0.02)")
-    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoints/last.pt")
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--seed", type=int, help="random seed (default: the preset's)")
-    p.add_argument("--dataset-name", default="auto", help="auto, market1501, dukemtmcreid or generic")
-    p.add_argument(
+    parser.add_argument("--preset", required=True, help="a preset name (see `compact-reid presets`)")
+    parser.add_argument("--data", required=True, help="dataset root (Market-1501 layout) or the folder containing it")
+    parser.add_argument("--out", required=True, help="output folder of the run")
+    schedule_length = parser.add_mutually_exclusive_group()
+    schedule_length.add_argument("--epochs", type=int, help="main-phase epochs (milestones and cycles scaled to match)")
+    schedule_length.add_argument(
+        "--schedule-scale", type=float, help="multiply every epoch count of the recipe (e.g. 0.02)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoints/last.pt")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    parser.add_argument("--seed", type=int, help="random seed (default: the preset's)")
+    parser.add_argument("--dataset-name", default="auto", help="auto, market1501, dukemtmcreid or generic")
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="config override, e.g. --set model.width_multiplier=0.5 (YAML value; repeatable)",
     )
-    p.set_defaults(func=run_train)
+    parser.set_defaults(func=run_train)
 
-    e = sub.add_parser(
+    evaluate = sub.add_parser(
         "evaluate",
         help="evaluate a checkpoint or weights file on a dataset",
         description="Rank-1/5/10, mAP and mINP under the standard protocol.",
     )
-    e.add_argument("--checkpoint", required=True, help="weights file (weights/final.pt) or checkpoint")
-    e.add_argument("--data", required=True, help="dataset root or the folder containing it")
-    e.add_argument("--dataset-name", default="auto")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
-    e.add_argument("--json", action="store_true")
-    e.set_defaults(func=run_evaluate)
+    evaluate.add_argument("--checkpoint", required=True, help="weights file (weights/final.pt) or checkpoint")
+    evaluate.add_argument("--data", required=True, help="dataset root or the folder containing it")
+    evaluate.add_argument("--dataset-name", default="auto")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=run_evaluate)
 
-    s = sub.add_parser(
+    summary_parser = sub.add_parser(
         "presets",
         help="list the presets (Table 3 columns, Table 4 setups)",
         description="Presets are data: the paper's switches and the resolved config of each.",
     )
-    s.add_argument("name", nargs="?", help="show one preset's full config")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=run_presets)
+    summary_parser.add_argument("name", nargs="?", help="show one preset's full config")
+    summary_parser.add_argument("--json", action="store_true")
+    summary_parser.set_defaults(func=run_presets)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -106,10 +108,10 @@ def run_train(args: argparse.Namespace) -> int:
     for which in trainer.weight_kinds():  # final, best, and swa (the SWA mean) when SWAG ran
         trainer.save_weights(out / "weights" / f"{which}.pt", which)
     _write_metrics(out, trainer)
-    s = trainer.summary
+    summary = trainer.summary
     print(
-        f"done: final rank1 {100 * s['final_rank1']:.1f}% mAP {100 * s['final_mAP']:.1f}% "
-        f"(untrained {100 * s.get('untrained_rank1', float('nan')):.1f}% / {100 * s.get('untrained_mAP', float('nan')):.1f}%) "
+        f"done: final rank1 {100 * summary['final_rank1']:.1f}% mAP {100 * summary['final_mAP']:.1f}% "
+        f"(untrained {100 * summary.get('untrained_rank1', float('nan')):.1f}% / {100 * summary.get('untrained_mAP', float('nan')):.1f}%) "
         f"-> {out / 'metrics.json'}"
     )
     return 0

@@ -57,10 +57,10 @@ def normalize_tracking_uri(uri: str | None, runs_dir: str | os.PathLike[str] = "
             f"tracking URI {uri!r}: give sqlite:///path/to/mlflow.db, http://host:port or "
             "a database URI (the MLflow file store is deprecated)"
         )
-    p = sqlite_path(uri)
-    if p is not None:
+    path = sqlite_path(uri)
+    if path is not None:
         query = uri.split("?", 1)[1] if "?" in uri else ""
-        return "sqlite:///" + str(p.resolve()) + (f"?{query}" if query else "")
+        return "sqlite:///" + str(path.resolve()) + (f"?{query}" if query else "")
     if uri.startswith("file:"):
         raise TrackingError(f"tracking URI {uri!r}: the MLflow file store is deprecated; use sqlite:///path/mlflow.db")
     return uri.rstrip("/")
@@ -75,10 +75,10 @@ def artifact_root_for(uri: str, experiment: str) -> str | None:
     """Artifact location of a new experiment: `mlartifacts/<experiment>` next to the SQLite
     file, so artifacts never land in a trial's working directory (MLflow's default is a
     relative ./mlruns); None (the server's choice: proxied artifacts) for other stores."""
-    p = sqlite_path(uri)
-    if p is None:
+    path = sqlite_path(uri)
+    if path is None:
         return None
-    return (p.parent / "mlartifacts" / experiment).resolve().as_uri()
+    return (path.parent / "mlartifacts" / experiment).resolve().as_uri()
 
 
 @contextmanager
@@ -129,13 +129,13 @@ def check_tracking_uri(uri: str, timeout: float = 10.0) -> str:
         reached = f"PostgreSQL database {redact(uri)} (no server)"
     else:
         reached = f"store {uri} (no server)"
-    p = sqlite_path(uri)
-    if p is not None:
+    path = sqlite_path(uri)
+    if path is not None:
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise TrackingError(f"tracking URI {uri}: cannot create {p.parent} ({e})") from None
-        reached = f"SQLite file {p} (no server)"
+            raise TrackingError(f"tracking URI {uri}: cannot create {path.parent} ({e})") from None
+        reached = f"SQLite file {path} (no server)"
     try:
         with quick_failing(timeout):
             client_for(uri).search_experiments(max_results=1)
@@ -174,11 +174,11 @@ def _check_server_access(uri: str, timeout: float) -> str:
         )
 
     try:
-        r = get("/api/2.0/mlflow/experiments/search", max_results=1)
+        response = get("/api/2.0/mlflow/experiments/search", max_results=1)
     except Exception as e:  # requests' connection errors, TLS errors...
         raise TrackingError(f"tracking server {uri}: {type(e).__name__}: {_scrub(str(e))[:300]}") from None
     user = creds.username
-    if r.status_code == 401:
+    if response.status_code == 401:
         if creds.token or creds.auth or creds.aws_sigv4:
             raise TrackingError(
                 f"tracking server {uri} refused the credentials configured for MLflow (HTTP 401): "
@@ -197,20 +197,20 @@ def _check_server_access(uri: str, timeout: float) -> str:
             f"tracking server {uri} refused user {user!r} (HTTP 401): wrong user name or password; "
             f"check {_PASSWORD_VAR} (and {_USER_VAR})"
         )
-    if r.status_code == 403:
+    if response.status_code == 403:
         raise TrackingError(
             f"tracking server {uri}: user {user!r} may not read experiments (HTTP 403); ask the "
             "server's admin for a permission, or use another user"
         )
-    if r.status_code != 200:
+    if response.status_code != 200:
         raise TrackingError(
-            f"tracking server {uri}: searching experiments answered HTTP {r.status_code} "
-            f"({_scrub(r.text.strip())[:200]})"
+            f"tracking server {uri}: searching experiments answered HTTP {response.status_code} "
+            f"({_scrub(response.text.strip())[:200]})"
         )
     version = store = None
     try:
-        v = get("/version")
-        version = v.text.strip()[:40] if v.status_code == 200 else None
+        version_info = get("/version")
+        version = version_info.text.strip()[:40] if version_info.status_code == 200 else None
         info = get("/api/3.0/mlflow/server-info")
         if info.status_code == 200:
             store = info.json().get("store_type")

@@ -209,8 +209,8 @@ class SweepConsole(ProgressReporter):
 
     # ----------------------------------------------------------------------------------------
     def _stamp(self, now: float) -> str:
-        s = max(0, int(now - self._start))
-        h, m, sec = s // 3600, (s // 60) % 60, s % 60
+        seconds = max(0, int(now - self._start))
+        h, m, sec = seconds // 3600, (seconds // 60) % 60, seconds % 60
         return f"[{h}:{m:02d}:{sec:02d}] " if h else f"[{m}:{sec:02d}] "
 
     def _emit(self, text: str) -> None:

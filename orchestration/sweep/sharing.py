@@ -164,7 +164,7 @@ def dataset_fingerprint(dataset: Any, data_root: str | None = None) -> str:
     if dataset.is_synthetic:
         from reid_core.data import synth
 
-        return _digest({"synthetic": dict(dataset.synthetic or {}), "format": getattr(synth, "FORMAT_VERSION", 1)})
+        return _digest({"synthetic": dict(dataset.synthetic or {}), "format": synth.FORMAT_VERSION})
     root = Path(data_root) if data_root else None
     if root is not None and root.is_dir():
         listing = []

@@ -226,27 +226,27 @@ def _expand_env(value: str, ctx: _Ctx, key: str) -> str:
 
 
 def _dataset(file: SweepFile, ctx: _Ctx, check_paths: bool) -> DatasetSpec:
-    d = file.dataset
+    dataset = file.dataset
     ctx.check(
-        (d.path is None) != (d.synthetic is None),
+        (dataset.path is None) != (dataset.synthetic is None),
         "dataset",
         "give exactly one of `path: DIR` or `synthetic: {ids, cameras, ...}`",
     )
-    if d.synthetic is not None:
-        ctx.check(d.name is None, "dataset.name", "only with `path` (synthetic data is always 'generic')")
-        options = d.synthetic.generator_kwargs()
+    if dataset.synthetic is not None:
+        ctx.check(dataset.name is None, "dataset.name", "only with `path` (synthetic data is always 'generic')")
+        options = dataset.synthetic.generator_kwargs()
         try:  # the generator's own rules, before anything is drawn
             check_options(options)
         except SynthOptionError as e:
             raise ctx.err(f"dataset.synthetic.{SyntheticSpec.key_of(e.option)}", e.problem) from None
         return DatasetSpec(synthetic=options, name="generic")
-    ctx.check(d.path.strip() != "", "dataset.path", "is empty")  # type: ignore[union-attr]
-    path = Path(_expand_env(d.path, ctx, "dataset.path"))  # type: ignore[arg-type]
+    ctx.check(dataset.path.strip() != "", "dataset.path", "is empty")  # type: ignore[union-attr]
+    path = Path(_expand_env(dataset.path, ctx, "dataset.path"))  # type: ignore[arg-type]
     path = path if path.is_absolute() else Path.cwd() / path
     if check_paths:
         ctx.check(path.exists(), "dataset.path", f"{path} does not exist")
         ctx.check(path.is_dir(), "dataset.path", f"{path} is not a folder")
-    return DatasetSpec(path=str(path.resolve() if path.exists() else path), name=d.name or "auto")
+    return DatasetSpec(path=str(path.resolve() if path.exists() else path), name=dataset.name or "auto")
 
 
 def _overrides(file: SweepFile, ctx: _Ctx) -> tuple[dict[str, Any], dict[str, str]]:
@@ -264,11 +264,11 @@ def _grid(file: SweepFile, ctx: _Ctx, overrides: Mapping[str, Any]) -> tuple[dic
     """(axis as written -> values, preset first; axis as written -> resolved dotted path)."""
     if "grid" in file.model_fields_set and not file.grid:
         raise ctx.err("grid", "is empty: give at least one axis (e.g. `preset: [g, h]`), or remove `grid`")
-    d = file.grid or {}
+    axes = file.grid or {}
     grid: dict[str, list[Any]] = {}
     keys: dict[str, str] = {}
-    for k in (["preset"] if "preset" in d else []) + [k for k in d if k != "preset"]:  # preset first
-        v, key = d[k], f"grid.{k}"
+    for k in (["preset"] if "preset" in axes else []) + [k for k in axes if k != "preset"]:  # preset first
+        v, key = axes[k], f"grid.{k}"
         formatted = [format_value(x) for x in v]
         dup = [f for f in formatted if formatted.count(f) > 1]
         ctx.check(not dup, key, f"duplicate value {dup[0] if dup else ''}")
@@ -293,8 +293,8 @@ def _search(
 ) -> SearchSection:
     """file.search with its space keyed by dotted config path; every bound (or choice) must
     make a valid config with the overrides."""
-    s = file.search
-    assert s is not None
+    search = file.search
+    assert search is not None
     ctx.check(
         not grid_keys,
         "grid",
@@ -304,7 +304,7 @@ def _search(
         len(file.seed_list) == 1 and file.adaptive is None, "seeds", "a search trains each sample once: give one seed"
     )
     space = {}
-    for k, p in s.space.items():
+    for k, p in search.space.items():
         key = f"search.space.{k}"
         full = ctx.resolve(k, key)
         ctx.check(full not in overrides, key, f"{full} is also fixed in `overrides`; keep one")
@@ -328,7 +328,7 @@ def _search(
         for value in p.values or [p.low, p.high]:
             ctx.config(base, {**overrides, full: value}, key)  # type: ignore[arg-type]
         space[full] = p
-    return s.model_copy(update={"space": space})
+    return search.model_copy(update={"space": space})
 
 
 def _check_comparison(file: SweepFile, ctx: _Ctx, trials: list[Trial]) -> None:
@@ -338,10 +338,14 @@ def _check_comparison(file: SweepFile, ctx: _Ctx, trials: list[Trial]) -> None:
         ctx.check(
             file.reference in points, "reference", f"no grid point {file.reference!r}; allowed: {', '.join(points)}"
         )
-    a = file.adaptive
-    if a is None:
+    adaptive = file.adaptive
+    if adaptive is None:
         return
-    ctx.check(a.max >= a.initial, "seeds.max", f"must be >= seeds.initial ({a.initial}), got {a.max}")
+    ctx.check(
+        adaptive.max >= adaptive.initial,
+        "seeds.max",
+        f"must be >= seeds.initial ({adaptive.initial}), got {adaptive.max}",
+    )
     ctx.check(
         file.search is None and file.scheduler is None, "seeds", "adaptive seeds need a grid (no search, no scheduler)"
     )
@@ -355,17 +359,23 @@ def _check_comparison(file: SweepFile, ctx: _Ctx, trials: list[Trial]) -> None:
 
 def _scheduler(file: SweepFile, ctx: _Ctx, search: SearchSection | None, max_epochs: int) -> SchedulerSection:
     """file.scheduler with max_t (default: the longest trial), metric and mode (default: the search's)."""
-    c = file.scheduler
-    assert c is not None
-    max_t = c.max_t if c.max_t is not None else max_epochs
-    ctx.check(c.grace_period <= max_t, "scheduler.grace_period", f"must be <= max_t ({max_t}), got {c.grace_period}")
-    ctx.check(c.metric is not None or search is not None, "scheduler.metric", "required without `search` (e.g. mAP)")
-    metric = c.metric or search.metric  # type: ignore[union-attr]
-    mode = c.mode or (search.mode if search else "max")
+    scheduler = file.scheduler
+    assert scheduler is not None
+    max_t = scheduler.max_t if scheduler.max_t is not None else max_epochs
+    ctx.check(
+        scheduler.grace_period <= max_t,
+        "scheduler.grace_period",
+        f"must be <= max_t ({max_t}), got {scheduler.grace_period}",
+    )
+    ctx.check(
+        scheduler.metric is not None or search is not None, "scheduler.metric", "required without `search` (e.g. mAP)"
+    )
+    metric = scheduler.metric or search.metric  # type: ignore[union-attr]
+    mode = scheduler.mode or (search.mode if search else "max")
     if search is not None:
         ctx.check(metric == search.metric, "scheduler.metric", f"must equal search.metric ({search.metric})")
         ctx.check(mode == search.mode, "scheduler.mode", f"must equal search.mode ({search.mode})")
-    return c.model_copy(update={"max_t": max_t, "metric": metric, "mode": mode})
+    return scheduler.model_copy(update={"max_t": max_t, "metric": metric, "mode": mode})
 
 
 def _expand(

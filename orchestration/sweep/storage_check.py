@@ -175,10 +175,10 @@ def _listing(folder: Path) -> list[str]:
 def _mkdirs(path: Path) -> list[Path]:
     """mkdir -p; the folders it created, deepest first."""
     missing = []
-    p = path
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
     path.mkdir(parents=True, exist_ok=True)
     return missing
 

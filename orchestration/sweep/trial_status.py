@@ -94,15 +94,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         return r.get(f"final_{key}") if r.get(f"final_{key}") is not None else r.get(key)
 
     with_mlflow = any("mlflow" in r for r in rows)
-    w = max([len("trial")] + [len(r["trial"]) for r in rows])
+    name_width = max([len("trial")] + [len(r["trial"]) for r in rows])
     wn = max([len("node")] + [len(str(r.get("node") or "-")) for r in rows])
-    head = f"{'trial':<{w}}  {'ray':<10} " + (f"{'mlflow':<9} " if with_mlflow else "")
+    head = f"{'trial':<{name_width}}  {'ray':<10} " + (f"{'mlflow':<9} " if with_mlflow else "")
     lines = [
         head + f"{'node':<{wn}} {'epochs':>7} {'rank1':>6} {'mAP':>6}  {'train_s':>7} {'wall_s':>7} {'eta_s':>6}  error"
     ]
     for r in rows:
         ep = f"{r.get('epoch') or 0}/{r.get('total_epochs') or '?'}"
-        line = f"{r['trial']:<{w}}  {r['status']:<10} " + (f"{r.get('mlflow') or '-':<9} " if with_mlflow else "")
+        line = f"{r['trial']:<{name_width}}  {r['status']:<10} " + (
+            f"{r.get('mlflow') or '-':<9} " if with_mlflow else ""
+        )
         lines.append(
             line + f"{str(r.get('node') or '-'):<{wn}} {ep:>7} {pct(latest(r, 'rank1')):>6} "
             f"{pct(latest(r, 'mAP')):>6}  {sec(r.get('train_seconds')):>7} {sec(r.get('trial_wall_s')):>7} "
@@ -209,18 +211,23 @@ def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", m
 
 def _merge_mlflow(rows: list[dict[str, Any]], ml: dict[str, dict[str, Any]]) -> None:
     for r in rows:
-        m = ml.get(r["trial"])
-        r["mlflow"] = m["status"] if m else None
-        if m:  # MLflow is written every epoch; Ray's state is a periodic snapshot
-            if (m["epoch"] or 0) > (r.get("epoch") or 0):
-                r["epoch"] = m["epoch"]
-                r.update({k: m[k] for k in ("rank1", "mAP", "node", "eta_s") if m.get(k) is not None})
+        mlflow_row = ml.get(r["trial"])
+        r["mlflow"] = mlflow_row["status"] if mlflow_row else None
+        if mlflow_row:  # MLflow is written every epoch; Ray's state is a periodic snapshot
+            if (mlflow_row["epoch"] or 0) > (r.get("epoch") or 0):
+                r["epoch"] = mlflow_row["epoch"]
+                r.update({k: mlflow_row[k] for k in ("rank1", "mAP", "node", "eta_s") if mlflow_row.get(k) is not None})
             for k in ("final_rank1", "final_mAP", "train_seconds", "total_epochs", "error", "node", "rank1", "mAP"):
-                if r.get(k) is None and m.get(k) is not None:
-                    r[k] = m[k]
+                if r.get(k) is None and mlflow_row.get(k) is not None:
+                    r[k] = mlflow_row[k]
     names = {r["trial"] for r in rows}
-    for name, m in ml.items():
+    for name, mlflow_row in ml.items():
         if name not in names:
             rows.append(
-                {"trial": name, "status": "-", "mlflow": m["status"], **{k: v for k, v in m.items() if k != "status"}}
+                {
+                    "trial": name,
+                    "status": "-",
+                    "mlflow": mlflow_row["status"],
+                    **{k: v for k, v in mlflow_row.items() if k != "status"},
+                }
             )

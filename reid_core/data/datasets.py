@@ -9,6 +9,7 @@ Listing reads directory entries only (no image is decoded), so it takes well und
 second on Market-1501. A file that does not decode is reported when `ImageDataset` loads
 it (DataError naming the path), not at listing time.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,12 @@ class ReIDDataset:
 
     def stats(self) -> dict[str, Any]:
         """JSON-ready counts per subset."""
-        out: dict[str, Any] = {"name": self.name, "root": self.root, "num_train_pids": self.num_train_pids,
-                               "num_cameras": self.num_cameras}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "root": self.root,
+            "num_train_pids": self.num_train_pids,
+            "num_cameras": self.num_cameras,
+        }
         for subset in SUBSETS:
             items = getattr(self, subset)
             out[subset] = {
@@ -87,21 +92,22 @@ class ReIDDataset:
 
     def summary(self) -> str:
         """A torchreid-style table: subset | # ids | # images | # cameras."""
-        s = self.stats()
+        stats = self.stats()
         line = "  " + "-" * 40
-        rows = [f"=> Loaded {self.name} from {self.root}", line,
-                "  subset   | # ids | # images | # cameras", line]
+        rows = [f"=> Loaded {self.name} from {self.root}", line, "  subset   | # ids | # images | # cameras", line]
         for subset in SUBSETS:
-            r = s[subset]
-            rows.append(f"  {subset:<8} | {r['ids']:5d} | {r['images']:8d} | {r['cameras']:9d}")
+            counts = stats[subset]
+            rows.append(f"  {subset:<8} | {counts['ids']:5d} | {counts['images']:8d} | {counts['cameras']:9d}")
         rows.append(line)
         extra = []
-        for key, label in (("distractors", "distractor images (id 0) kept in the gallery"),
-                           ("junk", "junk images (id -1) dropped"),
-                           ("skipped", "files skipped (name did not parse)")):
-            n = sum(s[subset][key] for subset in SUBSETS)
-            if n:
-                extra.append(f"  {n} {label}")
+        for key, label in (
+            ("distractors", "distractor images (id 0) kept in the gallery"),
+            ("junk", "junk images (id -1) dropped"),
+            ("skipped", "files skipped (name did not parse)"),
+        ):
+            total = sum(stats[subset][key] for subset in SUBSETS)
+            if total:
+                extra.append(f"  {total} {label}")
         return "\n".join(rows + extra)
 
 
@@ -115,12 +121,12 @@ def find_root(path: str | os.PathLike, name: str = "auto") -> Path:
     With several candidate sub-folders, a specific `name` picks the one whose folder name
     says it (`market`, `duke`); otherwise DataError lists them.
     """
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise DataError(f"dataset folder not found: {p}")
-    if _has_layout(p):
-        return p
-    subdirs = sorted(d for d in p.iterdir() if d.is_dir())
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"dataset folder not found: {folder}")
+    if _has_layout(folder):
+        return folder
+    subdirs = sorted(d for d in folder.iterdir() if d.is_dir())
     candidates = [d for d in subdirs if _has_layout(d)]
     if len(candidates) > 1 and name in _HINTS:
         hinted = [d for d in candidates if _HINTS[name] in d.name.lower()]
@@ -129,16 +135,18 @@ def find_root(path: str | os.PathLike, name: str = "auto") -> Path:
     if len(candidates) == 1:
         return candidates[0]
     if len(candidates) > 1:
-        raise DataError(f"several datasets under {p}: {', '.join(d.name for d in candidates)}; "
-                        "pass the dataset folder itself")
+        raise DataError(
+            f"several datasets under {folder}: {', '.join(d.name for d in candidates)}; pass the dataset folder itself"
+        )
     # Nothing complete: name the missing folder(s) of the most likely partial layout.
-    for d in [p] + subdirs:
+    for d in [folder] + subdirs:
         present = [sub for sub in SUBSETS.values() if (d / sub).is_dir()]
         if present:
             missing = [str(d / sub) for sub in SUBSETS.values() if sub not in present]
             raise DataError(f"dataset folder incomplete, missing: {', '.join(missing)}")
-    raise DataError(f"no dataset in {p}: expected folders {', '.join(SUBSETS.values())} "
-                    "in it or in one of its sub-folders")
+    raise DataError(
+        f"no dataset in {folder}: expected folders {', '.join(SUBSETS.values())} in it or in one of its sub-folders"
+    )
 
 
 def _detect_name(root: Path, given: Path) -> str:
@@ -159,11 +167,11 @@ def _list_folder(folder: Path, max_cam: int | None) -> tuple[list[Item], list[st
     with os.scandir(folder) as it:
         names = sorted(e.name for e in it if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
     for fname in names:
-        m = _NAME.match(fname)
-        if m is None:
+        match = _NAME.match(fname)
+        if match is None:
             bad.append(fname)
             continue
-        pid, cam = int(m.group(1)), int(m.group(2))
+        pid, cam = int(match.group(1)), int(match.group(2))
         if cam < 1 or (max_cam is not None and cam > max_cam) or pid < -1:
             bad.append(fname)
             continue

@@ -5,6 +5,7 @@ erasing), drawn per sample for the whole batch at once; only the order of the ra
 numbers differs (tests/core/test_device_pipeline.py checks the statistics). Each step, and
 why not torchvision.transforms.v2: docs/ARCHITECTURE.md, "Module notes: reid_core/data/device_augment.py".
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,11 +52,13 @@ class BatchAugment:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"BatchAugment: expected a uint8 [B, C, H, W] batch, got {images.dtype} {tuple(images.shape)}")
-        x = normalise(self.geometry(images, generator))
+            raise ValueError(
+                f"BatchAugment: expected a uint8 [B, C, H, W] batch, got {images.dtype} {tuple(images.shape)}"
+            )
+        batch = normalise(self.geometry(images, generator))
         if self.erasing_p > 0:
-            x.masked_fill_(self.erasing_mask(x.shape, x.device, generator)[:, None], 0.0)
-        return x
+            batch.masked_fill_(self.erasing_mask(batch.shape, batch.device, generator)[:, None], 0.0)
+        return batch
 
     def geometry(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Flip (p 0.5) then pad(10) + crop, per image, as ONE gather on the uint8 batch.
@@ -88,31 +91,35 @@ class BatchAugment:
         """[B, 2] (top, left) offsets into the padded image, uniform in [0, 2 x PAD]."""
         return torch.randint(0, 2 * PAD + 1, (b, 2), device=device, generator=generator)
 
-    def erasing_params(self, b: int, h: int, w: int, device: torch.device,
-                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def erasing_params(
+        self, b: int, h: int, w: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Per-image rectangles: `erase` [B] bool, `top`, `left`, `height`, `width` [B] int."""
-        n = ERASING_TRIES
-        area = h * w * torch.empty(b, n, device=device).uniform_(*self.area, generator=generator)
-        aspect = torch.exp(torch.empty(b, n, device=device).uniform_(*self.log_ratio, generator=generator))
+        tries = ERASING_TRIES
+        area = h * w * torch.empty(b, tries, device=device).uniform_(*self.area, generator=generator)
+        aspect = torch.exp(torch.empty(b, tries, device=device).uniform_(*self.log_ratio, generator=generator))
         eh = torch.sqrt(area * aspect).round().long()
         ew = torch.sqrt(area / aspect).round().long()
         fits = (eh < h) & (ew < w)
         first = fits.long().argmax(dim=1)  # index of the first try that fits (0 if none)
         eh = eh.gather(1, first[:, None])[:, 0]
         ew = ew.gather(1, first[:, None])[:, 0]
-        u = torch.rand(b, 2, device=device, generator=generator)
-        top = torch.minimum((u[:, 0] * (h - eh + 1)).floor().long(), h - eh)
-        left = torch.minimum((u[:, 1] * (w - ew + 1)).floor().long(), w - ew)
+        position = torch.rand(b, 2, device=device, generator=generator)  # uniform in [0, 1)^2
+        top = torch.minimum((position[:, 0] * (h - eh + 1)).floor().long(), h - eh)
+        left = torch.minimum((position[:, 1] * (w - ew + 1)).floor().long(), w - ew)
         coin = torch.rand(b, device=device, generator=generator) < self.erasing_p
         return {"erase": coin & fits.any(dim=1), "top": top, "left": left, "height": eh, "width": ew}
 
-    def erasing_mask(self, shape: torch.Size, device: torch.device,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+    def erasing_mask(
+        self, shape: torch.Size, device: torch.device, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """[B, H, W] bool: True inside the image's rectangle (all False if not erased)."""
         b, _c, h, w = shape
-        p = self.erasing_params(b, h, w, device, generator)
-        r = torch.arange(h, device=device)[None, :]
-        c = torch.arange(w, device=device)[None, :]
-        in_rows = (r >= p["top"][:, None]) & (r < (p["top"] + p["height"])[:, None]) & p["erase"][:, None]
-        in_cols = (c >= p["left"][:, None]) & (c < (p["left"] + p["width"])[:, None])
+        rect = self.erasing_params(b, h, w, device, generator)
+        rows = torch.arange(h, device=device)[None, :]
+        cols = torch.arange(w, device=device)[None, :]
+        in_rows = (
+            (rows >= rect["top"][:, None]) & (rows < (rect["top"] + rect["height"])[:, None]) & rect["erase"][:, None]
+        )
+        in_cols = (cols >= rect["left"][:, None]) & (cols < (rect["left"] + rect["width"])[:, None])
         return in_rows[:, :, None] & in_cols[:, None, :]

@@ -5,6 +5,7 @@ same pixels as the torchvision path after its Resize. A file whose content key, 
 BLAKE2b digest does not match is rebuilt; builders take a file lock and write atomically.
 File layout, key and race safety: docs/ARCHITECTURE.md, "Module notes: reid_core/data/device_cache.py".
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,8 +50,8 @@ def user_cache_dir() -> Path:
 def cache_key(items: Sequence[tuple[str, int, int]], root: str | Path, height: int, width: int) -> str:
     """Content key: relative paths, labels, byte sizes and mtimes of the items, and the size."""
     root = Path(root)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"v{FORMAT_VERSION}|{height}x{width}|{len(items)}\n".encode())
+    hasher = hashlib.blake2b(digest_size=16)
+    hasher.update(f"v{FORMAT_VERSION}|{height}x{width}|{len(items)}\n".encode())
     for path, pid, cam in items:
         try:
             st = os.stat(path)
@@ -60,15 +61,15 @@ def cache_key(items: Sequence[tuple[str, int, int]], root: str | Path, height: i
             rel = os.path.relpath(path, root)
         except ValueError:  # another drive (Windows)
             rel = str(path)
-        h.update(f"{rel}|{pid}|{cam}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+        hasher.update(f"{rel}|{pid}|{cam}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return hasher.hexdigest()
 
 
 def _digest(buf: memoryview) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for s in range(0, len(buf), _HASH_CHUNK):
-        h.update(buf[s:s + _HASH_CHUNK])
-    return h.hexdigest()
+    hasher = hashlib.blake2b(digest_size=16)
+    for start in range(0, len(buf), _HASH_CHUNK):
+        hasher.update(buf[start : start + _HASH_CHUNK])
+    return hasher.hexdigest()
 
 
 def _read_valid(path: Path, key: str, shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -82,8 +83,11 @@ def _read_valid(path: Path, key: str, shape: tuple[int, ...]) -> torch.Tensor | 
                 return None
             header = json.loads(f.read(hlen).decode())
             nbytes = int(header["nbytes"])
-            if header.get("key") != key or tuple(header.get("shape", ())) != shape \
-                    or nbytes != int(torch.Size(shape).numel()):
+            if (
+                header.get("key") != key
+                or tuple(header.get("shape", ())) != shape
+                or nbytes != int(torch.Size(shape).numel())
+            ):
                 return None
             if os.fstat(f.fileno()).st_size != 16 + hlen + nbytes:  # truncated or padded
                 return None
@@ -100,8 +104,16 @@ def _read_valid(path: Path, key: str, shape: tuple[int, ...]) -> torch.Tensor | 
 def _write(path: Path, key: str, images: torch.Tensor) -> None:
     images = images.contiguous()
     buf = memoryview(images.numpy()).cast("B")
-    header = json.dumps({"format": FORMAT_VERSION, "key": key, "shape": list(images.shape), "dtype": "uint8",
-                         "nbytes": len(buf), "blake2b": _digest(buf)}).encode()
+    header = json.dumps(
+        {
+            "format": FORMAT_VERSION,
+            "key": key,
+            "shape": list(images.shape),
+            "dtype": "uint8",
+            "nbytes": len(buf),
+            "blake2b": _digest(buf),
+        }
+    ).encode()
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -147,14 +159,17 @@ def _cache_dir(root: Path, log: Callable[[str], None]) -> Path:
         return beside
     fallback = user_cache_dir()
     if not _writable_dir(fallback):
-        raise DataError(f"device data cache: neither {beside} nor {fallback} is writable; "
-                        "set COMPACT_REID_CACHE to a writable folder or use data.pipeline=torchvision")
+        raise DataError(
+            f"device data cache: neither {beside} nor {fallback} is writable; "
+            "set COMPACT_REID_CACHE to a writable folder or use data.pipeline=torchvision"
+        )
     log(f"device data cache: {beside} is not writable, using {fallback} instead")
     return fallback
 
 
-def _decode(items: Sequence[tuple[str, int, int]], height: int, width: int, workers: int,
-            progress: bool) -> torch.Tensor:
+def _decode(
+    items: Sequence[tuple[str, int, int]], height: int, width: int, workers: int, progress: bool
+) -> torch.Tensor:
     """Decode and resize every image with the torchvision path's own Resize, in workers."""
     from torch.utils.data import DataLoader
     from torchvision.transforms import v2 as T
@@ -196,10 +211,10 @@ def load_or_build(
     if not items:
         raise DataError(f"device data cache: split {split!r} of {root} has no image")
     key = cache_key(items, root, height, width)
-    d = _cache_dir(root, log)
+    cache_dir = _cache_dir(root, log)
     # One file per split and size (not per key): a new version of the dataset finds the
     # old file, sees its key differ and replaces it, so stale caches do not pile up.
-    path = d / f"{split}-{height}x{width}.u8"
+    path = cache_dir / f"{split}-{height}x{width}.u8"
     shape = (len(items), 3, height, width)
     found = _read_valid(path, key, shape)
     if found is not None:
@@ -212,6 +227,8 @@ def load_or_build(
             log(f"device data cache: {path} is truncated or does not match the dataset; rebuilding it")
         images = _decode(items, height, width, workers, progress)
         _write(path, key, images)
-    log(f"device data cache: decoded {len(items)} {split} images to {path} "
-        f"({images.numel() / 2**20:.0f} MiB, {time.perf_counter() - t0:.1f} s)")
+    log(
+        f"device data cache: decoded {len(items)} {split} images to {path} "
+        f"({images.numel() / 2**20:.0f} MiB, {time.perf_counter() - t0:.1f} s)"
+    )
     return CacheResult(images, path, True, time.perf_counter() - t0)

@@ -10,6 +10,7 @@ Memory: the three splits must fit in the device's free memory with room to spare
 model (at most `MAX_DATA_FRACTION` of it); otherwise a DataError names the sizes and the
 `data.pipeline=torchvision` fallback.
 """
+
 from __future__ import annotations
 
 import functools
@@ -58,18 +59,31 @@ def check_fits(nbytes: int, device: torch.device, what: str, available: int | No
 class DeviceData:
     """Train / query / gallery of `dataset` as uint8 tensors on `device` (see module doc)."""
 
-    def __init__(self, dataset: ReIDDataset, root: str | Path, cfg: TrainConfig, device: torch.device,
-                 sampler: PKSampler, log: Callable[[str], None] | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        dataset: ReIDDataset,
+        root: str | Path,
+        cfg: TrainConfig,
+        device: torch.device,
+        sampler: PKSampler,
+        log: Callable[[str], None] | None = None,
+        progress: bool = True,
+    ) -> None:
         log = log or (lambda _m: None)
         h, w = cfg.model.input_height, cfg.model.input_width
         root = Path(dataset.root) if getattr(dataset, "root", None) else Path(root)
         splits = {"train": dataset.train, "query": dataset.query, "gallery": dataset.gallery}
         nbytes = sum(len(items) * 3 * h * w for items in splits.values())
-        check_fits(nbytes, device, f"the train + query + gallery images at {h}x{w} "
-                   f"({sum(len(v) for v in splits.values())} images)")
+        check_fits(
+            nbytes,
+            device,
+            f"the train + query + gallery images at {h}x{w} ({sum(len(v) for v in splits.values())} images)",
+        )
         workers = max(1, cfg.data.num_workers)
-        images = {name: load_or_build(items, root, name, h, w, workers=workers, log=log, progress=progress).images
-                  for name, items in splits.items()}
+        images = {
+            name: load_or_build(items, root, name, h, w, workers=workers, log=log, progress=progress).images
+            for name, items in splits.items()
+        }
         self.device = device
         self.train = images["train"].to(device)
         self.query = images["query"].to(device)
@@ -100,5 +114,6 @@ class DeviceData:
         ev = self.cfg.eval
         bs = max(ev.batch_size, 1024) if cuda else ev.batch_size
         prep = functools.partial(normalise, channels_last=cuda)
-        return torch.cat([embed_tensor(model, self.query, bs, ev.flip, prep),
-                          embed_tensor(model, self.gallery, bs, ev.flip, prep)])
+        return torch.cat(
+            [embed_tensor(model, self.query, bs, ev.flip, prep), embed_tensor(model, self.gallery, bs, ev.flip, prep)]
+        )

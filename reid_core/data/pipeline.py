@@ -5,6 +5,7 @@ DataLoader workers. `device` (device_pipeline.py): the splits as uint8 tensors o
 training device, augmented in batches there. Both take their PK batches from the same
 sampler, so the Trainer never asks which one it has.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,9 +30,15 @@ class InputPipeline(Protocol):
         ...
 
 
-def build_pipeline(dataset: ReIDDataset, root: str | Path, cfg: TrainConfig, device: torch.device,
-                   sampler: PKSampler, log: Callable[[str], None] | None = None,
-                   progress: bool = True) -> InputPipeline:
+def build_pipeline(
+    dataset: ReIDDataset,
+    root: str | Path,
+    cfg: TrainConfig,
+    device: torch.device,
+    sampler: PKSampler,
+    log: Callable[[str], None] | None = None,
+    progress: bool = True,
+) -> InputPipeline:
     """The pipeline `cfg.data.pipeline` names, over `dataset` (only that one is built)."""
     if cfg.data.pipeline == "device":
         from .device_pipeline import DeviceData

@@ -11,6 +11,7 @@ e again. The sampler runs in the main process, so DataLoader workers do not matt
 
 Use with `DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler)`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -81,8 +82,8 @@ class PKSampler(Sampler[int]):
                 chunks.append([rng.choice(idx, size=self.k, replace=True)])
                 continue
             perm = rng.permutation(idx)
-            n = len(perm) // self.k
-            chunks.append([perm[c * self.k:(c + 1) * self.k] for c in range(n)])
+            num_chunks = len(perm) // self.k
+            chunks.append([perm[c * self.k : (c + 1) * self.k] for c in range(num_chunks)])
         available = [j for j in range(len(chunks)) if chunks[j]]
         out = []
         while len(available) >= self.p:

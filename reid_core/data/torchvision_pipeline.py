@@ -5,6 +5,7 @@ The loaders are built once with persistent workers (not one fork per epoch), and
 training image's augmentation is seeded from (seed, epoch, batch, slot), so the draws
 depend neither on the worker count nor on what a worker drew before.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -40,8 +41,12 @@ class TorchvisionData:
             workers = self.cfg.data.num_workers
             # Own generator: the loader's worker seeds never draw from the global RNG (the
             # items are seeded per image anyway), so resuming cannot shift the model's draws.
-            common = {"num_workers": workers, "pin_memory": self.device.type == "cuda",
-                      "persistent_workers": workers > 0, "generator": torch.Generator().manual_seed(self.cfg.seed)}
+            common = {
+                "num_workers": workers,
+                "pin_memory": self.device.type == "cuda",
+                "persistent_workers": workers > 0,
+                "generator": torch.Generator().manual_seed(self.cfg.seed),
+            }
             if name == "train":
                 dl = DataLoader(self.train, batch_sampler=_SeededBatches(self.sampler, self.cfg.seed), **common)
             else:
@@ -59,9 +64,9 @@ class TorchvisionData:
     def embed(self, model: torch.nn.Module) -> torch.Tensor:
         """Eval-mode embeddings of the query images, then of the gallery's (on the CPU)."""
         flip = self.cfg.eval.flip
-        q, _, _ = extract_features(model, self.loader("query"), self.device, flip=flip)
-        g, _, _ = extract_features(model, self.loader("gallery"), self.device, flip=flip)
-        return torch.cat([torch.as_tensor(q), torch.as_tensor(g)])
+        query, _, _ = extract_features(model, self.loader("query"), self.device, flip=flip)
+        gallery, _, _ = extract_features(model, self.loader("gallery"), self.device, flip=flip)
+        return torch.cat([torch.as_tensor(query), torch.as_tensor(gallery)])
 
 
 class _SeededDataset(torch.utils.data.Dataset):

@@ -10,6 +10,7 @@ uniform in [0.3, 1/0.3]), tries 10 times to fit a rectangle (reference: 100), an
 with 0, which after Normalize is the ImageNet mean (reference: the per-channel mean
 before normalisation, i.e. the same colour).
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,8 +45,9 @@ def build_train_transform(cfg: DataConfig | None = None, height: int = 160, widt
         steps += [T.Pad(PAD), T.RandomCrop((height, width))]
     steps += _to_normalised_tensor()
     if cfg.erasing_p > 0:
-        steps.append(T.RandomErasing(p=cfg.erasing_p, scale=tuple(cfg.erasing_area),
-                                     ratio=tuple(cfg.erasing_ratio), value=0))
+        steps.append(
+            T.RandomErasing(p=cfg.erasing_p, scale=tuple(cfg.erasing_area), ratio=tuple(cfg.erasing_ratio), value=0)
+        )
     steps.append(T.ToPureTensor())  # a plain torch.Tensor, not a tv_tensors.Image
     return T.Compose(steps)
 

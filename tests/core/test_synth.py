@@ -34,12 +34,12 @@ def _files(root: Path) -> dict[str, list[str]]:
 
 
 def _digest(root: Path) -> str:
-    h = hashlib.sha256()
+    hasher = hashlib.sha256()
     for s in SUBSETS:
         for p in sorted((root / s).iterdir()):
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
+            hasher.update(p.name.encode())
+            hasher.update(p.read_bytes())
+    return hasher.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ def test_identities_queries_distractors_junk(tiny):
     files = _files(root)
 
     def pid_cam(name):
-        m = NAME.match(name)
-        return int(m.group(1)), int(m.group(2))
+        match = NAME.match(name)
+        return int(match.group(1)), int(match.group(2))
 
     train_ids = {pid_cam(n)[0] for n in files["bounding_box_train"]}
     query = [pid_cam(n) for n in files["query"]]
@@ -147,9 +147,9 @@ def test_public_appearance_api_renders_one_person_under_several_cameras():
     crops = [render_person(person, cam, np.random.default_rng(i), size=(96, 48)) for i, cam in enumerate(cams)]
     assert all(c.size == (48, 96) and c.mode == "RGB" for c in crops)
     pose = sample_pose(rng, cams[0], direction="left")
-    a = render_person(person, cams[0], np.random.default_rng(1), pose=pose, jpeg=True)
-    b = render_person(person, cams[0], np.random.default_rng(1), pose=pose, jpeg=True)
-    assert a.tobytes() == b.tobytes()
+    first = render_person(person, cams[0], np.random.default_rng(1), pose=pose, jpeg=True)
+    again = render_person(person, cams[0], np.random.default_rng(1), pose=pose, jpeg=True)
+    assert first.tobytes() == again.tobytes()
 
 
 def _strip_hist(path: str, grey_world: bool) -> np.ndarray:
@@ -157,11 +157,11 @@ def _strip_hist(path: str, grey_world: bool) -> np.ndarray:
 
     grey_world: divide each channel by its image mean first (undoes a global colour cast).
     """
-    a = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
     if grey_world:
-        a = a / (a.reshape(-1, 3).mean(0) + 1.0) * 100
-    q = np.clip(a[:, 16:48] // 32, 0, 7).astype(np.int64)
-    idx = q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]
+        pixels = pixels / (pixels.reshape(-1, 3).mean(0) + 1.0) * 100
+    bins = np.clip(pixels[:, 16:48] // 32, 0, 7).astype(np.int64)
+    idx = bins[..., 0] * 64 + bins[..., 1] * 8 + bins[..., 2]
     hs = [np.bincount(s.ravel(), minlength=512) for s in np.array_split(idx, 6)]
     return np.sqrt(np.concatenate(hs) / idx.size).astype(np.float32)
 
@@ -176,9 +176,9 @@ def test_learnable_but_not_trivial(tmp_path):
     ds = load_dataset(root)
 
     def score(feats_q, feats_g):
-        d = compute_distance(feats_q, feats_g)
+        distance = compute_distance(feats_q, feats_g)
         return evaluate(
-            d,
+            distance,
             [i.pid for i in ds.query],
             [i.pid for i in ds.gallery],
             [i.camid for i in ds.query],
