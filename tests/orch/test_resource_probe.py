@@ -1,6 +1,7 @@
-"""`resources: auto` (orchestration/sweep/resource_probe.py): what is open, the decision on
-recorded figures (GPU ones included: no GPU is needed), failures ruled out, the cache, the
-fallback, node kinds; and the real worker path (reid_core/throughput.py) on a tiny preset."""
+"""`resources: auto` (orchestration/probe/): what is open, the decision on recorded figures
+(GPU ones included: no GPU is needed), failures ruled out, the cache, the fallback, node
+kinds, applying and recording the choice; the real worker path (reid_core/throughput.py) on
+a tiny preset; and `compact-reid probe`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Any
 
 import pytest
 
-from orchestration.sweep import resource_probe as rp
-from orchestration.sweep.resource_probe import Cell, NodeKind
+from orchestration.cli import main
+from orchestration.mlflow_log.names import PROBE_TAG, RESOURCE_CHOICE_ARTIFACT, RESOURCES_TAG
+from orchestration.probe import Cell, NodeKind, ResourceChoice, apply_choice, cache_path, choose_resources, record
+from orchestration.probe.cache import PROBE_VERSION
+from orchestration.probe.cells import OpenChoices, cell_resources, decide, default_cell, packings, row_label
 from orchestration.sweep.spec import parse_text
+from reid_core.config import ConfigError, to_dict
 
 TINY = """\
 name: probe-test
@@ -51,28 +56,24 @@ GPU_FIGS = {
 class FakeMeasure:
     """measure(cell, window, timeout) from a table of figures or failure statuses."""
 
-    def __init__(self, figs: dict[str, Any], default: Any = 100.0) -> None:
-        self.figs, self.default, self.calls = figs, default, []
+    def __init__(self, figures: dict[str, Any], default: Any = 100.0) -> None:
+        self.figures, self.default, self.calls = figures, default, []
 
     def __call__(self, cell: Cell, window: float, timeout: float) -> dict[str, Any]:
         self.calls.append(cell.label)
-        v = self.figs.get(cell.label, self.default)
-        if isinstance(v, str):
-            return {"status": v, "error": f"{v} (injected)", "wall_seconds": 1.0}
-        return {"status": "ok", "aggregate_images_per_second": v, "wall_seconds": 1.0}
+        value = self.figures.get(cell.label, self.default)
+        if isinstance(value, str):
+            return {"status": value, "error": f"{value} (injected)", "wall_seconds": 1.0}
+        return {"status": "ok", "aggregate_images_per_second": value, "wall_seconds": 1.0}
 
 
-@pytest.fixture(autouse=True)
-def _probe_mode_from_the_spec(monkeypatch):
-    """conftest.py pins sweeps under test to the built-in rules; here the probe is the subject."""
-    monkeypatch.delenv("COMPACT_REID_RESOURCES", raising=False)
-
-
-def choose(s: Any, measure: Any, tmp_path: Path, kinds=(GPU,), defaults=GPU_DEFAULTS, **kw: Any) -> rp.ResourceChoice:
+def choose(
+    sweep: Any, measure: Any, tmp_path: Path, kinds=(GPU,), defaults=GPU_DEFAULTS, **options: Any
+) -> ResourceChoice:
     logs: list[str] = []
-    kw.setdefault("budget_s", 60)
-    c = rp.choose_resources(
-        s,
+    options.setdefault("budget_s", 60)
+    choice = choose_resources(
+        sweep,
         "/nowhere",
         "generic",
         kinds=list(kinds),
@@ -80,46 +81,46 @@ def choose(s: Any, measure: Any, tmp_path: Path, kinds=(GPU,), defaults=GPU_DEFA
         cache_dir=tmp_path,
         measure=measure,
         log=logs.append,
-        **kw,
+        **options,
     )
-    c.logs = logs  # type: ignore[attr-defined]
-    return c
+    choice.logs = logs  # type: ignore[attr-defined]
+    return choice
 
 
 def test_gpu_choice_on_recorded_figures_rules_out_oom(tmp_path):
-    m = FakeMeasure(GPU_FIGS)
-    c = choose(spec(), m, tmp_path)
+    fake = FakeMeasure(GPU_FIGS)
+    choice = choose(spec(), fake, tmp_path)
     # pipeline first (A B B A), then compile with the faster pipeline (A B B A), then packing;
     # the winner (another layout) measured again next to the defaults
     tv, dev, comp = "torchvision/off/1x4", "device/off/1x4", "device/default/1x4"
-    assert m.calls == [tv, dev, dev, tv, dev, comp, comp, dev, "device/default/2x2", "device/default/4x1"] + [
+    assert fake.calls == [tv, dev, dev, tv, dev, comp, comp, dev, "device/default/2x2", "device/default/4x1"] + [
         "device/default/2x2",
         tv,
     ]
-    assert c.overrides == {"data.pipeline": "device", "runtime.compile": "default"}
-    assert c.resources == {"cpu": 2.0, "gpu": 0.5} and c.max_concurrent is None and c.threads == 2
-    assert c.source == "probe" and "device/default/2x2" in c.reason and "4.67x" in c.reason
-    rows = {rp._label(r): r for r in c.table}
+    assert choice.overrides == {"data.pipeline": "device", "runtime.compile": "default"}
+    assert choice.resources == {"cpu": 2.0, "gpu": 0.5} and choice.max_concurrent is None and choice.threads == 2
+    assert choice.source == "probe" and "device/default/2x2" in choice.reason and "4.67x" in choice.reason
+    rows = {row_label(row): row for row in choice.table}
     assert rows["device/default/4x1"]["status"] == "oom"
-    assert "ruled out: device/default/4x1 oom" in c.reason
+    assert "ruled out: device/default/4x1 oom" in choice.reason
     assert rows["device/default/2x2"]["repeat"] == 4200.0
-    text = "\n".join(c.lines())
+    text = "\n".join(choice.lines())
     assert "4200.0" in text and "oom" in text and "why:" in text
-    json.dumps(c.to_dict())  # what the parent run records
+    json.dumps(choice.to_dict())  # what the parent run records
 
 
 def test_compile_failure_is_ruled_out_and_eager_kept(tmp_path):
-    m = FakeMeasure({**GPU_FIGS, "device/default/1x4": "compile_failed"})
-    c = choose(spec(), m, tmp_path)
-    assert "runtime.compile" not in c.overrides and c.overrides == {"data.pipeline": "device"}
-    assert any(r["status"] == "compile_failed" for r in c.table)
-    assert all(r["compile"] == "off" for r in c.table if r["processes"] > 1)  # packing measured eager
+    fake = FakeMeasure({**GPU_FIGS, "device/default/1x4": "compile_failed"})
+    choice = choose(spec(), fake, tmp_path)
+    assert "runtime.compile" not in choice.overrides and choice.overrides == {"data.pipeline": "device"}
+    assert any(row["status"] == "compile_failed" for row in choice.table)
+    assert all(row["compile"] == "off" for row in choice.table if row["processes"] > 1)  # packing measured eager
 
 
 def test_within_noise_keeps_the_defaults():
-    d = Cell("torchvision", "off", 2, 1)
+    default = Cell("torchvision", "off", 2, 1)
     table = [
-        {**d.__dict__, "status": "ok", "images_per_second": 100.0},
+        {**default.__dict__, "status": "ok", "images_per_second": 100.0},
         {
             "pipeline": "device",
             "compile": "off",
@@ -129,108 +130,155 @@ def test_within_noise_keeps_the_defaults():
             "images_per_second": 104,
         },
     ]
-    win, why = rp.decide(table, d)
-    assert win == d and "noise" in why
+    winner, why = decide(table, default)
+    assert winner == default and "noise" in why
     # 8% better: enough after a side-by-side repeat, not without one (twice the margin)
     table[1]["images_per_second"] = 108.0
-    assert rp.decide(table, d)[0] == d
+    assert decide(table, default)[0] == default
     table[1]["repeat"], table[0]["repeat"] = 108.0, 100.0
-    assert rp.decide(table, d)[0] == Cell("device", "off", 2, 1)
+    assert decide(table, default)[0] == Cell("device", "off", 2, 1)
     # a winner that loses the side-by-side repeat is not taken
     table[1]["images_per_second"], table[1]["repeat"], table[0]["repeat"] = 150.0, 99.0, 101.0
     table[0]["images_per_second"] = 90.0
-    win, why = rp.decide(table, d)
-    assert win == d and "repeat" in why
+    winner, why = decide(table, default)
+    assert winner == default and "repeat" in why
 
 
 def test_cpu_packings_and_defaults_cell():
-    o = rp.Open(True, True, True, max_processes=4)
-    assert rp.packings(CPU2, o) == [(1, 2), (2, 1)]
-    assert rp.packings(NodeKind(16, 0), o) == [(1, 16), (2, 8), (4, 4)]  # capped at the sweep's 4 trials
-    assert rp.default_cell(CPU2, o, {"cpu": 1.0, "gpu": 0.0}) == Cell("torchvision", "off", 2, 1)
-    assert rp.cell_resources(Cell("device", "off", 1, 2), CPU2) == ({"cpu": 2.0, "gpu": 0.0}, 1)
+    left_open = OpenChoices(True, True, True, max_processes=4)
+    assert packings(CPU2, left_open) == [(1, 2), (2, 1)]
+    assert packings(NodeKind(16, 0), left_open) == [(1, 16), (2, 8), (4, 4)]  # capped at the sweep's 4 trials
+    assert default_cell(CPU2, left_open, {"cpu": 1.0, "gpu": 0.0}) == Cell("torchvision", "off", 2, 1)
+    assert cell_resources(Cell("device", "off", 1, 2), CPU2) == ({"cpu": 2.0, "gpu": 0.0}, 1)
 
 
 def test_cpu_probe_never_tries_compile(tmp_path):
-    m = FakeMeasure({"torchvision/off/1x2": 300.0})
-    c = choose(spec(), m, tmp_path, kinds=(CPU2,), defaults={"cpu": 1.0, "gpu": 0.0})
-    assert all("/default/" not in x for x in m.calls)
-    assert c.resources == {"cpu": 2.0, "gpu": 0.0} and c.max_concurrent == 1 and c.threads == 2
+    fake = FakeMeasure({"torchvision/off/1x2": 300.0})
+    choice = choose(spec(), fake, tmp_path, kinds=(CPU2,), defaults={"cpu": 1.0, "gpu": 0.0})
+    assert all("/default/" not in label for label in fake.calls)
+    assert choice.resources == {"cpu": 2.0, "gpu": 0.0} and choice.max_concurrent == 1 and choice.threads == 2
 
 
 def test_explicit_settings_win(tmp_path):
-    s = spec(extra="resources: {cpu: 2, gpu: 1}\n", overrides="  data.pipeline: torchvision\n")
-    m = FakeMeasure(GPU_FIGS)
-    c = choose(s, m, tmp_path, defaults={"cpu": 2.0, "gpu": 1.0})
-    assert all(x.startswith("torchvision/") and x.endswith("/1x2") for x in m.calls)  # only compile was open
-    assert c.resources == {"cpu": 2.0, "gpu": 1.0}
-    assert "data.pipeline" not in c.overrides
+    sweep = spec(extra="resources: {cpu: 2, gpu: 1}\n", overrides="  data.pipeline: torchvision\n")
+    fake = FakeMeasure(GPU_FIGS)
+    choice = choose(sweep, fake, tmp_path, defaults={"cpu": 2.0, "gpu": 1.0})
+    assert all(label.startswith("torchvision/") and label.endswith("/1x2") for label in fake.calls)  # only compile
+    assert choice.resources == {"cpu": 2.0, "gpu": 1.0}
+    assert "data.pipeline" not in choice.overrides
+    # --max-concurrent (or the spec's): packing is not probed, and that value is the choice's
+    fake = FakeMeasure(GPU_FIGS)
+    choice = choose(spec(), fake, tmp_path, max_concurrent=3)
+    assert all(label.endswith("/1x4") for label in fake.calls) and choice.max_concurrent == 3
+    assert choice.resources == GPU_DEFAULTS
     # everything set: no probe at all
-    s = spec(extra="resources: {cpu: 2, gpu: 1}\n", overrides="  data.pipeline: device\n  runtime.compile: 'off'\n")
-    m = FakeMeasure(GPU_FIGS)
-    c = choose(s, m, tmp_path, defaults={"cpu": 2.0, "gpu": 1.0})
-    assert m.calls == [] and c.source == "spec"
-    # resources: defaults (or --resources defaults): no probe
-    for s, mode in ((spec(extra="resources: defaults\n"), None), (spec(), "defaults")):
-        m = FakeMeasure(GPU_FIGS)
-        c = choose(s, m, tmp_path, mode=mode)
-        assert m.calls == [] and c.source == "defaults" and c.resources == GPU_DEFAULTS
+    sweep = spec(extra="resources: {cpu: 2, gpu: 1}\n", overrides="  data.pipeline: device\n  runtime.compile: 'off'\n")
+    fake = FakeMeasure(GPU_FIGS)
+    choice = choose(sweep, fake, tmp_path, defaults={"cpu": 2.0, "gpu": 1.0})
+    assert fake.calls == [] and choice.source == "spec"
 
 
 def test_probe_that_fails_entirely_falls_back(tmp_path):
-    c = choose(spec(), FakeMeasure({}, default="oom"), tmp_path)
-    assert c.source == "fallback" and c.resources == GPU_DEFAULTS and c.overrides == {}
-    assert "probe failed" in c.reason and "oom" in c.reason
-    assert not rp.cache_path(tmp_path).exists()  # a failed probe is not cached
+    choice = choose(spec(), FakeMeasure({}, default="oom"), tmp_path)
+    assert choice.source == "fallback" and choice.resources == GPU_DEFAULTS and choice.overrides == {}
+    assert "probe failed" in choice.reason and "oom" in choice.reason
+    assert not cache_path(tmp_path).exists()  # a failed probe is not cached
 
     def boom(cell, window, timeout):
         raise RuntimeError("no data")
 
-    c = choose(spec(), boom, tmp_path)
-    assert c.source == "fallback" and "no data" in c.reason
-    c = choose(spec(), boom, tmp_path, kinds=())  # anything else going wrong: the same fallback
-    assert c.source == "fallback" and c.resources == GPU_DEFAULTS and "ValueError" in c.reason
+    choice = choose(spec(), boom, tmp_path)
+    assert choice.source == "fallback" and "no data" in choice.reason
+    choice = choose(spec(), boom, tmp_path, kinds=())  # anything else going wrong: the same fallback
+    assert choice.source == "fallback" and choice.resources == GPU_DEFAULTS and "ValueError" in choice.reason
 
 
 def test_cache_reprobe_corrupt_and_other_version(tmp_path):
-    m = FakeMeasure(GPU_FIGS)
-    first = choose(spec(), m, tmp_path)
-    n = len(m.calls)
-    second = choose(spec(), m, tmp_path)
-    assert len(m.calls) == n and second.source == "cache"
+    fake = FakeMeasure(GPU_FIGS)
+    first = choose(spec(), fake, tmp_path)
+    calls = len(fake.calls)
+    second = choose(spec(), fake, tmp_path)
+    assert len(fake.calls) == calls and second.source == "cache"
     assert (second.resources, second.overrides) == (first.resources, first.overrides)
-    assert any("cached result" in x for x in second.logs)
-    choose(spec(), m, tmp_path, reprobe=True)
-    assert len(m.calls) > n
-    path = rp.cache_path(tmp_path)
+    assert any("cached result" in line for line in second.logs)
+    choose(spec(), fake, tmp_path, reprobe=True)
+    assert len(fake.calls) > calls
+    path = cache_path(tmp_path)
     for bad in ("{not json", json.dumps({"version": 0, "entries": {}}), "[]"):
         path.write_text(bad)
-        n = len(m.calls)
-        c = choose(spec(), m, tmp_path)
-        assert len(m.calls) > n and c.source == "probe" and any("ignored" in x for x in c.logs)
-        assert json.loads(path.read_text())["version"] == rp.PROBE_VERSION  # rewritten
+        calls = len(fake.calls)
+        choice = choose(spec(), fake, tmp_path)
+        assert len(fake.calls) > calls and choice.source == "probe" and any("ignored" in x for x in choice.logs)
+        assert json.loads(path.read_text())["version"] == PROBE_VERSION  # rewritten
 
 
 def test_each_node_kind_gets_its_own_probe(tmp_path):
-    m = FakeMeasure(GPU_FIGS)
+    fake = FakeMeasure(GPU_FIGS)
     cpu16 = NodeKind(16, 0, node_ids=["c1", "c2"])
-    c = choose(spec(), m, tmp_path, kinds=(cpu16, GPU))
-    assert set(c.per_kind) == {cpu16.key, GPU.key}
-    assert c.node_kind == GPU.key  # the kind with the accelerators is applied
-    assert c.per_kind[cpu16.key]["table"] and c.per_kind[cpu16.key]["choice"]
-    assert any(cpu16.key in line for line in c.lines())
+    choice = choose(spec(), fake, tmp_path, kinds=(cpu16, GPU))
+    assert set(choice.per_kind) == {cpu16.key, GPU.key}
+    assert choice.node_kind == GPU.key  # the kind with the accelerators is applied
+    assert choice.per_kind[cpu16.key]["table"] and choice.per_kind[cpu16.key]["choice"]
+    # the other kind's defaults: ray_tune.resources_rule on one such node (1 CPU, no GPU)
+    assert choice.per_kind[cpu16.key]["table"][0]["threads"] == 1
+    assert any(cpu16.key in line for line in choice.lines())
 
 
 def test_apply_choice_and_spec_shorthand():
-    s = spec()
-    assert s.file.resources.mode == "auto"
-    ch = rp.ResourceChoice({"cpu": 1.0, "gpu": 0.0}, 2, 1, {"data.pipeline": "device"}, [], "", "probe")
-    s2 = rp.apply_choice(s, ch)
-    assert all(t.config().data.pipeline == "device" for t in s2.trials)
-    assert s.trials[0].config().data.pipeline == "torchvision"
-    assert spec(extra="resources: defaults\n").file.resources.mode == "defaults"
+    sweep = spec()
+    assert sweep.file.resources.mode == "defaults"  # the built-in rules unless the spec asks
+    choice = ResourceChoice({"cpu": 1.0, "gpu": 0.0}, 2, 1, {"data.pipeline": "device"}, [], "", "probe")
+    applied = apply_choice(sweep, choice)
+    assert all(trial.config.data.pipeline == "device" for trial in applied.trials)
+    assert sweep.trials[0].config.data.pipeline == "torchvision"  # the spec itself is left as it was
+    assert dict(applied.trials[0].overrides) == dict(sweep.trials[0].overrides)  # the spec's own overrides
+    assert apply_choice(sweep, ResourceChoice({"cpu": 1.0, "gpu": 0.0}, 2, 1, {}, [], "", "probe")) is sweep
+    assert spec(extra="resources: auto\n").file.resources.mode == "auto"
     with pytest.raises(Exception, match="resources"):
         spec(extra="resources: sometimes\n")
+
+
+def test_apply_choice_goes_through_the_config_validation():
+    """Every trial through Trial.with_overrides: a value TrainConfig refuses is refused here too."""
+    sweep = spec()
+    for bad in ({"data.pipeline": "gpu-magic"}, {"runtime.compile": "always"}, {"data.no_such_field": 1}):
+        with pytest.raises(ConfigError):
+            apply_choice(sweep, ResourceChoice({"cpu": 1.0, "gpu": 0.0}, None, 1, bad, [], "", "probe"))
+
+
+def test_record_on_the_parent_run(tmp_path):
+    choice = choose(spec(), FakeMeasure(GPU_FIGS), tmp_path)
+
+    class Client:
+        tags: dict[str, str] = {}
+
+        def set_tag(self, run_id, name, value):
+            self.tags[name] = value
+
+    class Tracker:
+        client = Client()
+        logged: dict[str, Any] = {}
+
+        def log_parent_json(self, run_id, obj, name):
+            self.logged[name] = json.loads(json.dumps(obj, default=str))
+
+    tracker = Tracker()
+    record(tracker, "run", choice)
+    assert tracker.logged[RESOURCE_CHOICE_ARTIFACT]["reason"] == choice.reason
+    assert tracker.client.tags[PROBE_TAG + "device.default.2x2"] == "4200.00 img/s"
+    assert tracker.client.tags[PROBE_TAG + "device.default.4x1"] == "oom"
+    assert json.loads(tracker.client.tags[RESOURCES_TAG + "choice"])["runtime.compile"] == "default"
+    assert tracker.client.tags[RESOURCES_TAG + "source"] == "probe"
+
+
+def test_probe_command_refuses_bad_input_before_starting_ray(tmp_path, capsys):
+    assert main(["probe", str(tmp_path / "missing.yaml")]) == 2
+    spec_file = tmp_path / "probe-test.yaml"
+    spec_file.write_text(TINY)
+    for option in (["--budget", "0"], ["--max-concurrent", "0"], ["--gpus-per-trial", "-1"]):
+        assert main(["probe", str(spec_file), *option]) == 2
+    err = capsys.readouterr().err
+    assert "no such sweep file" in err and "--budget" in err and "--max-concurrent" in err
 
 
 # ---------------------------------------------------------------------------------
@@ -249,79 +297,86 @@ def tiny_data(tmp_path_factory) -> str:
 def test_worker_oom_and_compile_failure_are_reported_not_raised(tiny_data, tmp_path):
     from reid_core.throughput import measure_processes
 
-    s = spec()
-    job = {"config": s.trials[0].config_dict, "data": tiny_data, "device": "cpu", "scratch": str(tmp_path), "warmup": 1}
+    config = to_dict(spec().trials[0].config)
+    job = {"config": config, "data": tiny_data, "device": "cpu", "scratch": str(tmp_path), "warmup": 1}
     for what in ("oom", "compile_failed"):
-        r = measure_processes({**job, "inject": what}, 1, 1, 0.5, timeout=120)
-        assert r["status"] == what, r
-    r = measure_processes(job, 2, 1, 1.0, timeout=120)
-    assert r["status"] == "ok" and r["aggregate_images_per_second"] > 0 and len(r["workers"]) == 2
+        result = measure_processes({**job, "inject": what}, 1, 1, 0.5, timeout=120)
+        assert result["status"] == what, result
+    result = measure_processes(job, 2, 1, 1.0, timeout=120)
+    assert result["status"] == "ok" and result["aggregate_images_per_second"] > 0 and len(result["workers"]) == 2
     # two pipelines in the same workers, windows A B B A
     variants = [{"data.pipeline": "torchvision"}, {"data.pipeline": "device"}]
-    r = measure_processes({**job, "variants": variants, "pattern": [0, 1, 1, 0]}, 2, 1, 0.5, timeout=120)
-    assert r["status"] == "ok", r
-    assert [v for v, _ in r["slot_images_per_second"]] == [0, 1, 1, 0]
-    assert len(r["variants"]) == 2 and all(len(f) == 2 and min(f) > 0 for f in r["variants"])
+    result = measure_processes({**job, "variants": variants, "pattern": [0, 1, 1, 0]}, 2, 1, 0.5, timeout=120)
+    assert result["status"] == "ok", result
+    assert [variant for variant, _ in result["slot_images_per_second"]] == [0, 1, 1, 0]
+    assert len(result["variants"]) == 2 and all(len(f) == 2 and min(f) > 0 for f in result["variants"])
 
 
 def test_real_probe_on_a_tiny_preset(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("COMPACT_REID_PROBE_INJECT", "device/off/2x1=oom")
-    c = rp.choose_resources(
+    choice = choose_resources(
         spec(),
         tiny_data,
         "generic",
         kinds=[CPU2],
         default_resources={"cpu": 1.0, "gpu": 0.0},
         cache_dir=tmp_path,
-        budget_s=60,
+        budget_s=600,  # a budget a loaded machine cannot spend; the two pipelines only (packing fixed)
         window_s=1.0,
-        log=lambda m: None,
+        max_concurrent=2,
+        log=lambda message: None,
     )
-    rows = {rp._label(r): r for r in c.table}
+    rows = {row_label(row): row for row in choice.table}
+    assert list(rows) == ["torchvision/off/2x1", "device/off/2x1"]  # measured alone after the pair failed
     assert rows["device/off/2x1"]["status"] == "oom"
     assert rows["torchvision/off/2x1"]["status"] == "ok" and rows["torchvision/off/2x1"]["images_per_second"] > 0
-    assert c.source in ("probe", "fallback") and c.overrides.get("data.pipeline") != "device"
+    assert choice.source in ("probe", "fallback") and choice.overrides.get("data.pipeline") != "device"
 
 
 @pytest.mark.e2e
-def test_probe_as_a_ray_task_pinned_to_a_node(tiny_data, tmp_path):
+def test_probe_as_a_ray_task_pinned_to_a_node(tiny_data):
     """The cluster path on one machine: the probe of a node kind runs as a Ray task with a
     node-affinity strategy (what each kind of a heterogeneous cluster gets)."""
     import ray
 
+    from orchestration.probe.measure import KindProbe
+    from orchestration.probe.nodes import node_kinds, remote_probe
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        kind = rp.node_kinds()[0]
+        kind = node_kinds()[0]
         assert kind.cpus == 2 and kind.gpus == 0 and kind.node_ids
-        o = rp.Open(pipeline=False, compile=False, packing=True, max_processes=2)
-        d = rp.default_cell(kind, o, {"cpu": 1.0, "gpu": 0.0})
-        out = rp._remote_probe(kind, (kind, o, d, spec().trials[0].config_dict, tiny_data, "generic", 30.0, 1.0), print)
+        left_open = OpenChoices(pipeline=False, compile=False, packing=True, max_processes=2)
+        default = default_cell(kind, left_open, {"cpu": 1.0, "gpu": 0.0})
+        config = to_dict(spec().trials[0].config)
+        outcome = remote_probe(KindProbe(kind, left_open, default, config, tiny_data, "generic", 30.0, 1.0))
     finally:
         ray.shutdown()
-    labels = [rp._label(r) for r in out["table"]]
+    labels = [row_label(row) for row in outcome["table"]]
     assert labels[:2] == ["torchvision/off/2x1", "torchvision/off/1x2"]
-    assert all(r["status"] == "ok" for r in out["table"]) and out["device"].startswith("CPU")
+    assert all(row["status"] == "ok" for row in outcome["table"]) and outcome["device"].startswith("CPU")
 
 
-def test_record_on_the_parent_run(tmp_path):
-    c = choose(spec(), FakeMeasure(GPU_FIGS), tmp_path)
+@pytest.mark.e2e
+def test_probe_command_measures_then_reads_the_cache(tmp_path, monkeypatch, capsys):
+    """`compact-reid probe`: a local Ray, the sweep's synthetic data where `sweep run` puts it,
+    a short probe that is cached; the second run reads the cache and measures nothing."""
+    monkeypatch.setenv("COMPACT_REID_CACHE", str(tmp_path / "cache"))
+    spec_file, runs = tmp_path / "probe-test.yaml", tmp_path / "runs"
+    spec_file.write_text(TINY)
+    command = ["probe", str(spec_file), "--budget", "8", "--runs-dir", str(runs)]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "resources (probe" in out and "choice:" in out and "why:" in out
+    assert "does not say `resources: auto`" in out  # this spec keeps the built-in rules in `sweep run`
+    assert f"cache: {tmp_path / 'cache' / 'resource-probe.json'}" in out
+    cache = json.loads((tmp_path / "cache" / "resource-probe.json").read_text())
+    assert cache["version"] == PROBE_VERSION and len(cache["entries"]) == 1
+    assert (runs / "probe-test" / "ray" / "probe-test" / "synthetic-data" / "synth.json").is_file()
 
-    class Client:
-        tags: dict[str, str] = {}
-
-        def set_tag(self, run_id, k, v):
-            self.tags[k] = v
-
-    class Tracker:
-        client = Client()
-        logged: dict[str, Any] = {}
-
-        def log_parent_json(self, run_id, obj, name):
-            self.logged[name] = json.loads(json.dumps(obj, default=str))
-
-    t = Tracker()
-    rp.record(t, "run", c)
-    assert t.logged[rp.CHOICE_ARTIFACT]["reason"] == c.reason
-    assert t.client.tags[rp.PROBE_TAG + "device.default.2x2"] == "4200.00 img/s"
-    assert t.client.tags[rp.PROBE_TAG + "device.default.4x1"] == "oom"
-    assert json.loads(t.client.tags[rp.RESOURCES_TAG + "choice"])["runtime.compile"] == "default"
+    assert main([*command, "--json"]) == 0
+    captured = capsys.readouterr()
+    second = json.loads(captured.out)
+    assert second["source"] == "cache" and second["cache"] == str(tmp_path / "cache" / "resource-probe.json")
+    assert "cached result" in captured.err and "synthetic dataset: reusing" in captured.err
+    assert second["resources"]["gpu"] == 0.0 and second["table"]
