@@ -1,6 +1,6 @@
 """Training throughput, input pipeline included: the measuring code shared by the benchmarks
 (benchmarks/bench_gpu.py, bench_train.py) and the sweep's resource probe
-(orchestration/sweep/resource_probe.py). Needs only PyTorch (+ this package).
+(orchestration/probe/, `compact-reid probe`). Needs only PyTorch (+ this package).
 
 In one process: `pipeline_trainer` / `config_trainer` build a Trainer with evaluation off,
 `time_steps` times N steps after a warm-up. Across processes: `measure_processes` starts N
@@ -121,8 +121,8 @@ def device_model(device: str | None = None) -> str:
 
     dev = pick_device(device)
     if dev.type == "cuda":
-        n = torch.cuda.device_count()
-        return f"{torch.cuda.get_device_name(dev)} x{n}"
+        count = torch.cuda.device_count()
+        return f"{torch.cuda.get_device_name(dev)} x{count}"
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -190,16 +190,16 @@ def worker(job: Mapping[str, Any]) -> dict[str, Any]:
             torch.set_num_threads(int(job["threads"]))
         variants = list(job.get("variants") or [{}])
         trainers = [_job_trainer(job, v) for v in variants]
-        t = trainers[0]
+        trainer = trainers[0]
         stage = "warm-up"
         t0 = time.perf_counter()
         _inject(job.get("inject"))
         if job.get("steps"):  # a fixed number of timed steps, no barrier
-            time_steps(t, 1, max(0, int(job.get("warmup", 1)) - 1))
+            time_steps(trainer, 1, max(0, int(job.get("warmup", 1)) - 1))
             first = time.perf_counter() - t0
-            r: dict[str, Any] = time_steps(t, int(job["steps"]), 0, epoch=1)
-            r["first_steps_seconds"] = first
-            return {"status": OK, **r}
+            result: dict[str, Any] = time_steps(trainer, int(job["steps"]), 0, epoch=1)
+            result["first_steps_seconds"] = first
+            return {"status": OK, **result}
         step_s = 0.0
         for tr in trainers:
             time_steps(tr, 1, max(0, int(job.get("warmup", 2)) - 1))
@@ -222,16 +222,16 @@ def worker(job: Mapping[str, Any]) -> dict[str, Any]:
             while time.time() < start + i * (slot + gap):
                 time.sleep(0.002)
             slots.append({"variant": v, **timed_window(trainers[v], slot)})
-        r = {
+        result = {
             "images": sum(x["images"] for x in slots),
             "steps": sum(x["steps"] for x in slots),
             "seconds": sum(x["seconds"] for x in slots),
             "slots": slots,
             "warmup_seconds": warm,
         }
-        if t.device.type == "cuda":
-            r["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        return {"status": OK, **r}
+        if trainer.device.type == "cuda":
+            result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        return {"status": OK, **result}
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which decides
         status = classify(e)
         if status == FAILED and stage == "warm-up" and _compiling(job):
@@ -331,8 +331,8 @@ def measure_processes(
 
 def _main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "--worker":
-        r = worker(json.loads(argv[1]))
-        print("RESULT " + json.dumps(r, default=str), flush=True)
+        result = worker(json.loads(argv[1]))
+        print("RESULT " + json.dumps(result, default=str), flush=True)
         return 0
     print("usage: python -m reid_core.throughput --worker JOB_JSON (started by measure_processes)", file=sys.stderr)
     return 2

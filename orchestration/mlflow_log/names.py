@@ -28,7 +28,7 @@ STORAGE, TRIALS_FAILED, TRIALS_TOTAL = f"{TAG}storage", f"{TAG}trials_failed", f
 TRACK_EVAL = f"{TAG}track_eval"
 REPLAYED_EPOCHS, OUTAGE_SECONDS = f"{TAG}replayed_epochs", f"{TAG}tracking_outage_s"  # outage.py
 NODE_IP, NODE_ID = f"{TAG}node_ip", f"{TAG}node_id"  # where the trial's current attempt runs
-# Shared training (orchestration/sweep/shared_plan.py): what decides a run's results, and
+# Shared training (orchestration/sweep/sharing.py): what decides a run's results, and
 # where a run's inherited epochs come from ("<run id>@<epoch>"; reused runs: every epoch).
 IDENTITY, SEMANTICS_VERSION = f"{TAG}identity", f"{TAG}training_semantics_version"
 SHARED_FROM, INHERITED_EPOCHS = f"{TAG}shared_from", f"{TAG}inherited_epochs"
