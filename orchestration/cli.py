@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ReIDError as e:
-        print(f"compact-reid {args.command}: error: {e}", file=sys.stderr)
+        from .storage import redact
+
+        print(f"compact-reid {args.command}: error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -15,7 +15,7 @@ DESCRIPTION = (
     "A sweep uses this choice only with `resources: auto` in its spec or `--resources auto` on "
     "`sweep run`; otherwise the built-in rules (the default) apply. Whatever the spec, "
     "--gpus-per-trial or --max-concurrent sets explicitly is not probed. The data is prepared "
-    "as `sweep run` prepares it (a synthetic dataset in the sweep's folder under --runs-dir), "
+    "as `sweep run` prepares it (a synthetic dataset once per recipe in the storage, by default under --runs-dir), "
     "so the sweep reuses it. Exit status: 0 a choice was made (the defaults kept included), "
     "1 nothing measured worked (the defaults apply; why is printed), 2 bad input."
 )
@@ -62,17 +62,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="folder of the local defaults, as `sweep run`'s (default ./runs)",
     )
+    parser.add_argument(
+        "--storage", default=None, metavar="URI", help="the storage `sweep run` will use (default <runs-dir>/storage)"
+    )
     parser.add_argument("--json", action="store_true", help="print the choice as JSON (progress goes to stderr)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from orchestration.probe import cache_path, choose_resources
     from orchestration.sweep import ray_tune
     from orchestration.sweep.spec import load_spec
-    from orchestration.sweep.sweep_folder import prepare_data, storage_and_dir
+    from orchestration.sweep.sweep_data import prepare_data
+    from orchestration.sweep.sweep_folder import storage_root
     from reid_core.config import ConfigError
 
     def log(message: str) -> None:
@@ -89,12 +92,11 @@ def run(args: argparse.Namespace) -> int:
     started = ray_tune.init_ray(args.address, log)
     try:
         default_resources = ray_tune.trial_resources(spec, args.gpus_per_trial)
-        _, sweep_dir, _ = storage_and_dir(spec.file.name, None, Path(args.runs_dir))
-        data_root, data_name = prepare_data(spec, sweep_dir, log)
+        data = prepare_data(spec, storage_root(args.storage, args.runs_dir), args.runs_dir, log)
         choice = choose_resources(
             spec,
-            data_root,
-            data_name,
+            data.root,
+            data.name,
             default_resources=default_resources,
             reprobe=args.reprobe,
             gpus_per_trial=args.gpus_per_trial,

@@ -98,7 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--storage",
         default=None,
-        help="Ray storage path or URI (default ./runs/<sweep>/ray; a shared path or s3:// on clusters)",
+        help="where everything other nodes and later drivers read lives: Ray Tune's state and checkpoints, the "
+        "sweep's state, shared-training checkpoints, generated data: a path (default <runs-dir>/storage; on a "
+        "cluster one every node mounts) or s3://BUCKET/PREFIX / gs://BUCKET/PREFIX (endpoint and credentials from "
+        "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or ?endpoint_override=HOST:PORT)",
     )
     run.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
     run.add_argument(
@@ -140,6 +143,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     resume.add_argument("sweep", metavar="NAME|PATH", help="sweep name (under --runs-dir) or its folder")
     resume.add_argument("--address", default=None, help="Ray cluster to join (default: RAY_ADDRESS, else local)")
     resume.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
+    resume.add_argument(
+        "--storage",
+        default=None,
+        metavar="URI",
+        help="where the sweep ran, when not the default (<runs-dir>/storage) or the one this machine's cache recorded: "
+        "the same --storage URI it ran with (another machine needs only the name, this and the tracking URI)",
+    )
     resume.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
     resume.set_defaults(func=run_resume)
 
@@ -150,6 +160,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     status.add_argument("sweep", metavar="NAME|PATH", help="sweep name (under --runs-dir) or its folder")
     status.add_argument("--runs-dir", default="runs", help="folder of the local defaults (default ./runs)")
+    status.add_argument(
+        "--storage",
+        default=None,
+        metavar="URI",
+        help="where the sweep ran, when not the default (<runs-dir>/storage) or the one this machine's cache recorded: "
+        "the same --storage URI it ran with (another machine needs only the name, this and the tracking URI)",
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=run_status)
 
@@ -231,7 +248,8 @@ def _exit_code(outcome: Any) -> int:
 def run_resume(args: argparse.Namespace) -> int:
     from orchestration.sweep.runner import SweepOptions, resume_sweep
 
-    outcome = resume_sweep(args.sweep, SweepOptions(address=args.address, runs_dir=args.runs_dir))
+    options = SweepOptions(address=args.address, runs_dir=args.runs_dir, storage=args.storage)
+    outcome = resume_sweep(args.sweep, options)
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2, default=str))
     return _exit_code(outcome)
@@ -240,7 +258,7 @@ def run_resume(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from orchestration.sweep.trial_status import format_table, sweep_status
 
-    status = sweep_status(args.sweep, runs_dir=args.runs_dir)
+    status = sweep_status(args.sweep, runs_dir=args.runs_dir, storage=args.storage)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0

@@ -9,6 +9,7 @@ operation that failed and what is wrong; never a credential.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Callable
 
 from .errors import StorageError
@@ -26,8 +27,16 @@ def check_storage(uri: StorageURI | str, what: str = "storage", log: Callable[[s
 
     parsed = uri if isinstance(uri, StorageURI) else StorageURI.parse(uri)
     store = Store(parsed, wait_s=0.0, attempts=2)
-    if parsed.is_local:
-        _writable_probe(store, what)
+    if parsed.is_local:  # the folders made for the probe go again: a refused sweep leaves nothing
+        missing = [p for p in (Path(parsed.path), *Path(parsed.path).parents) if not p.exists()]
+        try:
+            _writable_probe(store, what)
+        finally:
+            for folder in missing:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
         return parsed
 
     def fail(operation: str, error: BaseException) -> StorageError:

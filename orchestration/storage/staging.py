@@ -108,9 +108,7 @@ def _prefix_identity(store: Store) -> str:
     return hashlib.sha256(json.dumps(sorted(files.items())).encode()).hexdigest()
 
 
-def _fetch(
-    store: Store, name: str, uri: StorageURI, folder: Path, sha256: str | None, is_archive: bool
-) -> str | None:
+def _fetch(store: Store, name: str, uri: StorageURI, folder: Path, sha256: str | None, is_archive: bool) -> str | None:
     """Download (and unpack) into a temporary folder, check, write the manifest, rename."""
     work = folder.with_name(f"{folder.name}.{os.getpid()}.staging")
     shutil.rmtree(work, ignore_errors=True)

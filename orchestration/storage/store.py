@@ -204,9 +204,7 @@ class Store:
         selector = pafs.FileSelector(base, allow_not_found=True, recursive=recursive)
         infos = self.retrying("list", rel, lambda: self.fs.get_file_info(selector))
         return {
-            info.path[len(base) :].lstrip("/"): int(info.size or 0)
-            for info in infos
-            if info.type == pafs.FileType.File
+            info.path[len(base) :].lstrip("/"): int(info.size or 0) for info in infos if info.type == pafs.FileType.File
         }
 
     def delete(self, rel: str) -> None:

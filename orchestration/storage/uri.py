@@ -124,8 +124,10 @@ class StorageURI:
             return pafs.LocalFileSystem()
         if self.scheme != "s3":
             return pafs.FileSystem.from_uri(str(self))[0]  # gs:// (untested here: docs/USAGE.md)
-        endpoint = self.option("endpoint_override") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-            "AWS_ENDPOINT_URL"
+        endpoint = (
+            self.option("endpoint_override")
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
         )
         scheme = self.option("scheme")
         if endpoint and "://" in endpoint:

@@ -14,7 +14,6 @@ with the plan, so `sweep resume` continues it.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..report.compare import compare, reference_of
@@ -35,11 +34,12 @@ class AdaptiveSeedsPolicy:
         reference: str | None,
         grid_has_preset: bool,
         dataset_fingerprint: str,
-        sweep_dir: str | Path,
+        journal: Any,
         log: Callable[[str], None] | None = None,
     ) -> None:
+        """`journal`: the sweep's Store and folder name, (store, name): where `added_trials.json` goes."""
         self.metric, self.max_seeds, self.fp = metric, max_seeds, dataset_fingerprint
-        self.sweep_dir, self._log = str(sweep_dir), log  # None: print (see LivePlan)
+        self.journal, self._log = journal, log  # None: print (see LivePlan)
         self.grid_has_preset = grid_has_preset
         points = list(dict.fromkeys(t.grid_point for t in trials))
         self.templates = {p: next(t for t in trials if t.grid_point == p) for p in points}
@@ -105,21 +105,22 @@ class AdaptiveSeedsPolicy:
         return template.reseeded(seed, index, why, preset_in_name=self.grid_has_preset or not template.axes)
 
     def _journal(self) -> None:
-        path = Path(self.sweep_dir) / ADDED_FILE
+        from ..storage import StorageError
+
+        store, name = self.journal
+        text = json.dumps([t.to_dict(with_config=False) for t in self.added], indent=2) + "\n"
         try:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps([t.to_dict(with_config=False) for t in self.added], indent=2) + "\n")
-            tmp.replace(path)
-        except OSError as e:  # the sweep goes on; trials.json then lists the initial seeds only
-            self.log(f"adaptive seeds: could not write {path}: {e}")
+            store.write_bytes(f"{name}/{ADDED_FILE}", text.encode())
+        except StorageError as e:  # the sweep goes on; trials.json then lists the initial seeds only
+            self.log(f"adaptive seeds: could not write {ADDED_FILE}: {e}")
 
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def read_added(sweep_dir: str | Path) -> list[dict[str, Any]]:
+def read_added(store: Any, name: str) -> list[dict[str, Any]]:
     try:
-        return list(json.loads((Path(sweep_dir) / ADDED_FILE).read_text()))
-    except (OSError, ValueError):
+        return list(json.loads(store.read_bytes(f"{name}/{ADDED_FILE}") or b"[]"))
+    except ValueError:
         return []

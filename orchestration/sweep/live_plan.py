@@ -2,7 +2,8 @@
 
 `LivePlan` holds a sweep's planned trials (the grid's `Trial`s, each with its `Start` from
 sharing.py) and releases each when it can start: at once, or, for a trial that starts
-from another trial's checkpoint, once that checkpoint exists in the sweep's shared folder.
+from another trial's checkpoint, once that checkpoint is in the sweep's storage
+(checkpoints.py).
 A waiting trial is not a Ray trial yet, so it holds no GPU. A producer that ends in ERROR
 (its retries spent) releases its consumers to train alone, saying why. A `policy` (adaptive
 seeds) may add trials while the sweep runs.
@@ -15,21 +16,13 @@ nothing twice.
 
 from __future__ import annotations
 
-import json
 import pickle
-from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from .checkpoints import SharedCheckpoints
 from .trial import Trial
 
-__all__ = ["LivePlan", "LivePlanSearcher", "PlanPolicy", "shared_checkpoint", "SHARED_INFO"]
-
-SHARED_INFO = "producer.json"
-
-
-def shared_checkpoint(shared_dir: str | Path, producer: str, epoch: int) -> Path:
-    """Where `producer` publishes its checkpoint at `epoch` for the trials that start from it."""
-    return Path(shared_dir) / producer / f"epoch-{epoch:05d}.pt"
+__all__ = ["LivePlan", "LivePlanSearcher", "PlanPolicy"]
 
 
 class PlanPolicy(Protocol):
@@ -48,12 +41,12 @@ class LivePlan:
     def __init__(
         self,
         trials: Sequence[Trial],
-        shared_dir: str | Path,
+        checkpoints: SharedCheckpoints,
         policy: PlanPolicy | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.trials: dict[str, Trial] = {t.name: t for t in trials}
-        self.shared_dir = str(shared_dir)
+        self.checkpoints = checkpoints
         self.policy = policy
         self._log = log  # None: print (Ray pickles the plan; a patched builtins.print would not pickle)
         self.released: list[str] = []
@@ -85,11 +78,13 @@ class LivePlan:
         producer = start.from_trial
         if not producer:
             return True
-        if shared_checkpoint(self.shared_dir, producer, start.epoch).is_file():
+        if self.checkpoints.has(start.checkpoint, start.epoch):
             return True
         state = self.ended.get(producer)
         if state is None and producer in self.trials:
             return False  # still to run or running: wait for it
+        if (start.checkpoint, start.epoch) in self.checkpoints.available(fresh=True):  # stored just before it ended
+            return True
         why = (
             f"its producer {producer} failed"
             if state == "error"
@@ -131,25 +126,6 @@ class LivePlan:
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def publish(shared_dir: str | Path, producer: str, epoch: int, save: Callable[[Path], Any], run_id: str) -> Path:
-    """Write `producer`'s checkpoint at `epoch` (atomically: consumers start when it appears)."""
-    path = shared_checkpoint(shared_dir, producer, epoch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    (path.parent / SHARED_INFO).write_text(json.dumps({"trial": producer, "run_id": run_id}) + "\n")
-    tmp = path.with_name(path.name + ".part")
-    save(tmp)
-    tmp.replace(path)
-    return path
-
-
-def producer_run(shared_dir: str | Path, producer: str) -> str:
-    """The MLflow run id of a producer (written beside its checkpoints), or '' when unknown."""
-    try:
-        return str(json.loads((Path(shared_dir) / producer / SHARED_INFO).read_text()).get("run_id", ""))
-    except (OSError, ValueError):
-        return ""
 
 
 def _searcher_base() -> type:

@@ -15,6 +15,7 @@ import os
 import subprocess
 from typing import Any, Callable, Mapping
 
+from ..storage import StorageURI
 from .errors import SweepError
 from .spec import SweepSpec
 from .spec_models import ResourcesSection
@@ -215,14 +216,17 @@ def tune_config(spec: SweepSpec, concurrent: int | None, live_plan: Any = None) 
     return tune.TuneConfig(**kwargs)
 
 
-def run_config(spec: SweepSpec, storage: str, verbose: int) -> Any:
+def run_config(spec: SweepSpec, root: StorageURI, verbose: int) -> Any:
+    """Tune's run config. Object storage gets the filesystem storage/uri.py builds (endpoint
+    from the environment, long retries), which Ray sends to every node without credentials."""
     from ray import tune
 
     from .console import SweepConsole
 
     return tune.RunConfig(
         name=spec.file.name,
-        storage_path=storage,
+        storage_path=root.fs_path,
+        storage_filesystem=None if root.is_local else root.filesystem(),
         failure_config=tune.FailureConfig(max_failures=spec.file.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.file.checkpoint.num_to_keep),
         verbose=verbose,

@@ -20,13 +20,18 @@ from typing import Any, Callable
 from reid_core.config import ConfigError
 
 from ..mlflow_log.names import STORAGE, SWEEP_SUMMARY_ARTIFACT, TRIALS_ARTIFACT
+from ..storage import StorageError, StorageURI
+from ..storage.check import check_storage
+from ..storage.store import Store
 from . import ray_tune
+from .checkpoints import SharedCheckpoints
 from .errors import SweepError
 from .live_plan import LivePlan, LivePlanSearcher
 from .spec import SweepSpec, load_spec, parse_text
 from .storage_check import check_nodes_see, sweep_folders
-from .sweep_folder import SHARED_DIR, SWEEP_FILE, SweepState, find_sweep, prepare_data, storage_and_dir
-from .trial_status import format_table, ray_trials, trial_rows
+from .sweep_data import data_location, prepare_data
+from .sweep_folder import SweepState, has_state, open_sweep, storage_root
+from .trial_status import SUMMARY_FILE, format_table, ray_trials, trial_rows
 
 __all__ = ["SweepError", "SweepOptions", "SweepOutcome", "run_sweep", "resume_sweep"]
 
@@ -104,8 +109,9 @@ def run_sweep(spec_path: str | os.PathLike[str], options: SweepOptions = SweepOp
     began = time.perf_counter()
     log = options.log
     spec = load_spec(spec_path)
-    storage_path, sweep_dir, experiment_path = storage_and_dir(spec.file.name, options.storage, Path(options.runs_dir))
-    _check_can_start(spec.file.name, sweep_dir, experiment_path, options.fresh)
+    root = check_storage(storage_root(options.storage, options.runs_dir), log=log)  # before anything is created
+    store = Store(root, log=log)
+    _check_can_start(spec.file.name, store, options.fresh)
     ray_tune.check_address(options.address)  # an unreachable cluster is refused before the store is touched
     uri = resolve_tracking_uri(options.tracking_uri, options.runs_dir)
     log(f"tracking: {check_tracking_uri(uri)}")  # refused credentials stop here: no Ray, no folder, no run
@@ -113,18 +119,20 @@ def run_sweep(spec_path: str | os.PathLike[str], options: SweepOptions = SweepOp
     tracker, parent = None, None
     try:
         resources = ray_tune.trial_resources(spec, options.gpus_per_trial)
-        check_nodes_see(sweep_folders(storage_path, sweep_dir, spec.dataset), log)  # before any folder or run
-        if options.fresh and (sweep_dir / SWEEP_FILE).exists():
-            old = sweep_dir.with_name(f"{sweep_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-            sweep_dir.rename(old)
-            log(f"--fresh: the previous state of {spec.file.name} moved to {old}")
-        data_root, data_name = prepare_data(spec, sweep_dir, log)
-        spec, resources, concurrent, choice = _resources(spec, resources, data_root, data_name, options)
-        live_plan, sharing = _live_plan(spec, uri, data_root, sweep_dir, options)
+        if options.fresh and has_state(store, spec.file.name):
+            _set_aside(root, spec.file.name, log)
+        check_nodes_see(sweep_folders(root, data_location(spec, root)), log)  # before any folder or run
+        data = prepare_data(spec, root, options.runs_dir, log)
+        spec, resources, concurrent, choice = _resources(spec, resources, data.root, data.name, options)
+        live_plan, sharing = _live_plan(spec, uri, data.root, store, options)
         tracker = SweepTracker(uri)
         experiment_id = tracker.experiment(spec.file.name, spec.file.description)
         parent = tracker.start_parent(
-            experiment_id, spec.file.name, spec.text, spec.planned(), extra_tags={STORAGE: str(experiment_path)}
+            experiment_id,
+            spec.file.name,
+            spec.text,
+            spec.planned(),
+            extra_tags={STORAGE: root.join(spec.file.name).display},
         )
         if choice is not None:
             from ..probe import record
@@ -137,23 +145,22 @@ def run_sweep(spec_path: str | os.PathLike[str], options: SweepOptions = SweepOp
             tracking_uri=uri,
             experiment_id=experiment_id,
             parent_run_id=parent,
-            storage_path=storage_path,
-            experiment_path=str(experiment_path),
-            data_root=data_root,
-            data_name=data_name,
+            storage=str(root),
+            data_source=data.source,
+            data_name=data.name,
+            data_sha256=data.sha256,
             resources=resources,
             max_concurrent=concurrent,
             checkpoint_every=spec.file.checkpoint.every,
             num_trials=spec.num_trials,
             planned=spec.planned(),
-            shared_dir=str(sweep_dir / SHARED_DIR),
             sharing=sharing,
         )
-        state.write(sweep_dir)
+        state.write(store, options.runs_dir)
         log(
             f"sweep {spec.file.name}: {spec.num_trials} trial(s), {resources['cpu']:g} CPU + {resources['gpu']:g} GPU "
             f"each, max_concurrent={concurrent or 'auto'}, max_failures={spec.file.max_failures}; storage "
-            f"{experiment_path}; MLflow {uri} (experiment {spec.file.name}, parent run {parent})"
+            f"{state.experiment.display}; MLflow {uri} (experiment {spec.file.name}, parent run {parent})"
         )
         from ray import tune
 
@@ -161,7 +168,7 @@ def run_sweep(spec_path: str | os.PathLike[str], options: SweepOptions = SweepOp
             ray_tune.trainable(state.context(), resources, options.trial_fn),
             param_space=ray_tune.param_space(spec) if live_plan is None else {},
             tune_config=ray_tune.tune_config(spec, concurrent, live_plan and LivePlanSearcher(live_plan)),
-            run_config=ray_tune.run_config(spec, storage_path, options.verbose),
+            run_config=ray_tune.run_config(spec, root, options.verbose),
         )
     except BaseException as e:
         if parent is not None:  # never leave a parent run RUNNING for a sweep that did not start
@@ -171,7 +178,7 @@ def run_sweep(spec_path: str | os.PathLike[str], options: SweepOptions = SweepOp
                 pass
         ray_tune.shutdown_ray(started)
         raise
-    return _fit_and_finish(tuner, state, sweep_dir, began, log, started)
+    return _fit_and_finish(tuner, state, store, options, began, started)
 
 
 def _resources(
@@ -201,7 +208,7 @@ def _resources(
 
 
 def _live_plan(
-    spec: SweepSpec, uri: str, data_root: str, sweep_dir: Path, options: SweepOptions
+    spec: SweepSpec, uri: str, data_root: str, store: Store, options: SweepOptions
 ) -> tuple[LivePlan | None, dict[str, Any]]:
     """(the live plan, what sharing saves) of a grid sweep. A search samples its trials and
     ASHA stops them early: those run every trial alone, as Ray plans them (None)."""
@@ -222,7 +229,9 @@ def _live_plan(
                 f"cannot look up runs to reuse in the tracking store {uri} ({type(e).__name__}: {e}); "
                 "fix the store or pass --no-reuse"
             ) from None
-    trials = share_training(spec.trials, fingerprint, reusable, share=options.share)
+    checkpoints = SharedCheckpoints(store)
+    stored = checkpoints.available(fresh=True) if options.share else set()
+    trials = share_training(spec.trials, fingerprint, reusable, share=options.share, stored=stored)
     cost = plan_cost(share_training(spec.trials, fingerprint), trials)
     sharing = {
         "trial_epochs_alone": cost.naive,
@@ -239,85 +248,108 @@ def _live_plan(
     for t in trials:
         if t.start.reuse_run:
             log(f"  {t.name}: reuses FINISHED run {t.start.reuse_run}")
-        elif t.start.from_trial:
+        elif t.start.epoch:
             what = "finishes from" if t.start.epoch == t.total_epochs else "starts from"
-            log(f"  {t.name}: {what} {t.start.from_trial} at epoch {t.start.epoch}/{t.total_epochs}")
+            source = t.start.from_trial or f"the stored checkpoint {t.start.checkpoint}"
+            log(f"  {t.name}: {what} {source} at epoch {t.start.epoch}/{t.total_epochs}")
     policy = None
     if spec.file.adaptive is not None:
         from .adaptive_seeds import AdaptiveSeedsPolicy
 
         adaptive = spec.file.adaptive
         policy = AdaptiveSeedsPolicy(
-            trials, adaptive.metric, adaptive.max, spec.file.reference, "preset" in spec.grid, fingerprint, sweep_dir
+            trials,
+            adaptive.metric,
+            adaptive.max,
+            spec.file.reference,
+            "preset" in spec.grid,
+            fingerprint,
+            (store, spec.file.name),
         )
         log(
             f"adaptive seeds: {adaptive.initial} seed(s) each, up to {adaptive.max} where a comparison is not "
             f"resolved on {adaptive.metric}: " + ", ".join(f"{o} vs {r}" for o, r in policy.pairs.items())
         )
-    return LivePlan(trials, sweep_dir / SHARED_DIR, policy), sharing
+    return LivePlan(trials, checkpoints, policy), sharing
 
 
-def _check_can_start(name: str, sweep_dir: Path, experiment_path: Path, fresh: bool) -> None:
-    if not (sweep_dir / SWEEP_FILE).exists():
+def _check_can_start(name: str, store: Store, fresh: bool) -> None:
+    if not has_state(store, name):
         return
+    where = store.describe(name)
     if not fresh:
         raise SweepError(
-            f"sweep {name} already has state in {sweep_dir}: continue it with "
-            f"`compact-reid sweep resume {sweep_dir}`, start over with --fresh (the old "
-            "folder is kept under a timestamped name), or pass another --storage"
+            f"sweep {name} already has state in {where}: continue it with `compact-reid sweep resume {name}"
+            + ("" if store.uri.is_local else f" --storage {store.uri.display}")
+            + "`, start over with --fresh (the old folder is kept under a timestamped name), or pass another --storage"
         )
-    if str(experiment_path) != str(sweep_dir):
+    if not store.uri.is_local:
         raise SweepError(
-            f"--fresh: the Ray state of {name} is at {experiment_path}, not a local folder; pass another --storage instead"
+            f"--fresh: the state of {name} is in {where}, on object storage (nothing is renamed there); "
+            "pass another --storage, or remove that prefix first"
         )
+
+
+def _set_aside(root: StorageURI, name: str, log: Log) -> None:
+    """--fresh on local storage: the old experiment folder is kept under a timestamped name."""
+    folder = Path(root.path) / name
+    old = folder.with_name(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder.rename(old)
+    log(f"--fresh: the previous state of {name} moved to {old}")
 
 
 def resume_sweep(name_or_path: str, options: SweepOptions = SweepOptions()) -> SweepOutcome:
     """Continue a sweep from its Ray state: unfinished and errored trials run on from their
     checkpoints (their MLflow runs continue), finished trials are not re-run. Each trial
-    (and so its config) comes back from Ray's own state."""
+    (and so its config) comes back from Ray's own state. `options.storage`: where the sweep
+    ran, when not the default (another machine needs only the name and the storage URI)."""
     from ray import tune
 
     from ..mlflow_log import SweepTracker, check_tracking_uri
 
     began = time.perf_counter()
     log = options.log
-    sweep_dir = find_sweep(name_or_path, options.runs_dir)
-    state = SweepState.read(sweep_dir)
-    if not tune.Tuner.can_restore(state.experiment_path):
+    state = open_sweep(name_or_path, options.runs_dir, options.storage)
+    root = check_storage(state.root, log=log)
+    store = Store(root, log=log)
+    experiment = state.experiment
+    filesystem = None if root.is_local else root.filesystem()
+    if not tune.Tuner.can_restore(experiment.fs_path, storage_filesystem=filesystem):
         raise SweepError(
-            f"{state.experiment_path}: no Ray Tune state to resume (the driver stopped before Ray "
+            f"{experiment.display}: no Ray Tune state to resume (the driver stopped before Ray "
             "saved any); start over with `compact-reid sweep run SPEC --fresh`"
         )
     ray_tune.check_address(options.address)
     log(f"tracking: {check_tracking_uri(state.tracking_uri)}")
     spec = parse_text(state.spec_text, state.spec_source, check_paths=False)
-    if spec.dataset.is_synthetic and not (Path(state.data_root) / "synth.json").is_file():
-        state.data_root, state.data_name = prepare_data(spec, sweep_dir, log)
+    if spec.dataset.is_synthetic and "://" not in state.data_source and not Path(state.data_source).is_dir():
+        state.data_source = prepare_data(spec, root, options.runs_dir, log).source  # generated data went missing
     started = ray_tune.init_ray(options.address, log)
     try:
-        check_nodes_see(sweep_folders(state.storage_path, sweep_dir, spec.dataset, state.data_root), log)
+        check_nodes_see(sweep_folders(root, state.data_source), log)
         SweepTracker(state.tracking_uri).reopen_parent(state.parent_run_id)
         state.resumed += 1
-        state.write(sweep_dir)
-        log(f"sweep {state.name}: resuming from {state.experiment_path} (MLflow parent run {state.parent_run_id})")
+        state.write(store, options.runs_dir)
+        log(f"sweep {state.name}: resuming from {experiment.display} (MLflow parent run {state.parent_run_id})")
         tuner = tune.Tuner.restore(
-            state.experiment_path,
+            experiment.fs_path,
             ray_tune.trainable(state.context(), state.resources, options.trial_fn),
             resume_unfinished=True,
             resume_errored=True,
+            storage_filesystem=filesystem,
         )
     except BaseException:
         ray_tune.shutdown_ray(started)
         raise
-    return _fit_and_finish(tuner, state, sweep_dir, began, log, started)
+    return _fit_and_finish(tuner, state, store, options, began, started)
 
 
 def _fit_and_finish(
-    tuner: Any, state: SweepState, sweep_dir: Path, began: float, log: Log, started_ray: bool
+    tuner: Any, state: SweepState, store: Store, options: SweepOptions, began: float, started_ray: bool
 ) -> SweepOutcome:
     from ..mlflow_log import SweepTracker
 
+    log = options.log
     tracker = SweepTracker(state.tracking_uri)
     try:
         try:
@@ -325,14 +357,21 @@ def _fit_and_finish(
         except KeyboardInterrupt:
             log(f"interrupted: the sweep stays resumable with `compact-reid sweep resume {state.name}`")
             raise
-        _record_added_trials(state, sweep_dir, tracker, log)
+        _record_added_trials(state, store, options.runs_dir, tracker, log)
         outcomes, rows, interrupted = trial_rows(ray_trials(results.experiment_path, results.filesystem))
         counts = tracker.finalize(state.parent_run_id, state.experiment_id, outcomes, end_parent=not interrupted)
         wall = time.perf_counter() - began
         outcome = SweepOutcome(
-            state.name, str(sweep_dir), state.parent_run_id, state.tracking_uri, rows, wall, interrupted, counts
+            state.name,
+            state.experiment.display,
+            state.parent_run_id,
+            state.tracking_uri,
+            rows,
+            wall,
+            interrupted,
+            counts,
         )
-        _save_summary(outcome, tracker, sweep_dir, log)
+        _save_summary(outcome, tracker, store, options.runs_dir, log)
         log("")
         log(format_table(rows))
         failed = sum(1 for row in rows if row["status"] == "ERROR")
@@ -346,29 +385,36 @@ def _fit_and_finish(
         ray_tune.shutdown_ray(started_ray)
 
 
-def _record_added_trials(state: SweepState, sweep_dir: Path, tracker: Any, log: Log) -> None:
+def _record_added_trials(
+    state: SweepState, store: Store, runs_dir: str | os.PathLike[str], tracker: Any, log: Log
+) -> None:
     """Trials adaptive seeds added join the planned list (sweep.json, the parent's trials.json)."""
     from .adaptive_seeds import read_added
 
     have = {t["trial_name"] for t in state.planned}
-    added = [t for t in read_added(sweep_dir) if t["trial_name"] not in have]
+    added = [t for t in read_added(store, state.name) if t["trial_name"] not in have]
     if not added:
         return
     state.planned = state.planned + added
     state.num_trials = len(state.planned)
-    state.write(sweep_dir)
+    state.write(store, runs_dir)
     try:
         tracker.log_parent_json(state.parent_run_id, state.planned, TRIALS_ARTIFACT)
     except Exception as e:  # never lose the sweep over an artifact
         log(f"warning: could not update trials.json: {e}")
 
 
-def _save_summary(outcome: SweepOutcome, tracker: Any, sweep_dir: Path, log: Log) -> None:
+def _save_summary(
+    outcome: SweepOutcome, tracker: Any, store: Store, runs_dir: str | os.PathLike[str], log: Log
+) -> None:
     summary = outcome.to_dict()
+    text = json.dumps(summary, indent=2, default=str) + "\n"
     try:
-        (sweep_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    except OSError:
-        pass
+        store.write_bytes(f"{outcome.name}/{SUMMARY_FILE}", text.encode())
+        (Path(runs_dir) / outcome.name).mkdir(parents=True, exist_ok=True)
+        (Path(runs_dir) / outcome.name / SUMMARY_FILE).write_text(text)
+    except (OSError, StorageError) as e:  # never lose the sweep over a summary file
+        log(f"warning: could not write {SUMMARY_FILE}: {e}")
     try:
         tracker.log_parent_json(outcome.parent_run_id, summary, SWEEP_SUMMARY_ARTIFACT)
     except Exception as e:  # never lose the sweep over a summary artifact

@@ -9,7 +9,13 @@ Built on reid_core/config_phases.py (when each config field acts):
   per-epoch history is exactly theirs) share that phase: one producer trains it (a run
   without SWAG when the sweep has one, e.g. column g for h), the others start from its
   checkpoint at the end of the main phase;
-- a trial identical to a FINISHED run in the tracking store (`identity`) is copied, not run.
+- a trial identical to a FINISHED run in the tracking store (`identity`) is copied, not run;
+- checkpoints at phase boundaries (the end of the main phase, the end of a SWAG cycle) are
+  stored under a key of everything that acted until then (`checkpoint_key`), in the sweep's
+  storage (checkpoints.py), and stay there: a trial whose key and epoch the storage already
+  holds starts from it, so a later sweep with the same storage extends that training instead
+  of training it again (`stored`). Every trial stores its end of main phase and its last
+  epoch, and whatever its consumers in this sweep start from.
 
 A trial's *identity* is what decides its results: every field that acts (main, swag, eval),
 the seed, the dataset's fingerprint and reid_core's TRAINING_SEMANTICS_VERSION. A preset's
@@ -52,9 +58,28 @@ class Keys:
     train: str  # main + swag (cycles aside): equal training up to the shorter run's end
     evaluation: str  # eval fields only
     identity: str  # everything that acts: equal results
+    cycles: str  # train + eval: equal training and history up to the end of a shared cycle
     main_epochs: int
     total_epochs: int
+    cycle_epochs: int
     swag: bool
+
+    def checkpoint_key(self, epoch: int) -> str | None:
+        """The storage key of this training's checkpoint at `epoch` when that is a phase
+        boundary (the end of the main phase, or of a SWAG cycle); None otherwise."""
+        if epoch == self.main_epochs:
+            return f"main-{self.history}"
+        after = epoch - self.main_epochs
+        if self.swag and 0 < after and epoch <= self.total_epochs and after % self.cycle_epochs == 0:
+            return f"swag-{self.cycles}"
+        return None
+
+    def boundaries(self) -> list[int]:
+        """The phase-boundary epochs of this training, in order."""
+        ends = [self.main_epochs]
+        if self.swag:
+            ends += list(range(self.main_epochs + self.cycle_epochs, self.total_epochs + 1, self.cycle_epochs))
+        return ends
 
 
 def keys_of(config: TrainConfig, fingerprint: str) -> Keys:
@@ -73,8 +98,10 @@ def keys_of(config: TrainConfig, fingerprint: str) -> Keys:
         train=_digest({**base, **main, **swag_no_cycles}),
         evaluation=_digest(evaluation),
         identity=_digest({**base, **main, **swag, **evaluation}),
+        cycles=_digest({**base, **main, **swag_no_cycles, **evaluation}),
         main_epochs=counts.main_epochs,
         total_epochs=counts.total_epochs,
+        cycle_epochs=counts.cycle_epochs,
         swag=bool(swag),
     )
 
@@ -84,26 +111,36 @@ def share_training(
     fingerprint: str,
     reusable: Mapping[str, str] | None = None,
     share: bool = True,
+    stored: Iterable[tuple[str, int]] = (),
 ) -> tuple[Trial, ...]:
     """The trials with their `Start` (module docstring). `reusable`: identity -> FINISHED run
-    id. `share=False`: every trial trains alone (reuse still applies)."""
+    id. `share=False`: every trial trains alone (reuse still applies). `stored`: the
+    (checkpoint key, epoch) pairs the storage holds."""
     reusable = reusable or {}
+    stored = set(stored)
     keys = {t.name: keys_of(t.config, fingerprint) for t in trials}
     starts = {
         t.name: Start(identity=keys[t.name].identity, reuse_run=reusable.get(keys[t.name].identity)) for t in trials
     }
     todo = [t.name for t in trials if not starts[t.name].reuse_run]
-    publish: dict[str, set[int]] = {name: set() for name in starts}
     if share:
-        _train_groups(todo, keys, starts, publish)
+        _train_groups(todo, keys, starts)
+        _stored_starts(todo, keys, starts, stored)
+    publish: dict[str, set[tuple[int, str]]] = {name: set() for name in starts}
+    for name in todo:
+        start, own = starts[name], keys[name]
+        if start.from_trial:  # its producer stores what it starts from
+            publish[start.from_trial].add((start.epoch, start.checkpoint))
+        for epoch in (own.main_epochs, own.total_epochs):  # for later sweeps
+            key = own.checkpoint_key(epoch)
+            if share and key and start.epoch < epoch and (key, epoch) not in stored:
+                publish[name].add((epoch, key))
     return tuple(
         t.with_start(dataclasses.replace(starts[t.name], publish=tuple(sorted(publish[t.name])))) for t in trials
     )
 
 
-def _train_groups(
-    todo: list[str], keys: Mapping[str, Keys], starts: dict[str, Start], publish: dict[str, set[int]]
-) -> None:
+def _train_groups(todo: list[str], keys: Mapping[str, Keys], starts: dict[str, Start]) -> None:
     """Train groups: the longest member runs, the others finish from its checkpoint. Then
     main groups: one producer trains the main phase, the other runners start after it."""
     runners: list[str] = []
@@ -114,17 +151,49 @@ def _train_groups(
             if name == runner:
                 continue
             last = keys[name].total_epochs
-            reevaluate = keys[name].evaluation != keys[runner].evaluation
-            starts[name] = dataclasses.replace(starts[name], from_trial=runner, epoch=last, reevaluate=reevaluate)
-            publish[runner].add(last)
+            starts[name] = dataclasses.replace(
+                starts[name],
+                from_trial=runner,
+                epoch=last,
+                checkpoint=keys[runner].checkpoint_key(last) or "",
+                reevaluate=keys[name].evaluation != keys[runner].evaluation,
+            )
     for members in _groups(runners, lambda name: keys[name].history):
         producer = next((name for name in members if not keys[name].swag), members[0])
         for name in members:
             if name == producer:
                 continue
             main_epochs = keys[name].main_epochs
-            starts[name] = dataclasses.replace(starts[name], from_trial=producer, epoch=main_epochs)
-            publish[producer].add(main_epochs)
+            checkpoint = keys[producer].checkpoint_key(main_epochs) or ""
+            starts[name] = dataclasses.replace(
+                starts[name], from_trial=producer, epoch=main_epochs, checkpoint=checkpoint
+            )
+
+
+def _stored_starts(
+    todo: list[str], keys: Mapping[str, Keys], starts: dict[str, Start], stored: set[tuple[str, int]]
+) -> None:
+    """Starts from checkpoints the storage already holds: a consumer whose checkpoint is
+    there waits for nobody; any trial starts from its own latest stored phase boundary,
+    a producer no later than what its waiting consumers need from it."""
+    for name in todo:
+        start = starts[name]
+        if start.from_trial and (start.checkpoint, start.epoch) in stored:
+            starts[name] = dataclasses.replace(start, from_trial=None)
+    needed: dict[str, int] = {}
+    for name in todo:
+        start = starts[name]
+        if start.from_trial:
+            needed[start.from_trial] = min(needed.get(start.from_trial, start.epoch), start.epoch)
+    for name in todo:
+        own, start = keys[name], starts[name]
+        limit = needed.get(name, own.total_epochs)
+        found = [e for e in own.boundaries() if start.epoch < e <= limit and (own.checkpoint_key(e), e) in stored]
+        if found:
+            epoch = max(found)
+            starts[name] = dataclasses.replace(
+                start, from_trial=None, epoch=epoch, checkpoint=own.checkpoint_key(epoch) or "", reevaluate=False
+            )
 
 
 def _groups(names: Iterable[str], key: Callable[[str], str]) -> list[list[str]]:

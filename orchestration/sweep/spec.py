@@ -43,9 +43,10 @@ __all__ = ["load_spec", "parse_text", "parse_spec", "SweepSpec", "DatasetSpec"]
 class DatasetSpec:
     """Either a folder (`path`, optional `name`) or a synthetic dataset generated per sweep."""
 
-    path: str | None = None  # absolute, env vars expanded; None for synthetic data
+    path: str | None = None  # absolute, env vars expanded (or a storage URI); None for synthetic data
     name: str = "auto"
     synthetic: dict[str, Any] | None = None  # generate()'s keyword arguments (num_ids, num_cameras, ...)
+    sha256: str | None = None  # an archive's expected checksum (object storage)
 
     @property
     def is_synthetic(self) -> bool:
@@ -234,6 +235,7 @@ def _dataset(file: SweepFile, ctx: _Ctx, check_paths: bool) -> DatasetSpec:
     )
     if dataset.synthetic is not None:
         ctx.check(dataset.name is None, "dataset.name", "only with `path` (synthetic data is always 'generic')")
+        ctx.check(dataset.sha256 is None, "dataset.sha256", "only with an object-storage `path` (s3://, gs://)")
         options = dataset.synthetic.generator_kwargs()
         try:  # the generator's own rules, before anything is drawn
             check_options(options)
@@ -241,7 +243,17 @@ def _dataset(file: SweepFile, ctx: _Ctx, check_paths: bool) -> DatasetSpec:
             raise ctx.err(f"dataset.synthetic.{SyntheticSpec.key_of(e.option)}", e.problem) from None
         return DatasetSpec(synthetic=options, name="generic")
     ctx.check(dataset.path.strip() != "", "dataset.path", "is empty")  # type: ignore[union-attr]
-    path = Path(_expand_env(dataset.path, ctx, "dataset.path"))  # type: ignore[arg-type]
+    expanded = _expand_env(dataset.path, ctx, "dataset.path")  # type: ignore[arg-type]
+    if "://" in expanded:  # object storage: staged on each node (sweep_data.py)
+        from ..storage import StorageError, StorageURI
+
+        try:
+            StorageURI.parse(expanded)
+        except StorageError as e:
+            raise ctx.err("dataset.path", str(e)) from None
+        return DatasetSpec(path=expanded, name=dataset.name or "auto", sha256=dataset.sha256)
+    ctx.check(dataset.sha256 is None, "dataset.sha256", "only for an object-storage path (s3://, gs://)")
+    path = Path(expanded)
     path = path if path.is_absolute() else Path.cwd() / path
     if check_paths:
         ctx.check(path.exists(), "dataset.path", f"{path} does not exist")

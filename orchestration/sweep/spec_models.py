@@ -128,9 +128,22 @@ class SyntheticSpec(_Strict):
         return next((k for k, v in cls.GENERATOR_NAMES.items() if v == option), option)
 
 
+def _sha256(v: str | None) -> str | None:
+    if v is not None and not re.fullmatch(r"[0-9a-f]{64}", v):
+        raise ValueError(f"{v!r}: 64 lowercase hex digits (sha256sum's output)")
+    return v
+
+
 class DatasetSection(_Strict):
-    path: str | None = Field(None, description="dataset folder; ${VAR} and ~ are expanded")
+    path: str | None = Field(
+        None,
+        description="dataset folder, or an s3:// / gs:// archive (.zip, .tar, .tar.gz) or prefix staged on each "
+        "node; ${VAR} and ~ are expanded",
+    )
     name: Literal[DATASET_NAMES] | None = None  # type: ignore[valid-type]
+    sha256: Annotated[str | None, AfterValidator(_sha256)] = Field(
+        None, description="the archive's expected sha256 (an object-storage path): a download that differs is refused"
+    )
     synthetic: SyntheticSpec | None = None
 
 

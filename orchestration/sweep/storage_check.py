@@ -1,12 +1,13 @@
-"""Preflight: every node of the Ray cluster sees the sweep's local folders.
+"""Preflight: every node of the Ray cluster can use the sweep's storage and data.
 
-A trial writes its checkpoints into the Ray storage path, and reads its dataset, from the
-node it runs on. A local path that only the head has fails each trial placed elsewhere, one
-by one, after the sweep has created its MLflow runs. So before anything is created the driver
-writes a probe file with a random token into each folder that trials write to, and one tiny
+A trial writes its checkpoints into the storage, and reads its dataset, from the node it
+runs on. A local path that only the head has fails each trial placed elsewhere, one by one,
+after the sweep has created its MLflow runs. So before anything is created the driver writes
+a probe file with a random token into each folder that trials write to, and one tiny
 zero-CPU task pinned to each alive node reads it back and writes a file of its own beside it;
-a dataset folder (trials only read it) is compared by its listing. Remote URIs (s3://, gs://,
-...) are Ray's (pyarrow's) to reach and are not probed.
+a dataset folder (trials only read it) is compared by its listing. A storage URI (s3://,
+gs://) is checked on each node with that node's own environment (endpoint, credentials):
+reachable, bucket, credentials, write permission (orchestration/storage/check.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..storage import StorageURI
 from .errors import SweepError
-from .spec import DatasetSpec
 
 PROBE_PREFIX = ".compact-reid-probe-"
 TIMEOUT_S = 120.0  # a node's first task may have to start a worker process on a loaded machine
@@ -27,49 +28,47 @@ LISTING_MAX = 200  # entries compared for a read-only folder: enough to tell two
 
 @dataclass(frozen=True)
 class Folder:
-    path: Path
-    what: str  # named in the error, e.g. "Ray storage path (--storage)"
+    path: Path | None  # a local folder, or None for a storage URI
+    what: str  # named in the error, e.g. "storage (--storage)"
     writable: bool  # trials write there: token probe + write test; else the listing is compared
     fix: str  # what the user changes
+    uri: str = ""  # a storage URI every node must reach with its own environment
 
 
-def sweep_folders(
-    storage_path: str, sweep_dir: Path, dataset: DatasetSpec, data_root: str | None = None
-) -> list[Folder]:
-    """The local folders trials use on whatever node they land: the Ray storage path, the
-    folder the synthetic dataset is generated into when that is not under it (storage on
-    s3://), and a user's dataset folder (`data_root`: the resolved one, on resume)."""
+def sweep_folders(root: StorageURI, data_source: str) -> list[Folder]:
+    """What trials use on whatever node they land: the storage (a local folder, or a URI each
+    node must reach), and a user's local dataset folder when it is not under the storage."""
     folders = []
-    local_storage = "://" not in storage_path
-    if local_storage:
+    if root.is_local:
         folders.append(
             Folder(
-                Path(storage_path),
-                "Ray storage path (--storage)",
+                Path(root.path),
+                "storage (--storage)",
                 True,
                 "pass --storage on a filesystem every node mounts at the same path (e.g. NFS), "
                 "or --storage s3://BUCKET/PREFIX",
             )
         )
-    if dataset.is_synthetic:
-        if not local_storage:
-            folders.append(
-                Folder(
-                    sweep_dir,
-                    "sweep folder (--runs-dir; the synthetic dataset is generated there)",
-                    True,
-                    "pass --runs-dir on a filesystem every node mounts at the same path "
-                    "(e.g. NFS), or use a dataset.path every node has",
-                )
-            )
     else:
         folders.append(
             Folder(
-                Path(data_root or dataset.path or ""),
+                None,
+                f"storage {root.display}",
+                True,
+                "give every node the endpoint and credentials (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY in the environment `ray start` runs in)",
+                uri=str(root),
+            )
+        )
+    local_data = "://" not in data_source
+    if data_source and local_data and not (root.is_local and Path(data_source).is_relative_to(root.path)):
+        folders.append(
+            Folder(
+                Path(data_source),
                 "dataset folder (dataset.path)",
                 False,
                 "put the dataset on a filesystem every node mounts at the same path (e.g. NFS), "
-                "or copy it to that same path on every node",
+                "copy it to that same path on every node, or give dataset.path as s3://... (staged on each node)",
             )
         )
     return folders
@@ -83,7 +82,7 @@ def check_nodes_see(folders: list[Folder], log: Callable[[str], None] = print, t
     import ray
     import ray.util.client
 
-    folders = [f for f in folders if f.writable or f.path.is_dir()]  # a missing dataset is prepare_data's error
+    folders = [f for f in folders if f.uri or f.writable or f.path.is_dir()]  # a missing dataset: prepare_data's
     nodes = [nd for nd in ray.nodes() if nd.get("Alive")]
     own = ray.get_runtime_context().get_node_id()
     client = ray.util.client.ray.is_connected()  # a Ray Client driver's disk is no node's disk at all
@@ -94,7 +93,9 @@ def check_nodes_see(folders: list[Folder], log: Callable[[str], None] = print, t
     try:
         expected = []
         for f in folders:
-            if f.writable:
+            if f.uri:
+                expected.append((f.uri, None, None, None))
+            elif f.writable:
                 created += _mkdirs(f.path)
                 token = secrets.token_hex(16)
                 probe = f.path / f"{PROBE_PREFIX}{token[:8]}"
@@ -112,7 +113,7 @@ def check_nodes_see(folders: list[Folder], log: Callable[[str], None] = print, t
     _cleanup(probes, [] if not problems else created)
     if problems:
         raise SweepError(_message(folders, problems, len(nodes)))
-    log(f"storage check: {len(nodes)} Ray node(s) see " + ", ".join(str(f.path) for f in folders))
+    log(f"storage check: {len(nodes)} Ray node(s) see " + ", ".join(f.uri or str(f.path) for f in folders))
 
 
 def _run_on_nodes(
@@ -151,6 +152,15 @@ def probe_folders(expected: list[tuple[str, str | None, str | None, list[str] | 
     """Runs on one node: [(index of the folder, what is wrong)], empty when it sees them all."""
     found = []
     for i, (path, probe, token, listing) in enumerate(expected):
+        if "://" in path:  # a storage URI, with this node's environment
+            from ..storage import StorageError
+            from ..storage.check import check_storage
+
+            try:
+                check_storage(path, log=lambda _msg: None)
+            except StorageError as e:
+                found.append((i, str(e)))
+            continue
         folder = Path(path)
         try:
             if probe is None:
@@ -200,7 +210,7 @@ def _message(folders: list[Folder], problems: dict[tuple[str, str], list[tuple[i
     ]
     for (ip, node_id), found in sorted(problems.items()):
         for i, what in found:
-            where = f"{folders[i].what} {folders[i].path}: " if i >= 0 else ""
+            where = f"{folders[i].what} {folders[i].path}: " if i >= 0 and folders[i].path else ""
             lines.append(f"  node {ip} (id {node_id}): {where}{what}")
     bad = sorted({i for found in problems.values() for i, _ in found if i >= 0})
     lines += [f"Fix: {folders[i].fix}" for i in bad] or ["Fix: the node(s) above (`ray status`), or remove them"]

@@ -1,15 +1,19 @@
-"""A sweep's folder: its saved state (`sweep.json`), where it is, its synthetic data, and
-what each trial is given (`TrialContext`, built from that state).
+"""Where a sweep keeps its files, its saved state (`sweep.json`), and what each trial is given.
 
-Layout (defaults; `--storage` moves the Ray part):
-  runs/mlflow.db, runs/mlartifacts/<sweep>/     MLflow (default tracking URI)
-  runs/<sweep>/ray/<sweep>/                    Ray experiment folder (= the sweep folder):
-      sweep.json                               what resume/status need (`SweepState`)
-      synthetic-data/                          the generated dataset (synthetic specs)
-      shared/<producer>/epoch-NNNNN.pt         shared training: checkpoints consumers start from
-      summary.json                             the last summary table
-      <trial folders with checkpoints>
-With `--storage s3://...` (a cluster), sweep.json and synthetic data stay in runs/<sweep>/.
+Everything another node or a later driver reads lives under the storage root (`--storage`:
+a path, s3:// or gs://; default `<runs-dir>/storage`, absolute):
+
+    <root>/<sweep>/                 Ray Tune's experiment folder (its state, trial folders,
+                                    their checkpoints), and the sweep's own files:
+        sweep.json                  what resume and status need (`SweepState`)
+        added_trials.json           trials adaptive seeds added
+        summary.json                the last summary table
+    <root>/_shared/<key>/...        checkpoints by training identity (checkpoints.py)
+    <root>/_data/...                generated datasets by recipe (sweep_data.py)
+
+The local `<runs-dir>/<sweep>/` is a cache: a copy of sweep.json (so `sweep status NAME`
+finds the storage), the summary. From the sweep's name, the storage URI and the tracking URI,
+any machine finds the rest (`open_sweep`).
 """
 
 from __future__ import annotations
@@ -17,23 +21,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from reid_core.config import ConfigError
-from reid_core.errors import ReIDError
-
+from ..storage import StorageURI
+from ..storage.store import Store
 from .errors import SweepError
-from .spec import SweepSpec
 
 SWEEP_FILE = "sweep.json"
-SHARED_DIR = "shared"  # producers' checkpoints for the trials that start from them (live_plan.py)
-# sweep.json's format. 2: trials travel as frozen Trial records (trial.py); a sweep saved in
-# format 1 (untyped dict records, before 2026-12) cannot be resumed by this version.
+DEFAULT_STORAGE = "storage"  # under --runs-dir
+# sweep.json's format. 2: trials travel as frozen Trial records (trial.py), files live under
+# the storage URI; a sweep saved in format 1 (before 2026-12) cannot be resumed by this version.
 STATE_FORMAT = 2
+
+
+def storage_root(storage: str | None, runs_dir: str | os.PathLike[str]) -> StorageURI:
+    """The storage root: `--storage`, else `<runs-dir>/storage` (absolute)."""
+    return StorageURI.parse(storage or str(Path(runs_dir).resolve() / DEFAULT_STORAGE))
 
 
 @dataclass(frozen=True)
@@ -45,11 +51,12 @@ class TrialContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    data_root: str
+    storage: str  # the storage root URI
+    data_source: str  # a local folder, or a storage URI staged on each node (sweep_data.py)
     data_name: str
+    data_sha256: str | None = None  # a staged archive's checksum, checked on every node
     threads: int = 1
     checkpoint_every: int = 1
-    shared_dir: str = ""  # where producers publish checkpoints for shared training (live_plan.py)
 
 
 @dataclass
@@ -62,129 +69,96 @@ class SweepState:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    storage_path: str
-    experiment_path: str
-    data_root: str
+    storage: str
+    data_source: str
     data_name: str
     resources: dict[str, float]
     max_concurrent: int | None
     checkpoint_every: int
     num_trials: int
+    data_sha256: str | None = None
     planned: list[dict[str, Any]] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     resumed: int = 0
-    shared_dir: str = ""
     sharing: dict[str, Any] = field(default_factory=dict)  # what shared training planned (cost, starts)
     format: int = STATE_FORMAT
 
+    @property
+    def root(self) -> StorageURI:
+        return StorageURI.parse(self.storage)
+
+    @property
+    def experiment(self) -> StorageURI:
+        """Ray Tune's experiment folder (the sweep's own files are there too)."""
+        return self.root.join(self.name)
+
     def context(self) -> TrialContext:
         return TrialContext(
-            self.name,
-            self.tracking_uri,
-            self.experiment_id,
-            self.parent_run_id,
-            self.data_root,
-            self.data_name,
-            max(1, int(self.resources["cpu"])),
-            self.checkpoint_every,
-            self.shared_dir,
+            sweep=self.name,
+            tracking_uri=self.tracking_uri,
+            experiment_id=self.experiment_id,
+            parent_run_id=self.parent_run_id,
+            storage=self.storage,
+            data_source=self.data_source,
+            data_name=self.data_name,
+            data_sha256=self.data_sha256,
+            threads=max(1, int(self.resources["cpu"])),
+            checkpoint_every=self.checkpoint_every,
         )
 
-    def write(self, sweep_dir: Path) -> None:
-        """Atomically (temp name + rename)."""
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        tmp = sweep_dir / (SWEEP_FILE + ".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2, default=str) + "\n")
-        tmp.replace(sweep_dir / SWEEP_FILE)
+    def write(self, store: Store, runs_dir: str | os.PathLike[str]) -> None:
+        """Into the storage (authoritative) and the local cache."""
+        text = json.dumps(dataclasses.asdict(self), indent=2, default=str) + "\n"
+        store.write_bytes(f"{self.name}/{SWEEP_FILE}", text.encode())
+        local = Path(runs_dir) / self.name
+        local.mkdir(parents=True, exist_ok=True)
+        tmp = local / f"{SWEEP_FILE}.tmp"
+        tmp.write_text(text)
+        tmp.replace(local / SWEEP_FILE)
 
     @classmethod
-    def read(cls, sweep_dir: Path) -> "SweepState":
-        path = sweep_dir / SWEEP_FILE
+    def parse(cls, text: str | bytes, where: str) -> "SweepState":
         try:
-            saved = json.loads(path.read_text())
+            saved = json.loads(text)
             state = cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
-        except (OSError, json.JSONDecodeError, TypeError) as e:
+        except (ValueError, TypeError) as e:
             raise SweepError(
-                f"{path}: unreadable ({type(e).__name__}: {e}); this sweep was written by another "
+                f"{where}: unreadable ({type(e).__name__}: {e}); this sweep was written by another "
                 "compact-reid version or is damaged"
             ) from None
         if saved.get("format", 1) != STATE_FORMAT:
+            source = saved.get("spec_source", "SPEC")
             raise SweepError(
-                f"{path}: saved by another compact-reid version (state format {saved.get('format', 1)}, this "
+                f"{where}: saved by another compact-reid version (state format {saved.get('format', 1)}, this "
                 f"version reads {STATE_FORMAT}), so it cannot be resumed here. Start it again with "
-                f"`compact-reid sweep run {state.spec_source} --fresh`: its FINISHED trials are reused from "
-                f"the tracking store ({state.tracking_uri}), so only the unfinished ones train again"
+                f"`compact-reid sweep run {source} --fresh`: its FINISHED trials are reused from the "
+                f"tracking store ({saved.get('tracking_uri', '?')}), so only the unfinished ones train again"
             )
         return state
 
 
-def storage_and_dir(name: str, storage: str | None, runs_dir: Path) -> tuple[str, Path, Path]:
-    """(Ray storage_path, local sweep folder, Ray experiment path)."""
-    if storage and "://" in storage:
-        if storage.startswith("file://"):
-            storage = storage[len("file://") :]
-        else:
-            return storage.rstrip("/"), (runs_dir / name).resolve(), Path(storage.rstrip("/")) / name
-    st = Path(storage).expanduser().resolve() if storage else (runs_dir / name / "ray").resolve()
-    return str(st), st / name, st / name
-
-
-def find_sweep(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs") -> Path:
-    """The folder holding sweep.json, from a sweep name or a path (sweep folder, Ray
-    storage folder or runs/<name>)."""
-    runs = Path(runs_dir)
+def open_sweep(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", storage: str | None = None) -> SweepState:
+    """A sweep's state, from its name (and `--storage`, when not the default or the one the
+    local cache recorded) or the path of a folder holding sweep.json."""
     given = Path(name_or_path).expanduser()
-    candidates: list[Path] = []
-    if given.exists():
-        candidates += [given, *sorted(given.glob(f"*/{SWEEP_FILE}")), *sorted(given.glob(f"ray/*/{SWEEP_FILE}"))]
-    candidates += [runs / name_or_path / "ray" / name_or_path, runs / name_or_path]
-    for candidate in candidates:
-        folder = candidate.parent if candidate.name == SWEEP_FILE else candidate
-        if (folder / SWEEP_FILE).is_file():
-            return folder.resolve()
-    raise SweepError(
-        f"{name_or_path}: no sweep found (looked for {SWEEP_FILE} in {given} and "
-        f"{runs / name_or_path / 'ray' / name_or_path}); start one with `compact-reid sweep run SPEC`"
-    )
+    if storage is None and (given / SWEEP_FILE).is_file() and given.name != name_or_path:
+        cached = SweepState.parse((given / SWEEP_FILE).read_text(), str(given / SWEEP_FILE))
+        storage, name_or_path = cached.storage, cached.name
+    name = name_or_path
+    if storage is None:
+        cached_file = Path(runs_dir) / name / SWEEP_FILE
+        if cached_file.is_file():
+            storage = SweepState.parse(cached_file.read_text(), str(cached_file)).storage
+    root = storage_root(storage, runs_dir)
+    store = Store(root)
+    data = store.read_bytes(f"{name}/{SWEEP_FILE}")
+    if data is None:
+        raise SweepError(
+            f"{name}: no sweep found in {root.join(name).display} (looked for {SWEEP_FILE}); pass the "
+            "storage it ran with (--storage URI), or start one with `compact-reid sweep run SPEC`"
+        )
+    return SweepState.parse(data, root.join(name, SWEEP_FILE).display)
 
 
-def prepare_data(spec: SweepSpec, sweep_dir: Path, log: Callable[[str], None] = print) -> tuple[str, str]:
-    """(data root, dataset name): checks a folder's layout, or generates the synthetic
-    dataset into `<sweep_dir>/synthetic-data` (once: reused when complete)."""
-    dataset = spec.dataset
-    if not dataset.is_synthetic:
-        from reid_core.data.datasets import find_root
-
-        try:
-            root = find_root(dataset.path, dataset.name)  # type: ignore[arg-type]
-        except ReIDError as e:
-            raise ConfigError(f"{spec.source}: dataset.path: {e}") from None
-        return str(root), dataset.name
-    out = sweep_dir / "synthetic-data"
-    if _same_synthetic(out / "synth.json", dataset.synthetic or {}):
-        log(f"synthetic dataset: reusing {out}")
-        return str(out), "generic"
-    shutil.rmtree(out, ignore_errors=True)
-    from reid_core.data.synth import generate
-
-    began = time.perf_counter()
-    kwargs = dict(dataset.synthetic or {})
-    kwargs.setdefault("workers", max(1, min(4, os.cpu_count() or 1)))
-    info = generate(out, overwrite=True, **kwargs)
-    log(
-        f"synthetic dataset: {info.get('train_images')} train / {info.get('query_images')} query / "
-        f"{info.get('gallery_images')} gallery images in {out} ({time.perf_counter() - began:.1f}s)"
-    )
-    return str(out), "generic"
-
-
-def _same_synthetic(done: Path, want: Mapping[str, Any]) -> bool:
-    """True when `synth.json` (written last by generate()) records the wanted parameters."""
-    try:
-        made = json.loads(done.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    if not made:
-        return False
-    made.setdefault("camera_variation", 1.0)  # written by generate() since it got the knob
-    return all(made.get(k) == (list(v) if isinstance(v, tuple) else v) for k, v in want.items() if k in made)
+def has_state(store: Store, name: str) -> bool:
+    return store.exists(f"{name}/{SWEEP_FILE}")

@@ -49,6 +49,7 @@ from ..mlflow_log.names import (
     TRAINED_ALONE,
     WEIGHTS_DIR,
 )
+from .sweep_data import local_root
 from .sweep_folder import TrialContext
 from .trial import Trial, trial_of
 
@@ -112,7 +113,11 @@ class TrialSession:
         print(f"[{self.trial.name}] {msg}", flush=True)
 
     def __enter__(self) -> "TrialSession":
+        from ..storage.store import Store
+        from .checkpoints import SharedCheckpoints
+
         self.workdir = Path(tempfile.mkdtemp(prefix=f"compact-reid-{self.trial.name}-"))
+        self.checkpoints = SharedCheckpoints(Store(self.ctx.storage, log=self.log))
         self.monitor = None  # MLflow's system metrics, from when this attempt trains
         return self
 
@@ -144,6 +149,7 @@ class TrialSession:
             if reused is not None:
                 return reused
         self.monitor = self.run.start_system_metrics(self.log)
+        self.data_root = local_root(self.ctx.data_source, self.ctx.data_name, self.ctx.data_sha256, self.log)
         self.trainer = self._build_trainer(ray_checkpoint)
         self._publish_due()  # a trial that inherited up to a published epoch
         self._log_start()
@@ -195,7 +201,7 @@ class TrialSession:
         inherited = None if ray_checkpoint is not None else self._producer_checkpoint()
         begun = time.perf_counter()
         trainer = Trainer(
-            self.trial.config, self.ctx.data_root, self.workdir, dataset_name=self.ctx.data_name, log=self.log
+            self.trial.config, self.data_root, self.workdir, dataset_name=self.ctx.data_name, log=self.log
         )
         self.init_s = time.perf_counter() - begun
         if ray_checkpoint is not None:
@@ -208,41 +214,40 @@ class TrialSession:
         return trainer
 
     def _producer_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
-        """(path, checkpoint) of the producer's checkpoint this trial starts from, checked
-        against this trial's config; None (training alone, the run says why) when refused."""
+        """(path, checkpoint) of the stored checkpoint this trial starts from, checked against
+        this trial's config; None (training alone, the run says why) when missing or refused."""
         from reid_core.checkpoint import check_shareable, load_weights
         from reid_core.errors import ReIDError
         from reid_core.training.epochs import epoch_counts
 
-        from .live_plan import shared_checkpoint
-
         start = self.trial.start
-        if not start.from_trial:
+        if not start.checkpoint:
             return None
-        path = shared_checkpoint(self.ctx.shared_dir, start.from_trial, start.epoch)
+        source = start.from_trial or "the storage"
         try:
+            path = self.checkpoints.fetch(start.checkpoint, start.epoch, self.workdir)
             checkpoint = load_weights(path)
-            check_shareable(
-                checkpoint, self.trial.config, start.epoch, epoch_counts(self.trial.config).main_epochs, path
-            )
+            main_epochs = epoch_counts(self.trial.config).main_epochs
+            check_shareable(checkpoint, self.trial.config, start.epoch, main_epochs, path)
         except ReIDError as e:
-            why = f"checkpoint of {start.from_trial} at epoch {start.epoch} refused: {e}"
+            why = f"checkpoint of {source} at epoch {start.epoch} refused: {e}"
             self.log(f"training alone: {why}")
             self.run.set_tags({TRAINED_ALONE: why})
             return None
         return path, checkpoint
 
     def _start_from(self, trainer: Any, path: Path, checkpoint: Mapping[str, Any]) -> None:
-        from .live_plan import producer_run
-
         start = self.trial.start
         trainer.start_from(path, start.epoch)
         if trainer.epoch == trainer.total_epochs:
             trainer.finish_inherited(start.reevaluate)
-        source = producer_run(self.ctx.shared_dir, start.from_trial) or start.from_trial
+        about = self.checkpoints.info(start.checkpoint, start.epoch)
+        source = about.get("run_id") or start.from_trial or start.checkpoint
         self.run.set_tags({SHARED_FROM: f"{source}@{start.epoch}", INHERITED_EPOCHS: start.epoch})
+        other_sweep = about.get("sweep") not in (None, self.ctx.sweep)
         self.log(
-            f"inherited epochs 1-{start.epoch} from {start.from_trial}"
+            f"inherited epochs 1-{start.epoch} from {about.get('trial') or start.from_trial}"
+            + (f" of sweep {about['sweep']}" if other_sweep else "")
             + (" (re-evaluated with this trial's evaluation settings)" if start.reevaluate else "")
         )
 
@@ -321,12 +326,14 @@ class TrialSession:
         return _Carried(self.trainer)
 
     def _publish_due(self) -> None:
-        from .live_plan import publish
-
-        if self.trainer.epoch in self.trial.start.publish:
-            publish(
-                self.ctx.shared_dir, self.trial.name, self.trainer.epoch, self.trainer.save_checkpoint, self.run.run_id
-            )
+        """Store the checkpoints this trial publishes (for its consumers, and later sweeps)."""
+        for epoch, key in self.trial.start.publish:
+            if epoch == self.trainer.epoch:
+                about = {"trial": self.trial.name, "sweep": self.ctx.sweep, "run_id": self.run.run_id}
+                began = time.perf_counter()
+                size = self.checkpoints.publish(key, epoch, self.trainer.save_checkpoint, self.workdir, about)
+                took = time.perf_counter() - began
+                self.log(f"stored checkpoint {key} at epoch {epoch} ({size / 1e6:.1f} MB in {took:.1f}s)")
 
     def _totals(self) -> dict[str, float]:
         history = self.trainer.history

@@ -49,24 +49,36 @@ class Start:
     """What a trial starts from (planned by sharing.py; the live plan may change it to
     "alone" when its producer fails).
 
-    `from_trial` / `epoch`: the producer whose checkpoint at `epoch` this trial starts from
-    (None / 0: from scratch). `reevaluate`: it inherits all its training and only its
-    evaluation differs. `publish`: epochs at which this trial writes a checkpoint for its
-    consumers. `reuse_run`: a FINISHED run in the tracking store this trial copies.
-    `identity`: what decides its results (MLflow tag `names.IDENTITY`).
+    `epoch` / `checkpoint`: it starts from the training checkpoint stored under key
+    `checkpoint` at `epoch` (sharing.py's keys; 0 / "": from scratch). `from_trial`: the trial
+    of this sweep that publishes that checkpoint (it waits for it); None when the storage
+    already holds it. `reevaluate`: it inherits all its training and only its evaluation
+    differs. `publish`: (epoch, key) of the checkpoints this trial stores for its consumers
+    and for later sweeps. `reuse_run`: a FINISHED run in the tracking store this trial
+    copies. `identity`: what decides its results (MLflow tag `names.IDENTITY`).
     """
 
     identity: str = ""
     from_trial: str | None = None
     epoch: int = 0
+    checkpoint: str = ""
     reevaluate: bool = False
-    publish: tuple[int, ...] = ()
+    publish: tuple[tuple[int, str], ...] = ()
     reuse_run: str | None = None
     alone_because: str = ""
 
     def alone(self, why: str) -> "Start":
         """This start, from scratch, saying why."""
-        return dataclasses.replace(self, from_trial=None, epoch=0, reevaluate=False, alone_because=why)
+        return dataclasses.replace(self, from_trial=None, epoch=0, checkpoint="", reevaluate=False, alone_because=why)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "publish": [list(pair) for pair in self.publish]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Start":
+        fields = dict(data)
+        fields["publish"] = tuple((int(epoch), str(key)) for epoch, key in fields.get("publish", ()))
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -155,13 +167,11 @@ class Trial:
             out["added_because"] = self.added_because
         if with_config:
             out["config"] = to_dict(self.config)
-            out["start"] = {**dataclasses.asdict(self.start), "publish": list(self.start.publish)}
+            out["start"] = self.start.to_dict()
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Trial":
-        start = dict(data.get("start") or {})
-        start["publish"] = tuple(int(e) for e in start.get("publish", ()))
         return cls(
             index=int(data.get("index", 0)),
             name=data["trial_name"],
@@ -171,7 +181,7 @@ class Trial:
             axes=dict(data.get("axes", {})),
             overrides=dict(data.get("overrides", {})),
             config=from_dict(TrainConfig, data["config"]),
-            start=Start(**start),
+            start=Start.from_dict(data.get("start") or {}),
             added_because=str(data.get("added_because", "")),
         )
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any, Iterable
 
 from ..mlflow_log.names import ERROR_TAG, NODE_IP, STEP_KEY, TOTAL_EPOCHS, TRIAL_NAME
 from .errors import SweepError
-from .sweep_folder import SweepState, find_sweep
+from .sweep_folder import SweepState, open_sweep
 from .trial import trial_name_creator
+
+SUMMARY_FILE = "summary.json"  # the last summary table, beside sweep.json (and in the local cache)
 
 
 def trial_rows(trials: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], bool]:
@@ -148,22 +149,27 @@ def mlflow_rows(state: SweepState) -> dict[str, dict[str, Any]] | None:
     return out
 
 
-def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", mlflow: bool = True) -> dict[str, Any]:
+def sweep_status(
+    name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", mlflow: bool = True, storage: str | None = None
+) -> dict[str, Any]:
     """Trial names, states, last epoch and final metrics from the Ray state (no Ray
-    cluster is started; planned trials Ray has not created yet are PENDING) and, when the
-    tracking store answers, each trial's MLflow run status (`mlflow`), which is current
-    even after a driver crash (Ray's state is a periodic snapshot)."""
-    sweep_dir = find_sweep(name_or_path, runs_dir)
-    state = SweepState.read(sweep_dir)
+    cluster is started; planned trials Ray has not created yet are PENDING or WAITING for
+    their producer) and, when the tracking store answers, each trial's MLflow run status
+    (`mlflow`), which is current even after a driver crash (Ray's state is a periodic
+    snapshot). `storage`: where the sweep ran, when not the default or the cached one."""
+    from ..storage.store import Store
+
+    state = open_sweep(name_or_path, runs_dir, storage)
+    experiment = state.experiment
+    store = Store(state.root)
     rows: list[dict[str, Any]] = []
-    exp_path = state.experiment_path
     state_found = False
     try:
-        _, rows, _ = trial_rows(ray_trials(exp_path))
+        _, rows, _ = trial_rows(ray_trials(experiment.fs_path, None if state.root.is_local else store.fs))
         state_found = True
     except Exception as e:  # no state yet (or unreadable)
-        if Path(exp_path).exists() and any(Path(exp_path).glob("experiment_state*.json")):
-            raise SweepError(f"{exp_path}: cannot read the Ray state ({type(e).__name__}: {e})") from None
+        if any(name.startswith("experiment_state") for name in store.listing(state.name, recursive=False)):
+            raise SweepError(f"{experiment.display}: cannot read the Ray state ({type(e).__name__}: {e})") from None
     seen = {r["trial"] for r in rows}
     starts = (state.sharing or {}).get("starts", {})
     for t in state.planned:
@@ -189,8 +195,8 @@ def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", m
     rows.sort(key=lambda r: order.get(r["trial"], len(order)))
     summary = None
     try:
-        summary = json.loads((sweep_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        summary = json.loads(store.read_bytes(f"{state.name}/{SUMMARY_FILE}") or b"null")
+    except ValueError:
         pass
     counts: dict[str, int] = {}
     for r in rows:
@@ -198,8 +204,9 @@ def sweep_status(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", m
         counts[key] = counts.get(key, 0) + 1
     return {
         "name": state.name,
-        "sweep_dir": str(sweep_dir),
-        "experiment_path": exp_path,
+        "sweep_dir": experiment.display,
+        "experiment_path": experiment.display,
+        "storage": state.root.display,
         "tracking_uri": state.tracking_uri,
         "parent_run_id": state.parent_run_id,
         "ray_state": state_found,

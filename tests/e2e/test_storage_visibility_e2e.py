@@ -27,7 +27,7 @@ from typing import Iterator
 import pytest
 
 from mlflow_server.server import find_free_port
-from orchestration.sweep.spec import DatasetSpec
+from orchestration.storage import StorageURI
 from orchestration.sweep.storage_check import PROBE_PREFIX, probe_folders, sweep_folders
 
 BIN = Path(sys.executable).parent
@@ -73,15 +73,20 @@ def test_probe_folders_tells_what_a_node_sees(tmp_path: Path) -> None:
     assert "another token" in found[0] and "FileNotFoundError" in found[1] and "other contents" in found[2]
 
 
-def test_sweep_folders_are_the_local_ones_trials_use(tmp_path: Path) -> None:
-    synth, folder = DatasetSpec(synthetic={"ids": 4}), DatasetSpec(path=str(tmp_path / "data"))
-    assert [f.path for f in sweep_folders(str(tmp_path / "st"), tmp_path / "st" / "s", synth)] == [tmp_path / "st"]
-    assert [(f.path, f.writable) for f in sweep_folders("s3://b/p", tmp_path / "runs" / "s", synth)] == [
-        (tmp_path / "runs" / "s", True)
-    ]  # the synthetic data is generated there, not on s3
-    assert [(f.path, f.writable) for f in sweep_folders("s3://b/p", tmp_path / "s", folder)] == [
-        (tmp_path / "data", False)
+def test_sweep_folders_are_what_trials_use(tmp_path: Path) -> None:
+    local, remote = StorageURI.parse(str(tmp_path / "st")), StorageURI.parse("s3://b/p")
+    generated = str(tmp_path / "st" / "_data" / "synthetic-x")  # under the storage: no folder of its own
+    assert [f.path for f in sweep_folders(local, generated)] == [tmp_path / "st"]
+    data = str(tmp_path / "data")
+    assert [(f.path, f.writable) for f in sweep_folders(local, data)] == [
+        (tmp_path / "st", True),
+        (tmp_path / "data", False),
     ]
+    folders = sweep_folders(remote, data)  # the URI is checked on each node with its own environment
+    assert [(f.uri, f.writable) for f in folders] == [("s3://b/p", True), ("", False)] and folders[
+        1
+    ].path == tmp_path / "data"
+    assert [f.uri for f in sweep_folders(remote, "s3://b/p/_data/synthetic-x.zip")] == ["s3://b/p"]
 
 
 def _mount_namespace_refusal(tmp: Path) -> str | None:
@@ -257,7 +262,7 @@ def test_storage_only_the_head_sees_is_refused(head_and_hidden_worker, tmp_path:
     assert r.returncode == 2 and "Traceback" not in err, err[-4000:]
     worker, head = nodes["worker"], nodes["head"]
     assert f"node {worker['ip']} (id {worker['id']})" in err and head["id"] not in err, err
-    assert f"Ray storage path (--storage) {storage}: FileNotFoundError" in err, err
+    assert f"storage (--storage) {storage}: FileNotFoundError" in err, err
     assert f"dataset folder (dataset.path) {data}: sees other contents" in err, err
     assert "NFS" in err and "--storage s3://" in err, err
 

@@ -372,7 +372,7 @@ def test_probe_command_measures_then_reads_the_cache(tmp_path, monkeypatch, caps
     assert f"cache: {tmp_path / 'cache' / 'resource-probe.json'}" in out
     cache = json.loads((tmp_path / "cache" / "resource-probe.json").read_text())
     assert cache["version"] == PROBE_VERSION and len(cache["entries"]) == 1
-    assert (runs / "probe-test" / "ray" / "probe-test" / "synthetic-data" / "synth.json").is_file()
+    assert list((runs / "storage" / "_data").glob("synthetic-*/synth.json"))  # where `sweep run` will find it
 
     assert main([*command, "--json"]) == 0
     captured = capsys.readouterr()

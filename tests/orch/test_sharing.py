@@ -9,7 +9,9 @@ import pytest
 from sweep_yaml import tiny_sweep_yaml
 
 from orchestration.commands.sweep import format_cost
-from orchestration.sweep.live_plan import LivePlan, shared_checkpoint
+from orchestration.storage.store import Store
+from orchestration.sweep.checkpoints import SharedCheckpoints
+from orchestration.sweep.live_plan import LivePlan
 from orchestration.sweep.sharing import dataset_fingerprint, keys_of, plan_cost, share_training, sweep_cost
 from orchestration.sweep.spec import load_spec, parse_text
 
@@ -30,14 +32,23 @@ def _by_name(trials):
     return {t.name: t for t in trials}
 
 
+def _epochs(start):
+    return tuple(epoch for epoch, _key in start.publish)
+
+
+def _checkpoints(folder):
+    return SharedCheckpoints(Store(str(folder)), refresh_s=0.0)
+
+
 def test_h_starts_from_g_and_compact_1x_is_h():
     spec = _spec("grid:\n  preset: [g, h, compact-1x]", extra_overrides={"swag.cycles": 2})
     shared = _shared(spec)
     trials = _by_name(shared)
     starts = {name: t.start for name, t in trials.items()}
     # g trains its 4 main epochs; h starts after them; compact-1x (= h, switch for switch) trains nothing
-    assert (starts["g-seed0"].from_trial, starts["g-seed0"].publish) == (None, (4,))
-    assert (starts["h-seed0"].from_trial, starts["h-seed0"].epoch, starts["h-seed0"].publish) == ("g-seed0", 4, (6,))
+    assert (starts["g-seed0"].from_trial, _epochs(starts["g-seed0"])) == (None, (4,))
+    assert (starts["h-seed0"].from_trial, starts["h-seed0"].epoch, _epochs(starts["h-seed0"])) == ("g-seed0", 4, (6,))
+    assert starts["h-seed0"].checkpoint == dict((e, k) for e, k in starts["g-seed0"].publish)[4]
     assert (starts["compact-1x-seed0"].from_trial, starts["compact-1x-seed0"].epoch) == ("h-seed0", 6)
     assert trials["compact-1x-seed0"].trained_epochs == 0 and not starts["compact-1x-seed0"].reevaluate
     assert starts["h-seed1"].from_trial == "g-seed1"  # never across seeds
@@ -50,7 +61,8 @@ def test_a_cycles_grid_trains_once_to_the_largest_count():
     shared = _shared(spec)
     trials = _by_name(shared)
     runner = trials["swag.cycles=3-seed0"]
-    assert runner.start.from_trial is None and runner.start.publish == (5, 6)
+    # its members' ends (5, 6), and for later sweeps its end of main phase (4) and its last epoch (7)
+    assert runner.start.from_trial is None and _epochs(runner.start) == (4, 5, 6, 7)
     one_cycle = trials["swag.cycles=1-seed0"].start
     assert (one_cycle.from_trial, one_cycle.epoch) == (runner.name, 5)
     assert plan_cost(shared).shared == 7 and plan_cost(shared).naive == 5 + 7 + 6
@@ -80,26 +92,28 @@ def test_the_paper_reproduction_cost():
 
 def test_live_plan_releases_a_consumer_when_its_checkpoint_appears(tmp_path):
     spec = _spec("grid:\n  preset: [g, h]", seeds="[0]")
-    plan = LivePlan(_shared(spec), tmp_path, log=lambda _m: None)
+    trials = _shared(spec)
+    plan = LivePlan(trials, _checkpoints(tmp_path), log=lambda _m: None)
     assert plan.next_ready().name == "g-seed0"
     assert plan.next_ready() is None and not plan.done()  # h waits, holding nothing
-    ckpt = shared_checkpoint(tmp_path, "g-seed0", 4)
-    ckpt.parent.mkdir(parents=True)
-    ckpt.write_bytes(b"x")
+    h = _by_name(trials)["h-seed0"].start
+    stored = tmp_path / SharedCheckpoints.rel(h.checkpoint, 4)
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"x")
     assert plan.next_ready().name == "h-seed0"
     assert plan.done()
 
 
 def test_live_plan_releases_consumers_of_a_failed_producer_alone(tmp_path):
     spec = _spec("grid:\n  preset: [g, h]", seeds="[0]")
-    plan = LivePlan(_shared(spec), tmp_path, log=print)
+    plan = LivePlan(_shared(spec), _checkpoints(tmp_path), log=print)
     plan.next_ready()
     plan.on_complete("g-seed0", None, error=True)
     released = plan.next_ready()
     assert released.name == "h-seed0" and released.start.from_trial is None and released.start.epoch == 0
     assert "g-seed0 failed" in released.start.alone_because
     # the state round-trips (saved with Tune's experiment state)
-    again = LivePlan([], tmp_path)
+    again = LivePlan([], _checkpoints(tmp_path))
     again.set_state(plan.state())
     assert again.released == ["g-seed0", "h-seed0"] and again.done()
 
@@ -146,9 +160,10 @@ def test_adaptive_seeds_add_a_seed_to_both_sides_of_an_open_comparison(tmp_path)
 
     spec = _spec("grid:\n  preset: [g, h]\n  optim.lr: [0.03]", seeds="{initial: 2, max: 3}")
     assert spec.file.adaptive is not None and [t.seed for t in spec.trials] == [0, 1, 0, 1]
-    policy = AdaptiveSeedsPolicy(spec.trials, "final_rank1", 3, None, True, "fp", tmp_path, log=lambda _m: None)
+    store = Store(str(tmp_path))
+    policy = AdaptiveSeedsPolicy(spec.trials, "final_rank1", 3, None, True, "fp", (store, "t"), log=lambda _m: None)
     assert policy.pairs == {"g-optim.lr=0.03": "h-optim.lr=0.03"}  # Table 3: g against h, found by switches
-    plan = LivePlan(_shared(spec), tmp_path, policy)
+    plan = LivePlan(_shared(spec), _checkpoints(tmp_path), policy)
     for name in list(plan.trials):
         plan.released.append(name)
     # g better by 0.1 and 0.0: not resolved at 2 seeds -> seed 2 for both, h's starting from g's
@@ -161,7 +176,7 @@ def test_adaptive_seeds_add_a_seed_to_both_sides_of_an_open_comparison(tmp_path)
     assert "not resolved at n=2/2" in added["h-optim.lr=0.03-seed2"].added_because
     assert added["h-optim.lr=0.03-seed2"].start.from_trial == "g-optim.lr=0.03-seed2"
     assert added["g-optim.lr=0.03-seed2"].config.seed == 2 and added["g-optim.lr=0.03-seed2"].seed == 2
-    assert sorted(t["trial_name"] for t in read_added(tmp_path)) == sorted(added)
+    assert sorted(t["trial_name"] for t in read_added(store, "t")) == sorted(added)
     assert not plan.done()
     plan.released += sorted(added)
     plan.on_complete("g-optim.lr=0.03-seed2", {"final_rank1": 0.5}, False)

@@ -250,7 +250,7 @@ def test_run_refuses_a_sweep_that_has_state(tmp_path):
 
     spec = tmp_path / "preflight.yaml"
     spec.write_text(PREFLIGHT_SPEC)
-    state = tmp_path / "runs" / "preflight" / "ray" / "preflight"
+    state = tmp_path / "runs" / "storage" / "preflight"  # the default storage's experiment folder
     state.mkdir(parents=True)
     (state / "sweep.json").write_text("{}")
     with pytest.raises(SweepError, match="sweep resume"):
