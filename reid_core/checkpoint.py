@@ -99,14 +99,17 @@ def check_shareable(ckpt: Mapping[str, Any], cfg: TrainConfig, epoch: int, main_
     except Exception as e:
         raise CheckpointError(f"{path}: its configuration is not valid here ({e})") from e
     through = "main" if epoch <= main_epochs else "swag"
-    a, b = prefix_fields(theirs, through), prefix_fields(cfg, through)
-    if through == "swag":  # a shorter run is a prefix of a longer one
-        a.pop("swag.cycles", None), b.pop("swag.cycles", None)
-    a.pop("model.num_classes", None), b.pop("model.num_classes", None)  # the dataset's, checked by the weights
+    ckpt_fields, run_fields = prefix_fields(theirs, through), prefix_fields(cfg, through)
+    ignored = ["model.num_classes"]  # the dataset's, checked by the weights
+    if through == "swag":
+        ignored.append("swag.cycles")  # a shorter run is a prefix of a longer one
+    for key in ignored:
+        ckpt_fields.pop(key, None)
+        run_fields.pop(key, None)
     diff = [
-        f"{k}: checkpoint {a.get(k)!r} vs this run {b.get(k)!r}"
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
+        f"{k}: checkpoint {ckpt_fields.get(k)!r} vs this run {run_fields.get(k)!r}"
+        for k in sorted(set(ckpt_fields) | set(run_fields))
+        if ckpt_fields.get(k) != run_fields.get(k)
     ]
     if diff:
         raise CheckpointError(f"{path}: not a prefix of this run (epoch {epoch}): " + "; ".join(diff[:6]))

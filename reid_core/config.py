@@ -103,8 +103,8 @@ class ModelConfig:
         _check(self.local_dim >= 0, "model.local_dim", f"must be >= 0 (0 = default), got {self.local_dim}")
         _check(self.num_classes >= 2, "model.num_classes", f"must be >= 2, got {self.num_classes}")
         for name in ("input_height", "input_width"):
-            v = getattr(self, name)
-            _check(v >= 32 and v % 16 == 0, f"model.{name}", f"must be a multiple of 16 and >= 32, got {v}")
+            size = getattr(self, name)
+            _check(size >= 32 and size % 16 == 0, f"model.{name}", f"must be a multiple of 16 and >= 32, got {size}")
 
     # Resolved architecture -------------------------------------------------------
     def _width(self, c: int, multiple: int) -> int:
@@ -198,10 +198,10 @@ class DataConfig:
         _check(self.p >= 2, "data.p", f"must be >= 2 identities per batch, got {self.p}")
         _check(self.k >= 2, "data.k", f"must be >= 2 images per identity, got {self.k}")
         _check(0.0 <= self.erasing_p <= 1.0, "data.erasing_p", f"must be in [0, 1], got {self.erasing_p}")
-        a, b = self.erasing_area
-        _check(0 < a < b <= 1, "data.erasing_area", f"must satisfy 0 < min < max <= 1, got {self.erasing_area}")
-        a, b = self.erasing_ratio
-        _check(0 < a < b, "data.erasing_ratio", f"must satisfy 0 < min < max, got {self.erasing_ratio}")
+        lo, hi = self.erasing_area
+        _check(0 < lo < hi <= 1, "data.erasing_area", f"must satisfy 0 < min < max <= 1, got {self.erasing_area}")
+        lo, hi = self.erasing_ratio
+        _check(0 < lo < hi, "data.erasing_ratio", f"must satisfy 0 < min < max, got {self.erasing_ratio}")
         _check(self.num_workers >= 0, "data.num_workers", f"must be >= 0, got {self.num_workers}")
 
 
@@ -462,10 +462,10 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, v in flat.items():
         parts = key.split(".")
-        d = out
+        node = out
         for p in parts[:-1]:
-            d = d.setdefault(p, {})
-        d[parts[-1]] = v
+            node = node.setdefault(p, {})
+        node[parts[-1]] = v
     return out
 
 

@@ -100,8 +100,8 @@ def fields_of(config: Mapping[str, Any] | Any, *phases: Phase) -> dict[str, Any]
     swag_on = bool(flat.get("swag.enabled", False))
     out = {}
     for k, v in flat.items():
-        p = phase_of(k)
-        if p not in phases:
+        phase = phase_of(k)
+        if phase not in phases:
             continue
         if not swag_on and k.startswith("swag."):
             continue

@@ -34,10 +34,10 @@ _CHUNK_ROWS = 256
 
 def _num_threads() -> int:
     try:
-        n = len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    return max(1, min(4, n))
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -53,10 +53,10 @@ def _as_numpy(x: Any) -> np.ndarray:
 def _ordered_bits(d32: np.ndarray) -> np.ndarray:
     """Map float32 to uint32 so that unsigned order == float order (-0.0 == +0.0)."""
     d32 = d32 + np.float32(0.0)  # -0.0 + 0.0 = +0.0: the reference sort sees them equal
-    u = d32.view(np.uint32)
+    bits = d32.view(np.uint32)
     # negative floats: flip every bit; positive: set the sign bit.
-    flip = np.where(u >= np.uint32(0x80000000), np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
-    return u ^ flip
+    flip = np.where(bits >= np.uint32(0x80000000), np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
+    return bits ^ flip
 
 
 def _same_pid_pairs(
@@ -67,10 +67,10 @@ def _same_pid_pairs(
     Within a row the gallery indices are increasing (g_order is a stable sort by id).
     """
     lo = np.searchsorted(g_sorted_pids, q_pids, side="left")
-    n = np.searchsorted(g_sorted_pids, q_pids, side="right") - lo
-    rows = np.repeat(np.arange(len(q_pids)), n)
-    offsets = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    return rows, g_order[np.repeat(lo, n) + offsets]
+    counts = np.searchsorted(g_sorted_pids, q_pids, side="right") - lo
+    rows = np.repeat(np.arange(len(q_pids)), counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return rows, g_order[np.repeat(lo, counts) + offsets]
 
 
 def _match_positions_packed(
@@ -125,9 +125,9 @@ def _match_positions_argsort(
     valid = np.ones((c, g), dtype=bool)
     valid[ir, ic] = False
     order = np.argsort(d, axis=1, kind="stable")
-    r = np.arange(c)[:, None]
-    cum_valid = np.cumsum(valid[r, order], axis=1)
-    rows, cols = np.nonzero(match[r, order])
+    row_index = np.arange(c)[:, None]
+    cum_valid = np.cumsum(valid[row_index, order], axis=1)
+    rows, cols = np.nonzero(match[row_index, order])
     return rows, cum_valid[rows, cols] - 1
 
 
@@ -151,19 +151,19 @@ def _chunk_metrics(
 def _row_metrics(rows: np.ndarray, pos: np.ndarray, c: int) -> dict[str, np.ndarray]:
     """Per-query AP, INP and first-match position from the true matches' (row, position)
     among the row's valid items, sorted by row then position."""
-    n = np.bincount(rows, minlength=c)
-    start = np.concatenate(([0], np.cumsum(n)[:-1]))
+    matches = np.bincount(rows, minlength=c)
+    start = np.concatenate(([0], np.cumsum(matches)[:-1]))
     rank_in_row = np.arange(len(rows)) - start[rows] + 1  # i-th true match of its query
     ap_sum = np.bincount(rows, weights=rank_in_row / (pos + 1.0), minlength=c)
-    has = n > 0
+    has = matches > 0
     first = np.full(c, -1, dtype=np.int64)
     last = np.full(c, -1, dtype=np.int64)
     first[has] = pos[start[has]]
-    last[has] = pos[start[has] + n[has] - 1]
+    last[has] = pos[start[has] + matches[has] - 1]
     ap = np.zeros(c)
     inp = np.zeros(c)
-    ap[has] = ap_sum[has] / n[has]
-    inp[has] = n[has] / (last[has] + 1.0)
+    ap[has] = ap_sum[has] / matches[has]
+    inp[has] = matches[has] / (last[has] + 1.0)
     return {"valid": has, "ap": ap, "inp": inp, "first": first}
 
 
@@ -181,26 +181,26 @@ def evaluate(
     (numpy array of length min(max_rank, num_gallery)), `num_valid_queries` and
     `num_queries`. Raises DataError when no query has a true match in another camera.
     """
-    d = _as_numpy(distmat)
+    dist = _as_numpy(distmat)
     qp, gp = _as_numpy(q_pids).astype(np.int64).ravel(), _as_numpy(g_pids).astype(np.int64).ravel()
     qc, gc = _as_numpy(q_camids).astype(np.int64).ravel(), _as_numpy(g_camids).astype(np.int64).ravel()
-    if d.ndim != 2:
-        raise ValueError(f"distmat must be 2-D [num_query, num_gallery], got shape {d.shape}")
-    nq, ng = d.shape
-    _check_problem(nq, ng, (len(qp), len(qc), len(gp), len(gc)), max_rank, f"distmat {d.shape}")
-    if np.issubdtype(d.dtype, np.floating) and np.isnan(d).any():
+    if dist.ndim != 2:
+        raise ValueError(f"distmat must be 2-D [num_query, num_gallery], got shape {dist.shape}")
+    nq, ng = dist.shape
+    _check_problem(nq, ng, (len(qp), len(qc), len(gp), len(gc)), max_rank, f"distmat {dist.shape}")
+    if np.issubdtype(dist.dtype, np.floating) and np.isnan(dist).any():
         raise DataError("the distance matrix contains NaN (non-finite features?)")
 
     # Fast path when float32 holds every distance exactly (always for compute_distance's
     # output); otherwise a stable argsort on the original values gives the same ranking.
-    if d.dtype == np.float32:
-        d_used, packed = d, True
+    if dist.dtype == np.float32:
+        d_used, packed = dist, True
     else:
-        d32 = d.astype(np.float32)
-        if np.array_equal(d32, d):
+        d32 = dist.astype(np.float32)
+        if np.array_equal(d32, dist):
             d_used, packed = d32, True
         else:
-            d_used, packed = d, False
+            d_used, packed = dist, False
     if packed and 32 + max(1, int(ng - 1).bit_length()) + int(_CHUNK_ROWS - 1).bit_length() > 64:
         packed = False  # gallery too large to pack index + row into the key (> 2^23 items)
 
@@ -268,21 +268,21 @@ def _check_problem(nq: int, ng: int, label_lens: tuple[int, int, int, int], max_
 
 def _embed_batch(model: torch.nn.Module, images: torch.Tensor, flip: bool, who: str) -> torch.Tensor:
     """[B, D] embeddings of one batch; with `flip`, averaged with the mirror's, re-L2-normalised."""
-    f = model(images)
-    if not isinstance(f, torch.Tensor) or f.dim() != 2:
+    embeddings = model(images)
+    if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2:
+        shape = tuple(embeddings.shape) if isinstance(embeddings, torch.Tensor) else ""
         raise TypeError(
-            f"{who}: the model in eval mode must return a [N, D] tensor, "
-            f"got {type(f).__name__}{'' if not isinstance(f, torch.Tensor) else tuple(f.shape)}"
+            f"{who}: the model in eval mode must return a [N, D] tensor, got {type(embeddings).__name__}{shape}"
         )
     if flip:
-        f = F.normalize((f + model(torch.flip(images, dims=[3]))) * 0.5, dim=1)
-    return f
+        embeddings = F.normalize((embeddings + model(torch.flip(images, dims=[3]))) * 0.5, dim=1)
+    return embeddings
 
 
 def _euclidean(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0)), one formula for every path so that ranks agree."""
-    d = torch.addmm((q * q).sum(dim=1, keepdim=True) + g_sq[None, :], q, g.T, beta=1.0, alpha=-2.0, out=out)
-    return d.clamp_(min=0.0).sqrt_()
+    dist = torch.addmm((q * q).sum(dim=1, keepdim=True) + g_sq[None, :], q, g.T, beta=1.0, alpha=-2.0, out=out)
+    return dist.clamp_(min=0.0).sqrt_()
 
 
 @torch.inference_mode()
@@ -451,9 +451,9 @@ def evaluate_features(
     g_sq = (gf * gf).sum(dim=1)
     parts = []
     for s in range(0, nq, chunk_size):
-        d = _euclidean(qf[s : s + chunk_size], gf, g_sq)  # compute_distance's formula: same ranks
-        if torch.isnan(d).any():
+        dist = _euclidean(qf[s : s + chunk_size], gf, g_sq)  # compute_distance's formula: same ranks
+        if torch.isnan(dist).any():
             raise DataError("the distance matrix contains NaN (non-finite features?)")
-        rows, pos = _positions_torch(d, qp[s : s + chunk_size], qc[s : s + chunk_size], gp, gc)
-        parts.append(_row_metrics(rows, pos, d.shape[0]))
+        rows, pos = _positions_torch(dist, qp[s : s + chunk_size], qc[s : s + chunk_size], gp, gc)
+        parts.append(_row_metrics(rows, pos, dist.shape[0]))
     return _summarise(parts, nq, ng, max_rank)

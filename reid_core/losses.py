@@ -111,9 +111,9 @@ def _masked_softmax(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     lowest = torch.finfo(values.dtype).min
     row_max = values.masked_fill(~mask, lowest).max(dim=1, keepdim=True).values
     shifted = torch.where(mask, values - row_max, torch.zeros_like(values))
-    e = torch.where(mask, shifted.exp(), torch.zeros_like(values))
+    exps = torch.where(mask, shifted.exp(), torch.zeros_like(values))
     # A non-empty row has Z >= 1 (its max gives exp(0)); the clamp only protects empty rows.
-    return e / e.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    return exps / exps.sum(dim=1, keepdim=True).clamp(min=1e-12)
 
 
 def weighted_triplet_diff(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

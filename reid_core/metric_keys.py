@@ -22,7 +22,7 @@ def final_metrics(latest: Mapping[str, Any]) -> dict[str, float]:
     weights'. `latest`: the newest value of each evaluated key (plain and `swag_` ones)."""
     out = {}
     for k in FINAL_KEYS:
-        v = latest.get(SWAG_PREFIX + k, latest.get(k))
-        if v is not None:
-            out[f"final_{k}"] = float(v)
+        value = latest.get(SWAG_PREFIX + k, latest.get(k))
+        if value is not None:
+            out[f"final_{k}"] = float(value)
     return out

@@ -126,27 +126,27 @@ def switch_overrides(switches: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(switches) - set(SWITCHES) - {"triplet"}
     if unknown:
         raise ConfigError(f"switches: unknown {sorted(unknown)}; allowed: {', '.join(SWITCHES)}, triplet")
-    s = {k: bool(switches.get(k, False)) for k in SWITCHES}
+    on = {k: bool(switches.get(k, False)) for k in SWITCHES}
     triplet = bool(switches.get("triplet", True))
     if not triplet:
         kind = "none"
-    elif s["weighted_triplet"]:
-        kind = "weighted_soft" if s["soft_margin"] else "weighted"
+    elif on["weighted_triplet"]:
+        kind = "weighted_soft" if on["soft_margin"] else "weighted"
     else:
         # The paper has no column with soft margin but no weighting; batch-hard is the
         # Section 3.3 variant and is reachable with loss.triplet directly.
         kind = "margin"
     return {
-        "schedule.warmup_epochs": 10 if s["bot"] else 0,
-        "data.erasing_p": 0.5 if s["bot"] else 0.0,
-        "loss.label_smoothing": 0.1 if s["bot"] else 0.0,
-        "model.classifier_bias": not s["bot"],
+        "schedule.warmup_epochs": 10 if on["bot"] else 0,
+        "data.erasing_p": 0.5 if on["bot"] else 0.0,
+        "loss.label_smoothing": 0.1 if on["bot"] else 0.0,
+        "model.classifier_bias": not on["bot"],
         "loss.triplet": kind,
-        "model.neck": "l2" if s["l2"] else "none",
-        "model.block": "shuffle" if s["shuffle"] else "inception",
-        "model.pooling": "gem" if s["gem"] else "avg",
-        "model.size": "2x" if s["deeper_wider"] else "1x",
-        "swag.enabled": s["swag"],
+        "model.neck": "l2" if on["l2"] else "none",
+        "model.block": "shuffle" if on["shuffle"] else "inception",
+        "model.pooling": "gem" if on["gem"] else "avg",
+        "model.size": "2x" if on["deeper_wider"] else "1x",
+        "swag.enabled": on["swag"],
     }
 
 

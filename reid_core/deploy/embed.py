@@ -33,13 +33,13 @@ def embed_images(
     feats: list[np.ndarray] = []
     kept: list[str] = []
     for images, idx in batches:
-        f = embedder(images)
-        if f.shape != (len(idx), info.embedding_dim):
+        batch_features = embedder(images)
+        if batch_features.shape != (len(idx), info.embedding_dim):
             raise DataError(
-                f"the model returned features of shape {f.shape}, expected "
+                f"the model returned features of shape {batch_features.shape}, expected "
                 f"({len(idx)}, {info.embedding_dim}) from its metadata"
             )
-        feats.append(f.astype(np.float32, copy=False))
+        feats.append(batch_features.astype(np.float32, copy=False))
         kept += [batches.paths[i] for i in idx]
         if progress is not None:
             progress(len(kept) + len(batches.skipped), len(batches.paths))

@@ -68,9 +68,9 @@ def check_format(fmt: str) -> None:
 
 
 def _parity_inputs(info: ModelInfo, crops: torch.Tensor | None, seed: int) -> list[tuple[str, torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     shape = (3, info.input_height, info.input_width)
-    out = [("random", torch.randn(n, *shape, generator=g)) for n in _RANDOM_BATCHES]
+    out = [("random", torch.randn(n, *shape, generator=generator)) for n in _RANDOM_BATCHES]
     if crops is not None and len(crops):
         out.append(("crops", crops.float()))
     return out

@@ -50,10 +50,10 @@ class FeatureSet:
 
 
 def _suffix(path: Path) -> str:
-    s = path.suffix.lower()
-    if s not in FEATURE_SUFFIXES:
-        raise DataError(f"{path}: features file suffix {s or '(none)'!r}; allowed: {', '.join(FEATURE_SUFFIXES)}")
-    return s
+    suffix = path.suffix.lower()
+    if suffix not in FEATURE_SUFFIXES:
+        raise DataError(f"{path}: features file suffix {suffix or '(none)'!r}; allowed: {', '.join(FEATURE_SUFFIXES)}")
+    return suffix
 
 
 def check_writable_suffix(path: str | Path) -> None:

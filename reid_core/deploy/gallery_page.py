@@ -44,8 +44,8 @@ def _thumbnail(path: str) -> str:
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")
-            w = max(1, round(img.width * _THUMB_HEIGHT / max(1, img.height)))
-            img = img.resize((w, _THUMB_HEIGHT), Image.Resampling.BILINEAR)
+            width = max(1, round(img.width * _THUMB_HEIGHT / max(1, img.height)))
+            img = img.resize((width, _THUMB_HEIGHT), Image.Resampling.BILINEAR)
             buf = io.BytesIO()
             img.save(buf, format="JPEG", quality=88)
     except OSError:
@@ -54,21 +54,21 @@ def _thumbnail(path: str) -> str:
 
 
 def _card(path: str, css: str, caption: str, cache: dict[str, str]) -> str:
-    e = html.escape
+    escape = html.escape
     if path not in cache:
         cache[path] = _thumbnail(path)
     uri = cache[path]
-    img = f'<img src="{uri}" alt="{e(Path(path).name)}">' if uri else '<div class="missing">missing</div>'
+    img = f'<img src="{uri}" alt="{escape(Path(path).name)}">' if uri else '<div class="missing">missing</div>'
     return (
-        f'<div class="card {css}" title="{e(path)}">{img}<div>{caption}</div>'
-        f'<div class="name">{e(Path(path).name)}</div></div>'
+        f'<div class="card {css}" title="{escape(path)}">{img}<div>{caption}</div>'
+        f'<div class="name">{escape(Path(path).name)}</div></div>'
     )
 
 
 def render_search_page(
     results: Sequence[QueryResult], info: ModelInfo, gallery_size: int, title: str = "compact-reid search"
 ) -> str:
-    e = html.escape
+    escape = html.escape
     cache: dict[str, str] = {}
     rows = []
     for q in results:
@@ -78,10 +78,10 @@ def render_search_page(
             css = {True: "ok", False: "bad", None: ""}[m.same_id]
             cards.append(_card(m.path, css, f"#{m.rank} · d={m.distance:.3f}", cache))
         rows.append(f'<div class="row">{"".join(cards)}</div>')
-    k = max((len(q.matches) for q in results), default=0)
+    top_k = max((len(q.matches) for q in results), default=0)
     meta = (
-        f"{len(results)} quer{'y' if len(results) == 1 else 'ies'}, top {k} of {gallery_size} gallery images; "
-        f"model {e(info.fingerprint)} ({e(info.preset or 'custom')}, {info.embedding_dim}-d, "
+        f"{len(results)} quer{'y' if len(results) == 1 else 'ies'}, top {top_k} of {gallery_size} gallery images; "
+        f"model {escape(info.fingerprint)} ({escape(info.preset or 'custom')}, {info.embedding_dim}-d, "
         f"{info.input_height}x{info.input_width}); Euclidean distance on L2-normalised embeddings"
     )
     legend = (
@@ -90,8 +90,8 @@ def render_search_page(
         '<span style="border-color:#999">no id (or junk / distractor)</span></p>'
     )
     return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
-        f'<style>{_CSS}</style></head><body><h1>{e(title)}</h1><p class="meta">{meta}</p>{legend}'
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<style>{_CSS}</style></head><body><h1>{escape(title)}</h1><p class="meta">{meta}</p>{legend}'
         f"{''.join(rows)}</body></html>\n"
     )
 

@@ -28,13 +28,13 @@ def list_images(spec: str | Path | Sequence[str | Path]) -> list[Path]:
     specs = [spec] if isinstance(spec, (str, Path)) else list(spec)
     out: list[Path] = []
     for s in specs:
-        p = Path(s).expanduser()
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
-        elif p.is_file():
-            out.append(p)
+        path = Path(s).expanduser()
+        if path.is_dir():
+            out += sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+        elif path.is_file():
+            out.append(path)
         elif glob.has_magic(str(s)):
-            out += sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
+            out += sorted(Path(f) for f in glob.glob(str(path), recursive=True) if Path(f).is_file())
         else:
             raise DataError(f"--images {s}: no such folder or file, and not a glob pattern")
     if not out:

@@ -72,13 +72,13 @@ class ModelInfo:
 
 def fingerprint_model(config: dict[str, Any], state: dict[str, torch.Tensor]) -> str:
     """16 hex digits of SHA-256 over the model config and every weight/buffer, in key order."""
-    h = hashlib.sha256(json.dumps(config.get("model", config), sort_keys=True).encode())
+    hasher = hashlib.sha256(json.dumps(config.get("model", config), sort_keys=True).encode())
     for key in sorted(state):
-        t = state[key]
-        h.update(key.encode())
-        if isinstance(t, torch.Tensor):
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+        value = state[key]
+        hasher.update(key.encode())
+        if isinstance(value, torch.Tensor):
+            hasher.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return hasher.hexdigest()[:16]
 
 
 def load_embedding_net(path: str | Path) -> tuple[EmbeddingNet, ModelInfo]:

@@ -102,8 +102,8 @@ class OnnxEmbedder:
         self.path = path
 
     def __call__(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
-        x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else images
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else images
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(array, dtype=np.float32)})[0]
 
 
 class TorchScriptEmbedder:

@@ -20,8 +20,8 @@ __all__ = ["Match", "QueryResult", "search", "parse_person_id", "evaluate_featur
 
 def parse_person_id(path: str) -> tuple[int, int] | None:
     """(person id, camera) from a Market-1501-style name (`0001_c1s1_...`), else None."""
-    m = FILE_NAME_PATTERN.match(Path(path).name)
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    match = FILE_NAME_PATTERN.match(Path(path).name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 @dataclass
@@ -46,8 +46,8 @@ def search(
         raise DataError(f"--top-k: must be >= 1, got {top_k}")
     check_compatible(query.info, gallery.info, what_query, what_gallery)
     dist = compute_distance(query.features, gallery.features)
-    k = min(top_k, dist.shape[1])
-    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    shown = min(top_k, dist.shape[1])
+    order = np.argsort(dist, axis=1, kind="stable")[:, :shown]
     g_ids = [parse_person_id(p) for p in gallery.paths]
     out = []
     for qi, qpath in enumerate(query.paths):

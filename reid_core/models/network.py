@@ -50,18 +50,18 @@ class _Head(nn.Module):
             self.bnneck.bias.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.fc(x)
+        feat = self.fc(x)
         if self.neck == "l2":
-            f = F.normalize(f, dim=1)
-            return f, f * self.l2_scale  # the triplet sees unit vectors, the classifier scaled ones
+            feat = F.normalize(feat, dim=1)
+            return feat, feat * self.l2_scale  # the triplet sees unit vectors, the classifier scaled ones
         if self.neck == "bnneck":
-            return f, self.bnneck(f)
-        return f, f
+            return feat, self.bnneck(feat)
+        return feat, feat
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Test feature of this branch, L2-normalised."""
-        f, g = self.forward(x)
-        return F.normalize(g if self.neck == "bnneck" else f, dim=1)
+        feat, neck_feat = self.forward(x)
+        return F.normalize(neck_feat if self.neck == "bnneck" else feat, dim=1)
 
 
 class HACNNFamily(nn.Module):
@@ -129,16 +129,16 @@ class HACNNFamily(nn.Module):
             local = block(regions if local is None else regions + local)
             x = x * soft(x)
             crop_source = x
-        g = self.pool_global(x)
-        loc = self.pool_local(local).reshape(n, -1)
-        return g, loc
+        global_feat = self.pool_global(x)
+        local_feat = self.pool_local(local).reshape(n, -1)
+        return global_feat, local_feat
 
     def forward(self, x: torch.Tensor) -> ReIDOutput | torch.Tensor:
-        g, loc = self.features(x)
+        global_feat, local_feat = self.features(x)
         if not self.training:
-            return torch.cat([self.head_global.embed(g), self.head_local.embed(loc)], dim=1)
-        fg, cg = self.head_global(g)
-        fl, cl = self.head_local(loc)
+            return torch.cat([self.head_global.embed(global_feat), self.head_local.embed(local_feat)], dim=1)
+        fg, cg = self.head_global(global_feat)
+        fl, cl = self.head_local(local_feat)
         return ReIDOutput(logits=(self.classifier_global(cg), self.classifier_local(cl)), features=(fg, fl))
 
     def classifier_parameters(self) -> list[nn.Parameter]:

@@ -51,11 +51,11 @@ def torchreid_hacnn_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, t
     out: dict[str, torch.Tensor] = {}
     conv_bias: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        m = _CONV_BLOCK.match(key)
-        if m is None:  # heads, classifiers, hard attention: plain modules
+        match = _CONV_BLOCK.match(key)
+        if match is None:  # heads, classifiers, hard attention: plain modules
             out[_rename_prefix(key)] = value
             continue
-        block, module, leaf = _rename_prefix(m[1]), m[2], m[3]
+        block, module, leaf = _rename_prefix(match[1]), match[2], match[3]
         if module == "conv" and leaf == "bias":
             conv_bias[block] = value
         else:

@@ -72,11 +72,11 @@ class ModelEmbedder:
                 raise DataError(f"crop {i} has zero size ({im.width}x{im.height}); it cannot be embedded")
         out: list[np.ndarray] = []
         for s in range(0, len(images), self.batch_size):
-            x = torch.stack([self.transform(im.convert("RGB")) for im in images[s : s + self.batch_size]])
-            f = self.model(x.to(self.device))
-            if not isinstance(f, torch.Tensor) or f.dim() != 2:
+            batch = torch.stack([self.transform(im.convert("RGB")) for im in images[s : s + self.batch_size]])
+            feats = self.model(batch.to(self.device))
+            if not isinstance(feats, torch.Tensor) or feats.dim() != 2:
                 raise CheckpointError("the model in eval mode must return an [N, D] embedding tensor")
-            out.append(F.normalize(f.float(), dim=1).cpu().numpy())
+            out.append(F.normalize(feats.float(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -196,10 +196,10 @@ def _embed_scene(scene: Scene, embed: Embedder, batch: int = 256) -> dict[tuple[
         ok = [i for i, im in enumerate(imgs) if im.width > 0 and im.height > 0]
         if not ok:
             continue
-        e = np.asarray(embed([imgs[i] for i in ok]), dtype=np.float32)
-        if e.ndim != 2 or len(e) != len(ok):
-            raise DataError(f"the embedder returned shape {e.shape} for {len(ok)} crops")
-        for i, row in zip(ok, e):
+        embedded = np.asarray(embed([imgs[i] for i in ok]), dtype=np.float32)
+        if embedded.ndim != 2 or len(embedded) != len(ok):
+            raise DataError(f"the embedder returned shape {embedded.shape} for {len(ok)} crops")
+        for i, row in zip(ok, embedded):
             out[chunk[i]] = row
     return out
 
@@ -220,10 +220,10 @@ def scene_events(scene: Scene, embeddings: Mapping[tuple[int, int, int], np.ndar
 
     items: list[tuple[int, int, int, Entry | Exit]] = []
     for v in scene.visits:
-        q = stack([(v.index, f, c) for f, c in v.query])
-        g = stack([(v.index, f, c) for f, c in v.gallery])
-        items.append((v.start, 0, v.index, Entry(v.index, q, v.person)))
-        items.append((v.end, 1, v.index, Exit(v.index, g)))
+        query = stack([(v.index, f, c) for f, c in v.query])
+        gallery = stack([(v.index, f, c) for f, c in v.gallery])
+        items.append((v.start, 0, v.index, Entry(v.index, query, v.person)))
+        items.append((v.end, 1, v.index, Exit(v.index, gallery)))
     items.sort(key=lambda t: t[:3])
     return [t[3] for t in items]
 
@@ -351,16 +351,16 @@ def run_multicam_eval(
 ) -> dict[str, Any]:
     """One model: {"variants": {"no_reid", "reid", "oracle"} (metrics + entry accuracy),
     "threshold", "calibration", "model", "scene", "calibration_scene", "settings"}."""
-    r = run_multicam_eval_many([model_or_checkpoint], seed, calibration_seed, device, minutes, **kwargs)
-    m = r["models"][0]
+    results = run_multicam_eval_many([model_or_checkpoint], seed, calibration_seed, device, minutes, **kwargs)
+    model_result = results["models"][0]
     return {
-        "variants": {"no_reid": r["no_reid"], "reid": m["reid"], "oracle": r["oracle"]},
-        "threshold": m["threshold"],
-        "calibration": m["calibration"],
-        "entry_accuracy": m["reid"]["entry_accuracy"],
-        "model": m["model"],
-        "scene": r["scene"],
-        "calibration_scene": r["calibration_scene"],
-        "settings": r["settings"],
-        "seconds": r["seconds"],
+        "variants": {"no_reid": results["no_reid"], "reid": model_result["reid"], "oracle": results["oracle"]},
+        "threshold": model_result["threshold"],
+        "calibration": model_result["calibration"],
+        "entry_accuracy": model_result["reid"]["entry_accuracy"],
+        "model": model_result["model"],
+        "scene": results["scene"],
+        "calibration_scene": results["calibration_scene"],
+        "settings": results["settings"],
+        "seconds": results["seconds"],
     }

@@ -47,11 +47,11 @@ _INT_METRICS = {
 
 def distance_matrix(gt_xy: object, hyp_xy: object, max_distance: float = 0.5) -> np.ndarray:
     """[n_gt, n_hyp] Euclidean distances; NaN where larger than `max_distance` (no pairing)."""
-    g = np.asarray(gt_xy, dtype=np.float64).reshape(-1, 2)
-    h = np.asarray(hyp_xy, dtype=np.float64).reshape(-1, 2)
-    d = np.sqrt(((g[:, None, :] - h[None, :, :]) ** 2).sum(axis=2))
-    d[d > max_distance] = np.nan
-    return d
+    gt = np.asarray(gt_xy, dtype=np.float64).reshape(-1, 2)
+    hyp = np.asarray(hyp_xy, dtype=np.float64).reshape(-1, 2)
+    dist = np.sqrt(((gt[:, None, :] - hyp[None, :, :]) ** 2).sum(axis=2))
+    dist[dist > max_distance] = np.nan
+    return dist
 
 
 def accumulate(
@@ -82,6 +82,6 @@ def compute_mot_metrics(
     summary = mm.metrics.create().compute(acc, metrics=list(metrics), name="seq")
     out: dict[str, float | int] = {}
     for m in metrics:
-        v = summary[m].iloc[0]
-        out[m] = int(v) if m in _INT_METRICS else float(v)
+        value = summary[m].iloc[0]
+        out[m] = int(value) if m in _INT_METRICS else float(value)
     return out

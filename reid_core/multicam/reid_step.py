@@ -37,21 +37,21 @@ DEFAULT_THRESHOLDS = np.round(np.arange(0.0, 2.0 + 1e-9, 0.01), 4)
 
 def _as_embeddings(x: object, what: str, allow_empty: bool = False) -> np.ndarray:
     """[n, D] float32, rows L2-normalised; a clear ValueError for anything else."""
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim == 1 and a.size > 0:
-        a = a[None, :]
-    if a.ndim != 2:
-        raise ValueError(f"{what}: expected an [n, D] array of embeddings, got shape {a.shape}")
-    if a.shape[1] == 0:
-        raise ValueError(f"{what}: embeddings of dimension 0 (shape {a.shape})")
-    if a.shape[0] == 0 and not allow_empty:
-        raise ValueError(f"{what}: no embedding (shape {a.shape}); an entry needs at least one crop")
-    if not np.isfinite(a).all():
+    array = np.asarray(x, dtype=np.float32)
+    if array.ndim == 1 and array.size > 0:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise ValueError(f"{what}: expected an [n, D] array of embeddings, got shape {array.shape}")
+    if array.shape[1] == 0:
+        raise ValueError(f"{what}: embeddings of dimension 0 (shape {array.shape})")
+    if array.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{what}: no embedding (shape {array.shape}); an entry needs at least one crop")
+    if not np.isfinite(array).all():
         raise ValueError(f"{what}: non-finite values in the embeddings")
-    norms = np.linalg.norm(a, axis=1, keepdims=True)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
     if (norms <= 0).any():
         raise ValueError(f"{what}: an all-zero embedding cannot be normalised")
-    return a / norms
+    return array / norms
 
 
 def _pairwise(q: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -134,15 +134,15 @@ class IdentityGallery:
         return self._store.pop(identity, None)
 
     def _bound(self, e: np.ndarray) -> np.ndarray:
-        k = self.max_images_per_id
-        if len(e) <= k:
+        cap = self.max_images_per_id
+        if len(e) <= cap:
             return e
         if self.policy == "recent":
-            return e[-k:]
+            return e[-cap:]
         # Diverse: the newest image, then greedily the one farthest from those kept.
         keep = [len(e) - 1]
         dmin = _pairwise(e, e[keep])[:, 0]
-        while len(keep) < k:
+        while len(keep) < cap:
             dmin[keep] = -1.0
             j = int(np.argmax(dmin))  # ties: the oldest index; deterministic
             keep.append(j)
@@ -157,17 +157,17 @@ def assign(query_embeddings: object, gallery: IdentityGallery, threshold: float)
     of the query set to an identity: mean over query crops of the min over the
     identity's stored embeddings. Empty gallery -> new identity (distance inf).
     """
-    q = _as_embeddings(query_embeddings, "query")
-    if gallery.dim is not None and q.shape[1] != gallery.dim:
-        raise ValueError(f"query: embeddings of dimension {q.shape[1]}, the gallery holds dimension {gallery.dim}")
+    query = _as_embeddings(query_embeddings, "query")
+    if gallery.dim is not None and query.shape[1] != gallery.dim:
+        raise ValueError(f"query: embeddings of dimension {query.shape[1]}, the gallery holds dimension {gallery.dim}")
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
     cands: list[tuple[int, float]] = []
     for ident in gallery.identities():
-        g = gallery.embeddings(ident)
-        if len(g) == 0:
+        stored = gallery.embeddings(ident)
+        if len(stored) == 0:
             continue
-        cands.append((ident, float(_pairwise(q, g).min(axis=1).mean())))
+        cands.append((ident, float(_pairwise(query, stored).min(axis=1).mean())))
     if not cands:
         return Assignment(None, float("inf"), (), "empty_gallery")
     cands.sort(key=lambda c: (c[1], c[0]))
@@ -207,27 +207,27 @@ class ReIDStep:
         (reason "no_query"); non-finite rows are dropped first."""
         if track in self._active:
             raise ValueError(f"track {track} entered twice without an exit")
-        q = np.asarray(query_embeddings, dtype=np.float32)
-        if q.ndim == 2 and len(q):
-            q = q[np.isfinite(q).all(axis=1) & (np.abs(q).sum(axis=1) > 0)]
-        if q.ndim != 2 or len(q) == 0:
-            a = Assignment(None, float("inf"), (), "no_query")
+        query = np.asarray(query_embeddings, dtype=np.float32)
+        if query.ndim == 2 and len(query):
+            query = query[np.isfinite(query).all(axis=1) & (np.abs(query).sum(axis=1) > 0)]
+        if query.ndim != 2 or len(query) == 0:
+            assignment = Assignment(None, float("inf"), (), "no_query")
             kept: list[np.ndarray] = []
         else:
-            a = assign(q, self.gallery, self.threshold)
-            kept = [q]
-        ident = self._new_identity() if a.identity is None else a.identity
-        stored = self.gallery.remove(ident) if a.identity is not None else None
+            assignment = assign(query, self.gallery, self.threshold)
+            kept = [query]
+        ident = self._new_identity() if assignment.identity is None else assignment.identity
+        stored = self.gallery.remove(ident) if assignment.identity is not None else None
         self._active[track] = (ident, ([stored] if stored is not None else []) + kept)
-        return ident, a
+        return ident, assignment
 
     def observe(self, track: int, embeddings: object) -> None:
         """More embeddings of an active track (collected while it is inside)."""
-        e = np.asarray(embeddings, dtype=np.float32)
-        if e.ndim == 2 and len(e):
-            e = e[np.isfinite(e).all(axis=1) & (np.abs(e).sum(axis=1) > 0)]
-            if len(e):
-                self._active[track][1].append(e)
+        added = np.asarray(embeddings, dtype=np.float32)
+        if added.ndim == 2 and len(added):
+            added = added[np.isfinite(added).all(axis=1) & (np.abs(added).sum(axis=1) > 0)]
+            if len(added):
+                self._active[track][1].append(added)
 
     def exit(self, track: int, embeddings: object | None = None) -> int:
         """The track left: its identity returns to the gallery. Returns the identity."""
@@ -326,9 +326,9 @@ def run_sequence(
     res = SequenceResult({}, [])
     for ev in events:
         if isinstance(ev, Entry):
-            ident, a = step.enter(ev.track, ev.embeddings)
+            ident, assignment = step.enter(ev.track, ev.embeddings)
             res.identities[ev.track] = ident
-            res.assignments.append((ev.track, a))
+            res.assignments.append((ev.track, assignment))
         elif isinstance(ev, Exit):
             step.exit(ev.track, ev.embeddings)
         else:
@@ -379,6 +379,6 @@ def calibrate_threshold(
             start = None
     if start is not None:
         runs.append((start, len(ts) - 1))
-    s, e = max(runs, key=lambda r: (r[1] - r[0], -r[0]))
-    thr = float(ts[(s + e) // 2])
+    run_first, run_last = max(runs, key=lambda r: (r[1] - r[0], -r[0]))
+    thr = float(ts[(run_first + run_last) // 2])
     return Calibration(thr, float(best), tuple(float(t) for t in ts), tuple(float(a) for a in accs))

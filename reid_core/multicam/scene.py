@@ -125,9 +125,9 @@ class _Agent:
 
 def _random_point(rng: np.random.Generator) -> np.ndarray:
     while True:
-        p = np.array([rng.uniform(0.5, ROOM[0] - 0.5), rng.uniform(1.0, ROOM[1] - 0.5)])
-        if abs(p[0] - TABLE[0]) > 0.9 or abs(p[1] - TABLE[1]) > 0.7:  # not on the table
-            return p
+        point = np.array([rng.uniform(0.5, ROOM[0] - 0.5), rng.uniform(1.0, ROOM[1] - 0.5)])
+        if abs(point[0] - TABLE[0]) > 0.9 or abs(point[1] - TABLE[1]) > 0.7:  # not on the table
+            return point
 
 
 def _simulate(cfg: SceneConfig) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
@@ -179,11 +179,11 @@ def _simulate(cfg: SceneConfig) -> tuple[np.ndarray, list[tuple[int, int, int, i
             if a.state == "outside":
                 continue
             if a.state in ("walk", "leave"):
-                d = a.target - a.pos
-                dist = float(np.hypot(*d))
+                to_target = a.target - a.pos
+                dist = float(np.hypot(*to_target))
                 step = a.speed * dt
                 if dist > 1e-9:
-                    a.heading = d / dist
+                    a.heading = to_target / dist
                 if dist <= step:
                     a.pos = a.target.copy()
                     a.walked += dist
@@ -200,7 +200,7 @@ def _simulate(cfg: SceneConfig) -> tuple[np.ndarray, list[tuple[int, int, int, i
                     else:
                         a.state = "linger"
                 else:
-                    a.pos = a.pos + d / dist * step
+                    a.pos = a.pos + to_target / dist * step
                     a.walked += step
             else:  # linger / sit
                 a.timer -= dt
@@ -247,9 +247,9 @@ class Scene:
     def _make_detections(self) -> None:
         cfg = self.config
         rng = np.random.default_rng([_NS, cfg.seed, _S_DET])
-        n = len(self.gt_frame)
-        keep = rng.random(n) >= cfg.p_miss
-        noise = rng.normal(0.0, cfg.position_noise, (n, 2))
+        n_rows = len(self.gt_frame)
+        keep = rng.random(n_rows) >= cfg.p_miss
+        noise = rng.normal(0.0, cfg.position_noise, (n_rows, 2))
         frames = [self.gt_frame[keep]]
         tracks = [self.gt_visit[keep]]
         xy = [self.gt_xy[keep] + noise[keep]]
@@ -260,12 +260,12 @@ class Scene:
         for g in range(n_ghosts):
             f0 = int(rng.integers(self.num_frames))
             length = max(1, int(round(rng.uniform(*cfg.ghost_seconds) * cfg.fps)))
-            f = np.arange(f0, min(self.num_frames, f0 + length))
-            p = np.array([rng.uniform(0.2, ROOM[0] - 0.2), rng.uniform(0.2, ROOM[1] - 0.2)])
-            frames.append(f)
-            tracks.append(np.full(len(f), g, dtype=np.int64))
-            xy.append(p + rng.normal(0.0, cfg.position_noise, (len(f), 2)))
-            ghost.append(np.ones(len(f), dtype=bool))
+            ghost_frames = np.arange(f0, min(self.num_frames, f0 + length))
+            ghost_point = np.array([rng.uniform(0.2, ROOM[0] - 0.2), rng.uniform(0.2, ROOM[1] - 0.2)])
+            frames.append(ghost_frames)
+            tracks.append(np.full(len(ghost_frames), g, dtype=np.int64))
+            xy.append(ghost_point + rng.normal(0.0, cfg.position_noise, (len(ghost_frames), 2)))
+            ghost.append(np.ones(len(ghost_frames), dtype=bool))
         f_all = np.concatenate(frames)
         order = np.argsort(f_all, kind="stable")
         self.det_frame = f_all[order]
@@ -279,21 +279,28 @@ class Scene:
 
         det tracks are visit indices for real tracks and ghost indices where the flag is set."""
         for f in range(self.num_frames):
-            a, b = self._frame_start[f], self._frame_start[f + 1]
-            c, d = self._det_start[f], self._det_start[f + 1]
-            yield (f, self.gt_person[a:b], self.gt_xy[a:b], self.det_track[c:d], self.det_ghost[c:d], self.det_xy[c:d])
+            gt_lo, gt_hi = self._frame_start[f], self._frame_start[f + 1]
+            det_lo, det_hi = self._det_start[f], self._det_start[f + 1]
+            yield (
+                f,
+                self.gt_person[gt_lo:gt_hi],
+                self.gt_xy[gt_lo:gt_hi],
+                self.det_track[det_lo:det_hi],
+                self.det_ghost[det_lo:det_hi],
+                self.det_xy[det_lo:det_hi],
+            )
 
     # Views -----------------------------------------------------------------------------
     def _view(self, visit: int, frame: int, cam: int) -> dict:
         """Geometry of one person in one camera at one frame: box size, direction, visibility."""
-        i = self._row_of[(visit, frame)]
-        p = self.gt_xy[i]
-        c = np.array(CAMERA_POSITIONS[cam])
-        d_h = float(np.hypot(*(p - c)))
+        row = self._row_of[(visit, frame)]
+        pos = self.gt_xy[row]
+        cam_pos = np.array(CAMERA_POSITIONS[cam])
+        d_h = float(np.hypot(*(pos - cam_pos)))
         lo, hi = self.config.box_height
         h = int(np.clip(round(240.0 / math.hypot(d_h, CAMERA_HEIGHT - 1.0)), lo, hi))
         h -= h % 2
-        theta = math.atan2(p[1] - c[1], p[0] - c[0])
+        theta = math.atan2(pos[1] - cam_pos[1], pos[0] - cam_pos[0])
         alpha = math.atan2(BODY_RADIUS, max(d_h, 1e-6))
         # Columns of the box: the body spans the middle half (bearing theta +- alpha);
         # image right = clockwise = smaller bearing.
@@ -302,14 +309,14 @@ class Scene:
         body = np.abs(cols - theta) < alpha
         cover = np.full(w, -1, dtype=np.int64)  # row index of the nearest occluder per column
         cover_d = np.full(w, np.inf)
-        a, b = self._frame_start[frame], self._frame_start[frame + 1]
-        for j in range(a, b):
-            if j == i:
+        gt_lo, gt_hi = self._frame_start[frame], self._frame_start[frame + 1]
+        for j in range(gt_lo, gt_hi):
+            if j == row:
                 continue
-            dj = float(np.hypot(*(self.gt_xy[j] - c)))
+            dj = float(np.hypot(*(self.gt_xy[j] - cam_pos)))
             if dj >= d_h - 0.1:
                 continue
-            tj = math.atan2(self.gt_xy[j][1] - c[1], self.gt_xy[j][0] - c[0])
+            tj = math.atan2(self.gt_xy[j][1] - cam_pos[1], self.gt_xy[j][0] - cam_pos[0])
             aj = math.atan2(BODY_RADIUS, max(dj, 1e-6))
             hit = (np.abs(np.angle(np.exp(1j * (cols - tj)))) < aj) & (dj < cover_d)
             cover[hit] = j
@@ -317,8 +324,8 @@ class Scene:
         # Too close under the camera: the body leaves the (roughly 90 degree) field of view.
         in_view = d_h > 0.8
         visible = float(np.mean(cover[body] < 0)) if in_view else 0.0
-        heading = self._heading[i]
-        to_cam = (c - p) / max(d_h, 1e-9)
+        heading = self._heading[row]
+        to_cam = (cam_pos - pos) / max(d_h, 1e-9)
         cosang = float(heading @ to_cam)
         if cosang > 0.5:
             direction = "front"
@@ -328,7 +335,7 @@ class Scene:
             right = np.array([-to_cam[1], to_cam[0]])  # camera's image-right, seen from above
             direction = "right" if float(heading @ right) > 0 else "left"
         return {
-            "row": i,
+            "row": row,
             "h": h,
             "w": w,
             "cols": cols,
@@ -345,21 +352,21 @@ class Scene:
         ncam = len(CAMERA_POSITIONS)
         f0 = min(end, start + int(round(cfg.query_delay * fps)))
         query: list[tuple[int, int]] = []
-        f = f0
+        frame = f0
         last_search = min(end, f0 + int(round(3 * fps)))
         taken = 0
-        while taken < cfg.query_frames and f <= end:
-            vis = [self._view(index, f, k)["visible"] for k in range(ncam)]
-            if max(vis) >= 0.6 or f >= last_search:
+        while taken < cfg.query_frames and frame <= end:
+            vis = [self._view(index, frame, k)["visible"] for k in range(ncam)]
+            if max(vis) >= 0.6 or frame >= last_search:
                 cams = [k for k in range(ncam) if vis[k] >= cfg.min_visible]
                 if not cams and max(vis) > 0:  # fallback: the least covered view
                     cams = [int(np.argmax(vis))]
-                query += [(f, k) for k in cams]
+                query += [(frame, k) for k in cams]
                 taken += 1
-                f += max(1, int(round(0.5 * fps)))
-                last_search = min(end, f + int(round(3 * fps)))
+                frame += max(1, int(round(0.5 * fps)))
+                last_search = min(end, frame + int(round(3 * fps)))
             else:
-                f += max(1, int(round(fps / 5)))
+                frame += max(1, int(round(fps / 5)))
         gallery: list[tuple[int, int]] = []
         if cfg.gallery_per_visit:
             # From 1 s after the query (not the query crop again) to 1 s before the exit.
@@ -380,27 +387,29 @@ class Scene:
         key = (visit, frame, cam, occlusion)
         if key in self._cache:
             return self._cache[key]
-        v = self._view(visit, frame, cam)
-        person = int(self.gt_person[v["row"]])
+        view = self._view(visit, frame, cam)
+        person = int(self.gt_person[view["row"]])
         rng = np.random.default_rng([_NS, self.config.seed, _S_CROP, visit, frame, cam])
         camera = self.cameras[cam]
-        base = sample_pose(rng, camera, v["direction"])
-        phase = float(self._phase[v["row"]]) if self._phase[v["row"]] != 0 else base.phase
-        pose = Pose(v["direction"], phase, base.scale, base.dx, base.dy)
-        img = render_person(self.identities[person], camera, rng, size=(v["h"], v["w"]), pose=pose)
+        base = sample_pose(rng, camera, view["direction"])
+        phase = float(self._phase[view["row"]]) if self._phase[view["row"]] != 0 else base.phase
+        pose = Pose(view["direction"], phase, base.scale, base.dx, base.dy)
+        img = render_person(self.identities[person], camera, rng, size=(view["h"], view["w"]), pose=pose)
         self.renders += 1
-        if occlusion and (v["cover"] >= 0).any():
+        if occlusion and (view["cover"] >= 0).any():
             arr = np.array(img)
-            for j in np.unique(v["cover"][v["cover"] >= 0]):
+            for j in np.unique(view["cover"][view["cover"] >= 0]):
                 other_visit, fr = int(self.gt_visit[j]), int(self.gt_frame[j])
-                o = self._view(other_visit, fr, cam)
+                other_view = self._view(other_visit, fr, cam)
                 oimg = np.array(
-                    self.crop(other_visit, fr, cam, occlusion=False).resize((v["w"], v["h"]), Image.BILINEAR)
+                    self.crop(other_visit, fr, cam, occlusion=False).resize((view["w"], view["h"]), Image.BILINEAR)
                 )
-                cols = np.nonzero(v["cover"] == j)[0]
+                cols = np.nonzero(view["cover"] == j)[0]
                 # Column of the occluder's box showing the same bearing.
-                ox = ((1 - (v["cols"][cols] - o["theta"]) / (2 * o["alpha"])) * v["w"] / 2).astype(np.int64)
-                ok = (ox >= 0) & (ox < v["w"])
+                ox = (
+                    (1 - (view["cols"][cols] - other_view["theta"]) / (2 * other_view["alpha"])) * view["w"] / 2
+                ).astype(np.int64)
+                ok = (ox >= 0) & (ox < view["w"])
                 arr[:, cols[ok]] = oimg[:, ox[ok]]
             img = Image.fromarray(arr)
         self._cache[key] = img

@@ -43,16 +43,16 @@ class EpochCounts:
         is one gamma decay fewer); warmup_epochs=0 stays 0 (no warm-up) and the warm-up
         never exceeds the main phase.
         """
-        s = schedule.scale
-        main = scaled_epochs(schedule.epochs, s)
-        warmup = 0 if schedule.warmup_epochs == 0 else min(main, scaled_epochs(schedule.warmup_epochs, s))
-        ms = sorted({scaled_epochs(m, s) for m in schedule.milestones})
+        scale = schedule.scale
+        main = scaled_epochs(schedule.epochs, scale)
+        warmup = 0 if schedule.warmup_epochs == 0 else min(main, scaled_epochs(schedule.warmup_epochs, scale))
+        ms = sorted({scaled_epochs(m, scale) for m in schedule.milestones})
         return cls(
             main_epochs=main,
             warmup_epochs=warmup,
             milestones=tuple(m for m in ms if 0 < m < main),
             cycles=swag.cycles if swag.enabled else 0,
-            cycle_epochs=scaled_epochs(swag.cycle_epochs, s),
+            cycle_epochs=scaled_epochs(swag.cycle_epochs, scale),
         )
 
     @property

@@ -108,9 +108,9 @@ class EpochSchedule(EpochCounts):
         # Cosine annealing with restarts and a per-cycle peak decay, t 0-based within the
         # cyclic phase. PyTorch's CosineAnnealingWarmRestarts has no peak decay, hence the
         # formula here (one LambdaLR for the whole run).
-        c, r = divmod(t, self.cycle_epochs)
-        peak = self.peak_lr * self.decay**c
-        return self.min_lr + (peak - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * r / self.cycle_epochs))
+        cycle, offset = divmod(t, self.cycle_epochs)
+        peak = self.peak_lr * self.decay**cycle
+        return self.min_lr + (peak - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * offset / self.cycle_epochs))
 
 
 def build_epoch_schedule(cfg: TrainConfig) -> EpochSchedule:

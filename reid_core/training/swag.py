@@ -199,12 +199,12 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def _batch_size(batch: Any) -> int:
-    x = batch[0] if isinstance(batch, (list, tuple)) else batch
-    if not isinstance(x, torch.Tensor) or x.dim() == 0:
+    images = batch[0] if isinstance(batch, (list, tuple)) else batch
+    if not isinstance(images, torch.Tensor) or images.dim() == 0:
         raise TypeError(
-            f"recompute_bn: cannot tell the batch size of a {type(x).__name__} (expected a tensor [B, ...])"
+            f"recompute_bn: cannot tell the batch size of a {type(images).__name__} (expected a tensor [B, ...])"
         )
-    return int(x.shape[0])
+    return int(images.shape[0])
 
 
 @torch.no_grad()
@@ -253,8 +253,8 @@ def recompute_bn(
             if forward_fn is not None:
                 forward_fn(model, batch)
             else:
-                x = batch[0] if isinstance(batch, (list, tuple)) else batch
-                model(x.to(device, non_blocking=True))
+                images = batch[0] if isinstance(batch, (list, tuple)) else batch
+                model(images.to(device, non_blocking=True))
             seen += 1
     finally:
         for bn, m in momenta.items():

@@ -8,7 +8,8 @@ Exact resume: every epoch re-seeds torch, numpy and random from (seed, epoch) an
 sampler is positioned with set_epoch, so an epoch's batches and augmentations depend
 only on the seed and the epoch number; a checkpoint holds the model, optimiser,
 scheduler, SWAG moments and history, and a resumed run reaches the same weights as an
-uninterrupted one (on CPU; GPU kernels may be non-deterministic).
+uninterrupted one (on CPU; GPU kernels may be non-deterministic). Checkpoint state, resume
+and shared training (starting from another run's checkpoint): run_state.py.
 
 The input pipeline (`data.pipeline`: torchvision or device) gives the training batches
 and the evaluation embeddings through one interface: reid_core/data/pipeline.py.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import random
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..checkpoint import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, check_resumable, check_shareable, load_weights
+from ..checkpoint import WEIGHTS_FORMAT
 from ..config import TrainConfig, to_dict, with_overrides
-from ..errors import CheckpointError, TrainingError
+from ..errors import TrainingError
 from ..losses import ReIDLoss
 from ..metric_keys import EVAL_KEYS, LOSS_KEYS, SWA_PREFIX, SWAG_PREFIX, final_metrics
 from ..models import HACNNFamily, build_model
 from ..seeding import epoch_seed, seed_all
+from . import run_state
 from .schedules import EpochSchedule, build_epoch_schedule, build_optimizer, build_scheduler
 from .swag import SWAG, bma_embed, recompute_bn
 
@@ -102,7 +103,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
         self.best: dict[str, Any] = {"rank1": -1.0, "epoch": 0, "state": None}
-        self._train_seconds = 0.0
+        self.train_seconds = 0.0  # in training epochs, summed over resumes
 
     def _compiled(self, model: torch.nn.Module) -> Any:
         mode = self.cfg.runtime.compile
@@ -120,12 +121,12 @@ class Trainer:
     @functools.cached_property
     def _eval_labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Query pids, query cams, gallery pids, gallery cams (built once, used by every evaluation)."""
-        q, g = self.dataset.query, self.dataset.gallery
+        query, gallery = self.dataset.query, self.dataset.gallery
         return (
-            np.array([p for _, p, _ in q]),
-            np.array([c for _, _, c in q]),
-            np.array([p for _, p, _ in g]),
-            np.array([c for _, _, c in g]),
+            np.array([p for _, p, _ in query]),
+            np.array([c for _, _, c in query]),
+            np.array([p for _, p, _ in gallery]),
+            np.array([c for _, _, c in gallery]),
         )
 
     def _score(self, embeddings: torch.Tensor) -> dict[str, float]:
@@ -152,30 +153,42 @@ class Trainer:
 
     def _evaluate_swa_swag(self) -> dict[str, float]:
         assert self.swag is not None
-        sw = self.cfg.swag
+        swag_cfg = self.cfg.swag
         model = copy.deepcopy(self.model)
         out: dict[str, float] = {}
         # SWA: the running mean with recomputed BatchNorm statistics (= SWAG at scale 0).
         self.swag.load_mean(model)
         with self._autocast():
-            recompute_bn(model, self._bn_batches(), device=self.device, max_batches=sw.bn_batches)
+            recompute_bn(model, self._bn_batches(), device=self.device, max_batches=swag_cfg.bn_batches)
             model.eval()
             with torch.no_grad():
                 out.update({SWA_PREFIX + k: v for k, v in self._score(self.pipeline.embed(model)).items()})
-            gen = torch.Generator(device="cpu").manual_seed(epoch_seed(self.cfg.seed, 5_000_000 + self.epoch))
-            emb = bma_embed(
+            generator = torch.Generator(device="cpu").manual_seed(epoch_seed(self.cfg.seed, 5_000_000 + self.epoch))
+            embeddings = bma_embed(
                 model,
                 self.swag,
-                sw.samples,
-                sw.scale,
+                swag_cfg.samples,
+                swag_cfg.scale,
                 self._bn_batches(),
                 self.pipeline.embed,
-                generator=gen,
+                generator=generator,
                 device=self.device,
-                max_bn_batches=sw.bn_batches,
+                max_bn_batches=swag_cfg.bn_batches,
             )
-        out.update({SWAG_PREFIX + k: v for k, v in self._score(emb).items()})
+        out.update({SWAG_PREFIX + k: v for k, v in self._score(embeddings).items()})
         return out
+
+    def evaluate_epoch(self, epoch: int) -> dict[str, float]:
+        """The evaluation after `epoch` (0-based): the current weights, SWA and SWAG at a cycle's
+        end, its seconds; the main phase's last one is also the summary's plain_*."""
+        t0 = time.perf_counter()
+        metrics = self.evaluate_current()
+        if self.swag is not None and epoch in self.plan.cycle_end_epochs:
+            metrics.update(self._evaluate_swa_swag())
+        metrics["eval_seconds"] = time.perf_counter() - t0
+        if epoch + 1 == self.plan.main_epochs:
+            self.summary["plain_rank1"], self.summary["plain_mAP"] = metrics["rank1"], metrics["mAP"]
+        return metrics
 
     def _autocast(self) -> Any:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
@@ -205,16 +218,17 @@ class Trainer:
         return losses
 
     def _check_finite(self, losses: list[torch.Tensor], first_step: int, epoch: int, lr: float) -> torch.Tensor:
-        v = torch.stack(losses)
-        bad = ~torch.isfinite(v[:, 0])
+        stacked = torch.stack(losses)  # [steps, len(LOSS_KEYS)]
+        bad = ~torch.isfinite(stacked[:, 0])
         if bool(bad.any()):
-            i = int(bad.nonzero()[0, 0])
+            first_bad = int(bad.nonzero()[0, 0])
+            row = stacked[first_bad]
             raise TrainingError(
-                f"non-finite loss ({v[i, 0].item()}) at epoch {epoch + 1}, step {first_step + i + 1} "
-                f"(loss_ce={v[i, 1].item():.4g}, loss_triplet={v[i, 2].item():.4g}, lr={lr:.3g}); "
+                f"non-finite loss ({row[0].item()}) at epoch {epoch + 1}, step {first_step + first_bad + 1} "
+                f"(loss_ce={row[1].item():.4g}, loss_triplet={row[2].item():.4g}, lr={lr:.3g}); "
                 "lower optim.lr or check the data"
             )
-        return v.sum(dim=0)
+        return stacked.sum(dim=0)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         seed_all(epoch_seed(self.cfg.seed, epoch))
@@ -245,7 +259,7 @@ class Trainer:
             raise TrainingError("the training loader yielded no batch: too few images for one P x K batch")
         means = (sums / steps).tolist()
         seconds = time.perf_counter() - t0
-        self._train_seconds += seconds
+        self.train_seconds += seconds
         self.scheduler.step()
         return {
             **dict(zip(LOSS_KEYS, means)),
@@ -255,11 +269,11 @@ class Trainer:
         }
 
     def _is_eval_epoch(self, epoch: int) -> bool:
-        n = epoch + 1
+        epochs_done = epoch + 1
         return (
-            n % self.cfg.eval.every == 0
-            or n == self.plan.main_epochs
-            or n == self.total_epochs
+            epochs_done % self.cfg.eval.every == 0
+            or epochs_done == self.plan.main_epochs
+            or epochs_done == self.total_epochs
             or (self.swag is not None and epoch in self.plan.cycle_end_epochs)
         )
 
@@ -271,154 +285,79 @@ class Trainer:
             self.summary["untrained_mAP"] = untrained["mAP"]
             self.log(f"untrained: rank1 {100 * untrained['rank1']:.1f}%  mAP {100 * untrained['mAP']:.1f}%")
         while self.epoch < self.total_epochs:
-            e = self.epoch
-            phase = self.plan.phase(e)
-            m: dict[str, Any] = {"epoch": e + 1, "phase": phase, **self._train_epoch(e)}
-            self.epoch = e + 1
-            if self.swag is not None and e in self.plan.cycle_end_epochs:
+            epoch = self.epoch
+            phase = self.plan.phase(epoch)
+            metrics: dict[str, Any] = {"epoch": epoch + 1, "phase": phase, **self._train_epoch(epoch)}
+            self.epoch = epoch + 1
+            if self.swag is not None and epoch in self.plan.cycle_end_epochs:
                 self.swag.collect(self.model)
-            if self._is_eval_epoch(e):
-                t0 = time.perf_counter()
-                m.update(self.evaluate_current())
-                if self.swag is not None and e in self.plan.cycle_end_epochs:
-                    m.update(self._evaluate_swa_swag())
-                m["eval_seconds"] = time.perf_counter() - t0
-                if m["rank1"] > self.best["rank1"]:
+            if self._is_eval_epoch(epoch):
+                metrics.update(self.evaluate_epoch(epoch))
+                if metrics["rank1"] > self.best["rank1"]:
                     self.best = {
-                        "rank1": m["rank1"],
-                        "epoch": e + 1,
+                        "rank1": metrics["rank1"],
+                        "epoch": epoch + 1,
                         "state": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
                     }
-                if e + 1 == self.plan.main_epochs:
-                    self.summary["plain_rank1"], self.summary["plain_mAP"] = m["rank1"], m["mAP"]
-            self.history.append(m)
-            self.log(self._format(m))
+            self.history.append(metrics)
+            self.log(self._format(metrics))
             if self.epoch == self.total_epochs:
-                self._finish(m)
-            yield m
+                self.write_summary(metrics)
+            yield metrics
 
-    def _finish(self, last: dict[str, Any]) -> None:
+    def write_summary(self, last: dict[str, Any]) -> None:
+        """Complete `summary` from the last epoch's metrics (at the end of a run)."""
         from ..complexity import count_macs, count_parameters
 
-        s = self.summary
+        summary = self.summary
         if self.swag is not None:
-            s["cyclic_rank1"], s["cyclic_mAP"] = last["rank1"], last["mAP"]
+            summary["cyclic_rank1"], summary["cyclic_mAP"] = last["rank1"], last["mAP"]
             for k in ("rank1", "mAP"):
-                s[f"swa_{k}"], s[f"swag_{k}"] = last[f"swa_{k}"], last[f"swag_{k}"]
-        s.update(final_metrics(last))  # the one final_* rule (reid_core.metric_keys)
-        s["best_rank1"], s["best_epoch"] = self.best["rank1"], self.best["epoch"]
-        s["params"] = count_parameters(self.model, include_classifiers=False)
-        s["params_with_classifiers"] = count_parameters(self.model, include_classifiers=True)
-        s["macs"] = count_macs(self.model, self.cfg.model.input_height, self.cfg.model.input_width)["macs"]
-        s["train_seconds"] = self._train_seconds
-        s["epochs"] = self.total_epochs
+                summary[f"swa_{k}"], summary[f"swag_{k}"] = last[f"swa_{k}"], last[f"swag_{k}"]
+        summary.update(final_metrics(last))  # the one final_* rule (reid_core.metric_keys)
+        summary["best_rank1"], summary["best_epoch"] = self.best["rank1"], self.best["epoch"]
+        summary["params"] = count_parameters(self.model, include_classifiers=False)
+        summary["params_with_classifiers"] = count_parameters(self.model, include_classifiers=True)
+        summary["macs"] = count_macs(self.model, self.cfg.model.input_height, self.cfg.model.input_width)["macs"]
+        summary["train_seconds"] = self.train_seconds
+        summary["epochs"] = self.total_epochs
 
-    def _format(self, m: dict[str, Any]) -> str:
+    def _format(self, metrics: dict[str, Any]) -> str:
         line = (
-            f"epoch {m['epoch']:>4}/{self.total_epochs} [{m['phase']:<6}] lr {m['lr']:.2e} "
-            f"loss {m['loss']:.4f} (ce {m['loss_ce']:.4f}, tri {m['loss_triplet']:.4f}) "
-            f"{m['images_per_second']:.0f} img/s {m['epoch_seconds']:.1f}s"
+            f"epoch {metrics['epoch']:>4}/{self.total_epochs} [{metrics['phase']:<6}] lr {metrics['lr']:.2e} "
+            f"loss {metrics['loss']:.4f} (ce {metrics['loss_ce']:.4f}, tri {metrics['loss_triplet']:.4f}) "
+            f"{metrics['images_per_second']:.0f} img/s {metrics['epoch_seconds']:.1f}s"
         )
-        if "rank1" in m:
-            line += f" | rank1 {100 * m['rank1']:.1f}% mAP {100 * m['mAP']:.1f}%"
-        if "swag_rank1" in m:
+        if "rank1" in metrics:
+            line += f" | rank1 {100 * metrics['rank1']:.1f}% mAP {100 * metrics['mAP']:.1f}%"
+        if "swag_rank1" in metrics:
             line += (
-                f" | SWA {100 * m['swa_rank1']:.1f}%/{100 * m['swa_mAP']:.1f}%"
-                f" SWAG {100 * m['swag_rank1']:.1f}%/{100 * m['swag_mAP']:.1f}%"
+                f" | SWA {100 * metrics['swa_rank1']:.1f}%/{100 * metrics['swa_mAP']:.1f}%"
+                f" SWAG {100 * metrics['swag_rank1']:.1f}%/{100 * metrics['swag_mAP']:.1f}%"
             )
         return line
 
-    # Persistence ----------------------------------------------------------------------
+    # Persistence: reid_core/training/run_state.py ---------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
-        np_state = np.random.get_state()
-        return {
-            "kind": CHECKPOINT_FORMAT,
-            "version": 1,
-            "config": to_dict(self.cfg),
-            "epoch": self.epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "swag": self.swag.state_dict() if self.swag is not None else None,
-            "sampler": {"seed": self.cfg.seed, "epoch": self.epoch},
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-                "python": list(random.getstate()[1]),
-            },
-            "history": self.history,
-            "summary": self.summary,
-            "best": {"rank1": self.best["rank1"], "epoch": self.best["epoch"], "state": self.best["state"]},
-            "train_seconds": self._train_seconds,
-        }
+        """The training checkpoint's dict of this run now (valid between epochs)."""
+        return run_state.checkpoint_state(self)
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write atomically (temp file + rename), so a crash never leaves a torn checkpoint."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.checkpoint_state(), tmp)
-        tmp.replace(path)
-        return path
-
-    def _load_state(self, ckpt: dict[str, Any], path: str | Path) -> None:
-        """Model, optimiser, scheduler and SWAG moments of a training checkpoint."""
-        try:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            if self.swag is not None and ckpt.get("swag"):
-                self.swag.load_state_dict(ckpt["swag"])
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"{path}: does not fit this model ({e})") from e
-
-    def _load_best(self, ckpt: dict[str, Any]) -> None:
-        best = ckpt.get("best") or {}
-        self.best = {"rank1": best.get("rank1", -1.0), "epoch": best.get("epoch", 0), "state": best.get("state")}
-        self._train_seconds = float(ckpt.get("train_seconds", 0.0))
+        """Write the training checkpoint atomically (temp file + rename)."""
+        return run_state.save_checkpoint(self, path)
 
     def resume_from(self, path: str | Path) -> None:
-        """Load a full checkpoint; refuses one made for another architecture or recipe."""
-        ckpt = load_weights(path, map_location=self.device)
-        check_resumable(ckpt, self.cfg, path)
-        self._load_state(ckpt, path)
-        self.epoch = int(ckpt["epoch"])
-        self.history = list(ckpt.get("history", []))
-        self.summary = dict(ckpt.get("summary", {}))
-        self._load_best(ckpt)
-        self.log(f"resumed from {path} at epoch {self.epoch}/{self.total_epochs}")
-
-    # Keys of a summary that exist before the run ends (the rest is written by _finish).
-    _PREFIX_SUMMARY = ("untrained_rank1", "untrained_mAP", "plain_rank1", "plain_mAP")
+        """Load this run's own checkpoint; refuses one made for another architecture or recipe."""
+        run_state.resume(self, path)
 
     def start_from(self, path: str | Path, epoch: int) -> None:
-        """Continue from ANOTHER run's checkpoint at `epoch` (shared training): that run must
-        equal this one in every field acting before `epoch` (reid_core/config_phases.py),
-        so this run then reaches exactly what it would have trained alone."""
-        ckpt = load_weights(path, map_location=self.device)
-        check_shareable(ckpt, self.cfg, epoch, self.plan.main_epochs, path)
-        self._load_state(ckpt, path)
-        self.epoch = epoch
-        self.history = [dict(h) for h in ckpt.get("history", [])[:epoch]]
-        self.summary = {k: v for k, v in dict(ckpt.get("summary", {})).items() if k in self._PREFIX_SUMMARY}
-        self._load_best(ckpt)
-        self.log(f"started from {path} at epoch {epoch}/{self.total_epochs} (shared training)")
+        """Continue from ANOTHER run's checkpoint at `epoch` (shared training; refuses one that
+        is not a prefix of this run), so this run reaches exactly what it would alone."""
+        run_state.start_from(self, path, epoch)
 
     def finish_inherited(self, reevaluate: bool) -> dict[str, Any]:
-        """Complete a run that inherited all its epochs: its last epoch re-evaluated with this
-        run's evaluation settings when they differ from the producer's, then the summary."""
-        last = dict(self.history[-1])
-        if reevaluate:
-            t0 = time.perf_counter()
-            last.update(self.evaluate_current())
-            if self.swag is not None and (self.epoch - 1) in self.plan.cycle_end_epochs:
-                last.update(self._evaluate_swa_swag())
-            last["eval_seconds"] = time.perf_counter() - t0
-            if last["epoch"] == self.plan.main_epochs:
-                self.summary["plain_rank1"], self.summary["plain_mAP"] = last["rank1"], last["mAP"]
-            self.history[-1] = last
-        self._finish(last)
-        return last
+        """Complete a run that inherited all its epochs (re-evaluated when `reevaluate`); its last metrics."""
+        return run_state.finish_inherited(self, reevaluate)
 
     def weight_kinds(self) -> tuple[str, ...]:
         """What `save_weights` can write now: 'final' (last weights), 'best' (best rank-1

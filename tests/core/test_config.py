@@ -59,5 +59,5 @@ def test_sweep_yaml_with_the_old_key_still_expands():
     with pytest.warns(FutureWarning):
         grid = parse_text(head + "grid: {train.compile: ['off', default]}\n", "grid.yaml")
         fixed = parse_text(head + "overrides: {train.compile: default}\n", "overrides.yaml")
-    assert [t.config().runtime.compile for t in grid.trials] == ["off", "default"]
-    assert [t.config().runtime.compile for t in fixed.trials] == ["default"]
+    assert [t.config.runtime.compile for t in grid.trials] == ["off", "default"]
+    assert [t.config.runtime.compile for t in fixed.trials] == ["default"]

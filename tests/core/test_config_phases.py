@@ -141,3 +141,28 @@ def test_a_checkpoint_of_another_main_phase_is_refused(data, tmp_path):
     other = Trainer(cfg("h", **{"optim.lr": 0.01}), data, tmp_path / "h", log=None)
     with pytest.raises(CheckpointError, match="optim.lr"):
         other.start_from(tmp_path / "g0.pt", 0)
+
+
+@pytest.mark.parametrize("preset, epoch", [("h", MAIN + 1), ("g", MAIN)])
+def test_an_inherited_run_reevaluated_ends_as_alone(data, tmp_path, preset, epoch):
+    """finish_inherited(reevaluate=True): the last epoch measured with this run's evaluation
+    settings (h: after its only SWAG cycle; g, no SWAG: the main phase's end, plain_*)."""
+    extra = {"swag.cycles": 1, "eval.flip": True}
+    alone = train(cfg(preset, **extra), data, tmp_path, "alone")
+    producer = Trainer(cfg(preset), data, tmp_path / "producer", log=None)
+    for m in producer.run():
+        if m["epoch"] == epoch:
+            producer.save_checkpoint(tmp_path / "producer.pt")
+            break
+    inherited = Trainer(cfg(preset, **extra), data, tmp_path / "inherited", log=None)
+    inherited.start_from(tmp_path / "producer.pt", epoch)
+    last = inherited.finish_inherited(reevaluate=True)
+    assert results([last]) == results(alone.history[-1:]) and inherited.history[-1] == last
+    assert results(inherited.history[:-1]) == results(producer.history[: epoch - 1])  # the producer's measures
+    assert last["mAP"] != producer.history[epoch - 1]["mAP"]  # measured again, with flip
+    assert inherited.summary["final_mAP"] == alone.summary["final_mAP"]
+    if preset == "g":
+        assert (inherited.summary["plain_rank1"], inherited.summary["plain_mAP"]) == (
+            alone.summary["plain_rank1"],
+            alone.summary["plain_mAP"],
+        )

@@ -36,6 +36,28 @@ from reid_core.presets import preset_config
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+# `train`'s tiny recipe, as tests/orch/test_train_cli.py's TINY (that folder is not on the path
+# when only tests/core runs).
+TINY_TRAIN = [
+    arg
+    for field in (
+        "model.width_multiplier=0.25",
+        "model.depth_multiplier=0.3",
+        "data.p=4",
+        "data.k=2",
+        "data.num_workers=0",
+        "schedule.epochs=2",
+        "schedule.warmup_epochs=1",
+        "schedule.milestones=[1]",
+        "swag.cycles=2",
+        "swag.cycle_epochs=1",
+        "swag.samples=2",
+        "swag.bn_batches=1",
+        "eval.batch_size=64",
+    )
+    for arg in ("--set", field)
+] + ["--device", "cpu"]
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -434,8 +456,6 @@ def test_features_file_round_trip_keeps_names_and_info(weights, data, tmp_path):
 @pytest.mark.e2e
 def test_train_export_embed_search_equals_evaluate_end_to_end(data, tmp_path, capsys):
     """`train` -> `export` (both formats) -> `embed` -> `search --evaluate` == `evaluate --json`."""
-    from test_train_cli import TINY
-
     run = tmp_path / "run"
     assert (
         main(
@@ -447,7 +467,7 @@ def test_train_export_embed_search_equals_evaluate_end_to_end(data, tmp_path, ca
                 str(data),
                 "--out",
                 str(run),
-                *TINY,
+                *TINY_TRAIN,
                 "--set",
                 "model.input_height=80",
                 "--set",
