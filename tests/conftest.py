@@ -45,3 +45,25 @@ def learned_compact(tmp_path_factory) -> LearnedRun:
     t = learning_check.train(root, out, seed=0)
     weights = t.save_weights(out / "weights" / "final.pt", "final")
     return LearnedRun(summary=dict(t.summary), config=t.cfg, weights=weights)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """One real S3 endpoint for the whole session (tests/s3_server.py: moto's server on a
+    loopback port, authentication enforced). Tests use their own prefixes in its bucket."""
+    from s3_server import LocalS3
+
+    server = LocalS3(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch, tmp_path):
+    """The standard variables pointing every client at the session's S3 (admin credentials),
+    a staging cache of the test's own, and a prefix of the test's own: s3://BUCKET/<test>."""
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COMPACT_REID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COMPACT_REID_S3_ATTEMPTS", "3")
+    return f"s3://{s3.bucket}/{tmp_path.name}"

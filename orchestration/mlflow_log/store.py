@@ -223,8 +223,13 @@ def _check_server_access(uri: str, timeout: float) -> str:
 
 
 def client_for(uri: str) -> Any:
+    """The client of a store. Artifacts are read through the tracking server's proxy: MLflow
+    would otherwise download a server's S3 artifacts straight from presigned S3 URLs, and a
+    trial or a `tables` run then needs a route to the bucket, which the proxy exists to spare
+    it (a user's MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD wins)."""
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
     return MlflowClient(tracking_uri=uri)
 
 
