@@ -87,6 +87,7 @@ class LocalS3:
 
     # Lifetime --------------------------------------------------------------------------------
     def start(self) -> "LocalS3":
+        self.folder.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         if self.auth:
             if self.admin is not None:

@@ -298,7 +298,8 @@ def forest(data: SweepData, mode: str) -> FigureResult:
                 ax.errorbar(
                     diff,
                     row_y,
-                    xerr=[[diff - 100 * cm.lo], [100 * cm.hi - diff]],
+                    # a zero-width interval can come out a rounding error below zero
+                    xerr=[[max(0.0, diff - 100 * cm.lo)], [max(0.0, 100 * cm.hi - diff)]],
                     fmt="o",
                     color=colour,
                     ecolor=colour,

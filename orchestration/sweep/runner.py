@@ -229,7 +229,8 @@ def _live_plan(
                 f"cannot look up runs to reuse in the tracking store {uri} ({type(e).__name__}: {e}); "
                 "fix the store or pass --no-reuse"
             ) from None
-    checkpoints = SharedCheckpoints(store)
+    # the driver asks often: a store that fails fast, so its own retries say when storage is away
+    checkpoints = SharedCheckpoints(Store(store.uri, log=log, attempts=2))
     stored = checkpoints.available(fresh=True) if options.share else set()
     trials = share_training(spec.trials, fingerprint, reusable, share=options.share, stored=stored)
     cost = plan_cost(share_training(spec.trials, fingerprint), trials)

@@ -80,7 +80,7 @@ def fault_injecting_trial(hooks: FaultHooks) -> Callable[..., None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m orchestration.sweep.testing SPEC --runs-dir D [--address A] [--tracking-uri U]`:
+    """`python -m orchestration.sweep.testing SPEC --runs-dir D [--address A] [--tracking-uri U] [--storage S]`:
     a real sweep with the hooks above read from the environment (for tests that must run the
     driver in its own process). Exit 0 when no trial failed and the sweep was not interrupted."""
     import argparse
@@ -92,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", required=True)
     ap.add_argument("--address", default=None)
     ap.add_argument("--tracking-uri", default=None)
+    ap.add_argument("--storage", default=None)
     args = ap.parse_args(argv)
     hooks = FaultHooks.from_env(marker_dir=args.runs_dir)
     options = SweepOptions(
         address=args.address,
         tracking_uri=args.tracking_uri,
+        storage=args.storage,
         runs_dir=args.runs_dir,
         verbose=0,
         trial_fn=fault_injecting_trial(hooks),

@@ -12,25 +12,19 @@ The probe itself (`probe_folders`, `sweep_folders`) is also checked without Ray.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from ray_nodes import BIN, ENV, mount_namespace_refusal, start_head, start_worker, stop, wait_for_nodes
 
-from mlflow_server.server import find_free_port
 from orchestration.storage import StorageURI
 from orchestration.sweep.storage_check import PROBE_PREFIX, probe_folders, sweep_folders
 
-BIN = Path(sys.executable).parent
 SPEC = """
 name: headonly
 dataset:
@@ -39,18 +33,6 @@ grid:
   preset: [g]
 seeds: [0, 1]
 resources: {{cpu: 1, gpu: 0}}
-"""
-# Token authentication (this Ray's default for `ray start`) needs one token shared by every
-# process; off for all of them here, whatever ~/.ray holds: not what this test is about.
-ENV = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-NODES = """
-import json, sys, time, ray
-ray.init(address=sys.argv[1], log_to_driver=False, logging_level="error")
-deadline = time.monotonic() + float(sys.argv[2])
-while len(alive := [n for n in ray.nodes() if n["Alive"]]) < 2 and time.monotonic() < deadline:
-    time.sleep(1)
-print(json.dumps([{"id": n["NodeID"], "ip": n["NodeManagerAddress"],
-                   "head": "node:__internal_head__" in n["Resources"]} for n in alive]))
 """
 
 
@@ -89,137 +71,27 @@ def test_sweep_folders_are_what_trials_use(tmp_path: Path) -> None:
     assert [f.uri for f in sweep_folders(remote, "s3://b/p/_data/synthetic-x.zip")] == ["s3://b/p"]
 
 
-def _mount_namespace_refusal(tmp: Path) -> str | None:
-    """Why a private mount namespace with a tmpfs cannot be made here (None: it can)."""
-    if shutil.which("unshare") is None:
-        return "no `unshare` (util-linux) on this machine"
-    target = tmp / "mnt-probe"
-    target.mkdir()
-    try:
-        r = subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"mount -t tmpfs tmpfs {target}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"unshare failed: {e}"
-    return None if r.returncode == 0 else f"unshare --mount / mount -t tmpfs not permitted: {r.stderr.strip()}"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End the process group this test started (its own session), never Ray by name."""
-    try:
-        import psutil
-
-        kids = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:
-        kids = []
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(wait)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-    for k in kids:  # a Ray worker process that left the group
-        try:
-            k.kill()
-        except Exception:
-            pass
-
-
-def _wait_for_gcs(head: subprocess.Popen, port: int, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert head.poll() is None, f"the head exited: {log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"the head's GCS never answered: {log.read_text()[-3000:]}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(1)
-
-
 @pytest.fixture
 def head_and_hidden_worker(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, dict]]]:
     """(address, the head-only folder, {"head"|"worker": {"id", "ip"}}). The worker node sees
     the folder as an empty tmpfs holding only an empty `data/`: a node's own local folder
     at the same path, not the head's."""
-    why = _mount_namespace_refusal(tmp_path)
+    why = mount_namespace_refusal(tmp_path)
     if why:
         pytest.skip(why)
     hidden = tmp_path / "head-only"
     hidden.mkdir()
     temp = Path(tempfile.mkdtemp(prefix="rsv", dir="/tmp"))  # short: Ray's socket paths must fit 107 chars
-    port = find_free_port()
-    address = f"127.0.0.1:{port}"
-    ray = str(BIN / "ray")
-    common = [
-        "--node-ip-address",
-        "127.0.0.1",
-        "--num-cpus",
-        "1",
-        "--object-store-memory",
-        str(100 * 1024**2),
-        "--block",
-    ]
     procs = []
     try:
-        with open(tmp_path / "head.log", "wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        ray,
-                        "start",
-                        "--head",
-                        "--port",
-                        str(port),
-                        "--include-dashboard",
-                        "false",
-                        "--temp-dir",
-                        str(temp),
-                        *common,
-                    ],
-                    env=ENV,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-        _wait_for_gcs(procs[0], port, tmp_path / "head.log")
-        worker = " ".join([ray, "start", "--address", address, *common])
-        with open(tmp_path / "worker.log", "wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        "unshare",
-                        "--mount",
-                        "--propagation",
-                        "private",
-                        "sh",
-                        "-c",
-                        f"mount -t tmpfs tmpfs {hidden} && mkdir {hidden}/data && exec {worker}",
-                    ],
-                    env=ENV,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-        out = subprocess.run(
-            [sys.executable, "-c", NODES, address, "240"], env=ENV, capture_output=True, text=True, timeout=360
-        )
-        assert out.returncode == 0, out.stderr[-3000:]
-        nodes = json.loads(out.stdout.strip().splitlines()[-1])
-        assert len(nodes) == 2, (nodes, (tmp_path / "worker.log").read_text()[-3000:])
+        head, address = start_head(tmp_path / "head.log", temp, num_cpus=1)
+        procs.append(head)
+        procs.append(start_worker(address, tmp_path / "worker.log", 1, hidden=[hidden], then=f"mkdir {hidden}/data"))
+        nodes = wait_for_nodes(address, 2)
         yield address, hidden, {("head" if n["head"] else "worker"): n for n in nodes}
     finally:
-        for p in reversed(procs):
-            _stop(p)
+        for proc in reversed(procs):
+            stop(proc)
         shutil.rmtree(temp, ignore_errors=True)
 
 

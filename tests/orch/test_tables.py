@@ -844,3 +844,16 @@ def test_figure6_band_is_the_interval(built: dict[str, Any]) -> None:
     vals = [93.0, 94.0]  # the first cycle end, seeds 0 and 1
     lo, hi = stats.t.interval(0.95, 1, loc=sum(vals) / 2, scale=_sd(*vals) / math.sqrt(2))
     assert min(ys) == pytest.approx(lo, abs=1e-6) and max(ys) >= hi - 1e-6
+
+
+def test_forest_draws_a_zero_width_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two seeds with the same difference: an interval of width 0 whose bounds, in points, can
+    land a rounding error inside the difference (seen on a real 2-seed sweep)."""
+    from types import SimpleNamespace
+
+    import orchestration.report.figures as figures
+
+    comparison = SimpleNamespace(diff=0.1 + 0.2, lo=0.3, hi=0.3, verdict="better", paired=True)  # 30.000000000000004 vs 30
+    row = {"kind": "reference", "label": "h vs g", "metric": "rank1", "comparison": comparison}
+    monkeypatch.setattr(figures, "group_comparisons", lambda data, mode: [row])
+    assert figures.forest(None, "preset").figure is not None
