@@ -853,7 +853,8 @@ def test_forest_draws_a_zero_width_interval(monkeypatch: pytest.MonkeyPatch) -> 
 
     import orchestration.report.figures as figures
 
-    comparison = SimpleNamespace(diff=0.1 + 0.2, lo=0.3, hi=0.3, verdict="better", paired=True)  # 30.000000000000004 vs 30
+    # in points: 30.000000000000004 against 30.0
+    comparison = SimpleNamespace(diff=0.1 + 0.2, lo=0.3, hi=0.3, verdict="better", paired=True)
     row = {"kind": "reference", "label": "h vs g", "metric": "rank1", "comparison": comparison}
     monkeypatch.setattr(figures, "group_comparisons", lambda data, mode: [row])
     assert figures.forest(None, "preset").figure is not None

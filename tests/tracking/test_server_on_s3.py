@@ -21,7 +21,10 @@ from orchestration.storage.store import Store  # noqa: E402
 def test_server_proxies_artifacts_to_s3_and_reuse_reads_them_back(s3, s3_env, tmp_path, monkeypatch):
     artifacts = f"{s3_env}/mlflow"
     with start_server(
-        port=0, backend_store_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifacts_destination=artifacts, runs_dir=tmp_path
+        port=0,
+        backend_store_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifacts_destination=artifacts,
+        runs_dir=tmp_path,
     ) as server:
         # the server has the credentials; a client does not need any
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
