@@ -76,6 +76,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, on_epoch: EpochHook | N
             session.complete_if_last(metrics)
             with session.checkpoint_if_due(metrics) as checkpoint:
                 tune.report(session.result(metrics), checkpoint=checkpoint)
+            session.reported()
 
 
 class TrialSession:
@@ -90,7 +91,8 @@ class TrialSession:
         self.started = time.perf_counter()
         self.trial, self.ctx = trial, ctx
         self.trainer: Any = None
-        self.init_s = self.run_s = 0.0
+        self.init_s = self.run_s = self.report_s = 0.0
+        self._reporting_since = 0.0
         torch.set_num_threads(max(1, ctx.threads))
         tags = _identity_tags(trial)
         if trial.added_because:
@@ -309,6 +311,7 @@ class TrialSession:
         """A Ray checkpoint of this epoch (every `checkpoint.every` epochs and the last), else None."""
         from ray import tune
 
+        self._reporting_since = time.perf_counter()
         epoch = int(metrics["epoch"])
         if epoch != self.trainer.total_epochs and epoch % max(1, self.ctx.checkpoint_every):
             yield None
@@ -316,6 +319,10 @@ class TrialSession:
         with tempfile.TemporaryDirectory(prefix="ckpt-", dir=self.workdir) as folder:
             self.trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
             yield tune.Checkpoint.from_directory(folder)
+
+    def reported(self) -> None:
+        """The checkpoint written and handed to Ray, the report taken (its upload included)."""
+        self.report_s += time.perf_counter() - self._reporting_since
 
     def result(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
         last = int(metrics["epoch"]) == self.trainer.total_epochs
@@ -343,6 +350,7 @@ class TrialSession:
             "trial_wall_s": time.perf_counter() - self.started,
             "trainer_init_s": self.init_s,
             "trainer_run_s": self.run_s,
+            "report_s": self.report_s,  # checkpoints saved and reported (stored) by the epochs before
             "total_epochs": self.trainer.total_epochs,
         }
 

@@ -49,6 +49,7 @@ def trial_rows(trials: Iterable[Any]) -> tuple[dict[str, dict[str, Any]], list[d
                         "trial_wall_s",
                         "trainer_init_s",
                         "trainer_run_s",
+                        "report_s",
                     )
                 },
                 "error": (error or "").strip().splitlines()[-1][:200] if error else None,

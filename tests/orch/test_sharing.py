@@ -191,3 +191,26 @@ def test_adaptive_seeds_without_anything_to_compare_are_refused():
         _spec("base_preset: g", seeds="{initial: 2, max: 4}")
     with pytest.raises(ConfigError, match="seeds.max: must be >= seeds.initial"):
         _spec("grid:\n  preset: [g, h]", seeds="{initial: 4, max: 3}")
+
+
+def test_a_later_sweep_starts_from_what_the_storage_holds():
+    """Checkpoints stored by an earlier sweep (same storage) are found by key: h starts after
+    g's stored main phase, and a longer SWAG run from a shorter one's last cycle."""
+    spec = _spec("grid:\n  preset: [g, h]", seeds="[0]", extra_overrides={"swag.cycles": 3})
+    fingerprint = dataset_fingerprint(spec.dataset)
+    g, h = spec.trials
+    g_keys, h_keys = keys_of(g.config, fingerprint), keys_of(h.config, fingerprint)
+    main_key = g_keys.checkpoint_key(4)
+    assert main_key == h_keys.checkpoint_key(4)  # g and h are equal through their main phase
+    assert h_keys.checkpoint_key(3) is None and h_keys.checkpoint_key(6).startswith("swag-")
+    alone = _by_name(share_training(spec.trials, fingerprint))
+    assert alone["h-seed0"].start.from_trial == "g-seed0"  # nothing stored: h waits for g
+    stored = _by_name(share_training(spec.trials, fingerprint, stored={(main_key, 4)}))
+    assert stored["g-seed0"].trained_epochs == 0  # g's whole run is stored (its main phase is all of it)
+    assert (stored["h-seed0"].start.from_trial, stored["h-seed0"].start.epoch) == (None, 4)
+    later = {(main_key, 4), (h_keys.checkpoint_key(6), 6)}  # a 2-cycle h of an earlier sweep
+    start = _by_name(share_training(spec.trials, fingerprint, stored=later))["h-seed0"].start
+    assert (start.epoch, start.checkpoint, start.from_trial) == (6, h_keys.checkpoint_key(6), None)
+    assert [epoch for epoch, _ in start.publish] == [7]  # its own last epoch, for the next sweep
+    cost = plan_cost(share_training(spec.trials, fingerprint, stored=later))
+    assert (cost.naive, cost.shared) == (4 + 7, 0 + 1)
