@@ -62,16 +62,37 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     run = commands.add_parser(
         "run",
-        help="run a sweep with Ray Tune (local Ray, or a cluster)",
-        description="Validate the spec, check the tracking store, prepare the data, then run one "
-        "trial per grid point x seed with Ray Tune. Defaults: storage "
-        "./runs/<sweep>/ray (absolute), tracking URI sqlite:///<abs>/runs/mlflow.db. "
+        help="run a sweep (or several specs as one campaign) with Ray Tune (local Ray, or a cluster)",
+        description="Validate the specs, check the storage and the tracking store, prepare the data, then run one "
+        "trial per grid point x seed with Ray Tune. Several specs run as one campaign: one plan, training "
+        "shared across them, each spec in its own MLflow experiment with its own tables. Defaults: storage "
+        "<runs-dir>/storage (absolute), tracking URI sqlite:///<abs>/runs/mlflow.db. "
         "A failing trial is retried from its checkpoint (max_failures) and never stops "
         "the sweep; an interrupted sweep continues with `sweep resume`. Exit status: 0 "
         "the sweep ran (see the table for failed trials), 1 every trial failed, 3 "
         "interrupted, 2 bad input.",
     )
-    run.add_argument("spec", help="sweep YAML")
+    run.add_argument("spec", nargs="+", help="sweep YAML; several: one campaign")
+    run.add_argument(
+        "--name",
+        default=None,
+        help="the campaign's name for `sweep status` / `sweep resume` (default: a single spec's own; "
+        "several: campaign-<hash>, printed at launch)",
+    )
+    run.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="run exactly the same plan at tiny scale on generated data (experiments <name>-rehearsal), "
+        "then write every table and figure: a spec, report or orchestration bug found in minutes",
+    )
+    run.add_argument(
+        "--tables-out", default=None, help="with --rehearse: where the tables go (default tables/<experiment>/)"
+    )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="each trial's own lines (its epochs, MLflow's notices) on the console, not only in its log file",
+    )
     run.add_argument(
         "--address",
         default=None,
@@ -150,6 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="where the sweep ran, when not the default (<runs-dir>/storage) or the one this machine's cache recorded: "
         "the same --storage URI it ran with (another machine needs only the name, this and the tracking URI)",
     )
+    resume.add_argument("--verbose", action="store_true", help="each trial's own lines on the console too")
     resume.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
     resume.set_defaults(func=run_resume)
 
@@ -219,6 +241,10 @@ def run_run(args: argparse.Namespace) -> int:
     from orchestration.sweep.runner import SweepOptions, run_sweep
 
     options = SweepOptions(
+        name=args.name,
+        rehearse=args.rehearse,
+        tables_out=args.tables_out,
+        verbose=2 if args.verbose else 1,
         address=args.address,
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
@@ -248,7 +274,9 @@ def _exit_code(outcome: Any) -> int:
 def run_resume(args: argparse.Namespace) -> int:
     from orchestration.sweep.runner import SweepOptions, resume_sweep
 
-    options = SweepOptions(address=args.address, runs_dir=args.runs_dir, storage=args.storage)
+    options = SweepOptions(
+        address=args.address, runs_dir=args.runs_dir, storage=args.storage, verbose=2 if args.verbose else 1
+    )
     outcome = resume_sweep(args.sweep, options)
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2, default=str))
@@ -262,10 +290,8 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0
-    print(
-        f"sweep {status['name']} ({status['sweep_dir']}); MLflow {status['tracking_uri']} "
-        f"parent run {status['parent_run_id']}"
-    )
+    parents = ", ".join(f"{name}: parent run {run}" for name, run in status["parent_runs"].items())
+    print(f"sweep {status['name']} ({status['sweep_dir']}); MLflow {status['tracking_uri']} ({parents})")
     print(format_table(status["trials"]))
     print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(status["counts"].items())))
     return 0

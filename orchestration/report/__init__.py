@@ -25,7 +25,7 @@ from .collect import load_sweep
 from .figures import build_figures
 from .groups import group_runs
 from .sweep_data import SweepData, Table, TablesError
-from .write import summary_json, write_report
+from .write import summary_json, write_experiment_tables, write_report
 
 __all__ = [
     "load_sweep",
@@ -34,6 +34,7 @@ __all__ = [
     "build_figures",
     "write_report",
     "summary_json",
+    "write_experiment_tables",
     "SweepData",
     "Table",
     "TablesError",

@@ -112,3 +112,25 @@ def summary_json(
         **written,
     }
     return json.dumps(out, indent=2, default=str)
+
+
+def write_experiment_tables(
+    experiment: str,
+    tracking_uri: str,
+    out: str | Path,
+    formats: str = "md,latex,html,csv",
+    group_by: str = "auto",
+    log: bool = True,
+) -> list[str]:
+    """Every table and figure of one experiment into `out`, as `compact-reid tables` writes
+    them (and logged on its parent run); the files written."""
+    from .build import build_tables
+    from .collect import load_sweep
+    from .figures import build_figures
+    from .render import parse_formats
+
+    data = load_sweep(experiment, tracking_uri)
+    mode, tables = build_tables(data, group_by)
+    figures = build_figures(data, mode)
+    written = write_report(data, mode, tables, figures, Path(out), parse_formats(formats), log=log)
+    return list(written["files"])

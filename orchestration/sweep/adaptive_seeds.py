@@ -43,6 +43,7 @@ class AdaptiveSeedsPolicy:
         self.grid_has_preset = grid_has_preset
         points = list(dict.fromkeys(t.grid_point for t in trials))
         self.templates = {p: next(t for t in trials if t.grid_point == p) for p in points}
+        self.sweep = trials[0].sweep if trials else ""  # its spec's trials only (a campaign holds others)
         presets = {p: self.templates[p].preset for p in points} if grid_has_preset else None
         self.pairs: dict[str, str] = reference_of(points, presets, reference)  # other -> its reference
         self.status: dict[str, str] = {p: "open" for p in self.pairs}  # open | resolved | max
@@ -61,7 +62,10 @@ class AdaptiveSeedsPolicy:
         for other, ref in self.pairs.items():
             if self.status[other] != "open":
                 continue
-            names = {p: [n for n, t in plan.trials.items() if t.grid_point == p] for p in (ref, other)}
+            names = {
+                p: [n for n, t in plan.trials.items() if t.grid_point == p and t.sweep == self.sweep]
+                for p in (ref, other)
+            }
             if any(n not in plan.ended for p in names for n in names[p]):
                 continue  # a seed of this comparison is still running (or waiting)
             values = {p: self._values(plan, names[p]) for p in (ref, other)}

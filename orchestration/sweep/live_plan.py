@@ -42,12 +42,15 @@ class LivePlan:
         self,
         trials: Sequence[Trial],
         checkpoints: SharedCheckpoints,
-        policy: PlanPolicy | None = None,
+        policy: PlanPolicy | Sequence[PlanPolicy] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.trials: dict[str, Trial] = {t.name: t for t in trials}
         self.checkpoints = checkpoints
-        self.policy = policy
+        # one policy per spec that asks for one (adaptive seeds); a campaign may have several
+        self.policies: list[PlanPolicy] = (
+            [] if policy is None else list(policy) if isinstance(policy, Sequence) else [policy]
+        )
         self._log = log  # None: print (Ray pickles the plan; a patched builtins.print would not pickle)
         self.released: list[str] = []
         self.ended: dict[str, str] = {}  # trial name -> "ok" | "error"
@@ -66,9 +69,9 @@ class LivePlan:
         """Every trial released and, with a policy, nothing more to add."""
         if len(self.released) < len(self.trials):
             return False
-        if self.policy is None:
+        if not self.policies:
             return True
-        return all(n in self.ended for n in self.released) and self.policy.settled(self)
+        return all(n in self.ended for n in self.released) and all(p.settled(self) for p in self.policies)
 
     def waiting(self) -> list[str]:
         return [name for name in self.trials if name not in self.released]
@@ -102,8 +105,8 @@ class LivePlan:
         self.ended[name] = "error" if error else "ok"
         if result:
             self.results[name] = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
-        if self.policy is not None:  # after a failure too: the comparison may need a seed in its place
-            for trial in self.policy.more(self):
+        for policy in self.policies:  # after a failure too: the comparison may need a seed in its place
+            for trial in policy.more(self):
                 self.trials.setdefault(trial.name, trial)
 
     # Saved with Tune's state ----------------------------------------------------------
@@ -113,7 +116,7 @@ class LivePlan:
             "released": self.released,
             "ended": self.ended,
             "results": self.results,
-            "policy": self.policy,
+            "policies": self.policies,
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
@@ -121,7 +124,7 @@ class LivePlan:
         self.released = list(state["released"])
         self.ended = dict(state["ended"])
         self.results = dict(state.get("results", {}))
-        self.policy = state.get("policy", self.policy)
+        self.policies = list(state.get("policies", self.policies))
 
 
 def _say(msg: str) -> None:
@@ -171,3 +174,91 @@ class LivePlanSearcher(_searcher_base()):  # type: ignore[misc]
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.set_state(pickle.load(f))
+
+
+def plan_campaign(
+    campaign: Any, data: Mapping[str, Any], uri: str, store: Any, reuse: bool, share: bool, log: Callable[[str], None]
+) -> tuple[LivePlan | None, dict[str, Any]]:
+    """(the live plan, what sharing saves) of a campaign's grids, planned together: each
+    dataset's trials share training across every spec (sharing.py), trials identical to
+    FINISHED runs are copied (`reuse`), checkpoints the storage holds are started from. A
+    search samples its trials and ASHA stops them early: those run every trial alone, as Ray
+    plans them (None). `data`: each spec's DataSource (sweep_data.py)."""
+    from ..storage.store import Store
+    from .sharing import dataset_fingerprint, keys_of, plan_cost, share_training
+
+    first = campaign.members[0]
+    if first.search is not None or first.scheduler is not None:
+        return None, {}
+    fingerprints = {
+        spec.file.name: dataset_fingerprint(spec.dataset, data[spec.file.name].root) for spec in campaign.members
+    }
+    groups: dict[str, list[Trial]] = {}
+    for spec in campaign.members:
+        groups.setdefault(fingerprints[spec.file.name], []).extend(spec.trials)
+    reusable: dict[str, str] = {}
+    if reuse:
+        from ..mlflow_log.reuse import find_reusable
+
+        wanted = {keys_of(t.config, fp).identity for fp, trials in groups.items() for t in trials}
+        try:
+            reusable = find_reusable(uri, wanted)
+        except Exception as e:
+            from .errors import SweepError
+
+            raise SweepError(
+                f"cannot look up runs to reuse in the tracking store {uri} ({type(e).__name__}: {e}); "
+                "fix the store or pass --no-reuse"
+            ) from None
+    # the driver asks often: a store that fails fast, so its own retries say when storage is away
+    checkpoints = SharedCheckpoints(Store(store.uri, log=log, attempts=2))
+    stored = checkpoints.available(fresh=True) if share else set()
+    planned: list[Trial] = []
+    alone: list[Trial] = []
+    for fingerprint, trials in groups.items():
+        planned += share_training(trials, fingerprint, reusable, share=share, stored=stored)
+        alone += share_training(trials, fingerprint)
+    cost = plan_cost(alone, planned)
+    sharing = {
+        "trial_epochs_alone": cost.naive,
+        "trial_epochs_shared": cost.shared,
+        "trial_epochs_after_reuse": cost.after_reuse,
+        "reused_trials": cost.reused_trials,
+        "starts": {t.name: t.start.to_dict() for t in planned},
+    }
+    stored_starts = sum(1 for t in planned if t.start.epoch and not t.start.from_trial)
+    log(
+        f"shared training{'' if share else ' OFF (--no-sharing)'}: {cost.naive} trial-epochs if every trial trained "
+        f"alone, {cost.shared} after sharing, {cost.after_reuse} to train"
+        + (f"; {cost.reused_trials} trial(s) reused from the tracking store" if reuse else " (--no-reuse)")
+        + (f"; {stored_starts} start(s) from checkpoints in the storage" if stored_starts else "")
+    )
+    waiting = sum(1 for t in planned if t.start.from_trial)
+    if waiting:
+        log(
+            f"  {waiting} trial(s) start from a checkpoint another trial of this sweep stores (`sweep status`: WAITING)"
+        )
+    policies = []
+    for spec in campaign.members:
+        if spec.file.adaptive is None:
+            continue
+        from .adaptive_seeds import AdaptiveSeedsPolicy
+
+        adaptive = spec.file.adaptive
+        mine = [t for t in planned if t.sweep == spec.file.name]
+        policy = AdaptiveSeedsPolicy(
+            mine,
+            adaptive.metric,
+            adaptive.max,
+            spec.file.reference,
+            "preset" in spec.grid,
+            fingerprints[spec.file.name],
+            (store, spec.file.name),
+        )
+        policies.append(policy)
+        log(
+            f"adaptive seeds ({spec.file.name}): {adaptive.initial} seed(s) each, up to {adaptive.max} where a "
+            f"comparison is not resolved on {adaptive.metric}: "
+            + ", ".join(f"{o} vs {r}" for o, r in policy.pairs.items())
+        )
+    return LivePlan(planned, checkpoints, policies), sharing

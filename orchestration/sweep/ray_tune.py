@@ -216,21 +216,31 @@ def tune_config(spec: SweepSpec, concurrent: int | None, live_plan: Any = None) 
     return tune.TuneConfig(**kwargs)
 
 
-def run_config(spec: SweepSpec, root: StorageURI, verbose: int) -> Any:
-    """Tune's run config. Object storage gets the filesystem storage/uri.py builds (endpoint
-    from the environment, long retries), which Ray sends to every node without credentials."""
+def run_config(campaign: Any, root: StorageURI, verbose: int, state: Any) -> Any:
+    """Tune's run config for a campaign (one spec or several). Object storage gets the
+    filesystem storage/uri.py builds (endpoint from the environment, long retries), which Ray
+    sends to every node without credentials."""
     from ray import tune
 
-    from .console import SweepConsole
+    from .console import ConsolePlan, SweepConsole
+    from .verdicts import verdicts_for
 
+    members = campaign.members
+    plan = ConsolePlan(
+        campaign.name,
+        trials=len(state.planned),
+        epochs_to_train=(state.sharing or {}).get("trial_epochs_after_reuse"),
+        logs=root.display if verbose < 2 else "",  # verbose 2: the trials' lines are on the console
+        verdicts=verdicts_for(members),
+    )
     return tune.RunConfig(
-        name=spec.file.name,
+        name=campaign.name,
         storage_path=root.fs_path,
         storage_filesystem=None if root.is_local else root.filesystem(),
-        failure_config=tune.FailureConfig(max_failures=spec.file.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.file.checkpoint.num_to_keep),
-        verbose=verbose,
-        progress_reporter=SweepConsole(spec.file.name),  # one line per trial update (console.py)
+        failure_config=tune.FailureConfig(max_failures=max(spec.file.max_failures for spec in members)),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=max(spec.file.checkpoint.num_to_keep for spec in members)),
+        verbose=min(verbose, 1),
+        progress_reporter=SweepConsole(plan, verbose=verbose),  # console.py
     )
 
 

@@ -1,37 +1,39 @@
 """Run and resume sweeps with Ray Tune (MLflow through orchestration.mlflow_log).
 
-`run_sweep(spec_path, SweepOptions(...))`: validate and expand the spec, check the tracking
-URI, start or join Ray (every node must see the storage), prepare the data, take the
-resources (the built-in rules; the resource probe's choice only with `resources: auto`),
-plan shared training, create the parent run and `sweep.json`, run the Tuner, then settle
-the runs' states. A failing trial never takes the sweep down; `resume_sweep` continues a
-stopped one. The steps in full: docs/ARCHITECTURE.md, "Module notes: orchestration/sweep/runner.py".
+`run_sweep(spec_paths, SweepOptions(...))`: one spec, or several as one campaign
+(campaign.py); `--rehearse` runs the same plan at tiny scale (rehearsal.py). It validates and
+expands the specs, checks the storage and the tracking URI, starts or joins Ray (every node
+must reach the storage), prepares each spec's data, takes the resources (the built-in rules;
+the resource probe's choice only with `resources: auto`), plans shared training across all
+the specs, creates each spec's experiment and parent run and the sweep's `sweep.json`, runs
+the Tuner, then settles the runs' states (finish.py). A failing trial never takes the sweep
+down; `resume_sweep` continues a stopped one. The steps in full: docs/ARCHITECTURE.md,
+"Module notes: orchestration/sweep/runner.py".
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from reid_core.config import ConfigError
 
-from ..mlflow_log.names import STORAGE, SWEEP_SUMMARY_ARTIFACT, TRIALS_ARTIFACT
-from ..storage import StorageError, StorageURI
+from ..mlflow_log.names import STORAGE
+from ..storage import StorageURI
 from ..storage.check import check_storage
 from ..storage.store import Store
 from . import ray_tune
-from .checkpoints import SharedCheckpoints
+from .campaign import Campaign, load_campaign
 from .errors import SweepError
-from .live_plan import LivePlan, LivePlanSearcher
-from .spec import SweepSpec, load_spec, parse_text
+from .finish import SweepOutcome, fit_and_finish
+from .live_plan import LivePlanSearcher, plan_campaign
+from .spec import parse_text
 from .storage_check import check_nodes_see, sweep_folders
 from .sweep_data import data_location, prepare_data
-from .sweep_folder import SweepState, has_state, open_sweep, storage_root
-from .trial_status import SUMMARY_FILE, format_table, ray_trials, trial_rows
+from .sweep_folder import MemberState, SweepState, has_state, open_sweep, storage_root
 
 __all__ = ["SweepError", "SweepOptions", "SweepOutcome", "run_sweep", "resume_sweep"]
 
@@ -42,12 +44,15 @@ Log = Callable[[str], None]
 class SweepOptions:
     """How a sweep runs: `sweep run` / `sweep resume`'s options, with their defaults.
 
+    `name`: a campaign's name (default: a single spec's own, else `campaign-<hash>`).
     `fresh`: a sweep that already has state is started over (its old local folder renamed
     `<folder>-<timestamp>`) instead of refused. `reuse`: trials identical to FINISHED runs in
     the tracking store are copied, not trained. `share`: trials start from the training they
     share with others. `resources`: 'auto' (the resource probe's choice, cached) or 'defaults'
-    (the built-in rules); None: the spec's. `trial_fn`: the trainable (tests pass a
-    fault-injecting wrapper)."""
+    (the built-in rules); None: the spec's. `rehearse`: the same plan at tiny scale on
+    generated data, then every table (`tables_out`, default ./tables). `trial_fn`: the
+    trainable (tests pass a fault-injecting wrapper). `verbose`: 2 shows each trial's own
+    lines (its epochs, MLflow's notices) on the console, not only in its log file."""
 
     address: str | None = None
     gpus_per_trial: float | None = None
@@ -55,11 +60,14 @@ class SweepOptions:
     tracking_uri: str | None = None
     storage: str | None = None
     runs_dir: str | os.PathLike[str] = "runs"
+    name: str | None = None
     fresh: bool = False
     reuse: bool = True
     share: bool = True
     resources: str | None = None
     reprobe: bool = False
+    rehearse: bool = False
+    tables_out: str | os.PathLike[str] | None = None
     verbose: int = 1
     log: Log = print
     trial_fn: Callable[..., None] | None = None
@@ -73,128 +81,127 @@ class SweepOptions:
             raise ConfigError(f"--resources: one of auto, defaults, got {self.resources!r}")
 
 
-@dataclass
-class SweepOutcome:
-    name: str
-    sweep_dir: str
-    parent_run_id: str
-    tracking_uri: str
-    trials: list[dict[str, Any]] = field(default_factory=list)
-    wall_seconds: float = 0.0
-    interrupted: bool = False
-    counts: dict[str, int] = field(default_factory=dict)
+def load(spec_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], options: SweepOptions) -> Campaign:
+    """The campaign of `spec_paths`, at rehearsal scale with `options.rehearse`."""
+    paths = [spec_paths] if isinstance(spec_paths, (str, os.PathLike)) else list(spec_paths)
+    if not options.rehearse:
+        return load_campaign(paths, options.name)
+    from .rehearsal import REHEARSAL_SUFFIX, rehearsal_specs
 
-    @property
-    def all_failed(self) -> bool:
-        return bool(self.trials) and all(row["status"] == "ERROR" for row in self.trials)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "sweep_dir": self.sweep_dir,
-            "parent_run_id": self.parent_run_id,
-            "tracking_uri": self.tracking_uri,
-            "wall_seconds": self.wall_seconds,
-            "interrupted": self.interrupted,
-            "counts": self.counts,
-            "trials": self.trials,
-        }
+    name = f"{options.name}{REHEARSAL_SUFFIX}" if options.name else None  # never the real run's state
+    return load_campaign(paths, name, specs=rehearsal_specs(paths))
 
 
-def run_sweep(spec_path: str | os.PathLike[str], options: SweepOptions = SweepOptions()) -> SweepOutcome:
-    """Validate, prepare and run a sweep (module docstring); returns its outcome. A sweep
-    that already has state is refused (resume it), unless `options.fresh`."""
+def run_sweep(
+    spec_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], options: SweepOptions = SweepOptions()
+) -> SweepOutcome:
+    """Validate, prepare and run a sweep or campaign (module docstring); returns its outcome.
+    A sweep that already has state is refused (resume it), unless `options.fresh`."""
     from ..mlflow_log import SweepTracker, check_tracking_uri, resolve_tracking_uri
 
     began = time.perf_counter()
     log = options.log
-    spec = load_spec(spec_path)
+    campaign = load(spec_paths, options)
+    if not campaign.single:
+        log(f"campaign {campaign.name}: " + ", ".join(spec.file.name for spec in campaign.members))
     root = check_storage(storage_root(options.storage, options.runs_dir), log=log)  # before anything is created
     store = Store(root, log=log)
-    _check_can_start(spec.file.name, store, options.fresh)
+    _check_can_start(campaign.name, store, options.fresh)
     ray_tune.check_address(options.address)  # an unreachable cluster is refused before the store is touched
     uri = resolve_tracking_uri(options.tracking_uri, options.runs_dir)
     log(f"tracking: {check_tracking_uri(uri)}")  # refused credentials stop here: no Ray, no folder, no run
-    started = ray_tune.init_ray(options.address, log)  # before touching any folder: a failed join changes nothing
-    tracker, parent = None, None
+    started = ray_tune.init_ray(options.address, log)
+    tracker, parents = None, []
     try:
-        resources = ray_tune.trial_resources(spec, options.gpus_per_trial)
-        if options.fresh and has_state(store, spec.file.name):
-            _set_aside(root, spec.file.name, log)
-        check_nodes_see(sweep_folders(root, data_location(spec, root)), log)  # before any folder or run
-        data = prepare_data(spec, root, options.runs_dir, log)
-        spec, resources, concurrent, choice = _resources(spec, resources, data.root, data.name, options)
-        live_plan, sharing = _live_plan(spec, uri, data.root, store, options)
+        first = campaign.members[0]
+        resources = ray_tune.trial_resources(first, options.gpus_per_trial)
+        if options.fresh and has_state(store, campaign.name):
+            _set_aside(root, campaign.name, log)
+        folders = [f for spec in campaign.members for f in sweep_folders(root, data_location(spec, root))]
+        check_nodes_see(list({(f.path, f.uri): f for f in folders}.values()), log)  # before any folder or run
+        data = {spec.file.name: prepare_data(spec, root, options.runs_dir, log) for spec in campaign.members}
+        campaign, resources, concurrent, choice = _resources(campaign, resources, data[first.file.name], options)
+        live_plan, sharing = plan_campaign(campaign, data, uri, store, options.reuse, options.share, log)
         tracker = SweepTracker(uri)
-        experiment_id = tracker.experiment(spec.file.name, spec.file.description)
-        parent = tracker.start_parent(
-            experiment_id,
-            spec.file.name,
-            spec.text,
-            spec.planned(),
-            extra_tags={STORAGE: root.join(spec.file.name).display},
-        )
-        if choice is not None:
-            from ..probe import record
+        members = []
+        for spec in campaign.members:
+            experiment_id = tracker.experiment(spec.file.name, spec.file.description)
+            experiment = root.join(campaign.name).display
+            parent = tracker.start_parent(
+                experiment_id, spec.file.name, spec.text, spec.planned(), extra_tags={STORAGE: experiment}
+            )
+            parents.append(parent)
+            if choice is not None:
+                from ..probe import record
 
-            record(tracker, parent, choice, log)
+                record(tracker, parent, choice, log)
+            source = data[spec.file.name]
+            members.append(
+                MemberState(
+                    name=spec.file.name,
+                    spec_source=str(Path(spec.source).resolve()),
+                    spec_text=spec.text,
+                    experiment_id=experiment_id,
+                    parent_run_id=parent,
+                    data_source=source.source,
+                    data_name=source.name,
+                    data_sha256=source.sha256,
+                    checkpoint_every=spec.file.checkpoint.every,
+                    planned=spec.planned(),
+                )
+            )
         state = SweepState(
-            name=spec.file.name,
-            spec_source=str(Path(spec.source).resolve()),
-            spec_text=spec.text,
+            name=campaign.name,
             tracking_uri=uri,
-            experiment_id=experiment_id,
-            parent_run_id=parent,
             storage=str(root),
-            data_source=data.source,
-            data_name=data.name,
-            data_sha256=data.sha256,
             resources=resources,
             max_concurrent=concurrent,
-            checkpoint_every=spec.file.checkpoint.every,
-            num_trials=spec.num_trials,
-            planned=spec.planned(),
+            members=members,
             sharing=sharing,
+            rehearsal=options.rehearse,
         )
         state.write(store, options.runs_dir)
+        trials = sum(spec.num_trials for spec in campaign.members)
         log(
-            f"sweep {spec.file.name}: {spec.num_trials} trial(s), {resources['cpu']:g} CPU + {resources['gpu']:g} GPU "
-            f"each, max_concurrent={concurrent or 'auto'}, max_failures={spec.file.max_failures}; storage "
-            f"{state.experiment.display}; MLflow {uri} (experiment {spec.file.name}, parent run {parent})"
+            f"sweep {campaign.name}: {trials} trial(s), {resources['cpu']:g} CPU + {resources['gpu']:g} GPU each, "
+            f"max_concurrent={concurrent or 'auto'}; storage {state.experiment.display}; MLflow {uri}: "
+            + state.tracking_label
         )
         from ray import tune
 
         tuner = tune.Tuner(
-            ray_tune.trainable(state.context(), resources, options.trial_fn),
-            param_space=ray_tune.param_space(spec) if live_plan is None else {},
-            tune_config=ray_tune.tune_config(spec, concurrent, live_plan and LivePlanSearcher(live_plan)),
-            run_config=ray_tune.run_config(spec, root, options.verbose),
+            ray_tune.trainable(state.context(trial_logs=options.verbose < 2), resources, options.trial_fn),
+            param_space=ray_tune.param_space(first) if live_plan is None else {},
+            tune_config=ray_tune.tune_config(first, concurrent, live_plan and LivePlanSearcher(live_plan)),
+            run_config=ray_tune.run_config(campaign, root, options.verbose, state),
         )
     except BaseException as e:
-        if parent is not None:  # never leave a parent run RUNNING for a sweep that did not start
+        for parent in parents:  # never leave a parent run RUNNING for a sweep that did not start
             try:
                 tracker.fail_parent(parent, f"{type(e).__name__}: {e}")  # type: ignore[union-attr]
             except Exception:
                 pass
         ray_tune.shutdown_ray(started)
         raise
-    return _fit_and_finish(tuner, state, store, options, began, started)
+    return fit_and_finish(tuner, state, store, options, began, started)
 
 
 def _resources(
-    spec: SweepSpec, resources: dict[str, float], data_root: str, data_name: str, options: SweepOptions
-) -> tuple[SweepSpec, dict[str, float], int | None, Any]:
-    """(spec, per-trial resources, max_concurrent, the probe's choice or None): the built-in
-    rules, or with `resources: auto` the resource probe's choice (cached per machine)."""
-    mode = options.resources or spec.file.resources.mode
+    campaign: Campaign, resources: dict[str, float], data: Any, options: SweepOptions
+) -> tuple[Campaign, dict[str, float], int | None, Any]:
+    """(campaign, per-trial resources, max_concurrent, the probe's choice or None): the built-in
+    rules, or with `resources: auto` the resource probe's choice (cached per machine; the
+    first spec's first trial is what is measured)."""
+    first = campaign.members[0]
+    mode = options.resources or first.file.resources.mode
     if mode != "auto":
-        return spec, resources, ray_tune.max_concurrent(options.max_concurrent, spec), None
+        return campaign, resources, ray_tune.max_concurrent(options.max_concurrent, first), None
     from ..probe import apply_choice, choose_resources
 
     choice = choose_resources(
-        spec,
-        data_root,
-        data_name,
+        first,
+        data.root,
+        data.name,
         default_resources=resources,
         reprobe=options.reprobe,
         gpus_per_trial=options.gpus_per_trial,
@@ -203,75 +210,9 @@ def _resources(
     )
     for line in choice.lines():
         options.log(line)
-    concurrent = ray_tune.max_concurrent(options.max_concurrent, spec, choice.max_concurrent)
-    return apply_choice(spec, choice), choice.resources, concurrent, choice
-
-
-def _live_plan(
-    spec: SweepSpec, uri: str, data_root: str, store: Store, options: SweepOptions
-) -> tuple[LivePlan | None, dict[str, Any]]:
-    """(the live plan, what sharing saves) of a grid sweep. A search samples its trials and
-    ASHA stops them early: those run every trial alone, as Ray plans them (None)."""
-    if spec.search is not None or spec.scheduler is not None:
-        return None, {}
-    from .sharing import dataset_fingerprint, keys_of, plan_cost, share_training
-
-    log = options.log
-    fingerprint = dataset_fingerprint(spec.dataset, data_root)
-    reusable: dict[str, str] = {}
-    if options.reuse:
-        from ..mlflow_log.reuse import find_reusable
-
-        try:
-            reusable = find_reusable(uri, {keys_of(t.config, fingerprint).identity for t in spec.trials})
-        except Exception as e:
-            raise SweepError(
-                f"cannot look up runs to reuse in the tracking store {uri} ({type(e).__name__}: {e}); "
-                "fix the store or pass --no-reuse"
-            ) from None
-    # the driver asks often: a store that fails fast, so its own retries say when storage is away
-    checkpoints = SharedCheckpoints(Store(store.uri, log=log, attempts=2))
-    stored = checkpoints.available(fresh=True) if options.share else set()
-    trials = share_training(spec.trials, fingerprint, reusable, share=options.share, stored=stored)
-    cost = plan_cost(share_training(spec.trials, fingerprint), trials)
-    sharing = {
-        "trial_epochs_alone": cost.naive,
-        "trial_epochs_shared": cost.shared,
-        "trial_epochs_after_reuse": cost.after_reuse,
-        "reused_trials": cost.reused_trials,
-        "starts": {t.name: t.to_dict()["start"] for t in trials},
-    }
-    log(
-        f"shared training{'' if options.share else ' OFF (--no-sharing)'}: {cost.naive} trial-epochs if every "
-        f"trial trained alone, {cost.shared} after sharing, {cost.after_reuse} to train"
-        + (f" ({cost.reused_trials} trial(s) reused from the tracking store)" if options.reuse else " (--no-reuse)")
-    )
-    for t in trials:
-        if t.start.reuse_run:
-            log(f"  {t.name}: reuses FINISHED run {t.start.reuse_run}")
-        elif t.start.epoch:
-            what = "finishes from" if t.start.epoch == t.total_epochs else "starts from"
-            source = t.start.from_trial or f"the stored checkpoint {t.start.checkpoint}"
-            log(f"  {t.name}: {what} {source} at epoch {t.start.epoch}/{t.total_epochs}")
-    policy = None
-    if spec.file.adaptive is not None:
-        from .adaptive_seeds import AdaptiveSeedsPolicy
-
-        adaptive = spec.file.adaptive
-        policy = AdaptiveSeedsPolicy(
-            trials,
-            adaptive.metric,
-            adaptive.max,
-            spec.file.reference,
-            "preset" in spec.grid,
-            fingerprint,
-            (store, spec.file.name),
-        )
-        log(
-            f"adaptive seeds: {adaptive.initial} seed(s) each, up to {adaptive.max} where a comparison is not "
-            f"resolved on {adaptive.metric}: " + ", ".join(f"{o} vs {r}" for o, r in policy.pairs.items())
-        )
-    return LivePlan(trials, checkpoints, policy), sharing
+    concurrent = ray_tune.max_concurrent(options.max_concurrent, first, choice.max_concurrent)
+    members = tuple(apply_choice(spec, choice) for spec in campaign.members)
+    return Campaign(campaign.name, members), choice.resources, concurrent, choice
 
 
 def _check_can_start(name: str, store: Store, fresh: bool) -> None:
@@ -322,19 +263,23 @@ def resume_sweep(name_or_path: str, options: SweepOptions = SweepOptions()) -> S
         )
     ray_tune.check_address(options.address)
     log(f"tracking: {check_tracking_uri(state.tracking_uri)}")
-    spec = parse_text(state.spec_text, state.spec_source, check_paths=False)
-    if spec.dataset.is_synthetic and "://" not in state.data_source and not Path(state.data_source).is_dir():
-        state.data_source = prepare_data(spec, root, options.runs_dir, log).source  # generated data went missing
+    for member in state.members:
+        spec = parse_text(member.spec_text, member.spec_source, check_paths=False)
+        if spec.dataset.is_synthetic and "://" not in member.data_source and not Path(member.data_source).is_dir():
+            member.data_source = prepare_data(spec, root, options.runs_dir, log).source  # generated data went missing
     started = ray_tune.init_ray(options.address, log)
     try:
-        check_nodes_see(sweep_folders(root, state.data_source), log)
-        SweepTracker(state.tracking_uri).reopen_parent(state.parent_run_id)
+        folders = [f for member in state.members for f in sweep_folders(root, member.data_source)]
+        check_nodes_see(list({(f.path, f.uri): f for f in folders}.values()), log)
+        tracker = SweepTracker(state.tracking_uri)
+        for member in state.members:
+            tracker.reopen_parent(member.parent_run_id)
         state.resumed += 1
         state.write(store, options.runs_dir)
-        log(f"sweep {state.name}: resuming from {experiment.display} (MLflow parent run {state.parent_run_id})")
+        log(f"sweep {state.name}: resuming from {experiment.display} (MLflow: {state.tracking_label})")
         tuner = tune.Tuner.restore(
             experiment.fs_path,
-            ray_tune.trainable(state.context(), state.resources, options.trial_fn),
+            ray_tune.trainable(state.context(trial_logs=options.verbose < 2), state.resources, options.trial_fn),
             resume_unfinished=True,
             resume_errored=True,
             storage_filesystem=filesystem,
@@ -342,81 +287,4 @@ def resume_sweep(name_or_path: str, options: SweepOptions = SweepOptions()) -> S
     except BaseException:
         ray_tune.shutdown_ray(started)
         raise
-    return _fit_and_finish(tuner, state, store, options, began, started)
-
-
-def _fit_and_finish(
-    tuner: Any, state: SweepState, store: Store, options: SweepOptions, began: float, started_ray: bool
-) -> SweepOutcome:
-    from ..mlflow_log import SweepTracker
-
-    log = options.log
-    tracker = SweepTracker(state.tracking_uri)
-    try:
-        try:
-            results = tuner.fit()
-        except KeyboardInterrupt:
-            log(f"interrupted: the sweep stays resumable with `compact-reid sweep resume {state.name}`")
-            raise
-        _record_added_trials(state, store, options.runs_dir, tracker, log)
-        outcomes, rows, interrupted = trial_rows(ray_trials(results.experiment_path, results.filesystem))
-        counts = tracker.finalize(state.parent_run_id, state.experiment_id, outcomes, end_parent=not interrupted)
-        wall = time.perf_counter() - began
-        outcome = SweepOutcome(
-            state.name,
-            state.experiment.display,
-            state.parent_run_id,
-            state.tracking_uri,
-            rows,
-            wall,
-            interrupted,
-            counts,
-        )
-        _save_summary(outcome, tracker, store, options.runs_dir, log)
-        log("")
-        log(format_table(rows))
-        failed = sum(1 for row in rows if row["status"] == "ERROR")
-        log(
-            f"sweep {state.name}: {len(rows)} trial(s), {failed} failed, wall {wall:.1f}s; "
-            f"MLflow {state.tracking_uri} (parent run {state.parent_run_id})"
-            + (f"; INTERRUPTED: resume with `compact-reid sweep resume {state.name}`" if interrupted else "")
-        )
-        return outcome
-    finally:
-        ray_tune.shutdown_ray(started_ray)
-
-
-def _record_added_trials(
-    state: SweepState, store: Store, runs_dir: str | os.PathLike[str], tracker: Any, log: Log
-) -> None:
-    """Trials adaptive seeds added join the planned list (sweep.json, the parent's trials.json)."""
-    from .adaptive_seeds import read_added
-
-    have = {t["trial_name"] for t in state.planned}
-    added = [t for t in read_added(store, state.name) if t["trial_name"] not in have]
-    if not added:
-        return
-    state.planned = state.planned + added
-    state.num_trials = len(state.planned)
-    state.write(store, runs_dir)
-    try:
-        tracker.log_parent_json(state.parent_run_id, state.planned, TRIALS_ARTIFACT)
-    except Exception as e:  # never lose the sweep over an artifact
-        log(f"warning: could not update trials.json: {e}")
-
-
-def _save_summary(
-    outcome: SweepOutcome, tracker: Any, store: Store, runs_dir: str | os.PathLike[str], log: Log
-) -> None:
-    summary = outcome.to_dict()
-    text = json.dumps(summary, indent=2, default=str) + "\n"
-    try:
-        store.write_bytes(f"{outcome.name}/{SUMMARY_FILE}", text.encode())
-        (Path(runs_dir) / outcome.name).mkdir(parents=True, exist_ok=True)
-        (Path(runs_dir) / outcome.name / SUMMARY_FILE).write_text(text)
-    except (OSError, StorageError) as e:  # never lose the sweep over a summary file
-        log(f"warning: could not write {SUMMARY_FILE}: {e}")
-    try:
-        tracker.log_parent_json(outcome.parent_run_id, summary, SWEEP_SUMMARY_ARTIFACT)
-    except Exception as e:  # never lose the sweep over a summary artifact
-        log(f"warning: could not log sweep_summary.json: {e}")
+    return fit_and_finish(tuner, state, store, options, began, started)

@@ -194,7 +194,7 @@ def parse_spec(data: Any, source: str = "<string>", text: str = "", check_paths:
     # checked against the preset's milestones before `milestones: [8]` could move them.
     ctx.config(first, overrides, "overrides", written)
     search = _search(file, ctx, base, overrides, grid_keys) if file.search is not None else None
-    trials, max_epochs = _expand(ctx, grid, grid_keys, base, tuple(file.seed_list), overrides)
+    trials, max_epochs = _expand(ctx, grid, grid_keys, base, tuple(file.seed_list), overrides, file.name)
     _check_comparison(file, ctx, trials)
     scheduler = _scheduler(file, ctx, search, max_epochs) if file.scheduler is not None else None
     return SweepSpec(
@@ -397,6 +397,7 @@ def _expand(
     base: str | None,
     seeds: tuple[int, ...],
     overrides: Mapping[str, Any],
+    sweep: str,
 ) -> tuple[list[Trial], int]:
     """Every (preset, axis values, seed): its name and its resolved config, built once here."""
     trials: list[Trial] = []
@@ -414,7 +415,7 @@ def _expand(
                 cfg = ctx.config(preset, {**ov, "seed": seed}, where)
                 max_epochs = max(max_epochs, epoch_counts(cfg).total_epochs)
                 name, point = trial_name(preset if ("preset" in grid or not axes) else None, axes, seed)
-                trials.append(Trial(len(trials), name, point, preset, seed, axes, ov, cfg))
+                trials.append(Trial(len(trials), name, point, preset, seed, axes, ov, cfg, sweep=sweep))
     names = [t.name for t in trials]
     dup = sorted({x for x in names if names.count(x) > 1})
     ctx.check(not dup, "grid", f"two trials would share the name {dup[0] if dup else ''}")

@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..storage import StorageURI
 from ..storage.store import Store
@@ -34,7 +34,7 @@ SWEEP_FILE = "sweep.json"
 DEFAULT_STORAGE = "storage"  # under --runs-dir
 # sweep.json's format. 2: trials travel as frozen Trial records (trial.py), files live under
 # the storage URI; a sweep saved in format 1 (before 2026-12) cannot be resumed by this version.
-STATE_FORMAT = 2
+STATE_FORMAT = 2  # (and several specs in one, a campaign: `members`)
 
 
 def storage_root(storage: str | None, runs_dir: str | os.PathLike[str]) -> StorageURI:
@@ -43,20 +43,54 @@ def storage_root(storage: str | None, runs_dir: str | os.PathLike[str]) -> Stora
 
 
 @dataclass(frozen=True)
-class TrialContext:
-    """What every trial of a sweep shares (passed with `tune.with_parameters`); the trial's
-    own record travels in Ray's `config`."""
+class MemberContext:
+    """What the trials of one spec share: its MLflow experiment and parent run, its data."""
 
-    sweep: str
-    tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    storage: str  # the storage root URI
     data_source: str  # a local folder, or a storage URI staged on each node (sweep_data.py)
     data_name: str
     data_sha256: str | None = None  # a staged archive's checksum, checked on every node
-    threads: int = 1
     checkpoint_every: int = 1
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a sweep (or campaign) shares, passed with `tune.with_parameters`;
+    the trial's own record travels in Ray's `config`, and `trial.sweep` picks its member."""
+
+    sweep: str  # the sweep's (campaign's) name
+    tracking_uri: str
+    storage: str  # the storage root URI
+    members: Mapping[str, MemberContext]
+    threads: int = 1
+    trial_logs: bool = True  # each trial's output to its own file (trial_log.py), not the console
+
+
+@dataclass
+class MemberState:
+    """One spec of a sweep (a campaign has several): its text, MLflow runs, data, trials."""
+
+    name: str
+    spec_source: str
+    spec_text: str
+    experiment_id: str
+    parent_run_id: str
+    data_source: str
+    data_name: str
+    data_sha256: str | None = None
+    checkpoint_every: int = 1
+    planned: list[dict[str, Any]] = field(default_factory=list)
+
+    def context(self) -> MemberContext:
+        return MemberContext(
+            self.experiment_id,
+            self.parent_run_id,
+            self.data_source,
+            self.data_name,
+            self.data_sha256,
+            self.checkpoint_every,
+        )
 
 
 @dataclass
@@ -64,24 +98,19 @@ class SweepState:
     """sweep.json: everything `sweep resume` and `sweep status` need."""
 
     name: str
-    spec_source: str
-    spec_text: str
     tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
     storage: str
-    data_source: str
-    data_name: str
     resources: dict[str, float]
     max_concurrent: int | None
-    checkpoint_every: int
-    num_trials: int
-    data_sha256: str | None = None
-    planned: list[dict[str, Any]] = field(default_factory=list)
+    members: list[MemberState] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     resumed: int = 0
     sharing: dict[str, Any] = field(default_factory=dict)  # what shared training planned (cost, starts)
+    rehearsal: bool = False
     format: int = STATE_FORMAT
+
+    def __post_init__(self) -> None:
+        self.members = [m if isinstance(m, MemberState) else MemberState(**m) for m in self.members]
 
     @property
     def root(self) -> StorageURI:
@@ -92,18 +121,26 @@ class SweepState:
         """Ray Tune's experiment folder (the sweep's own files are there too)."""
         return self.root.join(self.name)
 
-    def context(self) -> TrialContext:
+    @property
+    def planned(self) -> list[dict[str, Any]]:
+        return [trial for member in self.members for trial in member.planned]
+
+    @property
+    def tracking_label(self) -> str:
+        """The MLflow experiments, as printed."""
+        return ", ".join(f"{m.name} (parent run {m.parent_run_id})" for m in self.members)
+
+    def member(self, name: str) -> MemberState:
+        return next(m for m in self.members if m.name == name)
+
+    def context(self, trial_logs: bool = True) -> TrialContext:
         return TrialContext(
             sweep=self.name,
             tracking_uri=self.tracking_uri,
-            experiment_id=self.experiment_id,
-            parent_run_id=self.parent_run_id,
             storage=self.storage,
-            data_source=self.data_source,
-            data_name=self.data_name,
-            data_sha256=self.data_sha256,
+            members={m.name: m.context() for m in self.members},
             threads=max(1, int(self.resources["cpu"])),
-            checkpoint_every=self.checkpoint_every,
+            trial_logs=trial_logs,
         )
 
     def write(self, store: Store, runs_dir: str | os.PathLike[str]) -> None:
@@ -120,21 +157,25 @@ class SweepState:
     def parse(cls, text: str | bytes, where: str) -> "SweepState":
         try:
             saved = json.loads(text)
-            state = cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
-        except (ValueError, TypeError) as e:
+            version = saved.get("format", 1)
+        except (ValueError, AttributeError) as e:
             raise SweepError(
-                f"{where}: unreadable ({type(e).__name__}: {e}); this sweep was written by another "
-                "compact-reid version or is damaged"
+                f"{where}: unreadable ({type(e).__name__}: {e}); damaged, or not a sweep's state"
             ) from None
-        if saved.get("format", 1) != STATE_FORMAT:
+        if version != STATE_FORMAT:
             source = saved.get("spec_source", "SPEC")
             raise SweepError(
-                f"{where}: saved by another compact-reid version (state format {saved.get('format', 1)}, this "
+                f"{where}: saved by another compact-reid version (state format {version}, this "
                 f"version reads {STATE_FORMAT}), so it cannot be resumed here. Start it again with "
                 f"`compact-reid sweep run {source} --fresh`: its FINISHED trials are reused from the "
                 f"tracking store ({saved.get('tracking_uri', '?')}), so only the unfinished ones train again"
             )
-        return state
+        try:
+            return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
+        except TypeError as e:
+            raise SweepError(
+                f"{where}: unreadable ({e}); damaged, or written by another compact-reid version"
+            ) from None
 
 
 def open_sweep(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", storage: str | None = None) -> SweepState:

@@ -52,6 +52,7 @@ from ..mlflow_log.names import (
 from .sweep_data import local_root
 from .sweep_folder import TrialContext
 from .trial import Trial, trial_of
+from .trial_log import TrialLog, log_path
 
 __all__ = ["run_trial", "TrialSession", "CHECKPOINT_FILE"]
 
@@ -94,15 +95,16 @@ class TrialSession:
         self.init_s = self.run_s = self.report_s = 0.0
         self._reporting_since = 0.0
         torch.set_num_threads(max(1, ctx.threads))
+        self.member = ctx.members[trial.sweep] if trial.sweep in ctx.members else next(iter(ctx.members.values()))
         tags = _identity_tags(trial)
         if trial.added_because:
             tags[SEED_ADDED] = trial.added_because
         self.run = wait_for_store(
             lambda: TrialRun.open(
                 ctx.tracking_uri,
-                ctx.experiment_id,
-                ctx.parent_run_id,
-                ctx.sweep,
+                self.member.experiment_id,
+                self.member.parent_run_id,
+                trial.sweep or ctx.sweep,
                 trial.to_dict(with_config=False),
                 trial_id=_ray_trial_id(),
                 extra_tags=tags,
@@ -119,7 +121,11 @@ class TrialSession:
         from .checkpoints import SharedCheckpoints
 
         self.workdir = Path(tempfile.mkdtemp(prefix=f"compact-reid-{self.trial.name}-"))
-        self.checkpoints = SharedCheckpoints(Store(self.ctx.storage, log=self.log))
+        store = Store(self.ctx.storage, log=self.log)
+        self.checkpoints = SharedCheckpoints(store)
+        self.output = None
+        if self.ctx.trial_logs:
+            self.output = TrialLog(store, log_path(self.ctx.sweep, self.trial.name), self.workdir).__enter__()
         self.monitor = None  # MLflow's system metrics, from when this attempt trains
         return self
 
@@ -135,6 +141,8 @@ class TrialSession:
         finally:
             if self.monitor is not None:
                 self.monitor.finish()
+            if self.output is not None:
+                self.output.__exit__()
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # Nothing to train ----------------------------------------------------------------------
@@ -151,7 +159,8 @@ class TrialSession:
             if reused is not None:
                 return reused
         self.monitor = self.run.start_system_metrics(self.log)
-        self.data_root = local_root(self.ctx.data_source, self.ctx.data_name, self.ctx.data_sha256, self.log)
+        member = self.member
+        self.data_root = local_root(member.data_source, member.data_name, member.data_sha256, self.log)
         self.trainer = self._build_trainer(ray_checkpoint)
         self._publish_due()  # a trial that inherited up to a published epoch
         self._log_start()
@@ -203,7 +212,7 @@ class TrialSession:
         inherited = None if ray_checkpoint is not None else self._producer_checkpoint()
         begun = time.perf_counter()
         trainer = Trainer(
-            self.trial.config, self.data_root, self.workdir, dataset_name=self.ctx.data_name, log=self.log
+            self.trial.config, self.data_root, self.workdir, dataset_name=self.member.data_name, log=self.log
         )
         self.init_s = time.perf_counter() - begun
         if ray_checkpoint is not None:
@@ -246,7 +255,7 @@ class TrialSession:
         about = self.checkpoints.info(start.checkpoint, start.epoch)
         source = about.get("run_id") or start.from_trial or start.checkpoint
         self.run.set_tags({SHARED_FROM: f"{source}@{start.epoch}", INHERITED_EPOCHS: start.epoch})
-        other_sweep = about.get("sweep") not in (None, self.ctx.sweep)
+        other_sweep = about.get("sweep") not in (None, self.trial.sweep)
         self.log(
             f"inherited epochs 1-{start.epoch} from {about.get('trial') or start.from_trial}"
             + (f" of sweep {about['sweep']}" if other_sweep else "")
@@ -313,9 +322,11 @@ class TrialSession:
 
         self._reporting_since = time.perf_counter()
         epoch = int(metrics["epoch"])
-        if epoch != self.trainer.total_epochs and epoch % max(1, self.ctx.checkpoint_every):
+        if epoch != self.trainer.total_epochs and epoch % max(1, self.member.checkpoint_every):
             yield None
             return
+        if self.output is not None:
+            self.output.sync()
         with tempfile.TemporaryDirectory(prefix="ckpt-", dir=self.workdir) as folder:
             self.trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
             yield tune.Checkpoint.from_directory(folder)
@@ -336,7 +347,7 @@ class TrialSession:
         """Store the checkpoints this trial publishes (for its consumers, and later sweeps)."""
         for epoch, key in self.trial.start.publish:
             if epoch == self.trainer.epoch:
-                about = {"trial": self.trial.name, "sweep": self.ctx.sweep, "run_id": self.run.run_id}
+                about = {"trial": self.trial.name, "sweep": self.trial.sweep, "run_id": self.run.run_id}
                 began = time.perf_counter()
                 size = self.checkpoints.publish(key, epoch, self.trainer.save_checkpoint, self.workdir, about)
                 took = time.perf_counter() - began

@@ -95,6 +95,7 @@ class Trial:
     config: TrainConfig = field(repr=False)
     start: Start = Start()
     added_because: str = ""  # adaptive seeds: why this seed was added
+    sweep: str = ""  # the spec it comes from (its MLflow experiment); a campaign runs several
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "axes", MappingProxyType(dict(self.axes)))
@@ -165,6 +166,8 @@ class Trial:
         }
         if self.added_because:
             out["added_because"] = self.added_because
+        if self.sweep:
+            out["sweep"] = self.sweep
         if with_config:
             out["config"] = to_dict(self.config)
             out["start"] = self.start.to_dict()
@@ -183,6 +186,7 @@ class Trial:
             config=from_dict(TrainConfig, data["config"]),
             start=Start.from_dict(data.get("start") or {}),
             added_because=str(data.get("added_because", "")),
+            sweep=str(data.get("sweep", "")),
         )
 
 

@@ -123,7 +123,8 @@ def mlflow_rows(state: SweepState) -> dict[str, dict[str, Any]] | None:
 
     try:
         with quick_failing():
-            runs = SweepTracker(state.tracking_uri).children(state.parent_run_id, state.experiment_id)
+            tracker = SweepTracker(state.tracking_uri)
+            runs = [r for m in state.members for r in tracker.children(m.parent_run_id, m.experiment_id)]
     except Exception:
         return None
     out = {}
@@ -209,7 +210,8 @@ def sweep_status(
         "experiment_path": experiment.display,
         "storage": state.root.display,
         "tracking_uri": state.tracking_uri,
-        "parent_run_id": state.parent_run_id,
+        "parent_run_id": state.members[0].parent_run_id,
+        "parent_runs": {m.name: m.parent_run_id for m in state.members},
         "ray_state": state_found,
         "counts": counts,
         "trials": rows,
