@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "k8s",
         help="Kubernetes: a sweep as a KubeRay RayJob, and its credentials' Secret",
         description="Render what `kubectl apply` needs to run a sweep on Kubernetes with KubeRay "
-        "(docs/KUBERNETES.md). Nothing here talks to a cluster.",
+        "(docs/CLUSTER.md, 'Kubernetes'). Nothing here talks to a cluster.",
     )
     commands = parser.add_subparsers(dest="k8s_command", required=True, metavar="SUBCOMMAND")
 

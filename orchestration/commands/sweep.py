@@ -238,8 +238,11 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
+    from orchestration.mlflow_log.store import quiet_store_logs
     from orchestration.sweep.runner import SweepOptions, run_sweep
 
+    if not args.verbose:
+        quiet_store_logs()
     options = SweepOptions(
         name=args.name,
         rehearse=args.rehearse,
@@ -272,8 +275,11 @@ def _exit_code(outcome: Any) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
+    from orchestration.mlflow_log.store import quiet_store_logs
     from orchestration.sweep.runner import SweepOptions, resume_sweep
 
+    if not args.verbose:
+        quiet_store_logs()
     options = SweepOptions(
         address=args.address, runs_dir=args.runs_dir, storage=args.storage, verbose=2 if args.verbose else 1
     )

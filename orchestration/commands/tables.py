@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import sys
 from pathlib import Path
 
-from orchestration.mlflow_log.store import resolve_tracking_uri  # the one URI rule (imports no mlflow)
+from orchestration.mlflow_log.store import quiet_store_logs, resolve_tracking_uri  # imports no mlflow
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +54,7 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking", "mlflow.store"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_store_logs()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ def header_lines(
     where = f" -n {namespace}" if namespace else ""
     required = ", ".join(credential.name for credential in CREDENTIALS if credential.for_s3)
     return [
-        f"Sweep {sweep!r} as a KubeRay RayJob (rendered by `compact-reid k8s manifest`; docs/KUBERNETES.md).",
+        f"Sweep {sweep!r} as a KubeRay RayJob (rendered by `compact-reid k8s manifest`; docs/CLUSTER.md, 'Kubernetes').",
         "Needs: the KubeRay operator (1.1 or later) in the cluster; the image "
         f"{image_ref} (deploy/Dockerfile) pullable by the nodes;",
         f"the Secret {secret!r} in the same namespace ({required} required with S3, the rest optional):",

@@ -315,3 +315,12 @@ def read_json_artifact(client: Any, run_id: str, path: str) -> Any:
 
     with tempfile.TemporaryDirectory() as tmp:
         return json.loads(Path(client.download_artifacts(run_id, path, tmp)).read_text())
+
+
+def quiet_store_logs() -> None:
+    """Keep the store's migration chatter ("Creating initial MLflow database tables...") off a
+    command's console; warnings still show."""
+    import logging
+
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking", "mlflow.store"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -28,6 +28,7 @@ from .trial_status import SUMMARY_FILE, format_table, ray_trials, trial_rows
 __all__ = ["SweepOutcome", "fit_and_finish"]
 
 Log = Callable[[str], None]
+TABLE_ROWS = 30  # a wider sweep's table lists only the trials that did not finish (it must fit a screen)
 
 
 @dataclass
@@ -106,7 +107,11 @@ def fit_and_finish(
             outcome.tables = _tables(state, options, log)
         _save_summary(outcome, state, tracker, store, options.runs_dir, log)
         log("")
-        log(format_table(rows))
+        shown = rows if len(rows) <= TABLE_ROWS else [row for row in rows if row["status"] != "TERMINATED"]
+        if shown:
+            log(format_table(shown))
+        if len(rows) > TABLE_ROWS:
+            log(f"({len(rows) - len(shown)} finished trial(s) not listed: `compact-reid sweep status {state.name}`)")
         failed = sum(1 for row in rows if row["status"] == "ERROR")
         realized = (
             f"; trained {outcome.trained_epochs} trial-epochs (planned {outcome.planned_epochs})"
@@ -187,11 +192,12 @@ def _tables(state: SweepState, options: Any, log: Log) -> dict[str, str]:
     written = {}
     for member in state.members:
         folder = out / member.name
+        began = time.perf_counter()
         try:
             files = write_experiment_tables(member.name, state.tracking_uri, folder)
         except Exception as e:  # noqa: BLE001 - a report bug is what a rehearsal is for: say it, keep the rest
             log(f"tables of {member.name}: FAILED: {type(e).__name__}: {e}")
             continue
         written[member.name] = str(folder)
-        log(f"tables of {member.name}: {len(files)} files in {folder}")
+        log(f"tables of {member.name}: {len(files)} files in {folder} ({time.perf_counter() - began:.1f}s)")
     return written

@@ -30,12 +30,12 @@ from .spec import SweepSpec, parse_spec
 __all__ = ["REHEARSAL_DATA", "REHEARSAL_SCALE", "REHEARSAL_SUFFIX", "rehearsal_specs", "plan_differences"]
 
 REHEARSAL_SUFFIX = "-rehearsal"
-# 12 training identities, 4 images each, 3 cameras: a few batches an epoch, a gallery to rank.
-REHEARSAL_DATA = {"ids": 24, "train_ids": 12, "cameras": 3, "images_per_id": 4, "seed": 0, "size": [80, 32]}
+# 8 training identities, 4 images each, 3 cameras: two batches an epoch, a gallery to rank.
+REHEARSAL_DATA = {"ids": 16, "train_ids": 8, "cameras": 3, "images_per_id": 4, "seed": 0, "size": [64, 32]}
 # What "scale" means here: every other field is the plan.
 REHEARSAL_SCALE: dict[str, Any] = {
     "schedule.scale": 0.02,  # the paper's 350 + 15 x 35 epochs: 7 main (both LR drops kept) + 1 per SWAG cycle
-    "model.input_height": 80,
+    "model.input_height": 64,
     "model.input_width": 32,
     "data.p": 4,
     "data.k": 4,

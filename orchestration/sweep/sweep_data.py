@@ -82,7 +82,7 @@ def local_root(source: str, name: str, sha256: str | None, log: Log = print) -> 
 
 
 def _find_root(folder: Path, name: str) -> Path:
-    from reid_core.data.datasets import find_root
+    from reid_core.data.layout import find_root
 
     return Path(find_root(folder, name))
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.datasets import FILE_NAME_PATTERN
+from ..data.layout import FILE_NAME_PATTERN
 from ..errors import DataError
 from ..evaluation import compute_distance, evaluate
 from .features import FeatureSet, check_compatible

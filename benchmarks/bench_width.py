@@ -1,0 +1,124 @@
+"""What the orchestration itself costs as the grid widens: 4, 15, 55 and 115 trials.
+
+Each width is a rehearsal (`sweep run --rehearse`: the real plan at tiny scale on generated
+data) of shipped specs, run in this process on a fresh runs folder, one after the other:
+
+    4    smoke
+    15   gem_p_init
+    55   table3_ablation
+    115  table3_ablation + table4_swag + swag_cycles + gem_p_init + width_multiplier (one campaign)
+
+Per width it prints:
+- the per-trial overhead outside training: inside the trial (its wall time minus the time in
+  reid_core's Trainer: MLflow run creation and logging, the Trainer's construction, data
+  staging, checkpoints and reports), and around it (the sweep's wall time x the trials at
+  once, minus the trials' own wall time, per trial: Ray scheduling, worker start);
+- the driver's CPU time and peak memory (this process: it is the driver);
+- the MLflow store's size and its write rate (bytes, metric rows and rows a second);
+- the time to build every table and figure of the sweep's experiments.
+
+    python benchmarks/bench_width.py [--widths 4,15,55,115] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WIDTHS = {
+    4: ["smoke"],
+    15: ["gem_p_init"],
+    55: ["table3_ablation"],
+    115: ["table3_ablation", "table4_swag", "swag_cycles", "gem_p_init", "width_multiplier"],
+}
+
+
+def _store_figures(runs: Path) -> dict:
+    db = runs / "mlflow.db"
+    size = db.stat().st_size + sum(p.stat().st_size for p in (runs / "mlartifacts").rglob("*") if p.is_file())
+    with sqlite3.connect(db) as connection:
+        metrics = connection.execute("select count(*) from metrics").fetchone()[0]
+        runs_count = connection.execute("select count(*) from runs").fetchone()[0]
+    return {"store_mb": size / 1e6, "metric_rows": metrics, "mlflow_runs": runs_count}
+
+
+def measure(width: int, work: Path) -> dict:
+    from orchestration.sweep.runner import SweepOptions, run_sweep
+
+    specs = [REPO / "sweeps" / f"{name}.yaml" for name in WIDTHS[width]]
+    runs = work / f"runs-{width}"
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.perf_counter()
+    lines: list[str] = []
+    outcome = run_sweep(
+        specs,
+        SweepOptions(
+            runs_dir=runs, rehearse=True, name=f"width{width}", tables_out=work / f"tables-{width}", log=lines.append
+        ),
+    )
+    wall = time.perf_counter() - began
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    rows = [row for row in outcome.trials if row.get("trial_wall_s") is not None]
+    concurrency = 2  # the tiny specs ask 1 CPU a trial; this machine has 2
+    inside = [row["trial_wall_s"] - (row.get("trainer_run_s") or 0.0) for row in rows]
+    around = (outcome.wall_seconds * concurrency - sum(row["trial_wall_s"] for row in rows)) / max(len(rows), 1)
+    tables_s = [
+        float(line.rsplit("(", 1)[1].rstrip("s)"))
+        for line in lines
+        if line.startswith("tables of ") and line.endswith("s)")
+    ]
+    store = _store_figures(runs)
+    figures = {
+        "width": width,
+        "trials": len(outcome.trials),
+        "wall_s": wall,
+        "trained_epochs": outcome.trained_epochs,
+        "planned_epochs": outcome.planned_epochs,
+        "overhead_inside_s": sum(inside) / max(len(inside), 1),
+        "overhead_around_s": around,
+        "driver_cpu_s": (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
+        "driver_peak_rss_mb": cpu_after.ru_maxrss / 1024,
+        **store,
+        "metric_rows_per_s": store["metric_rows"] / wall,
+        "tables_s": sum(tables_s),
+        "console_lines": len(lines),
+    }
+    print(json.dumps(figures), flush=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--widths", default="4,15,55,115")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    os.environ.pop("MARKET1501_ROOT", None)  # a rehearsal needs no dataset
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-width-") as tmp:
+        for width in (int(w) for w in args.widths.split(",")):
+            results.append(measure(width, Path(tmp)))
+    print(
+        f"{'trials':>6} {'wall s':>7} {'inside s':>8} {'around s':>8} {'driver cpu s':>12} {'rss MB':>7} "
+        f"{'store MB':>8} {'rows/s':>7} {'tables s':>8}"
+    )
+    for row in results:
+        print(
+            f"{row['trials']:>6} {row['wall_s']:>7.0f} {row['overhead_inside_s']:>8.2f} {row['overhead_around_s']:>8.2f} "
+            f"{row['driver_cpu_s']:>12.1f} {row['driver_peak_rss_mb']:>7.0f} {row['store_mb']:>8.1f} "
+            f"{row['metric_rows_per_s']:>7.1f} {row['tables_s']:>8.1f}"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
