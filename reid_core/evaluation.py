@@ -16,6 +16,7 @@ The numbers are identical to the reference per-query loop (see tests/core/test_e
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
@@ -338,6 +339,9 @@ def compute_distance(
     g = torch.as_tensor(gf).float()
     if q.dim() != 2 or g.dim() != 2 or q.shape[1] != g.shape[1]:
         raise ValueError(f"features must be [N, D] with the same D, got {tuple(q.shape)} and {tuple(g.shape)}")
+    scale = _overflow_scale(q, g) if metric == "euclidean" else 1.0
+    if scale != 1.0:
+        q, g = q / scale, g / scale
     dev = torch.device(device) if device is not None else g.device
     g = g.to(dev)
     if metric == "cosine":
@@ -358,7 +362,19 @@ def compute_distance(
                 dc = _euclidean(qc, g, g_sq, out=target)
             if target is None:
                 out[s : s + chunk_size] = dc.cpu().numpy()
+    if scale != 1.0:
+        out *= scale
     return out
+
+
+def _overflow_scale(q: torch.Tensor, g: torch.Tensor) -> float:
+    """A power of two that brings features whose squares would overflow float32 (above
+    2**60: unnormalised embeddings of a barely trained network) into range; 1 otherwise.
+    Dividing by a power of two is exact, so the distances only change where they overflowed."""
+    largest = max(float(q.abs().max()) if q.numel() else 0.0, float(g.abs().max()) if g.numel() else 0.0)
+    if not math.isfinite(largest) or largest < 2.0**60:  # non-finite: left for the caller's check to name
+        return 1.0
+    return 2.0 ** math.ceil(math.log2(largest))
 
 
 def evaluate_model(

@@ -24,8 +24,15 @@ class GeM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
             p = self.p.float()
-            x = x.float().clamp(min=self.eps).pow(p)  # clamp BEFORE the power
-            return F.adaptive_avg_pool2d(x, 1).pow(1.0 / p).flatten(1)
+            x = x.float().clamp(min=self.eps)  # clamp BEFORE the power
+            pooled = F.adaptive_avg_pool2d(x.pow(p), 1).pow(1.0 / p).flatten(1)
+            if not self.training and not torch.isfinite(pooled).all():
+                # x**p overflowed (huge activations: a network without L2 normalisation on
+                # little data, seen in a rehearsal): the same mean of each map taken relative
+                # to its maximum. Only then, so results that were finite stay bit for bit.
+                scale = x.amax(dim=(2, 3), keepdim=True)
+                pooled = (F.adaptive_avg_pool2d((x / scale).pow(p), 1).pow(1.0 / p) * scale).flatten(1)
+            return pooled
 
     def extra_repr(self) -> str:
         return f"p={self.p.item():.4f}, eps={self.eps}"

@@ -222,3 +222,21 @@ def test_complexity_matches_paper_table1():
     assert math.isclose(two["macs"], 1.68e9, rel_tol=0.05)
     assert math.isclose(one["macs"], 0.72e9, rel_tol=0.06)
     assert one["params_with_classifiers"] - one["params"] == 2 * 512 * 751
+
+
+def test_gem_of_huge_activations_stays_finite_in_evaluation():
+    """x**p overflows for activations near 1e18 (seen in eval mode on a network without L2
+    normalisation trained on little data); the pooled value is then taken relative to each
+    map's maximum. Finite results are unchanged bit for bit."""
+    import torch
+
+    from reid_core.models.pooling import GeM
+
+    gem = GeM(p=3.0).eval()
+    x = torch.rand(2, 4, 5, 3) + 0.5
+    expected = x.pow(3.0).mean(dim=(2, 3)).pow(1 / 3.0)
+    exponent = gem.p.float()  # the formula as it was: finite results stay bit for bit
+    before = torch.nn.functional.adaptive_avg_pool2d(x.clamp(min=gem.eps).pow(exponent), 1).pow(1.0 / exponent)
+    assert torch.equal(gem(x), before.flatten(1))
+    huge = gem(x * 1e18)
+    assert torch.isfinite(huge).all() and torch.allclose(huge / 1e18, expected, rtol=1e-4)
