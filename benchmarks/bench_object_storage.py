@@ -7,10 +7,11 @@
   it stores), and the dataset archive once per sweep;
 - checkpoint upload time against epoch time (each trial's `report_s`: checkpoints saved and
   reported, S3 against local, per epoch; against `train_seconds` per epoch);
-- staging a generated Market-layout archive of about `--archive-mb` MB: the first trial on
-  a node (download, checksum, unpack, digest), and the ones after it (verification only).
+- staging a generated Market-sized archive (1501 identities, 17 images each; about 150 MB at
+  the default 192x96): the first trial on a node (download, checksum, unpack, digest), and
+  the ones after it (verification only).
 
-    python benchmarks/bench_object_storage.py [--spec sweeps/smoke.yaml] [--archive-mb 150] [--out FILE.json]
+    python benchmarks/bench_object_storage.py [--spec sweeps/smoke.yaml] [--image-size 192x96] [--skip-sweeps] [--out FILE.json]
 
 Loopback S3 has no network latency or bandwidth limit: on a real cluster uploads cost more.
 """
@@ -58,16 +59,22 @@ def _uploads(storage: str, name: str) -> dict:
     return {"per_trial_ray": per_trial, "shared_checkpoints": shared, "data_archive": data, "sweep_files": sweep_files}
 
 
-def _staging(archive_mb: float, work: Path) -> dict:
+def _staging(image_size: tuple[int, int], work: Path) -> dict:
     from orchestration.storage.staging import file_sha256, stage
     from orchestration.storage.store import Store
     from orchestration.sweep.sweep_data import _zip
     from reid_core.data.synth import generate
 
-    images_per_mb = 190  # 128x64 JPEGs of the generator, about 5.3 kB each
-    ids = max(10, int(archive_mb * images_per_mb / 17))
-    began = time.perf_counter()
-    info = generate(work / "market", num_ids=ids, images_per_id=17, num_cameras=6, seed=3, workers=os.cpu_count() or 2)
+    began = time.perf_counter()  # Market-sized: 1501 identities, 17 images each, 6 cameras
+    info = generate(
+        work / "market",
+        num_ids=1501,
+        images_per_id=17,
+        num_cameras=6,
+        seed=3,
+        size=image_size,
+        workers=os.cpu_count() or 2,
+    )
     generated_s = time.perf_counter() - began
     archive = work / "market.zip"
     _zip(work / "market", archive)
@@ -93,7 +100,11 @@ def _staging(archive_mb: float, work: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", default=str(REPO / "sweeps" / "smoke.yaml"))
-    parser.add_argument("--archive-mb", type=float, default=150.0)
+    parser.add_argument(
+        "--image-size",
+        default="192x96",
+        help="HxW of the generated Market-sized archive's images (192x96: about 150 MB; 128x64: about 60 MB)",
+    )
     parser.add_argument("--skip-sweeps", action="store_true", help="only the staging figures")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -149,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 print(f"  shared checkpoints: {results['shared_checkpoints_mb']}")
                 print(f"  dataset archive: {results['data_archive_mb']:.1f} MB once per sweep")
-            staging = _staging(args.archive_mb, work)
+            height, width = (int(v) for v in args.image_size.split("x"))
+            staging = _staging((height, width), work)
             results["staging"] = staging
             print(
                 f"staging a {staging['archive_mb']:.0f} MB archive ({staging['images']} images): first trial on a node "

@@ -14,8 +14,9 @@ Built on reid_core/config_phases.py (when each config field acts):
   stored under a key of everything that acted until then (`checkpoint_key`), in the sweep's
   storage (checkpoints.py), and stay there: a trial whose key and epoch the storage already
   holds starts from it, so a later sweep with the same storage extends that training instead
-  of training it again (`stored`). Every trial stores its end of main phase and its last
-  epoch, and whatever its consumers in this sweep start from.
+  of training it again (`stored`). Every trial stores the phase boundaries it trains through
+  (its end of main phase, the end of each SWAG cycle), so specs run one after another
+  realize what running them together plans (`sweep show --cost`), in any order.
 
 A trial's *identity* is what decides its results: every field that acts (main, swag, eval),
 the seed, the dataset's fingerprint and reid_core's TRAINING_SEMANTICS_VERSION. A preset's
@@ -131,7 +132,7 @@ def share_training(
         start, own = starts[name], keys[name]
         if start.from_trial:  # its producer stores what it starts from
             publish[start.from_trial].add((start.epoch, start.checkpoint))
-        for epoch in (own.main_epochs, own.total_epochs):  # for later sweeps
+        for epoch in own.boundaries():  # for later sweeps: the end of the main phase, of every cycle
             key = own.checkpoint_key(epoch)
             if share and key and start.epoch < epoch and (key, epoch) not in stored:
                 publish[name].add((epoch, key))

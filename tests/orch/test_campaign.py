@@ -100,3 +100,29 @@ def test_a_campaign_plans_what_sweep_show_cost_plans(tmp_path):
         t.trained_epochs == 0 for t in compact
     )
     assert plan_cost(planned).shared == sweep_cost(list(campaign.members))["shared"]
+
+
+def test_the_reproduction_run_spec_after_spec_realizes_the_joint_plan(monkeypatch):
+    """Run one after another with one storage (each spec finding the checkpoints the ones before
+    stored, and reusing their identical FINISHED runs), the five specs train what planning
+    them together does: 40,600 trial-epochs, in any order. Reuse alone gives 43,225."""
+    import itertools
+
+    monkeypatch.setenv("MARKET1501_ROOT", "/nonexistent/market")
+    specs = [load_spec(path, check_paths=False) for path in REPRODUCTION]
+    fingerprint = dataset_fingerprint(specs[0].dataset)
+
+    def one_after_another(order, with_storage: bool) -> int:
+        finished: dict[str, str] = {}
+        stored: set[tuple[str, int]] = set()
+        trained = 0
+        for spec in order:
+            trials = share_training(spec.trials, fingerprint, finished, stored=stored if with_storage else ())
+            trained += sum(t.trained_epochs for t in trials)
+            finished.update({t.start.identity: "run" for t in trials})
+            stored |= {(key, epoch) for t in trials for epoch, key in t.start.publish}
+        return trained
+
+    assert sweep_cost(specs)["shared"] == 40600
+    assert one_after_another(specs, with_storage=False) == 43225
+    assert {one_after_another(order, with_storage=True) for order in itertools.permutations(specs)} == {40600}

@@ -47,7 +47,8 @@ def test_h_starts_from_g_and_compact_1x_is_h():
     starts = {name: t.start for name, t in trials.items()}
     # g trains its 4 main epochs; h starts after them; compact-1x (= h, switch for switch) trains nothing
     assert (starts["g-seed0"].from_trial, _epochs(starts["g-seed0"])) == (None, (4,))
-    assert (starts["h-seed0"].from_trial, starts["h-seed0"].epoch, _epochs(starts["h-seed0"])) == ("g-seed0", 4, (6,))
+    # h stores its two cycle ends (6 for compact-1x, which finishes from it; 5 for later sweeps)
+    assert (starts["h-seed0"].from_trial, starts["h-seed0"].epoch, _epochs(starts["h-seed0"])) == ("g-seed0", 4, (5, 6))
     assert starts["h-seed0"].checkpoint == dict((e, k) for e, k in starts["g-seed0"].publish)[4]
     assert (starts["compact-1x-seed0"].from_trial, starts["compact-1x-seed0"].epoch) == ("h-seed0", 6)
     assert trials["compact-1x-seed0"].trained_epochs == 0 and not starts["compact-1x-seed0"].reevaluate
