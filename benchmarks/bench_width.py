@@ -1,7 +1,8 @@
 """What the orchestration itself costs as the grid widens: 4, 15, 55 and 115 trials.
 
 Each width is a rehearsal (`sweep run --rehearse`: the real plan at tiny scale on generated
-data) of shipped specs, run in this process on a fresh runs folder, one after the other:
+data) of shipped specs, run in a process of its own (the driver) on a fresh runs folder, one
+width after the other:
 
     4    smoke
     15   gem_p_init
@@ -13,11 +14,13 @@ Per width it prints:
   reid_core's Trainer: MLflow run creation and logging, the Trainer's construction, data
   staging, checkpoints and reports), and around it (the sweep's wall time x the trials at
   once, minus the trials' own wall time, per trial: Ray scheduling, worker start);
-- the driver's CPU time and peak memory (this process: it is the driver);
+- the driver's CPU time and peak memory (the width's own process), and the trial workers'
+  peak memory (Ray's reused workers run trial after trial);
 - the MLflow store's size and its write rate (bytes, metric rows and rows a second);
 - the time to build every table and figure of the sweep's experiments.
 
     python benchmarks/bench_width.py [--widths 4,15,55,115] [--out FILE.json]
+    python benchmarks/bench_width.py --one 15 --work DIR     # one width, in this process
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import json
 import os
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +55,34 @@ def _store_figures(runs: Path) -> dict:
     return {"store_mb": size / 1e6, "metric_rows": metrics, "mlflow_runs": runs_count}
 
 
+class WorkerPeak:
+    """The largest resident size any Ray trial worker under this process reached (sampled)."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        import psutil
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            me = psutil.Process()
+            while not self._stop.wait(every_s):
+                for child in me.children(recursive=True):
+                    try:
+                        if "ImplicitFunc" in " ".join(child.cmdline()):
+                            self.peak_mb = max(self.peak_mb, child.memory_info().rss / 2**20)
+                    except psutil.Error:
+                        pass
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mb
+
+
 def measure(width: int, work: Path) -> dict:
     from orchestration.sweep.runner import SweepOptions, run_sweep
 
@@ -58,6 +91,7 @@ def measure(width: int, work: Path) -> dict:
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
     lines: list[str] = []
+    workers = WorkerPeak()
     outcome = run_sweep(
         specs,
         SweepOptions(
@@ -65,6 +99,7 @@ def measure(width: int, work: Path) -> dict:
         ),
     )
     wall = time.perf_counter() - began
+    worker_peak_mb = workers.stop()
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     rows = [row for row in outcome.trials if row.get("trial_wall_s") is not None]
     concurrency = 2  # the tiny specs ask 1 CPU a trial; this machine has 2
@@ -86,6 +121,7 @@ def measure(width: int, work: Path) -> dict:
         "overhead_around_s": around,
         "driver_cpu_s": (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
         "driver_peak_rss_mb": cpu_after.ru_maxrss / 1024,
+        "worker_peak_rss_mb": worker_peak_mb,
         **store,
         "metric_rows_per_s": store["metric_rows"] / wall,
         "tables_s": sum(tables_s),
@@ -99,20 +135,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--widths", default="4,15,55,115")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--one", type=int, default=None, help="measure this width in this process")
+    parser.add_argument("--work", default=None, help="with --one: the folder to run in")
     args = parser.parse_args(argv)
     os.environ.pop("MARKET1501_ROOT", None)  # a rehearsal needs no dataset
+    if args.one is not None:
+        measure(args.one, Path(args.work or tempfile.mkdtemp(prefix="bench-width-")))
+        return 0
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-width-") as tmp:
         for width in (int(w) for w in args.widths.split(",")):
-            results.append(measure(width, Path(tmp)))
+            # A process per width: the driver's peak memory and CPU are that width's alone.
+            done = subprocess.run(
+                [sys.executable, __file__, "--one", str(width), "--work", tmp],
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            line = [ln for ln in done.stdout.splitlines() if ln.startswith('{"width"')][-1]
+            results.append(json.loads(line))
+            print(line, flush=True)
     print(
         f"{'trials':>6} {'wall s':>7} {'inside s':>8} {'around s':>8} {'driver cpu s':>12} {'rss MB':>7} "
-        f"{'store MB':>8} {'rows/s':>7} {'tables s':>8}"
+        f"{'worker MB':>9} {'store MB':>8} {'rows/s':>7} {'tables s':>8}"
     )
     for row in results:
         print(
             f"{row['trials']:>6} {row['wall_s']:>7.0f} {row['overhead_inside_s']:>8.2f} {row['overhead_around_s']:>8.2f} "
-            f"{row['driver_cpu_s']:>12.1f} {row['driver_peak_rss_mb']:>7.0f} {row['store_mb']:>8.1f} "
+            f"{row['driver_cpu_s']:>12.1f} {row['driver_peak_rss_mb']:>7.0f} {row['worker_peak_rss_mb']:>9.0f} "
+            f"{row['store_mb']:>8.1f} "
             f"{row['metric_rows_per_s']:>7.1f} {row['tables_s']:>8.1f}"
         )
     if args.out:

@@ -71,7 +71,13 @@ def ray_trials(experiment_path: str, filesystem: Any = None) -> list[Any]:
     """The trials of a Ray experiment folder (no Ray cluster needed)."""
     from ray.tune import ExperimentAnalysis
 
-    return ExperimentAnalysis(experiment_path, storage_filesystem=filesystem).trials
+    class _TrialsOnly(ExperimentAnalysis):
+        # Ray's per-trial result files are off (ray_tune.init_ray): the trials' states are in
+        # the experiment snapshot, their metrics in MLflow; reading the files would only warn.
+        def _fetch_trial_dataframes(self) -> dict:
+            return {}
+
+    return _TrialsOnly(experiment_path, storage_filesystem=filesystem).trials
 
 
 def _trial_error(trial: Any) -> str:

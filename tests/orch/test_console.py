@@ -9,8 +9,9 @@ import pytest
 
 pytest.importorskip("ray")
 
-from orchestration.sweep.console import SweepConsole, sweep_line, trial_view  # noqa: E402
+from orchestration.sweep.console import ConsolePlan, SweepConsole, sweep_line, trial_view  # noqa: E402
 from orchestration.sweep.spec import parse_text  # noqa: E402
+from orchestration.sweep.verdicts import verdicts_for  # noqa: E402
 
 SPEC = """
 name: tiny
@@ -44,10 +45,12 @@ def _trials():
     ]
 
 
-def _console(total_samples: int | None = 4):
+def _console(total_samples: int | None = 4, plan: ConsolePlan | str = "tiny", verbose: int = 1, live: bool = False):
     out: list[str] = []
     clock = Clock()
-    c = SweepConsole("tiny", trial_every_s=5, progress_every_s=15, heartbeat_s=60, write=out.append, clock=clock)
+    c = SweepConsole(
+        plan, verbose, trial_every_s=5, progress_every_s=15, heartbeat_s=60, write=out.append, clock=clock, live=live
+    )
     c.setup(start_time=None, total_samples=total_samples)
     return c, out, clock
 
@@ -77,58 +80,79 @@ def test_trial_view_shows_name_axes_epoch_and_metrics():
     assert (v.epoch, v.total, v.rank1, v.mAP) == (4, 8, 0.165, 0.131)
 
 
-def test_one_line_per_trial_update_and_a_sweep_line():
+def test_one_line_when_a_trial_starts_and_one_when_it_ends():
     c, _, clock = _console()
     trials = _trials()
     assert _step(c, trials) == []  # all pending: nothing to say yet
     trials[0].status = trials[1].status = "RUNNING"
     clock.t += 2
     lines = _step(c, trials)
-    assert len(lines) == 2 and lines[0].startswith("[0:02] g-seed0") and lines[0].endswith("epoch 0/8  started")
+    assert lines == ["[0:02] g-seed0               preset=g            started", lines[1]] and "g-seed1" in lines[1]
     assert "trial/config" not in "\n".join(lines) and "tensorboard" not in "\n".join(lines).lower()
 
-    # a new epoch: one line for that trial (a sweep line once progress_every_s has passed)
+    # epochs go by: no trial line (verbose 1); the progress line once progress_every_s has passed
     trials[0].last_result = {"epoch": 1, "total_epochs": 8, "rank1": 0.03, "mAP": 0.04}
-    clock.t += 1
-    assert _step(c, trials) == []  # within trial_every_s of its last line
-    clock.t += 5
-    lines = _step(c, trials)
-    assert len(lines) == 1 and "g-seed0" in lines[0] and "epoch 1/8" in lines[0] and "rank1   3.0%" in lines[0]
-    clock.t += 15
+    clock.t += 6
+    assert _step(c, trials) == []
+    clock.t += 10
     trials[0].last_result = {"epoch": 2, "total_epochs": 8, "rank1": 0.1, "mAP": 0.09}
     lines = _step(c, trials)
-    assert "epoch 2/8" in lines[0] and "mAP   9.0%" in lines[0]
-    assert lines[-1].endswith("sweep tiny: 0/4 finished, 2 running, 2 pending | epochs 2/36 (6%)")
+    assert lines == ["[0:18] sweep tiny: 0/4 finished, 2 running, 2 to start | 2/36 epochs (6%) | ETA 5:06"]
 
-    # a trial ends: its line (with its last epoch) and a sweep line at once
+    # a trial ends: one line, with its reported model's figures
     trials[0].status = "TERMINATED"
     trials[0].last_result = {"epoch": 8, "total_epochs": 8, "rank1": 0.31, "mAP": 0.25}
     trials[2].status = "RUNNING"
     clock.t += 1
     lines = _step(c, trials)
-    assert any("g-seed0" in x and "epoch 8/8" in x and "FINISHED" in x for x in lines)
-    assert any("compact-1x-seed0" in x and "epoch  0/10" in x for x in lines)
-    assert "1/4 finished, 2 running, 1 pending | epochs 8/36 (22%)" in lines[-1]
+    assert lines[0] == "[0:19] g-seed0               preset=g            8/8  rank1  31.0%  mAP  25.0%  FINISHED"
+    assert lines[1].startswith("[0:19] compact-1x-seed0") and lines[1].endswith("started")
+    assert len(lines) == 2  # the progress line waits for progress_every_s
 
 
-def test_heartbeat_failures_and_trials_added_later():
-    c, _, clock = _console(total_samples=None)  # a searcher that does not say how many
-    trials = _trials()[:2]
+def test_verbose_adds_a_line_per_epoch_at_most_every_trial_every_s():
+    c, _, clock = _console(verbose=2)
+    trials = _trials()
+    trials[0].status = "RUNNING"
+    _step(c, trials)
+    for epoch in (1, 2):
+        clock.t += 1 if epoch == 1 else 5
+        trials[0].last_result = {"epoch": epoch, "total_epochs": 8, "rank1": 0.03, "mAP": 0.04}
+        lines = _step(c, trials)
+        assert (lines == []) if epoch == 1 else (lines[0].endswith("2/8  rank1   3.0%  mAP   4.0%"))
+
+
+def test_a_failed_trial_names_its_log_file_and_heartbeats():
+    plan = ConsolePlan("tiny", trials=4, logs="s3://bucket/reid")
+    c, _, clock = _console(plan=plan)
+    trials = _trials()
     trials[0].status = "RUNNING"
     _step(c, trials)
     clock.t += 61
-    lines = _step(c, trials)  # nothing new: the sweep line alone, as a heartbeat
-    assert len(lines) == 1 and "0/2 finished, 1 running, 1 pending" in lines[0] and lines[0].startswith("[1:01]")
+    lines = _step(c, trials)  # nothing new: the progress line alone, as a heartbeat
+    assert lines == ["[1:01] sweep tiny: 0/4 finished, 1 running, 3 to start | 0/36 epochs (0%)"]
     trials[0].status = "ERROR"
     trials[0].last_result = {"epoch": 3, "total_epochs": 8}
-    trials += _trials()[2:3]  # a searcher hands Tune another trial
     clock.t += 1
     lines = _step(c, trials)
-    assert any("g-seed0" in x and x.endswith("ERROR") for x in lines)
-    assert "0/3 finished, 1 failed, 0 running, 2 pending | epochs 3/26 (12%)" in lines[-1]
+    assert lines[0].endswith("3/8  ERROR  log s3://bucket/reid/tiny/logs/g-seed0.log")
 
 
-def test_done_prints_the_sweep_line_and_hours_are_shown():
+def test_a_trial_that_starts_from_shared_epochs():
+    from orchestration.sweep.trial import Start
+
+    h = _trials()[2]
+    h.config = {"trial": h.config["trial"].with_start(Start(from_trial="g-seed0", epoch=8))}
+    h.status = "RUNNING"
+    h.last_result = {"epoch": 8, "total_epochs": 10}
+    view = trial_view(h)
+    assert view.start_epoch == 8 and view.trained == 0
+    assert "started from epoch 8" in _step(_console()[0], [h])[0]
+    h.status = "TERMINATED"
+    assert trial_view(h).trained == 2  # the two SWAG epochs; the 8 main ones were g-seed0's
+
+
+def test_the_progress_line_at_the_end_and_hours():
     c, _, clock = _console()
     trials = _trials()
     for t in trials:
@@ -137,20 +161,56 @@ def test_done_prints_the_sweep_line_and_hours_are_shown():
     _step(c, trials)
     clock.t += 3 * 3600 + 65
     lines = _step(c, trials, done=True)
-    assert lines[-1] == "[3:01:05] sweep tiny: 4/4 finished, 0 running, 0 pending | epochs 36/36 (100%)"
+    assert lines[-1] == "[3:01:05] sweep tiny: 4/4 finished, 0 running, 0 to start | 36/36 epochs (100%)"
     assert _step(c, trials, done=True) == []  # said once
 
 
-def test_trials_tune_has_not_created_yet_count_as_pending():
-    c, _, clock = _console(total_samples=4)
-    trials = _trials()[:2]  # Tune's grid generator creates trials a few at a time
+def test_the_plan_counts_trials_tune_has_not_created_yet():
+    plan = ConsolePlan("tiny", trials=115, epochs_to_train=938)
+    trials = _trials()[:2]
     trials[0].status = "RUNNING"
-    clock.t += 61
+    trials[0].last_result = {"epoch": 4, "total_epochs": 8}
+    line = sweep_line(plan, [trial_view(t) for t in trials], elapsed=40.0)
+    assert line == "sweep tiny: 0/115 finished, 1 running, 114 to start | 4/938 epochs (0%) | ETA 2:35:40"
+
+
+def test_verdicts_as_their_seeds_end():
+    spec = parse_text(SPEC, "<tiny>", check_paths=False)
+    c, _, clock = _console(plan=ConsolePlan("tiny", trials=4, verdicts=verdicts_for([spec])))
+    trials = _trials()
+    for t, rank1 in zip(trials, (0.20, 0.22, 0.30, 0.33)):
+        t.status = "TERMINATED"
+        t.last_result = {"epoch": 8, "total_epochs": 8, "final_rank1": rank1}
+        clock.t += 1
+        lines = [x for x in _step(c, trials[: trials.index(t) + 1]) if "verdict" in x]
+        if t is trials[-1]:
+            assert len(lines) == 1 and "verdict tiny: g vs compact-1x on final_rank1: worse" in lines[0]
+            assert lines[0].endswith("n=2/2")
+        else:
+            assert lines == []
+
+
+def test_a_live_table_of_the_running_trials_on_a_terminal():
+    c, out, clock = _console(live=True)
+    trials = _trials()
+    trials[0].status = trials[1].status = "RUNNING"
+    trials[0].last_result = {"epoch": 3, "total_epochs": 8, "rank1": 0.125, "mAP": 0.25}
     lines = _step(c, trials)
-    assert lines[-1].endswith("sweep tiny: 0/4 finished, 1 running, 3 pending | epochs 0/~32 (0%)")
-    c.setup(total_samples=2**63)  # unbounded: the trials seen so far
-    clock.t += 61
-    assert _step(c, trials)[-1].endswith("0/2 finished, 1 running, 1 pending | epochs 0/16 (0%)")
+    assert lines == []  # the table says who runs: no start lines
+    table = c._table()
+    assert [cell for cell in table.columns[0].cells] == ["g-seed0", "g-seed1"]
+    assert list(table.columns[2].cells) == ["3/8", "0/8"] and list(table.columns[3].cells) == ["12.5%", "-"]
+    trials[0].status = "TERMINATED"
+    clock.t += 1
+    lines = _step(c, trials, done=True)
+    assert any(x.endswith("FINISHED") for x in lines) and c._live is None  # stopped at the end
+
+
+def test_the_console_pickles_with_the_run_config():
+    c, _, _ = _console()
+    c.should_report(_trials())
+    back = pickle.loads(pickle.dumps(c))
+    assert back.plan.sweep == "tiny" and back._write is None
 
 
 def test_unknown_totals_and_search_names():
@@ -162,31 +222,9 @@ def test_unknown_totals_and_search_names():
     config = {"trial": template, "sampled": {"optim.lr": 0.0213456}}
     t = SimpleNamespace(trial_id="a", status="RUNNING", config=config, last_result={"epoch": 1})
     v = trial_view(t)
-    assert v.name == "lr=0.0213-seed0" and v.axes == "preset=g lr=0.02135" and v.total == 4
+    assert v.axes == "preset=g lr=0.02135" and v.total == 4
     bare = SimpleNamespace(trial_id="b", status="PENDING", config={}, last_result=None)
     assert trial_view(bare).name == "b" and trial_view(bare).total is None
-    assert sweep_line("s", [v, trial_view(bare)]).endswith("epochs 1/4+ (25%)")
-
-
-def test_the_console_pickles_with_the_run_config():
-    c, _, _ = _console()
-    c.should_report(_trials())
-    back = pickle.loads(pickle.dumps(c))
-    assert back.sweep_name == "tiny" and back._write is None
-
-
-def test_a_trial_end_is_one_line_and_columns_only_widen():
-    c, _, clock = _console()
-    trials = _trials()
-    trials[0].status = "RUNNING"
-    first = _step(c, trials)[0]
-    trials[0].last_result = {"epoch": 8, "total_epochs": 8, "rank1": 0.3, "mAP": 0.2}
-    clock.t += 30  # the last epoch waits for the trial's end, even when a line is due
-    assert not [x for x in _step(c, trials) if "g-seed0" in x]
-    trials[0].status = "TERMINATED"
-    lines = [x for x in _step(c, trials) if "g-seed0" in x]
-    assert len(lines) == 1 and "epoch 8/8" in lines[0] and lines[0].endswith("FINISHED")
-    assert lines[0].index("epoch") == first.index("epoch")  # same columns as before
 
 
 def test_a_finished_trial_shows_its_reported_model():
