@@ -12,7 +12,8 @@ width after the other:
 Per width it prints:
 - the per-trial overhead outside training: inside the trial (its wall time minus the time in
   reid_core's Trainer: MLflow run creation and logging, the Trainer's construction, data
-  staging, checkpoints and reports), and around it (the sweep's wall time x the trials at
+  staging, checkpoints and reports; the Trainer's construction and the checkpoints also
+  apart), and around it (the sweep's wall time x the trials at
   once, minus the trials' own wall time, per trial: Ray scheduling, worker start);
 - the driver's CPU time and peak memory (the width's own process), and the trial workers'
   peak memory (Ray's reused workers run trial after trial);
@@ -56,17 +57,20 @@ def _store_figures(runs: Path) -> dict:
 
 
 class WorkerPeak:
-    """The largest resident size any Ray trial worker under this process reached (sampled)."""
+    """The largest resident size any Ray trial worker under this process reached, and this
+    process's own resident size over time (sampled)."""
 
     def __init__(self, every_s: float = 1.0) -> None:
         import psutil
 
         self.peak_mb = 0.0
+        self.driver: list[tuple[float, float]] = []  # (perf_counter, MB)
         self._stop = threading.Event()
 
         def sample() -> None:
             me = psutil.Process()
             while not self._stop.wait(every_s):
+                self.driver.append((time.perf_counter(), me.memory_info().rss / 2**20))
                 for child in me.children(recursive=True):
                     try:
                         if "ImplicitFunc" in " ".join(child.cmdline()):
@@ -104,6 +108,10 @@ def measure(width: int, work: Path) -> dict:
     rows = [row for row in outcome.trials if row.get("trial_wall_s") is not None]
     concurrency = 2  # the tiny specs ask 1 CPU a trial; this machine has 2
     inside = [row["trial_wall_s"] - (row.get("trainer_run_s") or 0.0) for row in rows]
+
+    def mean(key: str) -> float:
+        return sum(float(row.get(key) or 0.0) for row in rows) / max(len(rows), 1)
+
     around = (outcome.wall_seconds * concurrency - sum(row["trial_wall_s"] for row in rows)) / max(len(rows), 1)
     tables_s = [
         float(line.rsplit("(", 1)[1].rstrip("s)"))
@@ -118,9 +126,14 @@ def measure(width: int, work: Path) -> dict:
         "trained_epochs": outcome.trained_epochs,
         "planned_epochs": outcome.planned_epochs,
         "overhead_inside_s": sum(inside) / max(len(inside), 1),
+        # of which: the Trainer's construction, checkpoints saved and stored, and the rest
+        # (MLflow run, params, artifacts, published checkpoints, a new worker's imports)
+        "inside_trainer_init_s": mean("trainer_init_s"),
+        "inside_report_s": mean("report_s"),
         "overhead_around_s": around,
         "driver_cpu_s": (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
-        "driver_peak_rss_mb": cpu_after.ru_maxrss / 1024,
+        "driver_peak_rss_mb": cpu_after.ru_maxrss / 1024,  # tables included (they profile the networks)
+        "driver_sweep_rss_mb": max((mb for t, mb in workers.driver if t <= began + outcome.wall_seconds), default=0.0),
         "worker_peak_rss_mb": worker_peak_mb,
         **store,
         "metric_rows_per_s": store["metric_rows"] / wall,
@@ -156,13 +169,14 @@ def main(argv: list[str] | None = None) -> int:
             results.append(json.loads(line))
             print(line, flush=True)
     print(
-        f"{'trials':>6} {'wall s':>7} {'inside s':>8} {'around s':>8} {'driver cpu s':>12} {'rss MB':>7} "
+        f"{'trials':>6} {'wall s':>7} {'inside s':>8} {'around s':>8} {'driver cpu s':>12} {'rss MB':>7} {'peak MB':>7} "
         f"{'worker MB':>9} {'store MB':>8} {'rows/s':>7} {'tables s':>8}"
     )
     for row in results:
         print(
             f"{row['trials']:>6} {row['wall_s']:>7.0f} {row['overhead_inside_s']:>8.2f} {row['overhead_around_s']:>8.2f} "
-            f"{row['driver_cpu_s']:>12.1f} {row['driver_peak_rss_mb']:>7.0f} {row['worker_peak_rss_mb']:>9.0f} "
+            f"{row['driver_cpu_s']:>12.1f} {row['driver_sweep_rss_mb']:>7.0f} {row['driver_peak_rss_mb']:>7.0f} "
+            f"{row['worker_peak_rss_mb']:>9.0f} "
             f"{row['store_mb']:>8.1f} "
             f"{row['metric_rows_per_s']:>7.1f} {row['tables_s']:>8.1f}"
         )

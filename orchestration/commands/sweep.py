@@ -298,6 +298,8 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     parents = ", ".join(f"{name}: parent run {run}" for name, run in status["parent_runs"].items())
     print(f"sweep {status['name']} ({status['sweep_dir']}); MLflow {status['tracking_uri']} ({parents})")
+    if status.get("slurm"):
+        print(status["slurm"])
     print(format_table(status["trials"]))
     print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(status["counts"].items())))
     return 0

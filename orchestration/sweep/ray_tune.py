@@ -10,6 +10,7 @@ max_concurrent are written here once (the resource probe uses them too).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import subprocess
@@ -38,6 +39,8 @@ def init_ray(address: str | None, log: Callable[[str], None] = print) -> bool:
     # They grew with trials x epochs, were re-uploaded with every experiment snapshot, and the
     # TensorBoard logger imported torch into the driver (+300 MB).
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # ... so the analysis Tuner.fit builds at the end would warn, per trial, that they are missing.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     import ray
 
     if ray.is_initialized():

@@ -212,6 +212,7 @@ def sweep_status(
         counts[key] = counts.get(key, 0) + 1
     return {
         "name": state.name,
+        "slurm": _slurm_line(state),
         "sweep_dir": experiment.display,
         "experiment_path": experiment.display,
         "storage": state.root.display,
@@ -223,6 +224,16 @@ def sweep_status(
         "trials": rows,
         "last_wall_seconds": (summary or {}).get("wall_seconds"),
     }
+
+
+def _slurm_line(state: Any) -> str | None:
+    """The sweep's Slurm job, when one was submitted for it (`compact-reid slurm submit`)."""
+    from ..slurm.status import job_line
+
+    try:
+        return job_line(state.root, state.name)
+    except Exception as e:  # noqa: BLE001 - a courtesy line: the status never fails over it
+        return f"slurm: unknown ({type(e).__name__}: {e})"
 
 
 def _merge_mlflow(rows: list[dict[str, Any]], ml: dict[str, dict[str, Any]]) -> None:
