@@ -68,9 +68,11 @@ class StorageURI:
         shown = f"{scheme}://{parts.hostname or ''}{parts.path}"
         if scheme not in REMOTE_SCHEMES:
             raise StorageError(f"storage {shown}: unsupported scheme {scheme!r}; use a path, s3:// or gs://")
-        if parts.username or parts.password:
+        # A bucket name never holds ':' or '@'; either means user:secret@ (a secret with '/' in
+        # it moves the '@' into the path, so the path is not shown then).
+        if "@" in raw.split("?")[0] or ":" in parts.netloc:
             raise StorageError(
-                f"storage {shown}: credentials in the URI are refused (they would be printed and saved); "
+                f"storage {scheme}://***: credentials in the URI are refused (they would be printed and saved); "
                 "put them in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
             )
         options = parse_qsl(parts.query, keep_blank_values=True)

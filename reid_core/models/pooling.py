@@ -26,12 +26,14 @@ class GeM(nn.Module):
             p = self.p.float()
             x = x.float().clamp(min=self.eps)  # clamp BEFORE the power
             pooled = F.adaptive_avg_pool2d(x.pow(p), 1).pow(1.0 / p).flatten(1)
-            if not self.training and not torch.isfinite(pooled).all():
-                # x**p overflowed (huge activations: a network without L2 normalisation on
-                # little data, seen in a rehearsal): the same mean of each map taken relative
-                # to its maximum. Only then, so results that were finite stay bit for bit.
+            if not self.training:
+                # x**p can overflow (huge activations: a network without L2 normalisation on
+                # little data, seen in a rehearsal): there, the same mean of each map taken
+                # relative to its maximum. torch.where, not an `if`, so the graph has no
+                # data-dependent branch (torch.export / ONNX) and finite results stay bit for bit.
                 scale = x.amax(dim=(2, 3), keepdim=True)
-                pooled = (F.adaptive_avg_pool2d((x / scale).pow(p), 1).pow(1.0 / p) * scale).flatten(1)
+                relative = (F.adaptive_avg_pool2d((x / scale).pow(p), 1).pow(1.0 / p) * scale).flatten(1)
+                pooled = torch.where(torch.isfinite(pooled), pooled, relative)
             return pooled
 
     def extra_repr(self) -> str:
