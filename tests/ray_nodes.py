@@ -109,8 +109,11 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-def wait_for_nodes(address: str, count: int, env: Mapping[str, str] = ENV, timeout: float = 240) -> list[dict]:
-    """The alive nodes once there are `count` of them: [{"id", "ip", "resources", "head"}]."""
+def wait_for_nodes(
+    address: str, count: int, env: Mapping[str, str] = ENV, timeout: float = 240, logs: Sequence[Path] = ()
+) -> list[dict]:
+    """The alive nodes once there are `count` of them: [{"id", "ip", "resources", "head"}].
+    `logs`: the nodes' `ray start` logs, shown when a node never joins."""
     done = subprocess.run(
         [sys.executable, "-c", NODES, address, str(count), str(timeout)],
         env=dict(env),
@@ -120,7 +123,8 @@ def wait_for_nodes(address: str, count: int, env: Mapping[str, str] = ENV, timeo
     )
     assert done.returncode == 0, done.stderr[-3000:]
     nodes = json.loads(done.stdout.strip().splitlines()[-1])
-    assert len(nodes) == count, nodes
+    shown = "".join(f"\n--- {log}:\n{log.read_text(errors='replace')[-2000:]}" for log in logs if log.exists())
+    assert len(nodes) == count, f"{len(nodes)} of {count} nodes joined: {nodes}{shown}"
     return nodes
 
 

@@ -87,16 +87,13 @@ def test_a_sweep_on_nodes_that_share_no_folder(s3, tmp_path: Path, monkeypatch) 
         try:
             head, address = start_head(tmp_path / "head.log", temp, num_cpus=0, env=env)
             nodes.append(head)
-            workers = {
-                name: start_worker(
-                    address, tmp_path / f"{name}.log", 1, hidden=[tmp_path], env=env, resources={name: 1}
-                )
-                for name in WORKERS
-            }
-            nodes += workers.values()
-            ids = {
-                n["id"]: next((w for w in WORKERS if w in n["resources"]), "head") for n in wait_for_nodes(address, 3)
-            }
+            workers, logs = {}, [tmp_path / "head.log"]
+            for name in WORKERS:  # one at a time: two `ray start` on one machine at once can race for ports
+                logs.append(tmp_path / f"{name}.log")
+                workers[name] = start_worker(address, logs[-1], 1, hidden=[tmp_path], env=env, resources={name: 1})
+                nodes.append(workers[name])
+                joined = wait_for_nodes(address, len(logs), logs=logs)
+            ids = {n["id"]: next((w for w in WORKERS if w in n["resources"]), "head") for n in joined}
             node_of = {kind: node_id for node_id, kind in ids.items()}
             log = open(tmp_path / "sweep.log", "wb")
             command = ["sweep", "run", str(spec), "--address", address, "--storage", storage]

@@ -87,7 +87,7 @@ def head_and_hidden_worker(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str
         head, address = start_head(tmp_path / "head.log", temp, num_cpus=1)
         procs.append(head)
         procs.append(start_worker(address, tmp_path / "worker.log", 1, hidden=[hidden], then=f"mkdir {hidden}/data"))
-        nodes = wait_for_nodes(address, 2)
+        nodes = wait_for_nodes(address, 2, logs=[tmp_path / "head.log", tmp_path / "worker.log"])
         yield address, hidden, {("head" if n["head"] else "worker"): n for n in nodes}
     finally:
         for proc in reversed(procs):
