@@ -46,7 +46,7 @@ seeds: [0]
 overrides:
   model.width_multiplier: 0.25
   model.depth_multiplier: 0.25
-  schedule.scale: 0.08
+  schedule.scale: 0.065  # 23 epochs: 20 after the kill at epoch 3, at least 60 s (> the outage)
   data.p: 4
   data.k: 4
   data.num_workers: 0
