@@ -193,6 +193,9 @@ def open_sweep(name_or_path: str, runs_dir: str | os.PathLike[str] = "runs", sto
     root = storage_root(storage, runs_dir)
     store = Store(root)
     data = store.read_bytes(f"{name}/{SWEEP_FILE}")
+    legacy = Path(runs_dir) / name / "ray" / name / SWEEP_FILE  # format 1's place (before 2026-12)
+    if data is None and storage is None and legacy.is_file():
+        return SweepState.parse(legacy.read_text(), str(legacy))  # refused, saying what to do
     if data is None:
         raise SweepError(
             f"{name}: no sweep found in {root.join(name).display} (looked for {SWEEP_FILE}); pass the "

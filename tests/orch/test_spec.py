@@ -481,3 +481,20 @@ def test_reid_core_needs_no_pydantic_ray_or_mlflow():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
+
+
+def test_a_sweep_saved_by_the_previous_version_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    """Format 1 (before 2026-12) kept sweep.json in <runs>/<sweep>/ray/<sweep>/ and the trials
+    as dicts: `sweep resume` / `sweep status` name the file and the command that starts it again."""
+    from orchestration.sweep.errors import SweepError
+    from orchestration.sweep.sweep_folder import open_sweep
+
+    legacy = tmp_path / "runs" / "smoke" / "ray" / "smoke" / "sweep.json"
+    legacy.parent.mkdir(parents=True)
+    saved = {"name": "smoke", "spec_source": "sweeps/smoke.yaml", "tracking_uri": "sqlite:///runs/mlflow.db"}
+    legacy.write_text(json.dumps({**saved, "trials": [{"name": "g-seed0", "config": {}}]}))
+    with pytest.raises(SweepError) as refused:
+        open_sweep("smoke", runs_dir=tmp_path / "runs")
+    message = str(refused.value)
+    assert str(legacy) in message and "state format 1" in message
+    assert "compact-reid sweep run sweeps/smoke.yaml --fresh" in message and "sqlite:///runs/mlflow.db" in message
