@@ -107,7 +107,11 @@ def measure(width: int, work: Path) -> dict:
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     rows = [row for row in outcome.trials if row.get("trial_wall_s") is not None]
     concurrency = 2  # the tiny specs ask 1 CPU a trial; this machine has 2
-    inside = [row["trial_wall_s"] - (row.get("trainer_run_s") or 0.0) for row in rows]
+    # an inherited run's final evaluation (a swag_cycles trial finished from the 20-cycle run's
+    # checkpoint) is evaluation work, not orchestration: reported apart
+    inside = [
+        row["trial_wall_s"] - (row.get("trainer_run_s") or 0.0) - (row.get("reevaluate_s") or 0.0) for row in rows
+    ]
 
     def mean(key: str) -> float:
         return sum(float(row.get(key) or 0.0) for row in rows) / max(len(rows), 1)
@@ -130,6 +134,8 @@ def measure(width: int, work: Path) -> dict:
         # (MLflow run, params, artifacts, published checkpoints, a new worker's imports)
         "inside_trainer_init_s": mean("trainer_init_s"),
         "inside_report_s": mean("report_s"),
+        "reevaluate_s": mean("reevaluate_s"),
+        "overhead_inside_median_s": sorted(inside)[len(inside) // 2] if inside else 0.0,
         "overhead_around_s": around,
         "driver_cpu_s": (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
         "driver_peak_rss_mb": cpu_after.ru_maxrss / 1024,  # tables included (they profile the networks)
@@ -138,7 +144,12 @@ def measure(width: int, work: Path) -> dict:
         **store,
         "metric_rows_per_s": store["metric_rows"] / wall,
         "tables_s": sum(tables_s),
-        "console_lines": len(lines),
+        "launcher_lines": len(lines),  # what the sweep logs (the parent adds its console's lines)
+        "table_files": sorted(
+            str(path.relative_to(work / f"tables-{width}"))
+            for path in (work / f"tables-{width}").rglob("*")
+            if path.is_file()
+        ),
     }
     print(json.dumps(figures), flush=True)
     return figures
@@ -165,9 +176,15 @@ def main(argv: list[str] | None = None) -> int:
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            line = [ln for ln in done.stdout.splitlines() if ln.startswith('{"width"')][-1]
-            results.append(json.loads(line))
-            print(line, flush=True)
+            printed = done.stdout.splitlines()
+            figures = json.loads([ln for ln in printed if ln.startswith('{"width"')][-1])
+            # the console: the sweep's log lines and what its console printed (trial lines,
+            # progress, verdicts, the final table), Ray's stderr aside
+            figures["console_lines"] = figures["launcher_lines"] + sum(
+                1 for ln in printed if not ln.startswith('{"width"')
+            )
+            results.append(figures)
+            print(json.dumps(figures), flush=True)
     print(
         f"{'trials':>6} {'wall s':>7} {'inside s':>8} {'around s':>8} {'driver cpu s':>12} {'rss MB':>7} {'peak MB':>7} "
         f"{'worker MB':>9} {'store MB':>8} {'rows/s':>7} {'tables s':>8}"

@@ -92,7 +92,7 @@ class TrialSession:
         self.started = time.perf_counter()
         self.trial, self.ctx = trial, ctx
         self.trainer: Any = None
-        self.init_s = self.run_s = self.report_s = 0.0
+        self.init_s = self.run_s = self.report_s = self.reevaluate_s = 0.0
         self._reporting_since = 0.0
         torch.set_num_threads(max(1, ctx.threads))
         self.member = ctx.members[trial.sweep] if trial.sweep in ctx.members else next(iter(ctx.members.values()))
@@ -250,8 +250,10 @@ class TrialSession:
     def _start_from(self, trainer: Any, path: Path, checkpoint: Mapping[str, Any]) -> None:
         start = self.trial.start
         trainer.start_from(path, start.epoch)
-        if trainer.epoch == trainer.total_epochs:
+        if trainer.epoch == trainer.total_epochs:  # nothing left to train: the final evaluation
+            begun = time.perf_counter()
             trainer.finish_inherited(start.reevaluate)
+            self.reevaluate_s = time.perf_counter() - begun
         about = self.checkpoints.info(start.checkpoint, start.epoch)
         source = about.get("run_id") or start.from_trial or start.checkpoint
         self.run.set_tags({SHARED_FROM: f"{source}@{start.epoch}", INHERITED_EPOCHS: start.epoch})
@@ -362,6 +364,7 @@ class TrialSession:
             "trainer_init_s": self.init_s,
             "trainer_run_s": self.run_s,
             "report_s": self.report_s,  # checkpoints saved and reported (stored) by the epochs before
+            "reevaluate_s": self.reevaluate_s,  # an inherited run's final evaluation (SWAG: BN pass, samples)
             "total_epochs": self.trainer.total_epochs,
         }
 
