@@ -10,7 +10,7 @@ A bug in a spec, a report or the orchestration should cost minutes on a laptop, 
   spec's grid varies keeps its grid values.
 Everything else is the plan and stays: every spec, column, seed, phase, SWAG cycle count,
 shared-training dependency and adaptive-seed rule. `plan_differences(real, rehearsal)` is how
-that is checked (tests/orch/test_rehearsal.py runs it on the five reproduction specs).
+that is checked (tests/orch/test_campaign.py runs it on the five reproduction specs).
 """
 
 from __future__ import annotations

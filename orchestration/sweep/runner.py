@@ -92,6 +92,18 @@ def load(spec_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], 
     return load_campaign(paths, name, specs=rehearsal_specs(paths))
 
 
+def _rehearsal_line(campaign: Campaign) -> str:
+    from .rehearsal import REHEARSAL_DATA
+
+    height, width = REHEARSAL_DATA["size"]
+    trials = sum(len(spec.trials) for spec in campaign.members)
+    return (
+        f"rehearsal: {trials} trial(s), the real plan at tiny scale, on generated data in Market-1501 layout "
+        f"({REHEARSAL_DATA['ids']} identities, {REHEARSAL_DATA['train_ids']} trained, {height}x{width}) standing in "
+        f"for every spec's dataset; experiments " + ", ".join(spec.file.name for spec in campaign.members)
+    )
+
+
 def run_sweep(
     spec_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], options: SweepOptions = SweepOptions()
 ) -> SweepOutcome:
@@ -104,6 +116,8 @@ def run_sweep(
     campaign = load(spec_paths, options)
     if not campaign.single:
         log(f"campaign {campaign.name}: " + ", ".join(spec.file.name for spec in campaign.members))
+    if options.rehearse:
+        log(_rehearsal_line(campaign))
     root = check_storage(storage_root(options.storage, options.runs_dir), log=log)  # before anything is created
     store = Store(root, log=log)
     _check_can_start(campaign.name, store, options.fresh)
