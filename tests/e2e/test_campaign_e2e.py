@@ -70,7 +70,7 @@ def test_a_rehearsed_campaign_survives_its_driver_being_killed(tmp_path: Path) -
     done_before = {n: r.info.run_id for n, r in trials.items() if r.info.status == "FINISHED"}
     first = (tmp_path / "first.log").read_text()
     assert "campaign duo-rehearsal: a-rehearsal, b-rehearsal" in first
-    assert "rehearsal: 8 trial(s), the real plan at tiny scale, on generated data in Market-1501 layout" in first
+    assert "rehearsal: 6 trial(s), the real plan at tiny scale, on generated data in Market-1501 layout" in first
     assert "synthetic dataset: " in first  # what it generated, and where
 
     resumed = subprocess.run(
