@@ -29,10 +29,10 @@ from orchestration.mlflow_log import names  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 # The queue / quick-probe / replay path starts once the trial's 3 HTTP retries run out: MLflow's
-# backoff (factor 2, jitter <= 1 s) sleeps 0 + 4 + 8 s, so within about 15 s. 35 s is over twice
-# that window: several epochs (about 4 at 3 s of sleep + training each) are trained while the
+# backoff (factor 2, jitter <= 1 s) sleeps 0 + 4 + 8 s, so within about 15 s. 45 s is three times
+# that window: several epochs (about 6 at 3 s of sleep + training each) are trained while the
 # server is down, queued and replayed in order. A longer outage exercises nothing more.
-OUTAGE_S = 35
+OUTAGE_S = 45
 EPOCH_SLEEP_S = 3
 
 SPEC = """
@@ -46,7 +46,7 @@ seeds: [0]
 overrides:
   model.width_multiplier: 0.25
   model.depth_multiplier: 0.25
-  schedule.scale: 0.06  # 21 epochs: 18 after the kill at epoch 3, at least 54 s (> the outage)
+  schedule.scale: 0.065  # 23 epochs: 20 after the kill at epoch 3, at least 60 s (> the outage)
   data.p: 4
   data.k: 4
   data.num_workers: 0

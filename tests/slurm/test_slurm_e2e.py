@@ -140,21 +140,18 @@ def test_smoke_grid_on_two_slurm_nodes(slurm, tmp_path):
     assert logs == [f"ray-{job_id}-n1.log", f"ray-{job_id}-n2.log"]
     assert not (slurm.scratch / f"reid-ray-{job_id}").exists(), "Ray's temporary folders stay after a clean stop"
 
-    status = subprocess.run(
-        [CLI, "slurm", "status", "slurm-smoke", "--runs-dir", str(tmp_path / "runs")],
-        env=slurm.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def status_of(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [CLI, command, "status", "slurm-smoke", "--runs-dir", str(tmp_path / "runs")],
+            env=slurm.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    status = status_of("slurm")
     assert status.stdout.startswith(f"slurm: job {job_id} COMPLETED"), status.stdout + status.stderr
-    sweep_status = subprocess.run(
-        [CLI, "sweep", "status", "slurm-smoke", "--runs-dir", str(tmp_path / "runs")],
-        env=slurm.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    sweep_status = status_of("sweep")
     assert f"slurm: job {job_id} COMPLETED" in sweep_status.stdout, sweep_status.stdout + sweep_status.stderr
     summary = json.loads((tmp_path / "runs" / "storage" / "slurm-smoke" / "summary.json").read_text())
     print(
